@@ -1,0 +1,152 @@
+"""The deployment contract read from a DISM template (what DIALS will send and expect back).
+
+Parsed with PyYAML only, so it also loads in the serving environment (pydantic 1, no dism-core);
+the schema itself is validated with dism-core in the fast layer (``checks.template``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+MLSERVER_TYPE_PREFIX = "InferenceService::MLServer::"
+MODEL_SETTINGS = "model-settings.json"
+METADATA_SEPARATOR = "__"
+
+
+def normalise_datatype(datatype: str) -> str:
+    name = str(datatype).upper()
+    return name[len("TYPE_"):] if name.startswith("TYPE_") else name
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    datatype: str  # V2 name, without TYPE_
+    dims: tuple[int, ...]
+    monitoring_element: str | None = None
+
+    @property
+    def per_ls_dims(self) -> tuple[int, ...]:
+        """Dims after the batch axis."""
+        return self.dims[1:]
+
+
+@dataclass(frozen=True)
+class Contract:
+    template_path: Path
+    resource_key: str
+    name: str
+    image: str | None
+    handler: str
+    code_dir: Path  # the folder MLServer loads (CodeUri, or a dismcli build folder)
+    model_file: Path
+    built: bool  # True when code_dir is a dismcli build folder (holds model-settings.json)
+    builtin_threshold: bool
+    flagging_key: str | None
+    metric_key: str | None
+    anomaly_threshold: float | None
+    inputs: tuple[Signature, ...]
+    outputs: tuple[Signature, ...]
+    metadata_inputs: tuple[Signature, ...] = ()
+    properties: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def handler_module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def handler_class(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+    @property
+    def handler_file(self) -> Path:
+        return self.code_dir / (self.handler_module.replace(".", "/") + ".py")
+
+    def output(self, name: str) -> Signature:
+        return next(sig for sig in self.outputs if sig.name == name)
+
+    def model_settings(self) -> dict:
+        """model-settings.json as dismcli build writes it."""
+        return {
+            "name": self.name,
+            "implementation": self.handler,
+            "parameters": {"uri": self.model_file.name, "version": "0.1.0"},
+        }
+
+    def read_model_settings(self) -> dict | None:
+        path = self.code_dir / MODEL_SETTINGS
+        return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _signatures(entries, with_me: bool) -> tuple[Signature, ...]:
+    return tuple(
+        Signature(
+            name=str(entry["Name"]),
+            datatype=normalise_datatype(entry["DataType"]),
+            dims=tuple(int(d) for d in entry["Dims"]),
+            monitoring_element=entry.get("MonitoringElement") if with_me else None,
+        )
+        for entry in entries or []
+    )
+
+
+def read_template(path: Path) -> dict:
+    with open(path) as stream:
+        return yaml.safe_load(stream)
+
+
+def select_resource(template: dict, resource_key: str | None = None) -> tuple[str, dict]:
+    resources = template.get("Resources") or {}
+    mlserver = {key: value for key, value in resources.items() if str(value.get("Type", "")).startswith(MLSERVER_TYPE_PREFIX)}
+    if resource_key is not None:
+        if resource_key not in mlserver:
+            raise KeyError(f"resource {resource_key!r} is not an MLServer resource of the template; found {sorted(mlserver)}")
+        return resource_key, mlserver[resource_key]
+    if len(mlserver) != 1:
+        raise KeyError(f"the template has {len(mlserver)} MLServer resources {sorted(mlserver)}; name one with --resource")
+    return next(iter(mlserver.items()))
+
+
+def load_contract(template_path: Path | str, build_dir: Path | str | None = None, resource_key: str | None = None) -> Contract:
+    """Read the contract of one MLServer resource.
+
+    ``build_dir``: a dismcli ``.dism-artifacts/build/<ResourceKey>`` folder; the checks then run
+    on exactly those files (the ones ``dismcli package`` zips) instead of CodeUri/ModelUri.
+    """
+    template_path = Path(template_path).resolve()
+    template = read_template(template_path)
+    key, resource = select_resource(template, resource_key)
+    props = resource.get("Properties") or {}
+    if build_dir is not None:
+        code_dir = Path(build_dir).resolve()
+        model_file = code_dir / Path(str(props["ModelUri"])).name
+    else:
+        code_dir = (template_path.parent / str(props["CodeUri"])).resolve()
+        model_file = (template_path.parent / str(props["ModelUri"])).resolve()
+    metadata = tuple(
+        Signature(f"{meta['Name']}{METADATA_SEPARATOR}{sig.name}", sig.datatype, sig.dims)
+        for meta in props.get("InputMetadata") or []
+        for sig in _signatures(meta.get("Attributes"), with_me=False)
+    )
+    return Contract(
+        template_path=template_path,
+        resource_key=key,
+        name=str(props["Name"]),
+        image=props.get("Image"),
+        handler=str(props["Handler"]),
+        code_dir=code_dir,
+        model_file=model_file,
+        built=build_dir is not None,
+        builtin_threshold=bool(props.get("BuiltinThreshold")),
+        flagging_key=props.get("FlaggingKey"),
+        metric_key=props.get("MetricKey"),
+        anomaly_threshold=props.get("AnomalyThreshold"),
+        inputs=_signatures(props.get("InputSignature"), with_me=True),
+        outputs=_signatures(props.get("OutputSignature"), with_me=False),
+        metadata_inputs=metadata,
+        properties=props,
+    )

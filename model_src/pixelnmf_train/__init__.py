@@ -1,0 +1,1 @@
+"""Training-side code for PixelNMF: synthetic data generation and model fitting (not shipped to the server)."""
