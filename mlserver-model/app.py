@@ -14,7 +14,6 @@ from mlserver import MLModel
 from mlserver.errors import InferenceError
 from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 from mlserver.utils import get_model_uri
-
 from pixelnmf import InputError, PixelNMF
 
 #: The template's contract: the DataType of every input and the OutputSignature.

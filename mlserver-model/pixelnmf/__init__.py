@@ -4,6 +4,6 @@ Pipeline per lumisection, vectorised over the batch: preprocessing -> reconstruc
 clustering -> combination -> flagging, with the minimum-entries filter in ``entries``.
 """
 
-from .model import FORMAT_VERSION, DEFAULT_PARAMETERS, Evaluation, InputError, PixelNMF
+from .model import DEFAULT_PARAMETERS, FORMAT_VERSION, Evaluation, InputError, PixelNMF
 
 __all__ = ["FORMAT_VERSION", "DEFAULT_PARAMETERS", "Evaluation", "InputError", "PixelNMF"]

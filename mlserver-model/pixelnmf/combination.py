@@ -19,12 +19,23 @@ def overlap_matrix(n_target: int, n_source: int) -> np.ndarray:
     return (target * n_source < (source + 1) * n_target) & (source * n_target < (target + 1) * n_source)
 
 
+def _any_over_ranges(binary: np.ndarray, n_target: int, axis: int) -> np.ndarray:
+    """Rebin one axis: target bin i is set when any source bin overlapping it is set."""
+    n_source = binary.shape[axis]
+    if n_source == n_target:
+        return binary
+    overlap = overlap_matrix(n_target, n_source)
+    first = overlap.argmax(axis=1)
+    last = first + overlap.sum(axis=1) - 1  # the overlapping source bins are contiguous
+    rebinned = np.take(binary, first, axis=axis)
+    for shift in range(1, int((last - first).max()) + 1):
+        rebinned |= np.take(binary, np.minimum(first + shift, last), axis=axis)
+    return rebinned
+
+
 def to_grid(binary: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Rebin a (N, R, C) bool batch onto (N, *shape) with the any-overlap rule."""
-    rows = overlap_matrix(shape[0], binary.shape[1]).astype(np.float32)
-    columns = overlap_matrix(shape[1], binary.shape[2]).astype(np.float32)
-    counts = np.matmul(np.matmul(rows, binary.astype(np.float32)), columns.T)
-    return counts > 0
+    return _any_over_ranges(_any_over_ranges(binary, shape[0], axis=1), shape[1], axis=2)
 
 
 def loss_mask(empty_layers: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:

@@ -6,6 +6,8 @@ model file loads wherever numpy and this package are importable.
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +15,11 @@ import numpy as np
 from . import clustering, combination, entries, flagging, preprocessing, reconstruction
 
 FORMAT_VERSION = 1
+#: Lumisections per internal block: keeps temporaries in cache; no effect on results.
+CHUNK_SIZE = 64
+#: The maps are processed in float32 (half the memory traffic of float64); the NNLS algebra
+#: on the few components runs in float64.
+COMPUTE_DTYPE = np.float32
 
 DEFAULT_PARAMETERS = {
     "loss_threshold": 0.04,
@@ -46,6 +53,20 @@ class Evaluation:
     evaluated: np.ndarray  # (N,) bool, passed the minimum-entries filter
     combined: np.ndarray | None = None  # (N, R, C) bool on the first layer's grid
     layers: dict[str, LayerResult] = field(default_factory=dict)
+
+
+class _StageTimer:
+    def __init__(self, totals: dict | None):
+        self.totals = totals
+
+    @contextmanager
+    def __call__(self, stage: str):
+        if self.totals is None:
+            yield
+            return
+        start = time.perf_counter()
+        yield
+        self.totals[stage] = self.totals.get(stage, 0.0) + time.perf_counter() - start
 
 
 class PixelNMF:
@@ -99,6 +120,7 @@ class PixelNMF:
 
     @property
     def loss_mask(self) -> np.ndarray:
+        """Per bin of the combined grid: in how many layers it was empty in most training LS."""
         empty = [layer["zero_fraction"] >= self.parameters["empty_fraction"] for layer in self.layers]
         return combination.loss_mask(empty, self.grid_shape)
 
@@ -112,28 +134,61 @@ class PixelNMF:
         result = self.evaluate(X)
         return result.flag, result.metric
 
-    def evaluate(self, X: dict, keep_intermediates: bool = False) -> Evaluation:
+    def evaluate(self, X: dict, keep_intermediates: bool = False, stage_times: dict | None = None) -> Evaluation:
+        """Run every stage; ``stage_times`` (a dict) accumulates seconds per stage when given."""
         maps = self.validate(X)
-        params = self.parameters
-        n_ls = len(next(iter(maps.values()))) if maps else 0
-        evaluated = entries.has_enough_entries(
-            [maps[layer["name"]] for layer in self.layers], [layer["min_entries"] for layer in self.layers]
+        n_ls = len(next(iter(maps.values())))
+        timer = _StageTimer(stage_times)
+        parts = [self._evaluate_chunk({name: array[start : start + CHUNK_SIZE] for name, array in maps.items()}, keep_intermediates, timer)
+                 for start in range(0, n_ls, CHUNK_SIZE)] or [self._evaluate_chunk(maps, keep_intermediates, timer)]  # fmt: skip
+        if len(parts) == 1:
+            return parts[0]
+        layers = {
+            name: LayerResult(*(np.concatenate([getattr(part.layers[name], item) for part in parts]) for item in LayerResult.__dataclass_fields__))
+            for name in parts[0].layers
+        }
+        return Evaluation(
+            flag=np.concatenate([part.flag for part in parts]),
+            metric=np.concatenate([part.metric for part in parts]),
+            evaluated=np.concatenate([part.evaluated for part in parts]),
+            combined=np.concatenate([part.combined for part in parts]) if keep_intermediates else None,
+            layers=layers,
         )
+
+    def _evaluate_chunk(self, maps: dict, keep_intermediates: bool, timer: _StageTimer) -> Evaluation:
+        params = self.parameters
+        n_ls = len(next(iter(maps.values())))
+        with timer("entries"):
+            evaluated = entries.has_enough_entries([maps[layer["name"]] for layer in self.layers], [layer["min_entries"] for layer in self.layers])
         clustered_layers, details = [], {}
-        for layer in self.layers:
-            reduced = preprocessing.remove_cross(maps[layer["name"]], layer["kept_rows"], layer["kept_columns"])
-            preprocessed = preprocessing.normalise(reduced, layer["reference"])
-            flat = preprocessed.reshape(n_ls, -1)
-            recon = reconstruction.reconstruct(preprocessing.transform_input(flat, params["clip"]), layer["components"])
-            loss = clustering.loss_map(flat, recon).reshape(preprocessed.shape)
-            clustered = clustering.cluster_loss(loss, params["loss_threshold"], params["window"], params["max_misses"])
+        for layer, solver in zip(self.layers, self._solvers, strict=True):
+            with timer("preprocessing"):
+                reduced = preprocessing.remove_cross(maps[layer["name"]], layer["kept_rows"], layer["kept_columns"])
+                preprocessed = preprocessing.normalise(reduced, layer["reference"], dtype=COMPUTE_DTYPE)
+                flat = preprocessed.reshape(n_ls, -1)
+            with timer("reconstruction"):
+                recon = solver.reconstruct(preprocessing.transform_input(flat, params["clip"]))
+            with timer("clustering"):
+                loss = clustering.loss_map(flat, recon).reshape(preprocessed.shape)
+                clustered = clustering.cluster_loss(loss, params["loss_threshold"], params["window"], params["max_misses"])
             clustered_layers.append(clustered)
             if keep_intermediates:
                 details[layer["name"]] = LayerResult(preprocessed, recon.reshape(preprocessed.shape), loss, clustered)
-        combined = combination.combine_layers(clustered_layers, self.grid_shape, self.loss_mask, params["min_layers"])
-        combined &= evaluated[:, None, None]
-        flag, metric = flagging.flag_and_score(combined, params["flag_blocks"])
+        with timer("combination"):
+            combined = combination.combine_layers(clustered_layers, self.grid_shape, self.loss_mask, params["min_layers"])
+            combined &= evaluated[:, None, None]
+        with timer("flagging"):
+            flag, metric = flagging.flag_and_score(combined, params["flag_blocks"])
         return Evaluation(flag, metric, evaluated, combined if keep_intermediates else None, details)
+
+    @property
+    def _solvers(self) -> list[reconstruction.FaceSolver]:
+        # Derived from the components once per process; never persisted.
+        solvers = self.__dict__.get("_solver_cache")
+        if solvers is None:
+            solvers = [reconstruction.FaceSolver(layer["components"]) for layer in self.layers]
+            self.__dict__["_solver_cache"] = solvers
+        return solvers
 
     def validate(self, X: dict) -> dict[str, np.ndarray]:
         """Check names, shapes and values; returns {name: (N, rows, cols) array}."""

@@ -2,10 +2,11 @@
 
 With the components H (k x d) fixed, NMF's ``transform`` is a non-negative least-squares problem
 per lumisection: minimise ||x - w H||^2 over w >= 0. With only a handful of components the exact
-optimum is cheap: the optimum is the unconstrained least-squares solution on one subset S of the
-components (its "passive set"), namely the feasible one (w_S >= 0) with the lowest residual.
-Every subset's solution needs only the k x k Gram matrix G = H H^T and b = x H^T, so the whole
-batch is solved at once, with no iteration and no per-lumisection loop.
+optimum is cheap. It is the unconstrained least-squares solution on one subset S of the
+components (a face of the non-negative orthant): among the subsets whose solution is feasible
+(w_S >= 0), the one with the lowest residual. Every subset's solution needs only the k x k Gram
+matrix G = H H^T and b = x H^T, so the whole batch is solved at once: one pass over the data for
+b, then small dense algebra, with no iteration and no per-lumisection loop.
 """
 
 from __future__ import annotations
@@ -16,47 +17,70 @@ import numpy as np
 
 #: Above this many components the 2^k subsets stop being cheap.
 MAX_EXHAUSTIVE_COMPONENTS = 12
+#: Subsets whose Gram block is worse conditioned than this are left out (degenerate components).
+MAX_CONDITION = 1e12
 
 
-def _subsets(n_components: int):
-    for size in range(1, n_components + 1):
-        yield from combinations(range(n_components), size)
+class FaceSolver:
+    """Exact NNLS against fixed components; precomputes the inverse Gram block of every subset."""
+
+    def __init__(self, components: np.ndarray):
+        self.components = np.asarray(components, dtype=np.float64)
+        n_components = self.components.shape[0]
+        if n_components > MAX_EXHAUSTIVE_COMPONENTS:
+            raise ValueError(f"exact NNLS supports at most {MAX_EXHAUSTIVE_COMPONENTS} components, got {n_components}")
+        self._components_f32 = self.components.astype(np.float32)
+        gram = self.components @ self.components.T
+        inverses, members = [], []
+        for size in range(1, n_components + 1):
+            for subset in combinations(range(n_components), size):
+                index = np.array(subset)
+                block = gram[np.ix_(index, index)]
+                if np.linalg.cond(block) > MAX_CONDITION:
+                    continue
+                # Embedded in k x k with zeros outside the subset, so all faces solve at once.
+                inverse = np.zeros((n_components, n_components))
+                inverse[np.ix_(index, index)] = np.linalg.inv(block)
+                member = np.zeros(n_components, dtype=bool)
+                member[index] = True
+                inverses.append(inverse)
+                members.append(member)
+        self._inverses = np.array(inverses).reshape(-1, n_components, n_components)
+        self._members = np.array(members).reshape(-1, n_components)
+
+    def _components_like(self, x: np.ndarray) -> np.ndarray:
+        return self._components_f32 if x.dtype == np.float32 else self.components
+
+    def weights(self, x: np.ndarray) -> np.ndarray:
+        """Exact non-negative weights W (N x k) minimising ||x - W H||^2 row by row."""
+        x = np.asarray(x)
+        if x.dtype != np.float32:
+            x = x.astype(np.float64, copy=False)
+        # The one pass over the data runs in x's own precision; the k x k algebra in float64.
+        b = (x @ self._components_like(x).T).astype(np.float64)
+        candidates = np.einsum("sij,nj->sni", self._inverses, b)  # (faces, N, k)
+        feasible = np.all(candidates >= 0, axis=2)
+        # The residual of a face solution is ||x||^2 - w_S . b_S: the optimum maximises w . b.
+        # The empty face (w = 0) scores 0 and is always feasible.
+        scores = np.where(feasible, np.einsum("sni,ni->sn", candidates, b), -np.inf)
+        best = np.argmax(scores, axis=0)
+        rows = np.arange(len(b))
+        chosen = candidates[best, rows]
+        chosen[scores[best, rows] <= 0] = 0.0
+        return chosen
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """``inverse_transform(transform(x))`` with the exact transform, in x's float dtype."""
+        x = np.asarray(x)
+        components = self._components_like(x)
+        return self.weights(x).astype(components.dtype) @ components
 
 
 def nnls_weights(x: np.ndarray, components: np.ndarray) -> np.ndarray:
-    """Exact non-negative weights W (N x k) minimising ||x - W H||^2 row by row.
-
-    ``x``: (N, d); ``components``: (k, d). Subsets whose Gram block is singular are skipped:
-    a rank-deficient H still gets a minimiser, from the independent subsets.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    components = np.asarray(components, dtype=np.float64)
-    n_components = components.shape[0]
-    if n_components > MAX_EXHAUSTIVE_COMPONENTS:
-        raise ValueError(f"exact NNLS supports at most {MAX_EXHAUSTIVE_COMPONENTS} components, got {n_components}")
-    gram = components @ components.T
-    b = x @ components.T
-    n_samples = x.shape[0]
-    best_weights = np.zeros((n_samples, n_components))
-    # The residual of a face solution is ||x||^2 - w_S . b_S, so the optimum maximises w_S . b_S;
-    # the empty set (w = 0) scores 0.
-    best_score = np.zeros(n_samples)
-    for subset in _subsets(n_components):
-        index = np.array(subset)
-        block = gram[np.ix_(index, index)]
-        if np.linalg.cond(block) > 1e12:
-            continue
-        weights = np.linalg.solve(block, b[:, index].T).T
-        feasible = np.all(weights >= 0, axis=1)
-        score = np.einsum("ij,ij->i", weights, b[:, index])
-        better = feasible & (score > best_score)
-        if better.any():
-            best_score[better] = score[better]
-            best_weights[better] = 0.0
-            best_weights[np.ix_(better, index)] = weights[better]
-    return best_weights
+    """Exact NNLS weights of ``x`` (N x d) against ``components`` (k x d)."""
+    return FaceSolver(components).weights(x)
 
 
 def reconstruct(x: np.ndarray, components: np.ndarray) -> np.ndarray:
-    """``inverse_transform(transform(x))`` with the exact transform: (N, d) -> (N, d)."""
-    return nnls_weights(x, components) @ components
+    """Reconstruction of ``x`` (N x d) from ``components`` (k x d), exact transform."""
+    return FaceSolver(components).reconstruct(x)

@@ -1,6 +1,7 @@
 """Stage 1: from raw occupancy counts to maps normalised by the training reference.
 
-All functions take a batch of lumisections (LS) as the first axis.
+All functions take a batch of lumisections (LS) as the first axis. The float dtype of the
+result is a parameter: the model runs in float32 (half the memory traffic of float64).
 """
 
 from __future__ import annotations
@@ -10,24 +11,25 @@ import numpy as np
 
 def remove_cross(maps: np.ndarray, kept_rows: np.ndarray, kept_columns: np.ndarray) -> np.ndarray:
     """Drop the always-empty middle rows and columns: (N, rows, cols) -> (N, kept rows, kept cols)."""
-    return maps[:, kept_rows[:, None], kept_columns[None, :]]
+    n_ls, _, n_columns = maps.shape
+    flat_index = (np.asarray(kept_rows)[:, None] * n_columns + np.asarray(kept_columns)[None, :]).ravel()
+    return maps.reshape(n_ls, -1).take(flat_index, axis=1).reshape(n_ls, len(kept_rows), len(kept_columns))
 
 
-def normalise(reduced: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def normalise(reduced: np.ndarray, reference: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Divide by the reference map, clear negatives, scale each map to unit mean of its non-zero bins.
 
     Bins where the reference is zero (never seen in training) count as empty. A map with no
     non-zero bin stays all zero.
     """
-    reduced = np.asarray(reduced, dtype=np.float64)
-    safe_reference = np.where(reference > 0, reference, 1.0)
-    ratio = np.where(reference > 0, reduced / safe_reference, 0.0)
-    np.maximum(ratio, 0.0, out=ratio)
-    nonzero = ratio > 0
-    n_nonzero = nonzero.sum(axis=(1, 2))
-    total = ratio.sum(axis=(1, 2))
+    reference = np.asarray(reference, dtype=np.float64)
+    inverse = np.divide(1.0, reference, out=np.zeros_like(reference), where=reference > 0).astype(dtype)
+    ratio = np.multiply(reduced, inverse, dtype=dtype)
+    np.maximum(ratio, 0, out=ratio)
+    n_nonzero = np.count_nonzero(ratio.reshape(len(ratio), -1), axis=1)
+    total = ratio.sum(axis=(1, 2)).astype(np.float64)
     scale = np.divide(n_nonzero, total, out=np.zeros_like(total), where=total > 0)
-    ratio *= scale[:, None, None]
+    ratio *= scale.astype(dtype)[:, None, None]
     return ratio
 
 
@@ -36,8 +38,10 @@ def transform_input(preprocessed: np.ndarray, clip: float) -> np.ndarray:
 
     Setting empty bins to the typical value 1 keeps dead bins from distorting the fit; they
     still show up in the loss, which compares the reconstruction with the unmodified input.
+    Expects what ``normalise`` returns (no negative values).
     """
-    prepared = np.minimum(preprocessed, clip)
-    prepared[prepared == 0] = 1.0
-    prepared[np.isnan(prepared)] = 0.0
+    prepared = np.minimum(preprocessed, preprocessed.dtype.type(clip))
+    prepared += prepared == 0
+    # fmax ignores NaN: NaN becomes 0, every other (non-negative) value is unchanged.
+    np.fmax(prepared, 0, out=prepared)
     return prepared

@@ -18,7 +18,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
 from pixelnmf import PixelNMF, entries, preprocessing
 from pixelnmf.geometry import BPIX_LAYERS, LayerGeometry
 
@@ -37,10 +36,14 @@ def make_nmf(seed: int = TRAINING_SEED, **overrides):
 
 def fit_components(training: np.ndarray, seed: int = TRAINING_SEED, n_partial_fits: int = N_PARTIAL_FITS) -> np.ndarray:
     """Fit one layer's NMF on flattened, preprocessed maps; components rescaled to unit mean."""
+    from threadpoolctl import threadpool_limits
+
     nmf = make_nmf(seed)
     rng = np.random.default_rng(seed)
     batch_size = min(NMF_SETTINGS["batch_size"], len(training))
-    with warnings.catch_warnings():
+    # One BLAS thread: multi-threaded reductions may round differently from run to run, and a
+    # rerun must reproduce the joblib bit for bit.
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", category=FutureWarning)
         for _ in range(n_partial_fits):
             batch = training[rng.choice(len(training), size=batch_size, replace=False)]

@@ -1,0 +1,59 @@
+"""Conformance checks for a DIALS MLServer model folder, generated from its template.
+
+Each check is a plain function ``check_<property>(subject, ...)`` that raises ``CheckFailed``
+with a message naming the defect. ``fast_checks`` / ``parity_checks`` turn a contract into
+``CheckCase``s with readable ids (``check_input_dims[BPix3]``), so ``pytest -k check_input_dims``
+selects one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+from ..contract import Contract
+
+
+class CheckFailed(AssertionError):
+    """A conformance check found a defect; the message says which and where."""
+
+
+#: Checks known to fail for the model under test: {check id: reason}. They run as strict
+#: xfails (so they are seen, and a fix is noticed); the pre-deploy gate refuses any of them.
+EXPECTED_FAILURES: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class CheckCase:
+    id: str
+    function: Callable = field(repr=False)
+    arguments: dict = field(default_factory=dict, repr=False)
+
+    def __call__(self, subject) -> None:
+        self.function(subject, **self.arguments)
+
+
+def case(function: Callable, label: str | None = None, /, **arguments) -> CheckCase:
+    name = function.__name__ if label is None else f"{function.__name__}[{label}]"
+    return CheckCase(name, partial(function), arguments)
+
+
+def fast_checks(contract: Contract) -> list[CheckCase]:
+    """Everything that runs without Docker and without the serving image's versions."""
+    from . import package, pickles, roundtrip, signature, template
+
+    return [
+        *template.cases(contract),
+        *signature.cases(contract),
+        *roundtrip.cases(contract),
+        *pickles.cases(contract, resolve_in_this_environment=False),
+        *package.cases(contract),
+    ]
+
+
+def parity_checks(contract: Contract) -> list[CheckCase]:
+    """The checks whose outcome depends on package versions, repeated under the serving pins."""
+    from . import pickles, roundtrip, signature
+
+    return [*signature.cases(contract), *roundtrip.cases(contract), *pickles.cases(contract, resolve_in_this_environment=True)]

@@ -1,0 +1,69 @@
+"""Package audit: what ``dismcli package`` would zip, i.e. every file under the build folder.
+
+dismcli zips the folder recursively, so interpreter caches, notebooks, editor droppings, tests
+and data files go to DIALS too unless they are kept out of CodeUri.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+from ..contract import MODEL_SETTINGS
+from . import CheckFailed, case
+
+#: Patterns (of any path component) that must never reach DIALS.
+STRAY_PATTERNS = (
+    "__pycache__", "*.pyc", "*.pyo", ".ipynb_checkpoints", "*.ipynb", ".DS_Store", "Thumbs.db",
+    ".git", ".gitignore", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", ".tox", ".venv",
+    "tests", "test_*.py", "*_test.py", "conftest.py", ".dism-artifacts",
+    "*.npz", "*.npy", "*.csv", "*.parquet", "*.h5", "*.hdf5", "*.root", "*.zip", "*.tar*", "*~", "*.swp",
+)  # fmt: skip
+#: Upper bound on the zipped folder's size (bytes, uncompressed): the model file plus code.
+MAX_PACKAGE_BYTES = 50 * 1024 * 1024
+
+
+def package_files(folder: Path) -> list[Path]:
+    """Every file dismcli package would put in the zip (relative paths)."""
+    return sorted(path.relative_to(folder) for path in folder.rglob("*") if path.is_file())
+
+
+def check_package_has_no_stray_files(subject) -> None:
+    folder = subject.package_folder
+    model_name = subject.contract.model_file.name
+    stray = [
+        str(path)
+        for path in package_files(folder)
+        if path.name != model_name and any(fnmatch.fnmatch(part, pattern) for part in path.parts for pattern in STRAY_PATTERNS)
+    ]
+    if stray:
+        raise CheckFailed(f"dismcli package would ship these from {folder}: {stray[:20]} (remove them from CodeUri)")
+
+
+def check_package_size(subject) -> None:
+    folder = subject.package_folder
+    total = sum((folder / path).stat().st_size for path in package_files(folder))
+    if total > MAX_PACKAGE_BYTES:
+        raise CheckFailed(f"{folder} holds {total / 1e6:.1f} MB, above the {MAX_PACKAGE_BYTES / 1e6:.0f} MB limit")
+
+
+def check_model_settings_agree(subject) -> None:
+    """model-settings.json (written by dismcli build) names the template's model, handler and file."""
+    path = subject.package_folder / MODEL_SETTINGS
+    if not path.is_file():
+        raise CheckFailed(f"{path} is missing: the folder was not built by dismcli build")
+    import json
+
+    settings = json.loads(path.read_text())
+    expected = subject.contract.model_settings()
+    received = {"name": settings.get("name"), "implementation": settings.get("implementation"), "uri": (settings.get("parameters") or {}).get("uri")}
+    wanted = {"name": expected["name"], "implementation": expected["implementation"], "uri": expected["parameters"]["uri"]}
+    wrong = {key: (received[key], wanted[key]) for key in wanted if received[key] != wanted[key]}
+    if wrong:
+        raise CheckFailed(f"{path} disagrees with the template: " + ", ".join(f"{k} is {r!r}, expected {w!r}" for k, (r, w) in wrong.items()))
+    if not (subject.package_folder / wanted["uri"]).is_file():
+        raise CheckFailed(f"{path} points at {wanted['uri']!r}, which is not in {subject.package_folder}")
+
+
+def cases(contract):
+    return [case(check_package_has_no_stray_files), case(check_package_size), case(check_model_settings_agree)]

@@ -1,0 +1,78 @@
+"""Clean-interpreter round trip: the server folder alone, plus site-packages, must be enough.
+
+The seed deployment's joblib loaded only where the author's repository was importable; in the
+serving container only the CodeUri folder exists. So the folder is copied to a fresh 0755 temp
+folder and loaded in a new ``python -I`` whose import path is that folder plus site-packages,
+with the repository's own packages proven unimportable.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ..inprocess import folder_module_names
+from . import CheckFailed, case
+from .signature import _same_outputs
+
+CLEAN_INTERPRETER = Path(__file__).resolve().parent.parent / "clean_interpreter.py"
+
+
+def repository_module_names(repository: Path, provided: set[str]) -> list[str]:
+    """Modules of the repository around the template (and one folder down, e.g. model_src/*)."""
+    names = set()
+    for folder in [repository, *(p for p in repository.iterdir() if p.is_dir() and not p.name.startswith("."))]:
+        names |= folder_module_names(folder)
+        if folder != repository and not (folder / "__init__.py").exists():
+            names.add(folder.name)  # a plain folder is importable as a namespace package
+    return sorted(names - provided)
+
+
+def check_clean_interpreter_round_trip(subject) -> None:
+    contract = subject.contract
+    work = subject.temp_folder("dialsgate-clean-")
+    folder = work / "model"
+    shutil.copytree(contract.code_dir, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    folder.chmod(0o755)
+    model_file = folder / contract.model_file.name
+    if not model_file.exists():
+        shutil.copy2(contract.model_file, model_file)
+    provided = folder_module_names(folder)
+    repository = contract.template_path.parent
+    spec = {
+        "folder": str(folder),
+        "repository": str(repository),
+        "model_file": str(model_file),
+        "handler": contract.handler,
+        "name": contract.name,
+        "request": str(work / "request.json"),
+        "result": str(work / "result.json"),
+        "forbidden": repository_module_names(repository, provided),
+        "provided": sorted(provided),
+    }
+    (work / "request.json").write_text(json.dumps(subject.reference_body))
+    (work / "spec.json").write_text(json.dumps(spec))
+    run = subprocess.run([sys.executable, "-I", str(CLEAN_INTERPRETER), str(work / "spec.json")], cwd=work, capture_output=True, text=True, timeout=300)
+    if run.returncode != 0 or not (work / "result.json").exists():
+        raise CheckFailed(f"clean interpreter crashed (exit {run.returncode}):\n{run.stderr[-3000:]}")
+    result = json.loads((work / "result.json").read_text())
+    if result.get("importable_forbidden"):
+        raise CheckFailed(f"repository modules importable in the clean interpreter: {result['importable_forbidden']}")
+    outside = {name: origin for name, origin in result.get("origins", {}).items() if not str(origin).startswith(str(folder))}
+    if outside:
+        raise CheckFailed(f"modules of the server folder were imported from elsewhere: {outside}")
+    if "error" in result:
+        raise CheckFailed(
+            f"server folder alone (copied to {folder}) failed: {result['error']}\n{result.get('traceback', '')[-2500:]}"
+        )
+    expected = subject.reference_outcome
+    if expected.status != 200:
+        raise CheckFailed(f"in-process handler failed on the reference batch: {expected.error}")
+    _same_outputs(expected.response, result["response"], "clean interpreter vs in-process")
+
+
+def cases(contract):
+    return [case(check_clean_interpreter_round_trip)]

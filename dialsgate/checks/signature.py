@@ -1,0 +1,173 @@
+"""Signature agreement, both directions, by running the handler in this interpreter.
+
+The handler must consume exactly the template's inputs (names, per-LS dims, datatypes) and
+answer exactly its OutputSignature (names, datatypes, shapes) for a request as DIALS sends it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from .. import badrequests, v2
+from . import CheckFailed, case
+
+METADATA_SAMPLE = "oms_lumisection_info__pileup"
+
+
+def _answer(subject, body: dict, what: str) -> dict:
+    outcome = subject.handler.predict(body)
+    if outcome.status != 200:
+        raise CheckFailed(f"{what}: the handler answered HTTP {outcome.status}: {outcome.error}")
+    return outcome.response
+
+
+def _refused(subject, body: dict, name: str, what: str) -> None:
+    outcome = subject.handler.predict(body)
+    if outcome.status == 200:
+        raise CheckFailed(f"{what}: the handler accepted it (expected HTTP 400 naming {name!r})")
+    if outcome.status != 400:
+        raise CheckFailed(f"{what}: HTTP {outcome.status} (expected 400; raise mlserver.errors.InferenceError): {outcome.error}")
+    if name not in (outcome.error or ""):
+        raise CheckFailed(f"{what}: refused, but the message does not name {name!r}: {outcome.error}")
+
+
+def _n_ls(subject) -> int:
+    return len(next(iter(subject.reference_arrays.values())))
+
+
+def _same_outputs(expected: dict, received: dict, what: str) -> None:
+    want, got = v2.outputs_by_name(expected), v2.outputs_by_name(received)
+    if set(want) != set(got):
+        raise CheckFailed(f"{what}: outputs {sorted(got)} differ from {sorted(want)}")
+    for name, array in want.items():
+        other = got[name]
+        if array.shape != other.shape:
+            raise CheckFailed(f"{what}: output {name!r} has shape {other.shape}, expected {array.shape}")
+        if array.dtype.kind == "f":
+            if not np.allclose(array, other, rtol=1e-6, atol=1e-6, equal_nan=True):
+                raise CheckFailed(f"{what}: output {name!r} differs beyond 1e-6 (max |diff| {np.nanmax(np.abs(array - other))})")
+        elif not np.array_equal(array, other):
+            raise CheckFailed(f"{what}: output {name!r} differs at {np.flatnonzero(array.ravel() != other.ravel())[:10].tolist()}")
+
+
+def check_handler_answers_template_request(subject) -> None:
+    """A request built from the template, flattened as DIALS sends it, gets an answer."""
+    outcome = subject.reference_outcome
+    if outcome.status != 200:
+        raise CheckFailed(f"request built from the template: HTTP {outcome.status}: {outcome.error}")
+
+
+def check_output_matches_signature(subject, name: str) -> None:
+    """The output exists with exactly the template's datatype (FP32 is not FP64) and shape."""
+    response = _answer(subject, subject.reference_body, "request built from the template")
+    signature = subject.contract.output(name)
+    received = v2.output_signature(response)
+    if name not in received:
+        raise CheckFailed(f"output {name!r} of the OutputSignature is missing from the answer (got {sorted(received)})")
+    datatype, shape = received[name]
+    expected_shape = list(v2.concrete_shape(signature.dims, _n_ls(subject)))
+    if datatype != signature.datatype:
+        raise CheckFailed(f"output {name!r} is {datatype}, the template declares {signature.datatype}")
+    if shape != expected_shape:
+        raise CheckFailed(f"output {name!r} has shape {shape}, the template's Dims {list(signature.dims)} mean {expected_shape}")
+
+
+def check_no_undeclared_outputs(subject) -> None:
+    """Every output the handler returns is declared in the OutputSignature."""
+    response = _answer(subject, subject.reference_body, "request built from the template")
+    declared = {sig.name for sig in subject.contract.outputs}
+    extra = sorted(set(v2.output_signature(response)) - declared)
+    if extra:
+        raise CheckFailed(f"outputs {extra} are not in the OutputSignature {sorted(declared)}")
+
+
+def check_input_required(subject, name: str) -> None:
+    """The handler consumes this template input: without it the request is refused, naming it."""
+    body = {"inputs": [item for item in subject.reference_body["inputs"] if item["name"] != name]}
+    _refused(subject, body, name, f"request without input {name!r}")
+
+
+def check_input_dims(subject, name: str) -> None:
+    """Per-LS dims: the template's are accepted, one bin more on the last axis is refused."""
+    _answer(subject, subject.reference_body, f"input {name!r} with the template's Dims")
+    signature = next(sig for sig in subject.contract.inputs if sig.name == name)
+    array = subject.reference_arrays[name]
+    wider = np.zeros((*array.shape[:-1], array.shape[-1] + 1), dtype=array.dtype)
+    arrays = {**subject.reference_arrays, name: wider}
+    _refused(subject, v2.request_body(subject.contract, arrays), name, f"input {name!r} with per-LS dims {list(wider.shape[1:])} instead of {list(signature.per_ls_dims)}")
+
+
+def check_input_datatype(subject, name: str) -> None:
+    """The template's DataType decodes; BYTES (strings) in its place is refused, naming the input."""
+    _answer(subject, subject.reference_body, f"input {name!r} as the template's DataType")
+    body = copy.deepcopy(subject.reference_body)
+    for item in body["inputs"]:
+        if item["name"] == name:
+            item["datatype"] = "BYTES"
+            item["data"] = ["x"] * len(item["data"])
+    _refused(subject, body, name, f"input {name!r} sent as BYTES")
+
+
+def check_flattened_and_nested_agree(subject) -> None:
+    """Production sends flattened data; nested lists must give the same answer."""
+    flat = _answer(subject, subject.reference_body, "flattened request")
+    nested = _answer(subject, v2.request_body(subject.contract, subject.reference_arrays, flatten=False), "nested request")
+    _same_outputs(flat, nested, "nested request")
+
+
+def check_metadata_inputs_ignored(subject) -> None:
+    """DIALS may add OMS metadata inputs named <metadata>__<attribute>; they change nothing."""
+    n_ls = _n_ls(subject)
+    body = copy.deepcopy(subject.reference_body)
+    extra = list(subject.contract.metadata_inputs) or [None]
+    for signature in extra:
+        name = signature.name if signature else METADATA_SAMPLE
+        if any(item["name"] == name for item in body["inputs"]):
+            continue
+        body["inputs"].append(v2.request_input(name, np.full(n_ls, 60.0, dtype=np.float32), "FP32"))
+    _same_outputs(subject.reference_outcome.response, _answer(subject, body, "request with metadata inputs"), "request with metadata inputs")
+
+
+def check_outputs_in_request_order(subject) -> None:
+    """Outputs come one per lumisection in request order: a reversed batch reverses them."""
+    reversed_arrays = {name: array[::-1] for name, array in subject.reference_arrays.items()}
+    answer = _answer(subject, v2.request_body(subject.contract, reversed_arrays), "reversed batch")
+    expected = copy.deepcopy(_answer(subject, subject.reference_body, "request built from the template"))
+    for output in expected["outputs"]:
+        output["data"] = np.asarray(output["data"]).reshape(output["shape"])[::-1].ravel().tolist()
+    _same_outputs(expected, answer, "reversed batch")
+
+
+def check_bad_request_refused(subject, label: str) -> None:
+    """A malformed request gets HTTP 400 naming the input, never a crash (500)."""
+    body, name = badrequests.bad_requests(subject.contract, subject.reference_arrays)[label]
+    _refused(subject, body, name, label.replace("_", " "))
+
+
+def check_non_finite_counts_refused(subject) -> None:
+    body, name = badrequests.non_finite_request(subject.contract, subject.reference_arrays)
+    _refused(subject, body, name, "NaN in the counts")
+
+
+def cases(contract):
+    found = [case(check_handler_answers_template_request)]
+    found += [case(check_output_matches_signature, sig.name, name=sig.name) for sig in contract.outputs]
+    found.append(case(check_no_undeclared_outputs))
+    for sig in contract.inputs:
+        found += [
+            case(check_input_required, sig.name, name=sig.name),
+            case(check_input_dims, sig.name, name=sig.name),
+            case(check_input_datatype, sig.name, name=sig.name),
+        ]
+    found += [case(check_flattened_and_nested_agree), case(check_metadata_inputs_ignored), case(check_outputs_in_request_order)]
+    labels = badrequests.bad_requests(contract, _placeholder_arrays(contract)).keys()
+    found += [case(check_bad_request_refused, label, label=label) for label in labels]
+    found.append(case(check_non_finite_counts_refused))
+    return found
+
+
+def _placeholder_arrays(contract):
+    # Only the labels are needed at collection time; tiny arrays of the right shapes suffice.
+    return v2.sample_inputs(contract, n_ls=2)

@@ -1,0 +1,64 @@
+"""Template checks: the schema (dism-core) and dismcli's own build-time checks, plus the keys."""
+
+from __future__ import annotations
+
+from . import CheckFailed, case
+
+
+def check_template_schema(subject) -> None:
+    """The template loads with dism-core, the schema library dismcli itself uses."""
+    from dism_core import Template
+
+    try:
+        Template.from_yaml_file(subject.contract.template_path)
+    except Exception as error:
+        raise CheckFailed(f"{subject.contract.template_path} does not validate with dism-core: {error}") from None
+
+
+def check_model_file_exists(subject) -> None:
+    """dismcli build refuses a ModelUri that is not a file."""
+    if not subject.contract.model_file.is_file():
+        raise CheckFailed(f"ModelUri {subject.contract.model_file} is not a file")
+
+
+def check_handler_class_defined(subject) -> None:
+    """dismcli build requires CodeUri/<module>.py to define ``class <Class>`` (its own regex)."""
+    from dism_core.validation.utils import has_handler_class
+
+    contract = subject.contract
+    if not contract.handler_file.is_file():
+        raise CheckFailed(f"Handler {contract.handler}: {contract.handler_file} is not a file")
+    if not has_handler_class(contract.handler_file, contract.handler_class):
+        raise CheckFailed(f"Handler {contract.handler}: no 'class {contract.handler_class}' in {contract.handler_file}")
+
+
+def check_key_in_outputs(subject, key: str) -> None:
+    """FlaggingKey and MetricKey must name outputs of the OutputSignature."""
+    value = getattr(subject.contract, key)
+    names = [sig.name for sig in subject.contract.outputs]
+    if value not in names:
+        raise CheckFailed(f"{key.title().replace('_', '')} {value!r} is not an output of the OutputSignature {names}")
+
+
+def check_flag_output_is_bool(subject) -> None:
+    """DIALS reads the FlaggingKey output as a boolean per lumisection."""
+    contract = subject.contract
+    names = {sig.name: sig for sig in contract.outputs}
+    if contract.flagging_key in names and names[contract.flagging_key].datatype != "BOOL":
+        raise CheckFailed(f"FlaggingKey output {contract.flagging_key!r} is {names[contract.flagging_key].datatype}, expected BOOL")
+
+
+def check_outputs_have_batch_axis(subject) -> None:
+    """One value per lumisection: every output's Dims start with the batch axis -1."""
+    wrong = [f"{sig.name} {list(sig.dims)}" for sig in subject.contract.outputs if not sig.dims or sig.dims[0] != -1]
+    if wrong:
+        raise CheckFailed(f"outputs without a leading batch axis -1: {wrong}")
+
+
+def cases(contract):
+    found = [case(check_template_schema), case(check_model_file_exists), case(check_handler_class_defined)]
+    found += [case(check_key_in_outputs, key, key=key) for key in ("flagging_key", "metric_key") if getattr(contract, key)]
+    if contract.flagging_key:
+        found.append(case(check_flag_output_is_bool))
+    found.append(case(check_outputs_have_batch_axis))
+    return found

@@ -1,0 +1,79 @@
+"""V2 (Open Inference Protocol) request bodies and responses as plain JSON-able dicts.
+
+Bodies are built the way DIALS sends them: one input per signature, ``data`` flattened, ``shape``
+the full array shape. Used in-process, over HTTP and through tritonclient alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .contract import Contract
+
+#: numpy dtype name of each V2 datatype (BYTES travels as strings in JSON).
+DTYPE_OF_DATATYPE = {
+    "BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
+    "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64",
+    "FP16": "float16", "FP32": "float32", "FP64": "float64", "BYTES": "object",
+}  # fmt: skip
+
+
+def concrete_shape(dims: tuple[int, ...], n_ls: int) -> tuple[int, ...]:
+    """Template Dims with the batch axis (-1 first) set to ``n_ls``; other -1 become 1."""
+    return tuple(n_ls if i == 0 and d == -1 else (1 if d == -1 else d) for i, d in enumerate(dims))
+
+
+def sample_inputs(contract: Contract, n_ls: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
+    """Valid-looking arrays for every template input (plain counts for integer types)."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for signature in contract.inputs + contract.metadata_inputs:
+        shape = concrete_shape(signature.dims, n_ls)
+        dtype = np.dtype(DTYPE_OF_DATATYPE[signature.datatype])
+        if dtype.kind == "b":
+            arrays[signature.name] = rng.random(shape) < 0.5
+        elif dtype.kind in "iu":
+            arrays[signature.name] = rng.poisson(20, size=shape).astype(dtype)
+        elif dtype.kind == "f":
+            arrays[signature.name] = rng.random(shape).astype(dtype)
+        else:
+            arrays[signature.name] = np.full(shape, "x", dtype=object)
+    return arrays
+
+
+def request_input(name: str, array: np.ndarray, datatype: str, flatten: bool = True) -> dict:
+    array = np.asarray(array)
+    data = array.ravel().tolist() if flatten else array.tolist()
+    return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": data}
+
+
+def request_body(contract: Contract, arrays: dict[str, np.ndarray], flatten: bool = True, request_id: str | None = None) -> dict:
+    """A V2 request with every array in ``arrays``, datatypes taken from the template."""
+    datatypes = {sig.name: sig.datatype for sig in contract.inputs + contract.metadata_inputs}
+    body = {"inputs": [request_input(name, array, datatypes[name], flatten) for name, array in arrays.items()]}
+    if request_id is not None:
+        body["id"] = request_id
+    return body
+
+
+def outputs_by_name(response: dict) -> dict[str, np.ndarray]:
+    """Response outputs as arrays of their declared shape and datatype."""
+    decoded = {}
+    for output in response.get("outputs", []):
+        dtype = DTYPE_OF_DATATYPE.get(str(output["datatype"]), "object")
+        decoded[output["name"]] = np.asarray(output["data"], dtype=dtype).reshape(output["shape"])
+    return decoded
+
+
+def output_signature(response: dict) -> dict[str, tuple[str, list[int]]]:
+    """{name: (datatype, shape)} of a response, for comparison with the template."""
+    return {output["name"]: (str(output["datatype"]), list(output["shape"])) for output in response.get("outputs", [])}
+
+
+def reference_arrays(batch_file, contract: Contract) -> dict[str, np.ndarray]:
+    """The template's inputs from an .npz reference batch (arrays named like the inputs)."""
+    with np.load(batch_file, allow_pickle=False) as archive:
+        missing = [sig.name for sig in contract.inputs if sig.name not in archive.files]
+        if missing:
+            raise KeyError(f"{batch_file} has no array for template inputs {missing}")
+        return {sig.name: archive[sig.name] for sig in contract.inputs}
