@@ -14,6 +14,9 @@ import pytest
 
 from dialsgate.testing import contract_from_options, reference_batch_path
 
+#: --gate-summary: outcomes as JSON for the pre-deploy gate.
+pytest_plugins = ("dialsgate.gate_plugin",)
+
 REPOSITORY = Path(__file__).resolve().parent
 #: Layer of each test folder; the folder decides the marker, so `-k fast` / `-m fast` select it.
 LAYER_OF_FOLDER = {"fast": "fast", "model": "fast", "parity": "parity", "server": "server"}
