@@ -25,7 +25,7 @@ class FaceSolver:
     """Exact NNLS against fixed components; precomputes the inverse Gram block of every subset."""
 
     def __init__(self, components: np.ndarray):
-        self.components = np.asarray(components, dtype=np.float64)
+        self.components = np.ascontiguousarray(components, dtype=np.float64)
         n_components = self.components.shape[0]
         if n_components > MAX_EXHAUSTIVE_COMPONENTS:
             raise ValueError(f"exact NNLS supports at most {MAX_EXHAUSTIVE_COMPONENTS} components, got {n_components}")
@@ -57,7 +57,9 @@ class FaceSolver:
         if x.dtype != np.float32:
             x = x.astype(np.float64, copy=False)
         # The one pass over the data runs in x's own precision; the k x k algebra in float64.
-        b = (x @ self._components_like(x).T).astype(np.float64)
+        # einsum (not matmul): its single-threaded loops keep their speed when the cores are
+        # busy, where a multi-threaded BLAS on these thin products slows down several-fold.
+        b = np.einsum("nd,kd->nk", x, self._components_like(x)).astype(np.float64)
         candidates = np.einsum("sij,nj->sni", self._inverses, b)  # (faces, N, k)
         feasible = np.all(candidates >= 0, axis=2)
         # The residual of a face solution is ||x||^2 - w_S . b_S: the optimum maximises w . b.
@@ -73,7 +75,7 @@ class FaceSolver:
         """``inverse_transform(transform(x))`` with the exact transform, in x's float dtype."""
         x = np.asarray(x)
         components = self._components_like(x)
-        return self.weights(x).astype(components.dtype) @ components
+        return np.einsum("nk,kd->nd", self.weights(x).astype(components.dtype), components)
 
 
 def nnls_weights(x: np.ndarray, components: np.ndarray) -> np.ndarray:
