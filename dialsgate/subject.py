@@ -36,9 +36,13 @@ class Subject:
     @cached_property
     def handler(self):
         """The handler loaded in this interpreter from the model folder (see inprocess.py)."""
+        from .checks import CheckFailed
         from .inprocess import InProcessHandler
 
-        return InProcessHandler(self.contract)
+        try:
+            return InProcessHandler(self.contract)
+        except Exception as error:
+            raise CheckFailed(f"the handler {self.contract.handler} did not load from {self.contract.code_dir}: {type(error).__name__}: {error}") from error
 
     @cached_property
     def reference_body(self) -> dict:

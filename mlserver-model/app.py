@@ -64,7 +64,7 @@ class Handler(MLModel):
         model_uri = await get_model_uri(self._settings)
         model = joblib.load(model_uri)
         if not isinstance(model, PixelNMF):
-            raise TypeError(f"{model_uri} holds a {type(model).__name__}, expected a pixelnmf.PixelNMF")
+            raise TypeError(f"{model_uri} holds a {type(model).__module__}.{type(model).__qualname__}, expected a pixelnmf.PixelNMF from this folder")
         self._model = model
         return True
 

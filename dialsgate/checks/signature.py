@@ -140,6 +140,18 @@ def check_outputs_in_request_order(subject) -> None:
     _same_outputs(expected, answer, "reversed batch")
 
 
+def check_empty_batch_answered(subject) -> None:
+    """A request with zero lumisections answers empty outputs (or a 400), never a crash."""
+    empty = {name: array[:0] for name, array in subject.reference_arrays.items()}
+    outcome = subject.handler.predict(v2.request_body(subject.contract, empty))
+    if outcome.status >= 500:
+        raise CheckFailed(f"an empty batch (N=0) crashed the handler: HTTP {outcome.status}: {outcome.error}")
+    if outcome.status == 200:
+        sizes = {name: array.size for name, array in v2.outputs_by_name(outcome.response).items()}
+        if any(sizes.values()):
+            raise CheckFailed(f"an empty batch (N=0) answered non-empty outputs {sizes}")
+
+
 def check_bad_request_refused(subject, label: str) -> None:
     """A malformed request gets HTTP 400 naming the input, never a crash (500)."""
     body, name = badrequests.bad_requests(subject.contract, subject.reference_arrays)[label]
@@ -162,6 +174,7 @@ def cases(contract):
             case(check_input_datatype, sig.name, name=sig.name),
         ]
     found += [case(check_flattened_and_nested_agree), case(check_metadata_inputs_ignored), case(check_outputs_in_request_order)]
+    found.append(case(check_empty_batch_answered))
     labels = badrequests.bad_requests(contract, _placeholder_arrays(contract)).keys()
     found += [case(check_bad_request_refused, label, label=label) for label in labels]
     found.append(case(check_non_finite_counts_refused))

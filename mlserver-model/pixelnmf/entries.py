@@ -14,4 +14,4 @@ def has_enough_entries(raw_maps: list[np.ndarray], min_entries: list[float]) -> 
 def _totals(maps: np.ndarray) -> np.ndarray:
     """Total count per lumisection; integer counts are summed exactly."""
     dtype = np.float64 if maps.dtype.kind == "f" else np.int64
-    return maps.reshape(len(maps), -1).sum(axis=1, dtype=dtype)
+    return maps.sum(axis=tuple(range(1, maps.ndim)), dtype=dtype)

@@ -165,7 +165,7 @@ class PixelNMF:
             with timer("preprocessing"):
                 reduced = preprocessing.remove_cross(maps[layer["name"]], layer["kept_rows"], layer["kept_columns"])
                 preprocessed = preprocessing.normalise(reduced, layer["reference"], dtype=COMPUTE_DTYPE)
-                flat = preprocessed.reshape(n_ls, -1)
+                flat = preprocessed.reshape(n_ls, int(np.prod(preprocessed.shape[1:])))  # not -1: N may be 0
             with timer("reconstruction"):
                 recon = solver.reconstruct(preprocessing.transform_input(flat, params["clip"]))
             with timer("clustering"):

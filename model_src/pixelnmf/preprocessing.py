@@ -13,7 +13,7 @@ def remove_cross(maps: np.ndarray, kept_rows: np.ndarray, kept_columns: np.ndarr
     """Drop the always-empty middle rows and columns: (N, rows, cols) -> (N, kept rows, kept cols)."""
     n_ls, _, n_columns = maps.shape
     flat_index = (np.asarray(kept_rows)[:, None] * n_columns + np.asarray(kept_columns)[None, :]).ravel()
-    return maps.reshape(n_ls, -1).take(flat_index, axis=1).reshape(n_ls, len(kept_rows), len(kept_columns))
+    return maps.reshape(n_ls, maps.shape[1] * n_columns).take(flat_index, axis=1).reshape(n_ls, len(kept_rows), len(kept_columns))
 
 
 def normalise(reduced: np.ndarray, reference: np.ndarray, dtype=np.float64) -> np.ndarray:
@@ -26,7 +26,7 @@ def normalise(reduced: np.ndarray, reference: np.ndarray, dtype=np.float64) -> n
     inverse = np.divide(1.0, reference, out=np.zeros_like(reference), where=reference > 0).astype(dtype)
     ratio = np.multiply(reduced, inverse, dtype=dtype)
     np.maximum(ratio, 0, out=ratio)
-    n_nonzero = np.count_nonzero(ratio.reshape(len(ratio), -1), axis=1)
+    n_nonzero = np.count_nonzero(ratio, axis=(1, 2))
     total = ratio.sum(axis=(1, 2)).astype(np.float64)
     scale = np.divide(n_nonzero, total, out=np.zeros_like(total), where=total > 0)
     ratio *= scale.astype(dtype)[:, None, None]

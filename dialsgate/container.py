@@ -1,0 +1,430 @@
+"""Serve a DIALS model folder in its serving image, the way ``dismcli start-api`` does.
+
+``dismcli start-api -r <ResourceKey>`` runs the template's ``Image`` with the command
+``mlserver start /mnt/<Name>``, the build folder bind-mounted read-only at ``/mnt/<Name>`` and
+``PYTHONDONTWRITEBYTECODE=1``. :func:`serve_model_folder` does the same through testcontainers,
+waits until the *model* (not only the server) is ready, and always removes the container.
+
+Settings (environment):
+
+``DIALSGATE_DOCKER_NETWORK``
+    ``host``: host networking, MLServer bound to 127.0.0.1 on free ports (the only choice on
+    machines whose engine runs with ``--bridge=none``). ``bridge``: Docker's default bridge,
+    container port 8080 (and 8081 for gRPC) published on free ports of 127.0.0.1.
+    ``auto`` (default): ``host`` when the engine has no network named ``bridge``, else ``bridge``.
+``DIALSGATE_READY_TIMEOUT``
+    seconds to wait for the model to become ready (default 120).
+
+Used by the server test layer (``tests/server``), the pre-deploy gate and ``benchmarks``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# testcontainers reads these when it is imported. These machines carry /.dockerenv, so
+# testcontainers would believe it runs inside a container and look for a gateway address; its
+# Ryuk reaper image cannot be pulled here (containers are removed by serve_model_folder itself).
+os.environ.setdefault("TC_HOST", "127.0.0.1")
+os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+if "DOCKER_HOST" not in os.environ and Path("/var/run/docker.sock").exists():
+    os.environ["DOCKER_HOST"] = "unix:///var/run/docker.sock"
+
+NETWORK_ENV = "DIALSGATE_DOCKER_NETWORK"
+READY_TIMEOUT_ENV = "DIALSGATE_READY_TIMEOUT"
+DEFAULT_READY_TIMEOUT = 120.0
+NETWORK_MODES = ("host", "bridge", "auto")
+#: MLServer's ports inside the container when it is not on the host's network.
+CONTAINER_HTTP_PORT = 8080
+CONTAINER_GRPC_PORT = 8081
+STANDIN_SCRIPT = Path("serving") / "build-standin-image.sh"
+LOG_TAIL_LINES = 200
+
+
+class ServingError(RuntimeError):
+    """The model folder could not be served (no engine, no image, model never ready...)."""
+
+
+class DockerUnavailable(ServingError):
+    """No Docker engine answers."""
+
+
+class ModelNotReady(ServingError):
+    """The container ran but the model did not become ready; the message carries its log."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def network_setting() -> str:
+    value = os.environ.get(NETWORK_ENV, "auto").strip().lower() or "auto"
+    if value not in NETWORK_MODES:
+        raise ServingError(f"{NETWORK_ENV}={value!r}: expected one of {', '.join(NETWORK_MODES)}")
+    return value
+
+
+def ready_timeout() -> float:
+    raw = os.environ.get(READY_TIMEOUT_ENV, "")
+    if not raw.strip():
+        return DEFAULT_READY_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ServingError(f"{READY_TIMEOUT_ENV}={raw!r}: expected a number of seconds") from None
+    if value <= 0:
+        raise ServingError(f"{READY_TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+# --------------------------------------------------------------------------- Docker engine
+
+
+def docker_client():
+    """A docker SDK client that has answered a ping, or DockerUnavailable with what to do."""
+    import docker
+
+    where = os.environ.get("DOCKER_HOST", "the default Docker socket")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as error:  # DockerException, connection errors, permission errors
+        raise DockerUnavailable(
+            f"no Docker engine answers at {where} ({type(error).__name__}: {error}). "
+            "Start one (as root on CI machines: .ci/docker-engine.sh start), set DOCKER_HOST, "
+            "or run the server layer against a running server with --server-url URL."
+        ) from None
+    return client
+
+
+def resolve_network_mode(client=None) -> str:
+    """``host`` or ``bridge`` (``auto`` decided by whether the engine has a ``bridge`` network)."""
+    mode = network_setting()
+    if mode == "host":
+        return mode
+    client = client or docker_client()
+    has_bridge = any(network.name == "bridge" for network in client.networks.list(names=["bridge"]))
+    if mode == "bridge" and not has_bridge:
+        raise ServingError(
+            f"{NETWORK_ENV}=bridge but the Docker engine has no network named 'bridge' (started with --bridge=none?); "
+            f"use {NETWORK_ENV}=host or auto"
+        )
+    return "bridge" if has_bridge else "host"
+
+
+def image_exists(image: str, client=None) -> bool:
+    import docker.errors
+
+    client = client or docker_client()
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def ensure_image(image: str, repository_root: Path | str | None = None, log: Callable[[str], None] = print) -> str:
+    """Make ``image`` available locally; returns what was done ("present", "built", "pulled").
+
+    Order: present locally -> nothing to do; ``serving/build-standin-image.sh`` under
+    ``repository_root`` -> run it (``--image image``, its progress streamed through ``log``);
+    else ``docker pull``; else ServingError naming the image and how to provide it.
+    """
+    client = docker_client()
+    if image_exists(image, client):
+        return "present"
+    script = Path(repository_root) / STANDIN_SCRIPT if repository_root is not None else None
+    if script is not None and script.is_file():
+        log(f"image {image} is not present: running {script} --image {image}")
+        process = subprocess.Popen(
+            ["bash", str(script), "--image", image],
+            cwd=str(script.parent.parent),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        tail: list[str] = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            log(line)
+            tail = (tail + [line])[-30:]
+        if process.wait() != 0 or not image_exists(image, client):
+            raise ServingError(
+                f"{script} --image {image} failed (exit {process.returncode}); its last lines:\n" + "\n".join(tail)
+            )
+        return "built"
+    log(f"image {image} is not present: trying docker pull")
+    try:
+        client.images.pull(image)
+    except Exception as error:
+        raise ServingError(
+            f"the serving image {image} is not present locally and could not be pulled ({type(error).__name__}: {error}). "
+            f"Pull or load it (docker pull {image} / docker load), or build the stand-in with "
+            f"serving/build-standin-image.sh --image {image} from the repository."
+        ) from None
+    return "pulled"
+
+
+def image_build_or_check(image: str, repository_root: Path | str, log: Callable[[str], None] = print) -> tuple[str, float]:
+    """Run the stand-in build script even when the image exists (it says "up to date" quickly).
+
+    Returns (last line of its output, seconds). Falls back to :func:`ensure_image` when the
+    repository has no such script.
+    """
+    script = Path(repository_root) / STANDIN_SCRIPT
+    start = time.perf_counter()
+    if not script.is_file():
+        return ensure_image(image, repository_root, log), time.perf_counter() - start
+    docker_client()
+    result = subprocess.run(
+        ["bash", str(script), "--image", image], cwd=str(script.parent.parent), capture_output=True, text=True
+    )
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    for line in lines:
+        log(line)
+    if result.returncode != 0:
+        raise ServingError(f"{script} --image {image} failed (exit {result.returncode}):\n" + "\n".join(lines[-30:]))
+    return (lines[-1] if lines else "done"), time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- model folder
+
+
+def make_readable_by_others(root: Path) -> None:
+    """chmod o+r on every file and o+rx on every folder under ``root`` (the container runs as uid 1000)."""
+    root = Path(root)
+    paths = [root, *root.rglob("*")]
+    for path in paths:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        wanted = mode | stat.S_IROTH | stat.S_IRGRP
+        if path.is_dir() or mode & stat.S_IXUSR:
+            wanted |= stat.S_IXOTH | stat.S_IXGRP
+        if wanted != mode:
+            path.chmod(stat.S_IMODE(wanted))
+
+
+@contextlib.contextmanager
+def prepared_model_folder(contract, workdir: Path | str | None = None) -> Iterator[Path]:
+    """The folder MLServer should load for ``contract``, readable by the container's user.
+
+    A dismcli build folder (``contract.built``) is used as is. Otherwise the template is built
+    offline (``dialsgate.build.build``) into a fresh 0755 temporary folder (under ``workdir``
+    when given), removed afterwards.
+    """
+    if contract.built:
+        folder = Path(contract.code_dir)
+        if not (folder / "model-settings.json").is_file():
+            raise ServingError(f"{folder} is not a dismcli build folder: it has no model-settings.json")
+        make_readable_by_others(folder)
+        yield folder
+        return
+    from .build import build
+
+    temporary = Path(tempfile.mkdtemp(prefix="dialsgate-serve-", dir=str(workdir) if workdir else None))
+    try:
+        temporary.chmod(0o755)
+        build_root = temporary / "build"
+        build(contract.template_path, build_root=build_root)
+        folder = build_root / contract.resource_key
+        make_readable_by_others(temporary)
+        yield folder
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- readiness
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_status(url: str, timeout: float = 5.0) -> int | None:
+    """Status code of a GET, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return None
+
+
+def wait_until_model_ready(
+    url: str,
+    model_name: str,
+    timeout: float | None = None,
+    still_running: Callable[[], str | None] | None = None,
+) -> float:
+    """Poll ``/v2/models/<name>/ready`` until it answers 200; returns the seconds waited.
+
+    ``/v2/health/ready`` may answer 200 while the model failed to load, hence the model's own
+    endpoint (MLServer answers 400 until the model is loaded). ``still_running()`` returns a
+    reason string when the server is gone (e.g. the container exited) so the wait ends early.
+    Raises ModelNotReady on the deadline.
+    """
+    timeout = ready_timeout() if timeout is None else timeout
+    ready_url = f"{url.rstrip('/')}/v2/models/{model_name}/ready"
+    start = time.monotonic()
+    deadline = start + timeout
+    delay = 0.05
+    last = None
+    while True:
+        last = http_status(ready_url, timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+        if last == 200:
+            return time.monotonic() - start
+        if still_running is not None:
+            gone = still_running()
+            if gone:
+                raise ModelNotReady(f"{gone} before model {model_name!r} was ready (last {ready_url} answer: {last})")
+        if time.monotonic() >= deadline:
+            raise ModelNotReady(
+                f"model {model_name!r} not ready after {timeout:.0f} s: GET {ready_url} last answered "
+                f"{last if last is not None else 'nothing (no connection)'} (set {READY_TIMEOUT_ENV} to wait longer)"
+            )
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 1.0)
+
+
+# --------------------------------------------------------------------------- serving
+
+
+@dataclass
+class Served:
+    """A model served from a container (or an external server when ``container`` is None)."""
+
+    url: str
+    http_port: int
+    grpc_port: int | None
+    model_name: str
+    ready_seconds: float
+    network_mode: str
+    container: object | None = field(default=None, repr=False)
+
+    def logs(self, tail: int | None = None) -> str:
+        """The container's stdout and stderr, interleaved (MLServer logs mostly to stderr)."""
+        if self.container is None:
+            return ""
+        try:
+            wrapped = self.container.get_wrapped_container()
+            raw = wrapped.logs(stdout=True, stderr=True, tail=tail if tail is not None else "all")
+        except Exception as error:  # the container may already be gone
+            return f"(container logs unavailable: {type(error).__name__}: {error})"
+        return raw.decode("utf-8", errors="replace")
+
+
+def _container_gone(container) -> str | None:
+    wrapped = container.get_wrapped_container()
+    try:
+        wrapped.reload()
+    except Exception as error:
+        return f"the container disappeared ({type(error).__name__}: {error})"
+    status = wrapped.status
+    if status in ("created", "running"):
+        return None
+    exit_code = wrapped.attrs.get("State", {}).get("ExitCode")
+    return f"the container stopped (status {status}, exit code {exit_code})"
+
+
+def _with_logs(message: str, logs: str) -> str:
+    return f"{message}\n---- container log (last {LOG_TAIL_LINES} lines) ----\n{logs.rstrip()}\n---- end of container log ----"
+
+
+@contextlib.contextmanager
+def serve_model_folder(folder: Path | str, contract, image: str | None = None, timeout: float | None = None) -> Iterator[Served]:
+    """Run ``folder`` in the contract's image exactly as ``dismcli start-api`` does; yield :class:`Served`.
+
+    Waits (backoff, deadline :func:`ready_timeout`) for the model's readiness; on failure raises
+    ModelNotReady with the container's last log lines. The container is always removed.
+    """
+    from testcontainers.core.container import DockerContainer
+
+    folder = Path(folder).resolve()
+    if not (folder / "model-settings.json").is_file():
+        raise ServingError(f"{folder} has no model-settings.json: not a folder MLServer can start (build it first)")
+    image = image or contract.image
+    if not image:
+        raise ServingError(f"the template {contract.template_path} names no Image for {contract.resource_key}")
+    client = docker_client()
+    if not image_exists(image, client):
+        raise ServingError(f"image {image} is not present locally; call ensure_image first (or docker pull {image})")
+    mode = resolve_network_mode(client)
+    mount_point = f"/mnt/{contract.name}"
+
+    container = (
+        DockerContainer(image, **({"network_mode": "host"} if mode == "host" else {}))
+        .with_envs(PYTHONDONTWRITEBYTECODE="1")
+        .with_volume_mapping(str(folder), mount_point, "ro")
+        .with_command(["mlserver", "start", mount_point])
+    )
+    if mode == "host":
+        http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+        container.with_envs(
+            MLSERVER_HOST="127.0.0.1",
+            MLSERVER_HTTP_PORT=str(http_port),
+            MLSERVER_GRPC_PORT=str(grpc_port),
+            MLSERVER_METRICS_PORT=str(metrics_port),
+        )
+    else:
+        # Published on the loopback interface only; MLServer listens on its defaults inside.
+        http_port, grpc_port = free_port(), free_port()
+        container.ports[f"{CONTAINER_HTTP_PORT}/tcp"] = ("127.0.0.1", http_port)
+        container.ports[f"{CONTAINER_GRPC_PORT}/tcp"] = ("127.0.0.1", grpc_port)
+    url = f"http://127.0.0.1:{http_port}"
+
+    import docker.errors
+
+    started = time.monotonic()
+    try:
+        container.start()
+    except docker.errors.DockerException as error:
+        with contextlib.suppress(Exception):
+            container.stop()
+        hint = f" (set {NETWORK_ENV}=host when the engine has no bridge network)" if mode == "bridge" else ""
+        raise ServingError(f"could not start {image} for {folder} ({mode} network){hint}: {error}") from None
+    try:
+        served = Served(
+            url=url,
+            http_port=http_port,
+            grpc_port=grpc_port,
+            model_name=contract.name,
+            ready_seconds=float("nan"),
+            network_mode=mode,
+            container=container,
+        )
+        try:
+            wait_until_model_ready(url, contract.name, timeout=timeout, still_running=lambda: _container_gone(container))
+        except ModelNotReady as error:
+            raise ModelNotReady(
+                _with_logs(f"serving {folder} in {image} ({mode} network, {url}): {error}", served.logs(tail=LOG_TAIL_LINES))
+            ) from None
+        served.ready_seconds = time.monotonic() - started
+        yield served
+    finally:
+        container.stop()  # removes the container (force, with its anonymous volumes)
+
+
+@contextlib.contextmanager
+def serve_contract(contract, repository_root: Path | str | None = None, log: Callable[[str], None] = print) -> Iterator[Served]:
+    """ensure_image + prepared_model_folder + serve_model_folder in one step."""
+    ensure_image(contract.image, repository_root, log=log)
+    with prepared_model_folder(contract) as folder, serve_model_folder(folder, contract) as served:
+        yield served

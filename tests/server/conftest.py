@@ -1,0 +1,305 @@
+"""Server layer: the model folder served by MLServer in its image, checked over HTTP.
+
+    pytest tests/server                                    # build, serve in a container, check
+    pytest tests/server --build-dir .dism-artifacts/build/PixelNMF   # serve exactly that folder
+    pytest tests/server --server-url http://127.0.0.1:8080           # an already running server
+
+Every expected answer comes from the same handler run in-process (``InProcessHandler``): the
+server must answer exactly what the folder's own code answers, in the shape the template
+promises. No Docker engine is a failure, never a skip: a layer that did not run proved nothing.
+Settings: DIALSGATE_DOCKER_NETWORK, DIALSGATE_READY_TIMEOUT (see dialsgate/container.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dialsgate import container as serving
+from dialsgate import v2
+from dialsgate.inprocess import InProcessHandler
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SERVED_KEY = pytest.StashKey["serving.Served"]()
+LOG_MARK_KEY = pytest.StashKey[int]()
+#: Float outputs must match the in-process answer within this (absolute and relative).
+FLOAT_TOLERANCE = 1e-6
+REQUEST_TIMEOUT = 600
+
+
+# --------------------------------------------------------------------------- the server
+
+
+@contextlib.contextmanager
+def _live_output(config):
+    """Let progress reach the terminal while a session fixture runs (e.g. an image build)."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if capture is None:
+        yield
+        return
+    with capture.global_and_fixture_disabled():
+        yield
+
+
+@pytest.fixture(scope="session")
+def served(request, contract, tmp_path_factory):
+    """The server under test: a container serving the contract's folder, or ``--server-url``."""
+    config = request.config
+    given = config.getoption("--server-url")
+    if given:
+        url = given.rstrip("/")
+        failure = None
+        try:
+            waited = serving.wait_until_model_ready(url, contract.name)
+        except serving.ServingError as error:
+            failure = f"--server-url {url}: {error}"
+        if failure:
+            pytest.fail(failure, pytrace=False)
+        port = int(url.rsplit(":", 1)[1]) if url.rsplit(":", 1)[-1].isdigit() else 80
+        yield serving.Served(
+            url=url, http_port=port, grpc_port=None, model_name=contract.name, ready_seconds=waited, network_mode="external"
+        )
+        return
+
+    def say(line: str) -> None:
+        with _live_output(config):
+            print(f"[server layer] {line}", flush=True)
+
+    with contextlib.ExitStack() as stack:
+        failure = None
+        try:
+            serving.ensure_image(contract.image, REPOSITORY, log=say)
+            folder = stack.enter_context(serving.prepared_model_folder(contract, workdir=tmp_path_factory.mktemp("serve")))
+            server = stack.enter_context(serving.serve_model_folder(folder, contract))
+        except serving.ServingError as error:
+            failure = f"the server layer could not serve {contract.code_dir}:\n{error}"
+        if failure:  # outside the except block: the message alone, without a chained traceback
+            pytest.fail(failure, pytrace=False)
+        say(
+            f"{contract.name} served from {folder} by {contract.image} at {server.url} "
+            f"({server.network_mode} network), model ready {server.ready_seconds:.1f} s after start"
+        )
+        config.stash[SERVED_KEY] = server
+        try:
+            yield server
+        finally:
+            del config.stash[SERVED_KEY]
+
+
+@pytest.fixture(scope="session")
+def server_url(served) -> str:
+    """http://127.0.0.1:PORT of a server whose model is ready."""
+    return served.url
+
+
+@pytest.fixture(autouse=True)
+def _mark_container_log(request, served):
+    """Remember how long the container log was when the test started (see the report hook)."""
+    if served.container is not None:
+        request.node.stash[LOG_MARK_KEY] = len(served.logs().splitlines())
+    yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing server test shows what the container logged while it ran (last 200 lines)."""
+    report = yield
+    if report.failed and call.when in ("setup", "call"):
+        server = item.config.stash.get(SERVED_KEY, None)
+        if server is not None and server.container is not None:
+            lines = server.logs().splitlines()[item.stash.get(LOG_MARK_KEY, 0) :]
+            shown = lines[-serving.LOG_TAIL_LINES :]
+            header = f"container log during this test (last {len(shown)} of {len(lines)} lines)"
+            report.sections.append((header, "\n".join(shown) or "(nothing logged)"))
+    return report
+
+
+# --------------------------------------------------------------------------- HTTP helpers
+
+
+@dataclass
+class Answer:
+    status: int
+    text: str
+
+    def json(self):
+        return json.loads(self.text)
+
+
+class V2Client:
+    """Minimal V2 HTTP client; one requests.Session per instance (make one per thread)."""
+
+    def __init__(self, url: str, model_name: str):
+        import requests
+
+        self.url = url.rstrip("/")
+        self.model_name = model_name
+        self.session = requests.Session()
+
+    @property
+    def model_path(self) -> str:
+        return f"/v2/models/{self.model_name}"
+
+    def get(self, path: str) -> Answer:
+        response = self.session.get(self.url + path, timeout=30)
+        return Answer(response.status_code, response.text)
+
+    def infer_raw(self, data: bytes, content_type: str | None = "application/json") -> Answer:
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = self.session.post(f"{self.url}{self.model_path}/infer", data=data, headers=headers, timeout=REQUEST_TIMEOUT)
+        return Answer(response.status_code, response.text)
+
+    def infer(self, body: dict) -> Answer:
+        return self.infer_raw(json.dumps(body).encode())
+
+    def model_ready_status(self) -> int:
+        return self.get(f"{self.model_path}/ready").status
+
+    def close(self) -> None:
+        self.session.close()
+
+
+@pytest.fixture(scope="session")
+def v2_client(server_url, contract):
+    client = V2Client(server_url, contract.name)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def make_client(server_url, contract):
+    """Factory of independent clients (for concurrent use)."""
+    made = []
+
+    def make() -> V2Client:
+        client = V2Client(server_url, contract.name)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+# --------------------------------------------------------------------------- expected answers
+
+
+@pytest.fixture(scope="session")
+def inprocess(contract):
+    """The contract's handler loaded in this interpreter: its answers are the reference."""
+    handler = InProcessHandler(contract)
+    yield handler
+    handler.close()
+
+
+@pytest.fixture(scope="session")
+def expected_response(inprocess):
+    """body -> the in-process handler's response dict (the body must be a valid request)."""
+
+    def expected(body: dict) -> dict:
+        outcome = inprocess.predict(body)
+        assert outcome.status == 200 and outcome.response is not None, (
+            f"the in-process handler refused the request the server is checked with: {outcome.status} {outcome.error}"
+        )
+        return outcome.response
+
+    return expected
+
+
+def compare_outputs(got: dict[str, np.ndarray], want: dict[str, np.ndarray], where: str = "") -> list[str]:
+    """Differences between two {name: array} output sets: BOOL/int exact, floats within 1e-6."""
+    problems = []
+    if sorted(got) != sorted(want):
+        return [f"{where}outputs {sorted(got)} received, the in-process handler answers {sorted(want)}"]
+    for name in want:
+        a, b = np.asarray(got[name]), np.asarray(want[name])
+        if a.shape != b.shape:
+            problems.append(f"{where}{name}: shape {a.shape}, in-process {b.shape}")
+            continue
+        if b.dtype.kind == "f" or a.dtype.kind == "f":
+            a64, b64 = a.astype(np.float64), b.astype(np.float64)
+            close = np.isclose(a64, b64, rtol=FLOAT_TOLERANCE, atol=FLOAT_TOLERANCE, equal_nan=True)
+            if not close.all():
+                bad = np.flatnonzero(~close.ravel())
+                problems.append(
+                    f"{where}{name}: {bad.size} of {a.size} values differ beyond {FLOAT_TOLERANCE}; first at "
+                    f"{bad[0]}: server {a64.ravel()[bad[0]]!r}, in-process {b64.ravel()[bad[0]]!r}"
+                )
+        elif not np.array_equal(a, b):
+            bad = np.flatnonzero(a.ravel() != b.ravel())
+            problems.append(
+                f"{where}{name}: {bad.size} of {a.size} values differ; first at {bad[0]}: "
+                f"server {a.ravel()[bad[0]]!r}, in-process {b.ravel()[bad[0]]!r}"
+            )
+    return problems
+
+
+@pytest.fixture(scope="session")
+def output_differences():
+    """output_differences(server_outputs, inprocess_outputs, where="") -> list of problems (empty: equal)."""
+    return compare_outputs
+
+
+@pytest.fixture(scope="session")
+def assert_same_outputs():
+    """assert_same_outputs(server_outputs, inprocess_outputs) with a readable message."""
+
+    def check(got: dict[str, np.ndarray], want: dict[str, np.ndarray], where: str = "") -> None:
+        problems = compare_outputs(got, want, where)
+        assert not problems, "server answer differs from the in-process handler:\n  " + "\n  ".join(problems)
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def template_output_signature(contract):
+    """n_ls -> {name: (datatype, shape)} exactly as the template's OutputSignature promises."""
+
+    def signature(n_ls: int) -> dict[str, tuple[str, list[int]]]:
+        return {sig.name: (sig.datatype, list(v2.concrete_shape(sig.dims, n_ls))) for sig in contract.outputs}
+
+    return signature
+
+
+# --------------------------------------------------------------------------- request bodies
+
+
+def tile_batch(arrays: dict[str, np.ndarray], n_ls: int) -> dict[str, np.ndarray]:
+    """The reference batch repeated (or cut) along axis 0 to ``n_ls`` lumisections."""
+    return {name: np.resize(array, (n_ls, *array.shape[1:])) for name, array in arrays.items()}
+
+
+@pytest.fixture(scope="session")
+def batch_of(contract, reference_arrays):
+    """n_ls -> input arrays: the reference batch tiled along axis 0, declared metadata inputs added."""
+    declared_metadata = v2.sample_inputs(contract, n_ls=1) if contract.metadata_inputs else {}
+
+    def make(n_ls: int) -> dict[str, np.ndarray]:
+        arrays = tile_batch(reference_arrays, n_ls)
+        for sig in contract.metadata_inputs:
+            if sig.name not in arrays:
+                arrays[sig.name] = tile_batch({sig.name: declared_metadata[sig.name]}, n_ls)[sig.name]
+        return arrays
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def reference_n_ls(reference_arrays) -> int:
+    return len(next(iter(reference_arrays.values())))
+
+
+@pytest.fixture(scope="session")
+def reference_body(contract, batch_of, reference_n_ls) -> dict:
+    """The reference batch as DIALS sends it: flattened data, with a request id."""
+    return v2.request_body(contract, batch_of(reference_n_ls), flatten=True, request_id="dialsgate-reference-batch")
+
+
+@pytest.fixture(scope="session")
+def reference_expected(reference_body, expected_response) -> dict:
+    return expected_response(reference_body)

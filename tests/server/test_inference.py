@@ -1,0 +1,113 @@
+"""Inference over HTTP: the served model answers what the folder's handler answers in-process.
+
+The reference batch is sent as production sends it (flattened ``data``); the answer must equal
+the in-process handler's, carry exactly the template's OutputSignature (Dims -1 -> N), and echo
+the request id. The same request through tritonclient, nested data, and extra OMS metadata
+inputs must not change the answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dialsgate import v2
+
+#: OMS metadata inputs DIALS may add (``<metadata Name>__<attribute Name>``), not in the template.
+EXTRA_METADATA = {"oms_lumisection_info__pileup": ("FP32", 61.5), "oms_lumisection_info__delivered_lumi": ("FP64", 0.42)}
+
+
+def _outputs(answer) -> dict[str, np.ndarray]:
+    assert answer.status == 200, f"HTTP {answer.status}: {answer.text[:2000]}"
+    return v2.outputs_by_name(answer.json())
+
+
+def test_reference_batch_matches_inprocess_handler(v2_client, reference_body, reference_expected, assert_same_outputs):
+    answer = v2_client.infer(reference_body)
+    assert_same_outputs(_outputs(answer), v2.outputs_by_name(reference_expected))
+
+
+def test_outputs_follow_the_template_signature(v2_client, reference_body, reference_n_ls, template_output_signature):
+    answer = v2_client.infer(reference_body)
+    _outputs(answer)
+    assert v2.output_signature(answer.json()) == template_output_signature(reference_n_ls)
+
+
+def test_flagging_and_metric_keys_are_outputs(v2_client, reference_body, contract):
+    outputs = _outputs(v2_client.infer(reference_body))
+    for key in (contract.flagging_key, contract.metric_key):
+        if key is not None:
+            assert key in outputs, f"template key {key!r} is not among the outputs {sorted(outputs)}"
+
+
+def test_request_id_is_echoed(v2_client, reference_body):
+    answer = v2_client.infer(reference_body)
+    _outputs(answer)
+    assert answer.json().get("id") == reference_body["id"]
+
+
+def test_response_names_the_model(v2_client, reference_body, contract):
+    answer = v2_client.infer(reference_body)
+    _outputs(answer)
+    assert answer.json().get("model_name") == contract.name
+
+
+def test_tritonclient_gets_the_same_answer(
+    server_url, contract, batch_of, reference_n_ls, reference_expected, assert_same_outputs
+):
+    import tritonclient.http as triton
+
+    arrays = batch_of(reference_n_ls)
+    datatypes = {sig.name: sig.datatype for sig in contract.inputs + contract.metadata_inputs}
+    client = triton.InferenceServerClient(url=server_url.removeprefix("http://"), network_timeout=600.0)
+    try:
+        inputs = []
+        for name, array in arrays.items():
+            item = triton.InferInput(name, list(array.shape), datatypes[name])
+            item.set_data_from_numpy(array, binary_data=False)
+            inputs.append(item)
+        requested = [triton.InferRequestedOutput(sig.name, binary_data=False) for sig in contract.outputs]
+        result = client.infer(contract.name, inputs, outputs=requested, request_id="dialsgate-tritonclient")
+        got = {sig.name: result.as_numpy(sig.name) for sig in contract.outputs}
+        assert result.get_response().get("id") == "dialsgate-tritonclient"
+    finally:
+        client.close()
+    assert_same_outputs(got, v2.outputs_by_name(reference_expected), where="tritonclient: ")
+
+
+def test_nested_data_gives_the_same_answer(
+    v2_client, contract, batch_of, reference_n_ls, reference_expected, assert_same_outputs
+):
+    body = v2.request_body(contract, batch_of(reference_n_ls), flatten=False, request_id="dialsgate-nested")
+    assert_same_outputs(_outputs(v2_client.infer(body)), v2.outputs_by_name(reference_expected), where="nested data: ")
+
+
+def test_extra_metadata_inputs_are_ignored(
+    v2_client, contract, reference_body, reference_n_ls, reference_expected, assert_same_outputs
+):
+    declared = {sig.name for sig in contract.inputs + contract.metadata_inputs}
+    extra = [
+        {"name": name, "shape": [reference_n_ls], "datatype": datatype, "data": [value] * reference_n_ls}
+        for name, (datatype, value) in EXTRA_METADATA.items()
+        if name not in declared
+    ]
+    assert extra, "no undeclared metadata input left to send"
+    body = {**reference_body, "inputs": reference_body["inputs"] + extra}
+    assert_same_outputs(_outputs(v2_client.infer(body)), v2.outputs_by_name(reference_expected), where="with OMS metadata: ")
+
+
+def test_single_lumisection(v2_client, contract, batch_of, expected_response, template_output_signature, assert_same_outputs):
+    body = v2.request_body(contract, batch_of(1), request_id="dialsgate-one-ls")
+    answer = v2_client.infer(body)
+    assert_same_outputs(_outputs(answer), v2.outputs_by_name(expected_response(body)))
+    assert v2.output_signature(answer.json()) == template_output_signature(1)
+
+
+def test_empty_batch_answers_empty_or_refuses(v2_client, contract, batch_of, template_output_signature):
+    """N = 0: empty outputs of the template's signature, or a 400; never a server error."""
+    body = v2.request_body(contract, batch_of(0), request_id="dialsgate-empty")
+    answer = v2_client.infer(body)
+    assert answer.status in (200, 400), f"an empty batch (N=0) answered HTTP {answer.status}: {answer.text[:2000]}"
+    if answer.status == 200:
+        assert v2.output_signature(answer.json()) == template_output_signature(0)
+        assert all(output["data"] == [] for output in answer.json()["outputs"])
+    assert v2_client.model_ready_status() == 200
