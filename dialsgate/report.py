@@ -116,7 +116,9 @@ def answer_batch(contract: Contract, path: Path) -> BatchAnswers:
         try:
             handler = InProcessHandler(contract)
         except Exception as error:  # a handler that does not load is the first thing to report
-            answers.error = f"the handler {contract.handler} did not load from {contract.code_dir}: {type(error).__name__}: {error}"
+            answers.error = (
+                f"the handler {contract.handler} did not load from {contract.code_dir}: {type(error).__name__}: {error}"
+            )
             return answers
         try:
             outcome = handler.predict(v2.request_body(contract, arrays, flatten=True, request_id="dialsgate-report"))
@@ -153,7 +155,9 @@ def picture_indices(answers: BatchAnswers, limit: int = MAX_PICTURES) -> tuple[l
     left_out = max(0, len(chosen) - (limit - 1))
     chosen = chosen[: limit - 1]
     quiet = ~interesting
-    candidates = np.flatnonzero(quiet & (np.char.find(answers.kind, "clean") >= 0)) if answers.kind is not None else np.array([], int)
+    candidates = (
+        np.flatnonzero(quiet & (np.char.find(answers.kind, "clean") >= 0)) if answers.kind is not None else np.array([], int)
+    )
     if not len(candidates):
         candidates = np.flatnonzero(quiet)
     clean = int(candidates[0]) if len(candidates) else None
@@ -355,7 +359,9 @@ def _draw_outline(ax, mask, color, width, style="solid", zorder=3):
     segments = mask_outline(mask)
     if not len(segments):
         return None
-    collection = LineCollection(segments, colors=color, linewidths=width, linestyles=style, capstyle="projecting", zorder=zorder, animated=True)
+    collection = LineCollection(
+        segments, colors=color, linewidths=width, linestyles=style, capstyle="projecting", zorder=zorder, animated=True
+    )
     return ax.add_collection(collection, autolim=False)
 
 
@@ -372,14 +378,16 @@ def common_scales(pictures: ModelPictures) -> Scales:
     """One colour scale per kind of map for all pictures, so they compare at a glance."""
     threshold = float(pictures.parameters.get("loss_threshold", 0.04))
     clip = float(pictures.parameters.get("clip", 5.0))
-    values = [layer.preprocessed.ravel() for ls in pictures.maps for layer in ls.layers]
-    high = float(np.percentile(np.concatenate(values), 99.9)) if values else 2.0
+    # Up to the largest input value (hot regions keep a colour of the scale), at least 2, at most the clip.
+    high = max((float(layer.preprocessed.max()) for ls in pictures.maps for layer in ls.layers), default=2.0)
     occupancy_max = float(min(max(2.0, np.ceil(high * 2) / 2), clip))
     deviations = [float(np.abs(layer.reconstruction - 1.0).max()) for ls in pictures.maps for layer in ls.layers]
     spread = float(min(max(0.05, np.ceil(max(deviations, default=0.05) * 20) / 20), 1.0))
     losses = [float(layer.loss.max()) for ls in pictures.maps for layer in ls.layers]
     loss_max = 10.0 ** np.ceil(np.log10(max(max(losses, default=1.0), 1.0)))
-    return Scales(occupancy_max=occupancy_max, reconstruction_spread=spread, loss_min=1e-4, loss_max=float(loss_max), threshold=threshold)
+    return Scales(
+        occupancy_max=occupancy_max, reconstruction_spread=spread, loss_min=1e-4, loss_max=float(loss_max), threshold=threshold
+    )
 
 
 def _loss_colormap(scales: Scales):
@@ -388,7 +396,7 @@ def _loss_colormap(scales: Scales):
     from matplotlib.colors import ListedColormap
 
     span = np.log10(scales.loss_max) - np.log10(scales.loss_min)
-    below = int(round(256 * (np.log10(scales.threshold) - np.log10(scales.loss_min)) / span))
+    below = int(np.clip(round(256 * (np.log10(scales.threshold) - np.log10(scales.loss_min)) / span), 1, 255))
     greys = mpl.colormaps["Greys"](np.linspace(0.08, 0.45, below))
     warm = mpl.colormaps["YlOrRd"](np.linspace(0.3, 1.0, 256 - below))
     cmap = ListedColormap(np.vstack([greys, warm]), name="loss_threshold")
@@ -455,14 +463,29 @@ class LSFigure:
             map_axes = [[], [], []]
             for row, layer in enumerate(template.layers):
                 images = []
-                for column, (norm, cmap) in enumerate(((occupancy_norm, occupancy_cmap), (reconstruction_norm, reconstruction_cmap), (loss_norm, loss_cmap))):
+                for column, (norm, cmap) in enumerate(
+                    ((occupancy_norm, occupancy_cmap), (reconstruction_norm, reconstruction_cmap), (loss_norm, loss_cmap))
+                ):
                     ax = figure.add_subplot(grid[row, column])
-                    images.append(ax.imshow(np.ones(layer.loss.shape), origin="lower", aspect="auto", norm=norm, cmap=cmap, interpolation="nearest"))
+                    images.append(
+                        ax.imshow(
+                            np.ones(layer.loss.shape),
+                            origin="lower",
+                            aspect="auto",
+                            norm=norm,
+                            cmap=cmap,
+                            interpolation="nearest",
+                        )
+                    )
                     _decorate(ax, layer, x_label=row == n_layers - 1, y_label=column == 0)
                     map_axes[column].append(ax)
                 self.images.append(images)
                 self.loss_axes.append(map_axes[2][-1])
-            headers = ("preprocessed: occupancy / reference, unit mean", "NMF reconstruction (own, narrower scale)", "loss = (preprocessed - reconstruction)$^2$")
+            headers = (
+                "input: occupancy / reference, unit mean",
+                "NMF reconstruction (own scale)",
+                "loss = (input - reconstruction)$^2$",
+            )
             for column, header in enumerate(headers):
                 map_axes[column][0].set_title(header, fontsize=10, loc="left")
             bottom = map_axes[0][-1].get_position().y0
@@ -493,7 +516,9 @@ class LSFigure:
             shade = None
             if self.has_mask:
                 masked = np.ma.masked_where(pictures.loss_mask == 0, pictures.loss_mask)
-                shade = ax.imshow(masked, origin="lower", aspect="auto", cmap=ListedColormap(["0.5"]), alpha=0.4, interpolation="nearest")
+                shade = ax.imshow(
+                    masked, origin="lower", aspect="auto", cmap=ListedColormap(["0.5"]), alpha=0.4, interpolation="nearest"
+                )
             _decorate(ax, first, x_label=True, y_label=False)
             ax.set_ylabel(f"signed ladder ({first.name} grid)")
             ax.set_title(f"combined map on {first.name}'s grid", fontsize=10, loc="left")
@@ -509,15 +534,17 @@ class LSFigure:
             ax.axis("off")
             blocks = " or ".join(f"{h}x{w}" for h, w in pictures.parameters.get("flag_blocks", ()))
             handles = [
-                Line2D([], [], color=CLUSTER_COLOUR, linewidth=1.5, label="loss maps: bins kept by the window clustering"),
-                Line2D([], [], color=COMBINED_COLOUR, linewidth=1.0, label="combined map: bin set"),
-                Line2D([], [], color=BLOCK_COLOUR, linewidth=3.0, label=f"combined map: flagging blocks ({blocks})"),
-                Line2D([], [], color="0.3", linewidth=0.7, linestyle=(0, (3, 3)), label="where the empty cross was removed"),
+                Line2D([], [], color=CLUSTER_COLOUR, linewidth=1.5, label="loss: bins kept by the window clustering"),
+                Line2D([], [], color=COMBINED_COLOUR, linewidth=1.0, label="combined: bin set"),
+                Line2D([], [], color=BLOCK_COLOUR, linewidth=3.0, label=f"combined: flagging blocks ({blocks})"),
+                Line2D([], [], color="0.3", linewidth=0.7, linestyle=(0, (3, 3)), label="where the empty cross was cut out"),
             ]
             if self.has_mask:
-                handles.insert(3, Patch(facecolor="0.5", alpha=0.4, label="loss mask > 0 (bin mostly empty in training)"))
+                handles.insert(3, Patch(facecolor="0.5", alpha=0.4, label="loss mask > 0 (empty in training)"))
             ax.legend(handles=handles, loc="upper left", frameon=False, fontsize=9, borderaxespad=0)
-            self.facts = ax.text(0.0, 0.7, "", family="monospace", fontsize=8.5, va="top", ha="left", transform=ax.transAxes, animated=True)
+            self.facts = ax.text(
+                0.0, 0.7, "", family="monospace", fontsize=8.5, va="top", ha="left", transform=ax.transAxes, animated=True
+            )
             self.title = figure.suptitle("", fontsize=13, animated=True)
 
             # Everything drawn over the changing images is redrawn after them, in z order.
@@ -556,12 +583,18 @@ class LSFigure:
                 _draw_outline(self.combined_ax, ls.flagged_area, BLOCK_COLOUR, 3.0, zorder=4),
             ]
             threshold = format(self.scales.threshold, "g")
-            lines = [f"evaluated (minimum entries): {_fmt_flag(ls.evaluated)}", f"model Flag {_fmt_flag(ls.flag)}, Metric {ls.metric:g}", ""]
+            lines = [
+                f"evaluated (minimum entries): {_fmt_flag(ls.evaluated)}",
+                f"model Flag {_fmt_flag(ls.flag)}, Metric {ls.metric:g}",
+                "",
+            ]
             lines.append(f"{'layer':<6}{'entries':>9}{'minimum':>8}{'>' + threshold:>7}{'clust.':>7}{'max loss':>9}")
             for layer in ls.layers:
                 minimum = "-" if layer.min_entries is None else f"{layer.min_entries:.0f}"
                 above = int((layer.loss > self.scales.threshold).sum())
-                lines.append(f"{layer.name:<6}{layer.total:>9.0f}{minimum:>8}{above:>7d}{int(layer.clustered.sum()):>7d}{float(layer.loss.max()):>9.3g}")
+                lines.append(
+                    f"{layer.name:<6}{layer.total:>9.0f}{minimum:>8}{above:>7d}{int(layer.clustered.sum()):>7d}{float(layer.loss.max()):>9.3g}"
+                )
             lines += ["", f">{threshold}: loss bins above the threshold", "clust.: bins kept by the window clustering", ""]
             lines.append(f"combined map: {int(ls.combined.sum())} bins set,")
             lines.append(f"{int(ls.flagged_area.sum())} of them in flagging blocks")
@@ -579,7 +612,9 @@ class LSFigure:
             self.figure.draw_artist(self.title)
             pixels = np.asarray(self.canvas.buffer_rgba())[..., :3]
         # A 256-colour palette keeps the PNGs small (the pictures use few distinct colours).
-        Image.fromarray(pixels).quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(path, optimize=True)
+        Image.fromarray(pixels).quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
+            path, optimize=True
+        )
 
 
 # -- package, pins, image ---------------------------------------------------------------------
@@ -612,7 +647,10 @@ def package_listing(contract: Contract) -> PackageListing:
 
             temp = Path(tempfile.mkdtemp(prefix="dialsgate-report-build-"))
             build(contract.template_path, temp / "build")
-            folder, origin = temp / "build" / contract.resource_key, "an offline build (python -m dialsgate.build) made for this report"
+            folder, origin = (
+                temp / "build" / contract.resource_key,
+                "an offline build (python -m dialsgate.build) made for this report",
+            )
         files = [(path.as_posix(), (folder / path).stat().st_size, sha256_of(folder / path)) for path in package_files(folder)]
         return PackageListing(folder=None if temp else folder, origin=origin, files=files)
     except Exception as error:  # shown in the report; the rest of the report is still useful
@@ -676,8 +714,9 @@ table { border-collapse: collapse; margin: 0.6em 0 1em; font-size: 0.92em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f0f2f5; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.mismatch td { background: #fde2e1; } tr.flagged td.flag { font-weight: bold; color: #b00020; }
-td.pass { color: #0a7a20; font-weight: bold; } td.fail, td.error { color: #b00020; font-weight: bold; }
-td.skip, td.skipped, td.xfail { color: #8a6d00; font-weight: bold; }
+td.passed { color: #0a7a20; font-weight: bold; } td.failed, td.error { color: #b00020; font-weight: bold; }
+td.other { color: #8a6d00; font-weight: bold; }
+p.verdict-passed { color: #0a7a20; font-size: 1.2em; font-weight: bold; } p.verdict-failed { color: #b00020; font-size: 1.2em; font-weight: bold; }
 code, .mono { font-family: "DejaVu Sans Mono", Menlo, monospace; font-size: 0.92em; }
 .note { color: #555; font-size: 0.92em; } .problem { color: #b00020; font-weight: bold; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
@@ -697,7 +736,9 @@ def _table(headers, rows, table_id=None, row_classes=None, cell_classes=None) ->
         css = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
         cells = []
         for j, value in enumerate(row):
-            cell_css = (cell_classes[i][j] if cell_classes else None) or ("num" if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) else "")
+            cell_css = (cell_classes[i][j] if cell_classes else None) or (
+                "num" if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) else ""
+            )
             attribute = f' class="{cell_css}"' if cell_css else ""
             cells.append(f"<td{attribute}>{value if isinstance(value, Markup) else _e(value)}</td>")
         body.append(f"<tr{css}>{''.join(cells)}</tr>")
@@ -720,16 +761,32 @@ def _size(n_bytes: int | None) -> str:
 
 
 def _verdict_section(verdict_rows) -> str:
+    """The gate's rows (layer, check, result, reason): anything but 'passed' first, then the rest."""
     if not verdict_rows:
         return '<p class="note">No gate verdict was given to the report (run it from the gate to include one).</p>'
+    results = [str(entry.get("result", "")) for entry in verdict_rows]
+    passed = [result == "passed" for result in results]
+    order = sorted(range(len(verdict_rows)), key=lambda i: passed[i])  # stable: the gate's order within each group
     rows, classes = [], []
-    for entry in verdict_rows:
-        result = str(entry.get("result", ""))
-        rows.append([entry.get("layer", ""), Markup(f"<code>{_e(entry.get('check', ''))}</code>"), result, entry.get("reason", "") or ""])
-        classes.append([None, None, re.sub(r"[^a-z]", "", result.lower()) or None, None])
-    failed = sum(1 for entry in verdict_rows if str(entry.get("result", "")).lower() not in ("pass", "passed"))
-    summary = f"<p><b>{len(verdict_rows) - failed} of {len(verdict_rows)} checks passed.</b></p>"
-    return summary + _table(["layer", "check", "result", "reason"], rows, table_id="verdict", cell_classes=classes)
+    for i in order:
+        entry = verdict_rows[i]
+        rows.append(
+            [
+                entry.get("layer", ""),
+                Markup(f"<code>{_e(entry.get('check', ''))}</code>"),
+                results[i],
+                entry.get("reason", "") or "",
+            ]
+        )
+        css = results[i] if results[i] in ("passed", "failed", "error") else "other"
+        classes.append([None, None, css, None])
+    counts = ", ".join(f"{results.count(result)} {result}" for result in dict.fromkeys(results))
+    ok = all(passed)
+    summary = (
+        f'<p class="verdict-{"passed" if ok else "failed"}">Gate verdict: {"PASSED" if ok else "FAILED"}</p>'
+        f"<p>{len(verdict_rows)} rows: {_e(counts)}. Anything but <i>passed</i> (skipped, xfailed, deselected, not run included) fails the gate.</p>"
+    )
+    return summary + _table(["layer", "check", "result", "reason"], rows, table_id="verdict-table", cell_classes=classes)
 
 
 def _flags_section(contract: Contract, answers: BatchAnswers | None, pictured: set[int], picture_names: dict[int, str]) -> str:
@@ -754,10 +811,13 @@ def _flags_section(contract: Contract, answers: BatchAnswers | None, pictured: s
             expected = int(answers.expected[members].sum()) if answers.expected is not None else "n/a"
             matched = int((answers.flag[members] == answers.expected[members]).sum()) if answers.expected is not None else "n/a"
             rows.append([kind, int(members.sum()), int(answers.flag[members].sum()), expected, matched])
-        classes = [
-            "mismatch" if answers.expected is not None and row[4] != row[1] else None for row in rows
-        ]
-        parts.append("<h3>Per kind</h3>" + _table(["kind", "count", "flagged", "expected flagged", "matching"], rows, table_id="kinds", row_classes=classes))
+        classes = ["mismatch" if answers.expected is not None and row[4] != row[1] else None for row in rows]
+        parts.append(
+            "<h3>Per kind</h3>"
+            + _table(
+                ["kind", "count", "flagged", "expected flagged", "matching"], rows, table_id="kinds-table", row_classes=classes
+            )
+        )
     rows, classes = [], []
     for i in range(answers.n_ls):
         expected = None if answers.expected is None else bool(answers.expected[i])
@@ -772,10 +832,24 @@ def _flags_section(contract: Contract, answers: BatchAnswers | None, pictured: s
             "n/a" if expected is None else ("yes" if expected == flag else "NO"),
             picture,
         ])  # fmt: skip
-        classes.append(" ".join(filter(None, ["ls", "flagged" if flag else "", "mismatch" if expected is not None and expected != flag else ""])))
+        classes.append(
+            " ".join(
+                filter(None, ["ls", "flagged" if flag else "", "mismatch" if expected is not None and expected != flag else ""])
+            )
+        )
     cell_classes = [["num", None, None, "flag", "num", None, None] for _ in rows]
-    header = ["LS", "kind", "expected flag", f"model {contract.flagging_key or 'flag'}", contract.metric_key or "metric", "match", ""]
-    parts.append("<h3>Per lumisection</h3>" + _table(header, rows, table_id="flags", row_classes=classes, cell_classes=cell_classes))
+    header = [
+        "LS",
+        "kind",
+        "expected flag",
+        f"model {contract.flagging_key or 'flag'}",
+        contract.metric_key or "metric",
+        "match",
+        "",
+    ]
+    parts.append(
+        "<h3>Per lumisection</h3>" + _table(header, rows, table_id="flags-table", row_classes=classes, cell_classes=cell_classes)
+    )
     return "".join(parts)
 
 
@@ -798,8 +872,12 @@ def _pictures_section(pictures, answers, picture_names, left_out, style_note, sc
         "Axes: signed module (columns) and signed ladder (rows) numbers after the empty cross was removed (dashed line: "
         "where it was). Colour scales are the same in every picture; the reconstruction has its own, narrower scale around 1 "
         f'so that what the NMF models stays visible.</p><p class="note">Parameters: {_e(parameters)}.'
-        + (f" Drawn with {_e(style_note)}; input scale 0 to {scales.occupancy_max:g}, reconstruction 1 &plusmn; {scales.reconstruction_spread:g}, "
-           f"loss {scales.loss_min:g} to {scales.loss_max:g} (log).</p>" if scales is not None else "</p>")
+        + (
+            f" Drawn with {_e(style_note)}; input scale 0 to {scales.occupancy_max:g}, reconstruction 1 &plusmn; {scales.reconstruction_spread:g}, "
+            f"loss {scales.loss_min:g} to {scales.loss_max:g} (log).</p>"
+            if scales is not None
+            else "</p>"
+        )
     )
     if not pictures.maps:
         parts.append('<p class="note">No lumisection of the batch to picture (nothing flagged and no clean one).</p>')
@@ -809,7 +887,9 @@ def _pictures_section(pictures, answers, picture_names, left_out, style_note, sc
         name = picture_names[ls.index]
         kind = answers.kind[ls.index] if answers.kind is not None else "no label"
         caption = f"LS {ls.index} ({kind}): Flag {_fmt_flag(ls.flag)}, Metric {ls.metric:g}, expected flag {_fmt_flag(None if answers.expected is None else bool(answers.expected[ls.index]))}"
-        parts.append(f'<figure id="ls-{ls.index}"><img src="{_e(name)}" alt="{_e(caption)}" loading="lazy"><figcaption>{_e(caption)}</figcaption></figure>')
+        parts.append(
+            f'<figure id="ls-{ls.index}"><img src="{_e(name)}" alt="{_e(caption)}" loading="lazy"><figcaption>{_e(caption)}</figcaption></figure>'
+        )
     return "".join(parts)
 
 
@@ -817,7 +897,10 @@ def _serving_section(contract: Contract, pins_file: Path, image: dict) -> str:
     pins = serving_pins(pins_file)
     rows = [[name, pins.get(name, "not pinned")] for name in SERVING_PACKAGES]
     rows.append(["python", PYTHON_NOTE])
-    parts = [f"<p>From <code>{_e(pins_file)}</code> (the serving image's package set):</p>", _table(["package", "version"], rows, table_id="pins")]
+    parts = [
+        f"<p>From <code>{_e(pins_file)}</code> (the serving image's package set):</p>",
+        _table(["package", "version"], rows, table_id="pins-table"),
+    ]
     parts.append(f"<h3>Local image <code>{_e(contract.image or '(none)')}</code></h3>")
     if "error" in image:
         parts.append(f'<p class="note">Docker: {_e(image["error"])}.</p>')
@@ -830,11 +913,26 @@ def _serving_section(contract: Contract, pins_file: Path, image: dict) -> str:
         ("size", _size(image["size"])),
         ("user", image["user"] or "(image default)"),
         ("comment", image["comment"] or "-"),
-        ("which", "the local stand-in (Debian 12, Python 3.11)" if stand_in else "not marked as a stand-in (the real image, Python 3.10)"),
+        (
+            "which",
+            "the local stand-in (Debian 12, Python 3.11)"
+            if stand_in
+            else "not marked as a stand-in (the real image, Python 3.10)",
+        ),
     ]
-    parts.append('<dl class="facts">' + "".join(f"<dt>{_e(k)}</dt><dd>{v if isinstance(v, Markup) else _e(v)}</dd>" for k, v in facts) + "</dl>")
+    parts.append(
+        '<dl class="facts">'
+        + "".join(f"<dt>{_e(k)}</dt><dd>{v if isinstance(v, Markup) else _e(v)}</dd>" for k, v in facts)
+        + "</dl>"
+    )
     if image["labels"]:
-        parts.append(_table(["label", "value"], [[Markup(f"<code>{_e(k)}</code>"), v] for k, v in sorted(image["labels"].items())], table_id="labels"))
+        parts.append(
+            _table(
+                ["label", "value"],
+                [[Markup(f"<code>{_e(k)}</code>"), v] for k, v in sorted(image["labels"].items())],
+                table_id="labels-table",
+            )
+        )
     else:
         parts.append('<p class="note">The image has no labels.</p>')
     return "".join(parts)
@@ -850,9 +948,14 @@ def _package_section(contract: Contract, model_sha: str | None, listing: Package
         return "".join(parts)
     total = sum(size for _, size, _ in listing.files)
     where = f" (<code>{_e(listing.folder)}</code>)" if listing.folder else ""
-    parts.append(f"<p>What <code>dismcli package</code> would zip, from {_e(listing.origin)}{where}: {len(listing.files)} files, {_e(_size(total))}.</p>")
-    rows = [[Markup(f"<code>{_e(path)}</code>"), size, Markup(f'<span class="mono">{_e(digest[:16])}…</span>')] for path, size, digest in listing.files]
-    parts.append(_table(["file", "bytes", "sha256 (first 16)"], rows, table_id="package"))
+    parts.append(
+        f"<p>What <code>dismcli package</code> would zip, from {_e(listing.origin)}{where}: {len(listing.files)} files, {_e(_size(total))}.</p>"
+    )
+    rows = [
+        [Markup(f"<code>{_e(path)}</code>"), size, Markup(f'<span class="mono">{_e(digest[:16])}…</span>')]
+        for path, size, digest in listing.files
+    ]
+    parts.append(_table(["file", "bytes", "sha256 (first 16)"], rows, table_id="package-table"))
     return "".join(parts)
 
 
@@ -901,14 +1004,23 @@ def write_report(contract: Contract, out_dir, reference_batch=None, verdict_rows
         ("template", Markup(f"<code>{_e(contract.template_path)}</code>")),
         ("resource key", contract.resource_key),
         ("handler", Markup(f"<code>{_e(contract.handler)}</code>")),
-        ("model folder", Markup(f"<code>{_e(contract.code_dir)}</code>" + (" (dismcli build folder)" if contract.built else " (CodeUri)"))),
+        (
+            "model folder",
+            Markup(f"<code>{_e(contract.code_dir)}</code>" + (" (dismcli build folder)" if contract.built else " (CodeUri)")),
+        ),
         ("image", contract.image or "-"),
         ("generated", now),
     ]
     sections = [
         ("verdict", "Gate verdict", _verdict_section(verdict_rows)),
         ("flags", "Reference batch: flags against labels", _flags_section(contract, answers, pictured, picture_names)),
-        ("pictures", "Model pictures", _pictures_section(pictures, answers, picture_names, left_out, style_note, scales) if answers is not None and answers.error is None else '<p class="note">No pictures without the reference batch answers.</p>'),
+        (
+            "pictures",
+            "Model pictures",
+            _pictures_section(pictures, answers, picture_names, left_out, style_note, scales)
+            if answers is not None and answers.error is None
+            else '<p class="note">No pictures without the reference batch answers.</p>',
+        ),
         ("serving", "Serving package versions", _serving_section(contract, Path(pins_file), image)),
         ("package", "Model file and package contents", _package_section(contract, model_sha, listing)),
     ]
@@ -931,11 +1043,17 @@ def write_report(contract: Contract, out_dir, reference_batch=None, verdict_rows
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Write an HTML report on a DIALS model folder (flags, pictures, versions, package).")
+    parser = argparse.ArgumentParser(
+        description="Write an HTML report on a DIALS model folder (flags, pictures, versions, package)."
+    )
     parser.add_argument("--template", type=Path, default=Path("template.yaml"), help="DISM template (default: ./template.yaml)")
     parser.add_argument("--resource", default=None, help="resource key, when the template has several MLServer resources")
-    parser.add_argument("--build-dir", type=Path, default=None, help="a dismcli .dism-artifacts/build/<ResourceKey> folder instead of CodeUri")
-    parser.add_argument("--reference-batch", type=Path, default=None, help=".npz with one array per input (default: beside the template)")
+    parser.add_argument(
+        "--build-dir", type=Path, default=None, help="a dismcli .dism-artifacts/build/<ResourceKey> folder instead of CodeUri"
+    )
+    parser.add_argument(
+        "--reference-batch", type=Path, default=None, help=".npz with one array per input (default: beside the template)"
+    )
     parser.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: report/)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
