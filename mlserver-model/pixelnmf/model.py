@@ -20,6 +20,8 @@ CHUNK_SIZE = 64
 #: The maps are processed in float32 (half the memory traffic of float64); the NNLS algebra
 #: on the few components runs in float64.
 COMPUTE_DTYPE = np.float32
+#: Counts arrive as INT32; larger values would also overflow the float32 maps.
+MAX_COUNT = int(np.iinfo(np.int32).max)
 
 DEFAULT_PARAMETERS = {
     "loss_threshold": 0.04,
@@ -209,6 +211,8 @@ class PixelNMF:
                 raise InputError(f"input {name!r}: counts must be finite, received NaN or infinity")
             if array.dtype.kind in "if" and (array < 0).any():
                 raise InputError(f"input {name!r}: counts must be non-negative, received a negative value")
+            if array.size and array.max() > MAX_COUNT:
+                raise InputError(f"input {name!r}: counts must not exceed {MAX_COUNT} (INT32), received {array.max()}")
             maps[name] = array
             sizes[name] = array.shape[0]
         if len(set(sizes.values())) > 1:
