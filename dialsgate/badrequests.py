@@ -28,7 +28,7 @@ def bad_requests(contract: Contract, arrays: dict[str, np.ndarray]) -> dict[str,
     body = v2.request_body(contract, small)
     first = contract.inputs[0]
     first_array = small[first.name]
-    wrong_dims = np.zeros((len(first_array), *first.per_ls_dims[:-1], first.per_ls_dims[-1] + 1), dtype=first_array.dtype)
+    wrong_dims = v2.widened(first_array, first.dims)
     wrong_datatype = "FP64" if first.datatype != "FP64" else "INT32"
     cases = {
         "missing_input": ({"inputs": [item for item in body["inputs"] if item["name"] != first.name]}, first.name),
@@ -36,12 +36,13 @@ def bad_requests(contract: Contract, arrays: dict[str, np.ndarray]) -> dict[str,
             {"inputs": body["inputs"] + [v2.request_input("not_a_template_input", first_array, first.datatype)]},
             "not_a_template_input",
         ),
-        "wrong_dims": (_replace_input(body, first.name, shape=list(wrong_dims.shape), data=wrong_dims.ravel().tolist()), first.name),
         "wrong_datatype": (_replace_input(body, first.name, datatype=wrong_datatype), first.name),
         "data_length_not_matching_shape": (_replace_input(body, first.name, data=first_array.ravel().tolist()[:-1]), first.name),
         "non_numeric_data": (_replace_input(body, first.name, data=["counts"] * first_array.size), first.name),
         "negative_counts": (_replace_input(body, first.name, data=(-first_array.astype(np.int64) - 1).ravel().tolist()), first.name),
     }
+    if wrong_dims is not None:
+        cases["wrong_dims"] = (_replace_input(body, first.name, shape=list(wrong_dims.shape), data=wrong_dims.ravel().tolist()), first.name)
     if len(contract.inputs) >= 2:
         second = contract.inputs[1]
         one_ls = small[second.name][:1]

@@ -33,6 +33,9 @@ def isolated_imports(folder: Path):
     """Import from ``folder`` first; restore sys.path and sys.modules afterwards."""
     names = folder_module_names(folder)
     saved_path = list(sys.path)
+    # Importing must not leave __pycache__ in the folder: dismcli package would ship it.
+    saved_bytecode_flag = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
     shadowed = {key: module for key, module in sys.modules.items() if key.split(".")[0] in names}
     for key in shadowed:
         del sys.modules[key]
@@ -45,6 +48,7 @@ def isolated_imports(folder: Path):
             del sys.modules[key]
         sys.modules.update(shadowed)
         sys.path[:] = saved_path
+        sys.dont_write_bytecode = saved_bytecode_flag
 
 
 def _model_settings(contract: Contract, handler_class):

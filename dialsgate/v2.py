@@ -70,6 +70,36 @@ def output_signature(response: dict) -> dict[str, tuple[str, list[int]]]:
     return {output["name"]: (str(output["datatype"]), list(output["shape"])) for output in response.get("outputs", [])}
 
 
+def last_fixed_axis(dims: tuple[int, ...]) -> int | None:
+    """Index (in the full array, batch axis first) of the last per-LS axis with a fixed size."""
+    fixed = [axis for axis, size in enumerate(dims) if axis > 0 and size != -1]
+    return fixed[-1] if fixed else None
+
+
+def widened(array: np.ndarray, dims: tuple[int, ...]) -> np.ndarray | None:
+    """Zeros shaped like ``array`` with one more bin on its last fixed axis (None if all vary)."""
+    axis = last_fixed_axis(dims)
+    if axis is None:
+        return None
+    shape = list(array.shape)
+    shape[axis] += 1
+    return np.zeros(shape, dtype=array.dtype)
+
+
+def shape_mismatches(contract: Contract, arrays: dict[str, np.ndarray]) -> list[str]:
+    """Inputs whose per-LS shape disagrees with the template's Dims (-1 matches any size)."""
+    problems = []
+    for signature in contract.inputs:
+        array = arrays.get(signature.name)
+        if array is None:
+            continue
+        per_ls = array.shape[1:]
+        wanted = signature.per_ls_dims
+        if len(per_ls) != len(wanted) or any(w != -1 and w != got for w, got in zip(wanted, per_ls, strict=True)):
+            problems.append(f"{signature.name}: per-LS shape {list(per_ls)}, template Dims {list(signature.dims)}")
+    return problems
+
+
 def reference_arrays(batch_file, contract: Contract) -> dict[str, np.ndarray]:
     """The template's inputs from an .npz reference batch (arrays named like the inputs)."""
     with np.load(batch_file, allow_pickle=False) as archive:

@@ -64,6 +64,8 @@ def check_pickle_globals_allowed(subject) -> None:
         raise CheckFailed(f"{subject.contract.model_file.name} references globals that are not allowed: {listed}")
     if not audit.globals:
         raise CheckFailed(f"no global found in {subject.contract.model_file}: not a joblib/pickle file?")
+    if audit.error:
+        raise CheckFailed(f"{subject.contract.model_file.name} does not load from {subject.contract.code_dir}: {audit.error}")
 
 
 def check_pickle_globals_resolvable(subject, in_this_environment: bool) -> None:

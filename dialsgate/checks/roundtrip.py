@@ -21,14 +21,23 @@ from .signature import _same_outputs
 CLEAN_INTERPRETER = Path(__file__).resolve().parent.parent / "clean_interpreter.py"
 
 
-def repository_module_names(repository: Path, provided: set[str]) -> list[str]:
-    """Modules of the repository around the template (and one folder down, e.g. model_src/*)."""
+def repository_root(template_folder: Path) -> Path:
+    """The checkout around the template: the nearest folder with .git or pyproject.toml."""
+    for folder in [template_folder, *template_folder.parents]:
+        if (folder / ".git").exists() or (folder / "pyproject.toml").is_file():
+            return folder
+    return template_folder
+
+
+def repository_module_names(folders: list[Path], provided: set[str]) -> list[str]:
+    """Modules of the given folders and of their subfolders (e.g. model_src/*)."""
     names = set()
-    for folder in [repository, *(p for p in repository.iterdir() if p.is_dir() and not p.name.startswith("."))]:
-        names |= folder_module_names(folder)
-        if folder != repository and not (folder / "__init__.py").exists():
-            names.add(folder.name)  # a plain folder is importable as a namespace package
-    return sorted(names - provided)
+    for top in folders:
+        for folder in [top, *(p for p in top.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))]:
+            names |= folder_module_names(folder)
+            if folder != top and not (folder / "__init__.py").exists():
+                names.add(folder.name)  # a plain folder is importable as a namespace package
+    return sorted(name for name in names - provided if name.isidentifier() and not name.startswith("__"))
 
 
 def check_clean_interpreter_round_trip(subject) -> None:
@@ -41,7 +50,7 @@ def check_clean_interpreter_round_trip(subject) -> None:
     if not model_file.exists():
         shutil.copy2(contract.model_file, model_file)
     provided = folder_module_names(folder)
-    repository = contract.template_path.parent
+    repository = repository_root(contract.template_path.parent)
     spec = {
         "folder": str(folder),
         "repository": str(repository),
@@ -50,7 +59,7 @@ def check_clean_interpreter_round_trip(subject) -> None:
         "name": contract.name,
         "request": str(work / "request.json"),
         "result": str(work / "result.json"),
-        "forbidden": repository_module_names(repository, provided),
+        "forbidden": repository_module_names(sorted({repository, contract.template_path.parent}), provided),
         "provided": sorted(provided),
     }
     (work / "request.json").write_text(json.dumps(subject.reference_body))

@@ -90,13 +90,26 @@ def check_input_required(subject, name: str) -> None:
 
 
 def check_input_dims(subject, name: str) -> None:
-    """Per-LS dims: the template's are accepted, one bin more on the last axis is refused."""
-    _answer(subject, subject.reference_body, f"input {name!r} with the template's Dims")
-    signature = next(sig for sig in subject.contract.inputs if sig.name == name)
-    array = subject.reference_arrays[name]
-    wider = np.zeros((*array.shape[:-1], array.shape[-1] + 1), dtype=array.dtype)
-    arrays = {**subject.reference_arrays, name: wider}
-    _refused(subject, v2.request_body(subject.contract, arrays), name, f"input {name!r} with per-LS dims {list(wider.shape[1:])} instead of {list(signature.per_ls_dims)}")
+    """Per-LS dims: data shaped by the template's Dims is accepted, one bin more is refused.
+
+    Built from the template, not from the reference batch, so a template whose Dims disagree
+    with the handler fails here even when the batch matches the handler.
+    """
+    contract = subject.contract
+    signature = next(sig for sig in contract.inputs if sig.name == name)
+    arrays = v2.sample_inputs(contract, n_ls=2)
+    _answer(subject, v2.request_body(contract, arrays), f"input {name!r} shaped by the template's Dims {list(signature.dims)}")
+    wider = v2.widened(arrays[name], signature.dims)
+    if wider is not None:
+        body = v2.request_body(contract, {**arrays, name: wider})
+        _refused(subject, body, name, f"input {name!r} with per-LS dims {list(wider.shape[1:])} instead of {list(signature.per_ls_dims)}")
+
+
+def check_reference_batch_matches_template(subject) -> None:
+    """The batch every other check sends must itself have the template's Dims."""
+    problems = v2.shape_mismatches(subject.contract, subject.reference_arrays)
+    if problems:
+        raise CheckFailed("reference batch disagrees with the template: " + "; ".join(problems))
 
 
 def check_input_datatype(subject, name: str) -> None:
@@ -164,7 +177,7 @@ def check_non_finite_counts_refused(subject) -> None:
 
 
 def cases(contract):
-    found = [case(check_handler_answers_template_request)]
+    found = [case(check_reference_batch_matches_template), case(check_handler_answers_template_request)]
     found += [case(check_output_matches_signature, sig.name, name=sig.name) for sig in contract.outputs]
     found.append(case(check_no_undeclared_outputs))
     for sig in contract.inputs:

@@ -48,6 +48,31 @@ def check_flag_output_is_bool(subject) -> None:
         raise CheckFailed(f"FlaggingKey output {contract.flagging_key!r} is {names[contract.flagging_key].datatype}, expected BOOL")
 
 
+NUMERIC_DATATYPES = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
+
+
+def check_metric_output_is_numeric(subject) -> None:
+    """DIALS compares the MetricKey output with AnomalyThreshold: it must be a number."""
+    contract = subject.contract
+    names = {sig.name: sig for sig in contract.outputs}
+    signature = names.get(contract.metric_key)
+    if signature is not None and signature.datatype not in NUMERIC_DATATYPES:
+        raise CheckFailed(f"MetricKey output {contract.metric_key!r} is {signature.datatype}, expected a numeric datatype (e.g. FP32)")
+
+
+def check_anomaly_threshold_finite(subject) -> None:
+    """With BuiltinThreshold false, DIALS flags Metric > AnomalyThreshold: NaN or inf never works."""
+    import math
+
+    value = subject.contract.anomaly_threshold
+    try:
+        finite = value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        finite = False
+    if not finite:
+        raise CheckFailed(f"AnomalyThreshold {value!r} is not a finite number")
+
+
 def check_outputs_have_batch_axis(subject) -> None:
     """One value per lumisection: every output's Dims start with the batch axis -1."""
     wrong = [f"{sig.name} {list(sig.dims)}" for sig in subject.contract.outputs if not sig.dims or sig.dims[0] != -1]
@@ -60,5 +85,9 @@ def cases(contract):
     found += [case(check_key_in_outputs, key, key=key) for key in ("flagging_key", "metric_key") if getattr(contract, key)]
     if contract.flagging_key:
         found.append(case(check_flag_output_is_bool))
+    if contract.metric_key:
+        found.append(case(check_metric_output_is_numeric))
+    if not contract.builtin_threshold:
+        found.append(case(check_anomaly_threshold_finite))
     found.append(case(check_outputs_have_batch_axis))
     return found
