@@ -12,7 +12,7 @@ import joblib
 import numpy as np
 from mlserver import MLModel
 from mlserver.errors import InferenceError
-from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
+from mlserver.types import InferenceRequest, InferenceResponse, MetadataTensor, ResponseOutput
 from mlserver.utils import get_model_uri
 from pixelnmf import InputError, PixelNMF
 
@@ -66,6 +66,13 @@ class Handler(MLModel):
         if not isinstance(model, PixelNMF):
             raise TypeError(f"{model_uri} holds a {type(model).__module__}.{type(model).__qualname__}, expected a pixelnmf.PixelNMF from this folder")
         self._model = model
+        # Model metadata (/v2/models/<name>) then advertises the contract: dismcli's
+        # model-settings.json declares no inputs or outputs.
+        self.inputs = [MetadataTensor(name=name, datatype=INPUT_DATATYPE, shape=[-1, *shape]) for name, shape in model.input_shapes.items()]
+        self.outputs = [
+            MetadataTensor(name=FLAG_OUTPUT, datatype="BOOL", shape=[-1]),
+            MetadataTensor(name=METRIC_OUTPUT, datatype="FP32", shape=[-1]),
+        ]
         return True
 
     def decode_maps(self, payload: InferenceRequest) -> dict[str, np.ndarray]:

@@ -57,3 +57,12 @@ def test_offline_build_equals_dismcli_build(tmp_path, monkeypatch):
     assert sorted(ours) == sorted(theirs), f"file lists differ: only ours {sorted(set(ours) - set(theirs))}, only dismcli {sorted(set(theirs) - set(ours))}"
     different = [name for name in ours if not filecmp.cmp(ours[name], theirs[name], shallow=False)]
     assert not different, f"contents differ from dismcli build: {different}"
+
+
+def test_handler_metadata_advertises_the_template_signature(subject, contract):
+    """Our handler fills /v2/models/<name> metadata with exactly the template's signature."""
+    model = subject.handler.model
+    advertised_inputs = {t.name: (t.datatype, list(t.shape)) for t in model.inputs}
+    advertised_outputs = {t.name: (t.datatype, list(t.shape)) for t in model.outputs}
+    assert advertised_inputs == {sig.name: (sig.datatype, list(sig.dims)) for sig in contract.inputs}
+    assert advertised_outputs == {sig.name: (sig.datatype, list(sig.dims)) for sig in contract.outputs}
