@@ -19,7 +19,7 @@ pytest_plugins = ("dialsgate.gate_plugin",)
 
 REPOSITORY = Path(__file__).resolve().parent
 #: Layer of each test folder; the folder decides the marker, so `-k fast` / `-m fast` select it.
-LAYER_OF_FOLDER = {"fast": "fast", "model": "fast", "parity": "parity", "server": "server", "gate": "gate"}
+LAYER_OF_FOLDER = {"fast": "fast", "model": "fast", "parity": "parity", "server": "server", "gate": "gate", "dismcli": "dismcli"}
 
 
 def pytest_addoption(parser):

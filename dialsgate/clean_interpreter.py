@@ -19,8 +19,15 @@ import warnings
 
 
 def _isolate(folder: str, repository: str) -> None:
-    # Keep the standard library and site-packages; drop anything inside the repository.
-    sys.path[:] = [folder] + [entry for entry in sys.path if entry and not os.path.abspath(entry).startswith(repository + os.sep)]
+    # Keep the standard library and this environment's site-packages (which may live inside the
+    # repository, e.g. .tox/parity); drop every other entry inside the repository.
+    own = tuple(os.path.abspath(prefix) + os.sep for prefix in {sys.prefix, sys.base_prefix})
+
+    def kept(entry: str) -> bool:
+        path = os.path.abspath(entry) + os.sep
+        return path.startswith(own) or not path.startswith(repository + os.sep)
+
+    sys.path[:] = [folder] + [entry for entry in sys.path if entry and kept(entry)]
     # Editable installs put finders on sys.meta_path instead of path entries.
     sys.meta_path[:] = [finder for finder in sys.meta_path if "__editable__" not in type(finder).__module__]
     importlib.invalidate_caches()
