@@ -46,6 +46,7 @@ class FaceSolver:
                 inverses.append(inverse)
                 members.append(member)
         self._inverses = np.array(inverses).reshape(-1, n_components, n_components)
+        self._inverses_transposed = np.ascontiguousarray(self._inverses.transpose(0, 2, 1))
         self._members = np.array(members).reshape(-1, n_components)
 
     def _components_like(self, x: np.ndarray) -> np.ndarray:
@@ -60,7 +61,7 @@ class FaceSolver:
         # einsum (not matmul): its single-threaded loops keep their speed when the cores are
         # busy, where a multi-threaded BLAS on these thin products slows down several-fold.
         b = np.einsum("nd,kd->nk", x, self._components_like(x)).astype(np.float64)
-        candidates = np.einsum("sij,nj->sni", self._inverses, b)  # (faces, N, k)
+        candidates = np.matmul(b, self._inverses_transposed)  # (faces, N, k): w_S = G_SS^-1 b_S
         feasible = np.all(candidates >= 0, axis=2)
         # The residual of a face solution is ||x||^2 - w_S . b_S: the optimum maximises w . b.
         # The empty face (w = 0) scores 0 and is always feasible.
