@@ -6,7 +6,6 @@ the schema itself is validated with dism-core in the fast layer (``checks.templa
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,10 +75,6 @@ class Contract:
             "implementation": self.handler,
             "parameters": {"uri": self.model_file.name, "version": "0.1.0"},
         }
-
-    def read_model_settings(self) -> dict | None:
-        path = self.code_dir / MODEL_SETTINGS
-        return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _signatures(entries, with_me: bool) -> tuple[Signature, ...]:

@@ -31,7 +31,7 @@ class FaceSolver:
             raise ValueError(f"exact NNLS supports at most {MAX_EXHAUSTIVE_COMPONENTS} components, got {n_components}")
         self._components_f32 = self.components.astype(np.float32)
         gram = self.components @ self.components.T
-        inverses, members = [], []
+        inverses = []
         for size in range(1, n_components + 1):
             for subset in combinations(range(n_components), size):
                 index = np.array(subset)
@@ -41,13 +41,9 @@ class FaceSolver:
                 # Embedded in k x k with zeros outside the subset, so all faces solve at once.
                 inverse = np.zeros((n_components, n_components))
                 inverse[np.ix_(index, index)] = np.linalg.inv(block)
-                member = np.zeros(n_components, dtype=bool)
-                member[index] = True
                 inverses.append(inverse)
-                members.append(member)
         self._inverses = np.array(inverses).reshape(-1, n_components, n_components)
         self._inverses_transposed = np.ascontiguousarray(self._inverses.transpose(0, 2, 1))
-        self._members = np.array(members).reshape(-1, n_components)
 
     def _components_like(self, x: np.ndarray) -> np.ndarray:
         return self._components_f32 if x.dtype == np.float32 else self.components
