@@ -123,8 +123,13 @@ class PixelNMF:
     @property
     def loss_mask(self) -> np.ndarray:
         """Per bin of the combined grid: in how many layers it was empty in most training LS."""
-        empty = [layer["zero_fraction"] >= self.parameters["empty_fraction"] for layer in self.layers]
-        return combination.loss_mask(empty, self.grid_shape)
+        # Derived from the persisted state once per process (evaluate uses it for every block).
+        mask = self.__dict__.get("_loss_mask_cache")
+        if mask is None:
+            empty = [layer["zero_fraction"] >= self.parameters["empty_fraction"] for layer in self.layers]
+            mask = combination.loss_mask(empty, self.grid_shape)
+            self.__dict__["_loss_mask_cache"] = mask
+        return mask
 
     # -- evaluation -------------------------------------------------------------------------
     def predict(self, X: dict) -> np.ndarray:
