@@ -21,6 +21,7 @@ Used by the server test layer (``tests/server``), the pre-deploy gate and ``benc
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -135,48 +136,134 @@ def image_exists(image: str, client=None) -> bool:
     return True
 
 
-def ensure_image(image: str, repository_root: Path | str | None = None, log: Callable[[str], None] = print) -> str:
-    """Make ``image`` available locally; returns what was done ("present", "built", "pulled").
+STANDIN_LABEL = "org.dialsgate.standin"
+PACKAGE_SET_LABEL = "org.dialsgate.package-set"
 
-    Order: present locally -> nothing to do; ``serving/build-standin-image.sh`` under
-    ``repository_root`` -> run it (``--image image``, its progress streamed through ``log``);
-    else ``docker pull``; else ServingError naming the image and how to provide it.
+
+def is_standin(image: str, client=None) -> bool:
+    """True when ``image`` is one of our stand-ins (labelled), False for a real or foreign image."""
+    client = client or docker_client()
+    labels = client.images.get(image).labels or {}
+    return STANDIN_LABEL in labels or "org.pixelnmf-dials.pins-sha256" in labels
+
+
+def package_set_hash(profile, requirements) -> str:
+    import hashlib
+
+    text = "\n".join([profile.name, profile.core_file.read_text(), *sorted(requirements)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _run_logged(command: list[str], log: Callable[[str], None], what: str, cwd: str | None = None) -> None:
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    tail: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        line = line.rstrip("\n")
+        log(line)
+        tail = (tail + [line])[-30:]
+    if process.wait() != 0:
+        raise ServingError(f"{what} failed (exit {process.returncode}); its last lines:\n" + "\n".join(tail))
+
+
+def _try_pull(image: str, log: Callable[[str], None], timeout: int = 30) -> bool:
+    log(f"image {image} is not present: trying docker pull (timeout {timeout} s)")
+    run = subprocess.run(["timeout", "--kill-after=5", str(timeout), "docker", "pull", "-q", image], capture_output=True, text=True)
+    if run.returncode == 0:
+        log(f"pulled {image}")
+        return True
+    log(f"pull failed: {(run.stderr.strip().splitlines() or ['timed out'])[-1][:200]}")
+    return False
+
+
+def _extras_image(base: str, profile, requirements: list[str], client, log: Callable[[str], None]) -> str:
+    """``base`` plus the image packages a folder needs beyond the core; built once per set.
+
+    Wheels are fetched on the host (same Python minor as the stand-in), then installed with no
+    network inside a container of ``base``, which is committed under a tag naming the set.
     """
-    client = docker_client()
-    if image_exists(image, client):
-        return "present"
-    script = Path(repository_root) / STANDIN_SCRIPT if repository_root is not None else None
-    if script is not None and script.is_file():
-        log(f"image {image} is not present: running {script} --image {image}")
-        process = subprocess.Popen(
-            ["bash", str(script), "--image", image],
-            cwd=str(script.parent.parent),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-        tail: list[str] = []
-        assert process.stdout is not None
-        for line in process.stdout:
-            line = line.rstrip("\n")
-            log(line)
-            tail = (tail + [line])[-30:]
-        if process.wait() != 0 or not image_exists(image, client):
-            raise ServingError(
-                f"{script} --image {image} failed (exit {process.returncode}); its last lines:\n" + "\n".join(tail)
-            )
-        return "built"
-    log(f"image {image} is not present: trying docker pull")
+    digest = package_set_hash(profile, requirements)
+    tag = f"dialsgate-standin:{profile.name}-{digest}"
+    if image_exists(tag, client):
+        return tag
+    log(f"building {tag}: {base} + {', '.join(requirements)}")
+    from .serving_env import cache_dir
+
+    wheelhouse = cache_dir() / "wheelhouse" / digest
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    python = client.containers.run(base, ["python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], remove=True, network_mode="none")
+    python = python.decode().strip()
+    from .serving_env import find_python
+
+    host_python = find_python(tuple(int(part) for part in python.split(".")))
+    _run_logged(
+        [host_python, "-m", "pip", "download", "--quiet", "--only-binary", ":all:", "-d", str(wheelhouse), *requirements, "-c", str(profile.packages_file)],
+        log,
+        "downloading the extra wheels",
+    )
+    wheelhouse.chmod(0o755)
+    for wheel in wheelhouse.iterdir():
+        wheel.chmod(0o644)
+    constraints = profile.packages_file
+    container = client.containers.run(
+        base,
+        ["python", "-m", "pip", "install", "--no-index", "--no-cache-dir", "--disable-pip-version-check", "--find-links", "/wheels", *requirements, "-c", "/constraints.txt"],
+        user="0",
+        network_mode="none",
+        volumes={str(wheelhouse): {"bind": "/wheels", "mode": "ro"}, str(constraints): {"bind": "/constraints.txt", "mode": "ro"}},
+        detach=True,
+    )
     try:
-        client.images.pull(image)
-    except Exception as error:
+        result = container.wait()
+        if result.get("StatusCode") != 0:
+            raise ServingError(f"installing {requirements} into {base} failed:\n{container.logs().decode(errors='replace')[-3000:]}")
+        base_config = client.images.get(base).attrs["Config"]
+        changes = [
+            f"USER {base_config.get('User') or '1000'}",
+            f"CMD {json.dumps(base_config.get('Cmd') or ['mlserver', 'start', '/mnt/models'])}",
+            f"LABEL {PACKAGE_SET_LABEL}={digest}",
+        ]
+        container.commit(repository=tag.split(":")[0], tag=tag.split(":")[1], changes=changes)
+    finally:
+        container.remove(force=True)
+    log(f"built {tag}")
+    return tag
+
+
+def ensure_image(
+    image: str,
+    repository_root: Path | str | None = None,
+    log: Callable[[str], None] = print,
+    profile=None,
+    requirements: list[str] | tuple[str, ...] = (),
+) -> str:
+    """Make ``image`` available locally with the packages the folder needs; returns what was done.
+
+    Order: a real (non stand-in) image of that name, present or pullable, is used as is (it has
+    every package of the image). Otherwise the stand-in is used: its core built from Debian and
+    PyPI by ``serving/build-standin-image.sh`` (once per profile), plus the folder's extra image
+    packages (``requirements``, once per set); the template's image name is then pointed at it.
+    """
+    from .profiles import profile_for_image
+
+    client = docker_client()
+    profile = profile or profile_for_image(image)
+    if image_exists(image, client) and not is_standin(image, client):
+        return "present"
+    if not image_exists(image, client) and os.environ.get("DIALSGATE_NO_PULL") != "1" and _try_pull(image, log):
+        return "pulled"
+    script = Path(repository_root) / STANDIN_SCRIPT if repository_root is not None else None
+    if script is None or not script.is_file():
         raise ServingError(
-            f"the serving image {image} is not present locally and could not be pulled ({type(error).__name__}: {error}). "
-            f"Pull or load it (docker pull {image} / docker load), or build the stand-in with "
-            f"serving/build-standin-image.sh --image {image} from the repository."
-        ) from None
-    return "pulled"
+            f"the serving image {image} is not present locally and could not be pulled; "
+            f"load it (docker load / docker pull {image}) or build the stand-in with serving/build-standin-image.sh"
+        )
+    base = f"dialsgate-standin:{profile.name}-core"
+    _run_logged(["bash", str(script), "--image", base, "--profile", str(profile.folder), "--no-pull"], log, f"{script}", cwd=str(script.parent.parent))
+    target = _extras_image(base, profile, list(requirements), client, log) if requirements else base
+    client.images.get(target).tag(image)
+    log(f"{image} -> {target}")
+    return "stand-in"
 
 
 def image_build_or_check(image: str, repository_root: Path | str, log: Callable[[str], None] = print) -> tuple[str, float]:
@@ -423,8 +510,10 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
 
 
 @contextlib.contextmanager
-def serve_contract(contract, repository_root: Path | str | None = None, log: Callable[[str], None] = print) -> Iterator[Served]:
+def serve_contract(
+    contract, repository_root: Path | str | None = None, log: Callable[[str], None] = print, requirements: tuple[str, ...] = ()
+) -> Iterator[Served]:
     """ensure_image + prepared_model_folder + serve_model_folder in one step."""
-    ensure_image(contract.image, repository_root, log=log)
+    ensure_image(contract.image, repository_root, log=log, requirements=requirements)
     with prepared_model_folder(contract) as folder, serve_model_folder(folder, contract) as served:
         yield served

@@ -38,7 +38,10 @@ import numpy as np
 
 from . import v2
 from .contract import Contract, load_contract
-from .subject import DEFAULT_PINS
+from .profiles import PROFILES_DIR
+
+#: The core package set of the serving image (the profile of the image the templates name).
+DEFAULT_PINS = PROFILES_DIR / "mlserver-1.5.0" / "core.txt"
 
 #: Serving packages shown in section 4, in this order (names as in pins.txt, normalised).
 SERVING_PACKAGES = ("numpy", "scikit-learn", "joblib", "scipy", "mlserver", "mlserver-sklearn", "pydantic")
@@ -102,8 +105,8 @@ def _optional_labels(path: Path, n_ls: int) -> tuple[np.ndarray | None, np.ndarr
 
 
 def answer_batch(contract: Contract, path: Path) -> BatchAnswers:
-    """Send the batch as DIALS would (flattened V2 request) to the handler loaded in-process."""
-    from .inprocess import InProcessHandler
+    """Send the batch as DIALS would (flattened V2 request) to the handler in its serving environment."""
+    from .subject import Subject
 
     try:
         arrays = v2.reference_arrays(path, contract)
@@ -112,18 +115,16 @@ def answer_batch(contract: Contract, path: Path) -> BatchAnswers:
     n_ls = len(next(iter(arrays.values()))) if arrays else 0
     kind, expected = _optional_labels(path, n_ls)
     answers = BatchAnswers(path=path, arrays=arrays, n_ls=n_ls, kind=kind, expected=expected)
-    with _no_bytecode():
+    subject = Subject(contract, arrays)
+    try:
         try:
-            handler = InProcessHandler(contract)
+            handler = subject.handler
         except Exception as error:  # a handler that does not load is the first thing to report
-            answers.error = (
-                f"the handler {contract.handler} did not load from {contract.code_dir}: {type(error).__name__}: {error}"
-            )
+            answers.error = f"the handler {contract.handler} did not load from {contract.code_dir}: {error}"
             return answers
-        try:
-            outcome = handler.predict(v2.request_body(contract, arrays, flatten=True, request_id="dialsgate-report"))
-        finally:
-            handler.close()
+        outcome = handler.predict(v2.request_body(contract, arrays, flatten=True, request_id="dialsgate-report"))
+    finally:
+        subject.close()
     if outcome.response is None:
         answers.error = f"the handler refused the reference batch (HTTP {outcome.status}): {outcome.error}"
         return answers
@@ -237,7 +238,10 @@ def pixelnmf_pictures(contract: Contract, answers: BatchAnswers, indices: list[i
     Returns a sentence instead when the model file does not hold a PixelNMF-like object.
     """
     from .inprocess import isolated_imports
+    from .pickle_audit import audit_joblib
 
+    if audit_joblib(contract.model_file).dangerous():
+        return "the model file references dangerous globals: it is not loaded, no pictures"
     with _no_bytecode(), isolated_imports(contract.code_dir):
         import joblib
 

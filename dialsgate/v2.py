@@ -24,10 +24,11 @@ def concrete_shape(dims: tuple[int, ...], n_ls: int) -> tuple[int, ...]:
 
 
 def sample_inputs(contract: Contract, n_ls: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
-    """Valid-looking arrays for every template input (plain counts for integer types)."""
+    """Valid-looking arrays for every template input (plain counts for integer types), plus the
+    declared metadata inputs with plausible values (``metadata_arrays``)."""
     rng = np.random.default_rng(seed)
     arrays = {}
-    for signature in contract.inputs + contract.metadata_inputs:
+    for signature in contract.inputs:
         shape = concrete_shape(signature.dims, n_ls)
         dtype = np.dtype(DTYPE_OF_DATATYPE[signature.datatype])
         if dtype.kind == "b":
@@ -38,6 +39,37 @@ def sample_inputs(contract: Contract, n_ls: int = 3, seed: int = 0) -> dict[str,
             arrays[signature.name] = rng.random(shape).astype(dtype)
         else:
             arrays[signature.name] = np.full(shape, "x", dtype=object)
+    return {**arrays, **metadata_arrays(contract, n_ls)}
+
+
+#: Plausible OMS values for a lumisection DIALS would run a model on (stable beams, every
+#: subsystem ready, typical Run 3 pileup and rates): a model filtering on them keeps the LS.
+PLAUSIBLE_RUN_NUMBER = 398_000
+PLAUSIBLE_FLOAT = 60.0
+
+
+def metadata_arrays(contract: Contract, n_ls: int) -> dict[str, np.ndarray]:
+    """Each declared metadata input as DIALS sends it, with plausible values.
+
+    BOOL true; run numbers one run; lumisection (and other integer) numbers increasing from 1;
+    floating point values positive (60: a Run 3 pileup, a healthy trigger rate).
+    """
+    arrays = {}
+    for signature in contract.metadata_inputs:
+        shape = concrete_shape(signature.dims, n_ls)
+        dtype = np.dtype(DTYPE_OF_DATATYPE[signature.datatype])
+        attribute = signature.name.rsplit("__", 1)[-1].lower()
+        if dtype.kind == "b":
+            array = np.ones(shape, dtype=bool)
+        elif dtype.kind in "iu":
+            counting = np.arange(1, n_ls + 1).reshape((n_ls,) + (1,) * (len(shape) - 1)) * np.ones(shape, dtype=np.int64)
+            array = np.full(shape, PLAUSIBLE_RUN_NUMBER) if "run" in attribute and "lumi" not in attribute else counting
+            array = array.astype(dtype)
+        elif dtype.kind == "f":
+            array = np.full(shape, PLAUSIBLE_FLOAT, dtype=dtype)
+        else:
+            array = np.full(shape, "x", dtype=object)
+        arrays[signature.name] = array
     return arrays
 
 
@@ -101,9 +133,18 @@ def shape_mismatches(contract: Contract, arrays: dict[str, np.ndarray]) -> list[
 
 
 def reference_arrays(batch_file, contract: Contract) -> dict[str, np.ndarray]:
-    """The template's inputs from an .npz reference batch (arrays named like the inputs)."""
+    """The template's inputs from an .npz reference batch (arrays named like the inputs).
+
+    Declared metadata inputs come from the batch when it holds them (``<Name>__<Attribute>``),
+    else with plausible values (``metadata_arrays``).
+    """
     with np.load(batch_file, allow_pickle=False) as archive:
         missing = [sig.name for sig in contract.inputs if sig.name not in archive.files]
         if missing:
             raise KeyError(f"{batch_file} has no array for template inputs {missing}")
-        return {sig.name: archive[sig.name] for sig in contract.inputs}
+        arrays = {sig.name: archive[sig.name] for sig in contract.inputs}
+        n_ls = len(next(iter(arrays.values())))
+        plausible = metadata_arrays(contract, n_ls)
+        for sig in contract.metadata_inputs:
+            arrays[sig.name] = archive[sig.name] if sig.name in archive.files else plausible[sig.name]
+        return arrays

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Provide the serving image locally: the real one if present or pullable, else a stand-in
-# built from Debian 12 (bookworm) and PyPI with the same Python packages (serving/pins.txt
-# under serving/mlserver-1.5.0-constraints.txt).
+# Provide the core of a serving image locally: a stand-in built from Debian 12 (bookworm) and
+# PyPI with the image's core Python packages (core.txt of an image profile, under its
+# image-packages.txt constraints). The gate (dialsgate.container.ensure_image) adds the image
+# packages a model folder needs on top, and points the template's Image name at the result.
 #
-#   serving/build-standin-image.sh [--image NAME] [--force] [--no-pull]
+#   serving/build-standin-image.sh [--image NAME] [--profile DIR] [--force] [--no-pull]
 #
-#   --image NAME  image name to provide (default: `Image` of the first resource in template.yaml)
+#   --image NAME  image name to provide (default: dialsgate-standin:<profile>-core)
+#   --profile DIR image profile folder (default: dialsgate/profiles/mlserver-1.5.0)
 #   --force       rebuild the stand-in even if an up-to-date one exists (a foreign image of
 #                 that name is still left alone)
 #   --no-pull     do not try `docker pull` (also: PIXELNMF_NO_PULL=1)
@@ -17,8 +19,7 @@
 #   3. `docker pull NAME` within PULL_TIMEOUT seconds (default 30) -> used.
 #   4. Build the stand-in: mmdebstrap rootfs, host-built wheelhouse (cached under
 #      ${XDG_CACHE_HOME:-~/.cache}/pixelnmf-dials/wheelhouse/<hash>), venv at /opt/mlserver/.venv
-#      installed offline inside chroot, user mlserver (uid 1000), `docker import` as NAME,
-#      also tagged seldonio/mlserver:1.5.0 (unless that name is a foreign image).
+#      installed offline inside chroot, user mlserver (uid 1000), `docker import` as NAME.
 #
 # Needs: a running Docker engine (.ci/docker-engine.sh start), root for mmdebstrap/chroot,
 # and a host python3 with the same minor version as bookworm's (3.11) for the wheelhouse
@@ -27,14 +28,12 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$SCRIPT_DIR/.." && pwd)"
-PINS="$SCRIPT_DIR/pins.txt"
-CONSTRAINTS="$SCRIPT_DIR/mlserver-1.5.0-constraints.txt"
-TEMPLATE="$REPO_DIR/template.yaml"
+PROFILE_DIR="$REPO_DIR/dialsgate/profiles/mlserver-1.5.0"
 
 LABEL_KEY="org.pixelnmf-dials.pins-sha256"
 RECIPE_KEY="org.pixelnmf-dials.standin-recipe"
-RECIPE_VERSION="1"           # bump when the build recipe below changes in a way images must follow
-ALIAS="seldonio/mlserver:1.5.0"
+RECIPE_VERSION="2"           # bump when the build recipe below changes in a way images must follow
+STANDIN_KEY="org.dialsgate.standin"
 SUITE="bookworm"
 ROOTFS_PYTHON="3.11"         # python3 of $SUITE
 VENV="/opt/mlserver/.venv"
@@ -59,6 +58,7 @@ while (($#)); do
     case "$1" in
         --image) [[ $# -ge 2 ]] || die "--image needs a value"; IMAGE="$2"; shift 2 ;;
         --image=*) IMAGE="${1#--image=}"; shift ;;
+        --profile) [[ $# -ge 2 ]] || die "--profile needs a value"; PROFILE_DIR="$2"; shift 2 ;;
         --force) FORCE=1; shift ;;
         --no-pull) NO_PULL=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -66,14 +66,10 @@ while (($#)); do
     esac
 done
 
-# Image name from the first `Image:` line of template.yaml (the first resource's Properties);
-# a plain text parse, so no YAML library is needed.
-if [[ -z "$IMAGE" ]]; then
-    [[ -f "$TEMPLATE" ]] || die "no --image given and $TEMPLATE not found"
-    IMAGE="$(sed -n 's/^[[:space:]]*Image:[[:space:]]*//p' "$TEMPLATE" | head -n 1 \
-        | sed -e 's/[[:space:]]#.*$//' -e 's/[[:space:]]*$//' -e "s/^[\"']//" -e "s/[\"']\$//")"
-    [[ -n "$IMAGE" ]] || die "no Image found in $TEMPLATE; pass --image NAME"
-fi
+PINS="$PROFILE_DIR/core.txt"
+CONSTRAINTS="$PROFILE_DIR/image-packages.txt"
+PROFILE_NAME="$(basename "$PROFILE_DIR")"
+[[ -n "$IMAGE" ]] || IMAGE="dialsgate-standin:$PROFILE_NAME-core"
 [[ "$IMAGE" =~ ^[A-Za-z0-9][A-Za-z0-9._/:@-]*$ ]] || die "implausible image name: '$IMAGE'"
 
 [[ -f "$PINS" && -f "$CONSTRAINTS" ]] || die "missing $PINS or $CONSTRAINTS"
@@ -97,17 +93,6 @@ image_is_ours_current() {
     [[ "$sha" == "$PINS_SHA" && "$recipe" == "$RECIPE_VERSION" ]]
 }
 
-# Tag our image as $ALIAS too, unless $ALIAS is a foreign image (e.g. the real one).
-tag_alias() {
-    [[ "$IMAGE" == "$ALIAS" ]] && return 0
-    local alias_sha
-    if alias_sha="$(image_label "$ALIAS" "$LABEL_KEY")" && [[ -z "$alias_sha" ]]; then
-        log "$ALIAS exists and is not a stand-in: leaving it alone"
-        return 0
-    fi
-    docker tag "$IMAGE" "$ALIAS"
-}
-
 T_TOTAL="$(now)"
 log "image: $IMAGE; pins sha256: $PINS_SHA"
 
@@ -123,7 +108,6 @@ fi
 if existing_sha="$(image_label "$IMAGE" "$LABEL_KEY")"; then
     if [[ -n "$existing_sha" ]]; then
         if [[ "$FORCE" == 0 ]] && image_is_ours_current "$IMAGE"; then
-            tag_alias
             log "up to date: $IMAGE is the stand-in for these pins ($(since "$T_TOTAL") s)"
             exit 0
         fi
@@ -272,9 +256,9 @@ tar --numeric-owner -C "$ROOTFS" -c . | docker import \
     --change 'CMD ["/bin/sh","-c","mlserver start $MLSERVER_MODELS_DIR"]' \
     --change "LABEL $LABEL_KEY=$PINS_SHA" \
     --change "LABEL $RECIPE_KEY=$RECIPE_VERSION" \
+    --change "LABEL $STANDIN_KEY=$PROFILE_NAME" \
     --message "pixelnmf-dials stand-in for $IMAGE" \
     - "$IMAGE" >/dev/null
-tag_alias
 if [[ -n "${OLD_ID:-}" && "$OLD_ID" != "$(docker image inspect --format '{{.Id}}' "$IMAGE")" ]]; then
     # The replaced stand-in is now untagged; drop it (fails harmlessly if a container uses it).
     if docker rmi "$OLD_ID" >/dev/null 2>&1; then log "removed the replaced stand-in ${OLD_ID:7:12}"; fi
@@ -290,5 +274,5 @@ check="$(docker run --rm --network none "$IMAGE" python -c \
 log "phase check done in $(since "$t") s: $check"
 
 size="$(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
-log "built $IMAGE (also $ALIAS), $size"
+log "built $IMAGE, $size"
 log "timings: debootstrap ${T_DEBOOTSTRAP} s, wheels ${T_WHEELS} s, venv ${T_VENV} s, import ${T_IMPORT} s, total $(since "$T_TOTAL") s"

@@ -40,20 +40,22 @@ def case(function: Callable, label: str | None = None, /, **arguments) -> CheckC
 
 
 def fast_checks(contract: Contract) -> list[CheckCase]:
-    """Everything that runs without Docker and without the serving image's versions."""
-    from . import package, pickles, roundtrip, signature, template
+    """Everything that runs without Docker. Model code runs in the folder's serving environment
+    (the image's Python and packages, built once and cached), never in the caller's."""
+    from . import image, package, pickles, roundtrip, signature, template
 
     return [
         *template.cases(contract),
+        *image.cases(contract),
+        *pickles.cases(contract),
         *signature.cases(contract),
         *roundtrip.cases(contract),
-        *pickles.cases(contract, resolve_in_this_environment=False),
         *package.cases(contract),
     ]
 
 
 def parity_checks(contract: Contract) -> list[CheckCase]:
-    """The checks whose outcome depends on package versions, repeated under the serving pins."""
-    from . import pickles, roundtrip, signature
+    """The serving environment itself: exactly the image's versions, and a model file written with them."""
+    from . import image, pickles
 
-    return [*signature.cases(contract), *roundtrip.cases(contract), *pickles.cases(contract, resolve_in_this_environment=True)]
+    return [*image.parity_cases(contract), *pickles.parity_cases(contract)]

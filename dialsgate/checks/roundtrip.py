@@ -2,8 +2,9 @@
 
 The seed deployment's joblib loaded only where the author's repository was importable; in the
 serving container only the CodeUri folder exists. So the folder is copied to a fresh 0755 temp
-folder and loaded in a new ``python -I`` whose import path is that folder plus site-packages,
-with the repository's own packages proven unimportable.
+folder and loaded in a new ``python -I`` of the serving environment (the image's Python and
+packages) whose import path is that folder plus site-packages, with the repository's own
+packages proven unimportable.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-from ..inprocess import folder_module_names
+from ..serving_env import folder_module_names
 from . import CheckFailed, case
 from .signature import _same_outputs
 
@@ -41,7 +41,10 @@ def repository_module_names(folders: list[Path], provided: set[str]) -> list[str
 
 
 def check_clean_interpreter_round_trip(subject) -> None:
+    """The server folder, copied alone, loads and answers in a clean ``python -I`` of the image's packages."""
     contract = subject.contract
+    subject.require_safe_model_file()
+    python = subject.environment.python
     work = subject.temp_folder("dialsgate-clean-")
     folder = work / "model"
     shutil.copytree(contract.code_dir, folder, ignore=shutil.ignore_patterns("__pycache__"))
@@ -64,7 +67,7 @@ def check_clean_interpreter_round_trip(subject) -> None:
     }
     (work / "request.json").write_text(json.dumps(subject.reference_body))
     (work / "spec.json").write_text(json.dumps(spec))
-    run = subprocess.run([sys.executable, "-I", str(CLEAN_INTERPRETER), str(work / "spec.json")], cwd=work, capture_output=True, text=True, timeout=300)
+    run = subprocess.run([str(python), "-I", "-B", str(CLEAN_INTERPRETER), str(work / "spec.json")], cwd=work, capture_output=True, text=True, timeout=300)
     if run.returncode != 0 or not (work / "result.json").exists():
         raise CheckFailed(f"clean interpreter crashed (exit {run.returncode}):\n{run.stderr[-3000:]}")
     result = json.loads((work / "result.json").read_text())

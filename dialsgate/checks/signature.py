@@ -13,11 +13,10 @@ import numpy as np
 from .. import badrequests, v2
 from . import CheckFailed, case
 
-METADATA_SAMPLE = "oms_lumisection_info__pileup"
-
 
 def _answer(subject, body: dict, what: str) -> dict:
-    outcome = subject.handler.predict(body)
+    # The reference batch is answered once per session (it is the largest request).
+    outcome = subject.reference_outcome if body is subject.reference_body else subject.handler.predict(body)
     if outcome.status != 200:
         raise CheckFailed(f"{what}: the handler answered HTTP {outcome.status}: {outcome.error}")
     return outcome.response
@@ -85,7 +84,7 @@ def check_no_undeclared_outputs(subject) -> None:
 
 def check_input_required(subject, name: str) -> None:
     """The handler consumes this template input: without it the request is refused, naming it."""
-    body = {"inputs": [item for item in subject.reference_body["inputs"] if item["name"] != name]}
+    body = {"inputs": [item for item in subject.small_body["inputs"] if item["name"] != name]}
     _refused(subject, body, name, f"request without input {name!r}")
 
 
@@ -115,7 +114,7 @@ def check_reference_batch_matches_template(subject) -> None:
 def check_input_datatype(subject, name: str) -> None:
     """The template's DataType decodes; BYTES (strings) in its place is refused, naming the input."""
     _answer(subject, subject.reference_body, f"input {name!r} as the template's DataType")
-    body = copy.deepcopy(subject.reference_body)
+    body = copy.deepcopy(subject.small_body)
     for item in body["inputs"]:
         if item["name"] == name:
             item["datatype"] = "BYTES"
@@ -130,17 +129,26 @@ def check_flattened_and_nested_agree(subject) -> None:
     _same_outputs(flat, nested, "nested request")
 
 
-def check_metadata_inputs_ignored(subject) -> None:
-    """DIALS may add OMS metadata inputs named <metadata>__<attribute>; they change nothing."""
-    n_ls = _n_ls(subject)
-    body = copy.deepcopy(subject.reference_body)
-    extra = list(subject.contract.metadata_inputs) or [None]
-    for signature in extra:
-        name = signature.name if signature else METADATA_SAMPLE
-        if any(item["name"] == name for item in body["inputs"]):
-            continue
-        body["inputs"].append(v2.request_input(name, np.full(n_ls, 60.0, dtype=np.float32), "FP32"))
-    _same_outputs(subject.reference_outcome.response, _answer(subject, body, "request with metadata inputs"), "request with metadata inputs")
+def check_metadata_input_malformed_not_crashing(subject, name: str) -> None:
+    """A declared OMS metadata input that arrives malformed is refused (400) or ignored, never a 500.
+
+    DIALS sends every declared attribute; a model may filter lumisections on them, so no value
+    is assumed to change nothing. Only a crash is a defect here.
+    """
+    body = subject.small_body
+    n_ls = len(next(iter(subject.small_arrays.values())))
+    variants = {
+        f"with {max(n_ls - 1, 0)} values for {n_ls} lumisections": {"shape": [max(n_ls - 1, 0)], "data": [1] * max(n_ls - 1, 0)},
+        "as BYTES strings": {"datatype": "BYTES", "data": ["x"] * n_ls},
+    }
+    for what, changes in variants.items():
+        broken = badrequests.replace_input(body, name, **changes)
+        outcome = subject.handler.predict(broken)
+        if outcome.status >= 500:
+            raise CheckFailed(
+                f"metadata input {name!r} {what}: the handler crashed with HTTP {outcome.status} "
+                f"(refuse it with mlserver.errors.InferenceError naming {name!r}): {outcome.error}"
+            )
 
 
 def check_outputs_in_request_order(subject) -> None:
@@ -167,13 +175,20 @@ def check_empty_batch_answered(subject) -> None:
 
 def check_bad_request_refused(subject, label: str) -> None:
     """A malformed request gets HTTP 400 naming the input, never a crash (500)."""
-    body, name = badrequests.bad_requests(subject.contract, subject.reference_arrays)[label]
-    _refused(subject, body, name, label.replace("_", " "))
+    bad = badrequests.bad_requests(subject.contract, subject.reference_arrays)[label]
+    if bad.may_be_ignored:
+        outcome = subject.handler.predict(bad.body)
+        if outcome.status >= 500:
+            raise CheckFailed(f"{label.replace('_', ' ')}: the handler crashed with HTTP {outcome.status}: {outcome.error}")
+        if outcome.status != 200 and bad.name not in (outcome.error or ""):
+            raise CheckFailed(f"{label.replace('_', ' ')}: refused, but the message does not name {bad.name!r}: {outcome.error}")
+        return
+    _refused(subject, bad.body, bad.name, label.replace("_", " "))
 
 
 def check_non_finite_counts_refused(subject) -> None:
-    body, name = badrequests.non_finite_request(subject.contract, subject.reference_arrays)
-    _refused(subject, body, name, "NaN in the counts")
+    bad = badrequests.non_finite_request(subject.contract, subject.reference_arrays)
+    _refused(subject, bad.body, bad.name, "NaN in the counts")
 
 
 def cases(contract):
@@ -186,7 +201,8 @@ def cases(contract):
             case(check_input_dims, sig.name, name=sig.name),
             case(check_input_datatype, sig.name, name=sig.name),
         ]
-    found += [case(check_flattened_and_nested_agree), case(check_metadata_inputs_ignored), case(check_outputs_in_request_order)]
+    found += [case(check_metadata_input_malformed_not_crashing, sig.name, name=sig.name) for sig in contract.metadata_inputs]
+    found += [case(check_flattened_and_nested_agree), case(check_outputs_in_request_order)]
     found.append(case(check_empty_batch_answered))
     labels = badrequests.bad_requests(contract, _placeholder_arrays(contract)).keys()
     found += [case(check_bad_request_refused, label, label=label) for label in labels]

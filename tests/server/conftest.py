@@ -4,7 +4,8 @@
     pytest tests/server --build-dir .dism-artifacts/build/PixelNMF   # serve exactly that folder
     pytest tests/server --server-url http://127.0.0.1:8080           # an already running server
 
-Every expected answer comes from the same handler run in-process (``InProcessHandler``): the
+Every expected answer comes from the same handler run outside the container, in the folder's
+serving environment (``Subject.handler``: the image's Python and packages): the
 server must answer exactly what the folder's own code answers, in the shape the template
 promises. No Docker engine is a failure, never a skip: a layer that did not run proved nothing.
 Settings: DIALSGATE_DOCKER_NETWORK, DIALSGATE_READY_TIMEOUT (see dialsgate/container.py).
@@ -22,7 +23,6 @@ import pytest
 
 from dialsgate import container as serving
 from dialsgate import v2
-from dialsgate.inprocess import InProcessHandler
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SERVED_KEY = pytest.StashKey["serving.Served"]()
@@ -47,7 +47,7 @@ def _live_output(config):
 
 
 @pytest.fixture(scope="session")
-def served(request, contract, tmp_path_factory):
+def served(request, contract, subject, tmp_path_factory):
     """The server under test: a container serving the contract's folder, or ``--server-url``."""
     config = request.config
     given = config.getoption("--server-url")
@@ -73,10 +73,11 @@ def served(request, contract, tmp_path_factory):
     with contextlib.ExitStack() as stack:
         failure = None
         try:
-            serving.ensure_image(contract.image, REPOSITORY, log=say)
+            subject.require_safe_model_file()  # a model file naming os.system is never served
+            serving.ensure_image(contract.image, REPOSITORY, log=say, profile=subject.profile, requirements=subject.needs.requirements(subject.profile))
             folder = stack.enter_context(serving.prepared_model_folder(contract, workdir=tmp_path_factory.mktemp("serve")))
             server = stack.enter_context(serving.serve_model_folder(folder, contract))
-        except serving.ServingError as error:
+        except (serving.ServingError, AssertionError) as error:  # CheckFailed is an AssertionError
             failure = f"the server layer could not serve {contract.code_dir}:\n{error}"
         if failure:  # outside the except block: the message alone, without a chained traceback
             pytest.fail(failure, pytrace=False)
@@ -190,11 +191,10 @@ def make_client(server_url, contract):
 
 
 @pytest.fixture(scope="session")
-def inprocess(contract):
-    """The contract's handler loaded in this interpreter: its answers are the reference."""
-    handler = InProcessHandler(contract)
-    yield handler
-    handler.close()
+def inprocess(subject):
+    """The contract's handler run outside the container, in its serving environment (the image's
+    Python and packages): its answers are the reference."""
+    return subject.handler
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,76 @@
+"""The serving image: does the template name one we know, and does the folder fit inside it?
+
+The image profile (``dialsgate/profiles``) lists the image's Python and its full package set.
+A folder may import the standard library of that Python, any package of the image, and its
+own modules; anything else is missing in DIALS, however well it works on the author's laptop.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from ..profiles import normalise
+from . import CheckFailed, case
+
+#: Installed by venv/pip themselves, not part of what a model can rely on either way.
+PACKAGING_TOOLS = {"pip", "setuptools", "wheel"}
+
+
+def check_image_has_profile(subject) -> None:
+    """The template's Image is one the gate knows (Python version and package set)."""
+    subject.profile  # noqa: B018  (raises CheckFailed naming the supported images)
+
+
+def check_imports_available_in_image(subject) -> None:
+    """Every module the folder (or its model file) imports is in the folder, the stdlib or the image."""
+    needs = subject.needs
+    problems = [
+        f"{module!r} (imported at {', '.join(where[:3])}) is not in the image {subject.profile.name} "
+        f"(neither a package of the image nor a module of the server folder)"
+        for module, where in sorted(needs.missing.items())
+    ]
+    problems += [
+        f"{module!r} (imported at {', '.join(where[:3])}) is standard library only in a newer Python; "
+        f"the image has Python {subject.profile.python}"
+        for module, where in sorted(needs.newer_stdlib.items())
+    ]
+    if problems:
+        raise CheckFailed("; ".join(problems))
+
+
+def check_serving_environment_matches_image(subject) -> None:
+    """The environment that ran the model code holds the image's Python and exactly its versions."""
+    environment = subject.environment
+    profile = subject.profile
+    run = subprocess.run(
+        [str(environment.python), "-I", "-c", "import json, sys, importlib.metadata as m; "
+         "print(json.dumps({'python': sys.version.split()[0], 'installed': {d.metadata['Name']: d.version for d in m.distributions()}}))"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = json.loads(run.stdout)
+    problems = []
+    if tuple(int(part) for part in found["python"].split(".")[:2]) != profile.python_minor:
+        problems.append(f"Python {found['python']}, the image has {profile.python}")
+    for name, version in sorted(found["installed"].items()):
+        key = normalise(name)
+        if key in PACKAGING_TOOLS:
+            continue
+        pinned = profile.packages.get(key) or profile.core.get(key)
+        if pinned is None:
+            problems.append(f"{name} {version} is not in the image")
+        elif pinned != version:
+            problems.append(f"{name} {version}, the image has {pinned}")
+    missing = sorted(set(profile.core) - {normalise(name) for name in found["installed"]})
+    if missing:
+        problems.append(f"the image's core packages {missing} are missing")
+    if problems:
+        raise CheckFailed(f"the serving environment {environment.root} is not the image's: " + "; ".join(problems))
+
+
+def cases(contract):
+    return [case(check_image_has_profile), case(check_imports_available_in_image)]
+
+
+def parity_cases(contract):
+    return [case(check_serving_environment_matches_image)]

@@ -1,0 +1,124 @@
+"""Talk to a model folder's handler running in its serving environment (``serving_worker.py``).
+
+``WorkerHandler(contract, environment).predict(body) -> Outcome`` answers a V2 JSON body as
+MLServer would: the response, or the HTTP status MLServer would give with the error message.
+The handler runs in a separate ``python -I`` process of the serving environment, so the image's
+package versions, not the caller's, decide every answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .contract import Contract
+from .serving_env import ServingEnvironment
+
+WORKER_SCRIPT = Path(__file__).resolve().parent / "serving_worker.py"
+
+
+@dataclass
+class Outcome:
+    """What the handler did with one request: a response dict, or an error with its HTTP status."""
+
+    response: dict | None = None
+    status: int = 200
+    error: str | None = None
+
+
+class WorkerFailed(RuntimeError):
+    """The worker process died or answered an operation with an error."""
+
+
+def worker_environment() -> dict:
+    """The caller's environment without its Python settings; no bytecode written into the folder."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON") and key != "VIRTUAL_ENV"}
+    environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    return environment
+
+
+class Worker:
+    """One worker process in a serving environment; ``call(op, **fields)`` returns its answer."""
+
+    def __init__(self, environment: ServingEnvironment, cwd: Path | None = None):
+        self._stderr_tail: list[str] = []
+        self.process = subprocess.Popen(
+            [str(environment.python), "-I", "-B", str(WORKER_SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            cwd=str(cwd) if cwd else None,
+            env=worker_environment(),
+        )
+        # Drain stderr continuously (a chatty model must not block on a full pipe); keep the tail.
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        for line in self.process.stderr:
+            self._stderr_tail = (self._stderr_tail + [line.rstrip("\n")])[-60:]
+
+    def stderr_tail(self) -> str:
+        return "\n".join(self._stderr_tail)
+
+    def call(self, op: str, **fields) -> dict:
+        if self.process.poll() is not None:
+            raise WorkerFailed(f"the serving worker exited (code {self.process.returncode}); its last output:\n{self.stderr_tail()}")
+        self.process.stdin.write(json.dumps({"op": op, **fields}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(timeout=30)
+            raise WorkerFailed(
+                f"the serving worker died during {op!r} (exit code {self.process.returncode}); its last output:\n{self.stderr_tail()}"
+            )
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def run_once(environment: ServingEnvironment, op: str, **fields) -> dict:
+    """One operation in a fresh worker (nothing imported before it)."""
+    worker = Worker(environment)
+    try:
+        return worker.call(op, **fields)
+    finally:
+        worker.close()
+
+
+class WorkerHandler:
+    """The contract's handler, loaded in its serving environment; ``predict(body) -> Outcome``."""
+
+    def __init__(self, contract: Contract, environment: ServingEnvironment, folder: Path | None = None, model_file: Path | None = None):
+        self.contract = contract
+        self.worker = Worker(environment)
+        folder = folder or contract.code_dir
+        model_file = model_file or contract.model_file
+        answer = self.worker.call("load", folder=str(folder), handler=contract.handler, name=contract.name, model_file=str(model_file))
+        if answer.get("failed"):
+            self.worker.close()
+            raise WorkerFailed(f"{answer['error']}\n{answer.get('traceback', '')}")
+
+    def predict(self, body: dict) -> Outcome:
+        answer = self.worker.call("predict", body=body)
+        if answer.get("failed"):
+            return Outcome(status=500, error=answer["error"])
+        if answer["status"] != 200:
+            return Outcome(status=answer["status"], error=answer["error"])
+        return Outcome(response=answer["response"])
+
+    def close(self) -> None:
+        self.worker.close()

@@ -1,0 +1,112 @@
+"""Image profiles: what a DIALS serving image contains (Python version, package set), as data.
+
+One folder per supported image under this package: ``profile.toml`` (names, Python, import names
+that differ from their distribution), ``core.txt`` (what every serving environment holds) and
+``image-packages.txt`` (the image's full package set, as pip constraints). A template ``Image``
+without a profile is a gate error naming the supported images, never a silent stand-in.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+PROFILES_DIR = Path(__file__).resolve().parent
+
+
+class UnsupportedImage(LookupError):
+    """The template names an image the gate has no profile for."""
+
+
+def normalise(distribution: str) -> str:
+    """PEP 503 name: lower case, runs of -_. as one dash."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def read_pins(path: Path) -> dict[str, str]:
+    """{normalised distribution: version} of a ``name==version`` file (comments ignored)."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*==\s*([^\s;#]+)", line)
+        if match:
+            pins[normalise(match.group(1))] = match.group(2)
+    return pins
+
+
+@dataclass(frozen=True)
+class ImageProfile:
+    name: str
+    folder: Path
+    images: tuple[str, ...]
+    python: str
+    core: dict[str, str] = field(repr=False)
+    packages: dict[str, str] = field(repr=False)
+    import_names: dict[str, str] = field(repr=False)
+
+    @property
+    def python_minor(self) -> tuple[int, int]:
+        major, minor = self.python.split(".")[:2]
+        return int(major), int(minor)
+
+    @property
+    def core_file(self) -> Path:
+        return self.folder / "core.txt"
+
+    @property
+    def packages_file(self) -> Path:
+        return self.folder / "image-packages.txt"
+
+    def distribution_of(self, module: str) -> str | None:
+        """The image distribution providing ``module`` (dotted), or None when the image has none."""
+        parts = module.split(".")
+        for length in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:length])
+            if prefix in self.import_names:
+                return normalise(self.import_names[prefix])
+        candidate = normalise(parts[0])
+        return candidate if candidate in self.packages else None
+
+    def pinned(self, distribution: str) -> str:
+        """``name==version`` at the image's version."""
+        distribution = normalise(distribution)
+        return f"{distribution}=={self.packages[distribution]}"
+
+
+def load_profile(folder: Path) -> ImageProfile:
+    with open(folder / "profile.toml", "rb") as stream:
+        data = tomllib.load(stream)
+    core = read_pins(folder / data["core"])
+    return ImageProfile(
+        name=data["name"],
+        folder=folder,
+        images=tuple(data["images"]),
+        python=str(data["python"]),
+        core=core,
+        # The lock file pins MLServer's dependencies, not MLServer itself: the core completes it.
+        packages={**read_pins(folder / data["packages"]), **core},
+        import_names=dict(data.get("import_names", {})),
+    )
+
+
+@cache
+def all_profiles() -> tuple[ImageProfile, ...]:
+    return tuple(load_profile(folder) for folder in sorted(PROFILES_DIR.iterdir()) if (folder / "profile.toml").is_file())
+
+
+def profile_for_image(image: str | None) -> ImageProfile:
+    """The profile of a template's ``Image``; UnsupportedImage names the supported ones."""
+    for profile in all_profiles():
+        if image in profile.images:
+            return profile
+    supported = sorted(name for profile in all_profiles() for name in profile.images)
+    raise UnsupportedImage(
+        f"the template's Image {image!r} has no image profile in dialsgate (supported: {', '.join(supported)}); "
+        f"add one under {PROFILES_DIR} (profile.toml, core.txt, image-packages.txt) to gate models for that image"
+    )

@@ -1,0 +1,81 @@
+"""Image profiles and what a folder needs from the image (no environment is built here)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from dialsgate.profiles import UnsupportedImage, profile_for_image
+from dialsgate.serving_env import ImportSite, find_python, folder_needs
+
+IMAGE = "registry.cern.ch/docker.io/seldonio/mlserver:1.5.0"
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return profile_for_image(IMAGE)
+
+
+@pytest.fixture(scope="module")
+def python(profile):
+    return find_python(profile.python_minor)
+
+
+def test_profile_knows_the_image(profile):
+    assert profile.python.startswith("3.10.")
+    assert profile.core["mlserver"] == "1.5.0"
+    assert profile.packages["scikit-learn"] == "1.4.1.post1"
+    assert profile.packages["torch"] == "2.2.1"  # every runtime of the image, not only the core
+    assert profile_for_image("seldonio/mlserver:1.5.0") is profile
+
+
+def test_unknown_image_is_an_error_naming_the_supported_ones():
+    with pytest.raises(UnsupportedImage, match=r"seldonio/mlserver:1\.6\.0.*supported: .*seldonio/mlserver:1\.5\.0"):
+        profile_for_image("seldonio/mlserver:1.6.0")
+
+
+@pytest.mark.parametrize(
+    ("module", "distribution"),
+    [("cv2", "opencv-python-headless"), ("sklearn.decomposition", "scikit-learn"), ("pandas", "pandas"), ("xgboost", "xgboost"),
+     ("google.protobuf.message", "protobuf"), ("yaml", "pyyaml"), ("PIL.Image", "pillow"), ("uproot", None), ("awkward", None)],
+)  # fmt: skip
+def test_import_names_map_onto_image_distributions(profile, module, distribution):
+    assert profile.distribution_of(module) == distribution
+
+
+def _folder(tmp_path, **files):
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    return tmp_path
+
+
+def test_folder_needs_only_the_image_packages_it_imports(tmp_path, profile, python):
+    folder = _folder(
+        tmp_path,
+        **{
+            "app.py": "import json\nimport numpy as np\nfrom mlserver import MLModel\nfrom features import blur\nimport table\n",
+            "features.py": "import cv2\n\ndef blur(x):\n    return cv2.GaussianBlur(x, (3, 3), 0)\n",
+            "table.py": "def summary(x):\n    import pandas as pd\n    return pd.DataFrame(x).mean()\n",
+        },
+    )
+    needs = folder_needs(folder, profile, python)
+    assert needs.extras == {"opencv-python-headless": "4.9.0.80"}  # pandas and numpy are in the core
+    assert needs.missing == {}
+
+
+def test_modules_outside_folder_and_image_are_named_with_their_line(tmp_path, profile, python):
+    folder = _folder(tmp_path, **{"app.py": "import numpy\nimport uproot\n", "helper.py": "from awkward import Array\n"})
+    needs = folder_needs(folder, profile, python)
+    assert needs.missing == {"uproot": ["app.py:2"], "awkward": ["helper.py:1"]}
+
+
+def test_newer_standard_library_is_not_the_images(tmp_path, profile, python):
+    needs = folder_needs(_folder(tmp_path, **{"app.py": "import tomllib\n"}), profile, python)
+    assert needs.newer_stdlib == {"tomllib": ["app.py:1"]}
+
+
+def test_model_file_globals_count_as_imports(tmp_path, profile, python):
+    folder = _folder(tmp_path, **{"app.py": "import joblib\n"})
+    needs = folder_needs(folder, profile, python, [ImportSite("xgboost.sklearn", "model.joblib (global xgboost.sklearn.XGBClassifier)")])
+    assert needs.extras == {"xgboost": "2.0.3"}

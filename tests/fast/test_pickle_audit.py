@@ -1,0 +1,82 @@
+"""The pickle walker lists every global, including those after array data, and runs none of them."""
+
+from __future__ import annotations
+
+import os
+
+import joblib
+import numpy as np
+import pytest
+
+from dialsgate.pickle_audit import audit_joblib, danger_of, dangerous_globals
+
+
+class _RunsCommand:
+    """Unpickling this calls os.system(command): what a malicious model file does."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+@pytest.fixture
+def marker(tmp_path):
+    path = tmp_path / "the-pickle-ran"
+    yield path
+    assert not path.exists(), "the audit executed a global of the model file"
+
+
+def test_global_after_array_data_is_found_and_not_run(tmp_path, marker):
+    model_file = tmp_path / "model.joblib"
+    # The array comes first: a scanner of the opcode stream stops at its raw bytes.
+    joblib.dump({"weights": np.arange(100_000, dtype=np.float64), "payload": _RunsCommand(f"touch {marker}")}, model_file)
+    audit = audit_joblib(model_file)
+    names = [f"{module}.{name}" for module, name, _ in audit.dangerous()]
+    assert names == [f"{os.system.__module__}.system"]
+
+
+def test_global_inside_an_object_array_is_found_and_not_run(tmp_path, marker):
+    # joblib reads object arrays with a nested plain pickle.load: the walker must cover it too.
+    model_file = tmp_path / "model.joblib"
+    objects = np.empty(2, dtype=object)
+    objects[0], objects[1] = "fine", _RunsCommand(f"touch {marker}")
+    joblib.dump({"first": np.zeros(10), "objects": objects}, model_file)
+    assert [name for _, name, _ in audit_joblib(model_file).dangerous()] == ["system"]
+
+
+def test_compressed_file_is_walked(tmp_path, marker):
+    model_file = tmp_path / "model.joblib"
+    joblib.dump([np.ones(1000), _RunsCommand(f"touch {marker}")], model_file, compress=3)
+    assert audit_joblib(model_file).dangerous()
+
+
+def test_plain_estimator_is_listed_but_not_dangerous(tmp_path):
+    from sklearn.decomposition import NMF
+
+    model_file = tmp_path / "nmf.joblib"
+    joblib.dump(NMF(n_components=2, max_iter=50, random_state=0).fit(np.random.default_rng(0).random((20, 6))), model_file)
+    audit = audit_joblib(model_file)
+    assert ("sklearn.decomposition._nmf", "NMF") in audit.to_resolve()
+    assert audit.dangerous() == []
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [("posix", "system"), ("nt", "system"), ("os", "execv"), ("subprocess", "Popen"), ("builtins", "eval"), ("builtins", "getattr"), ("runpy", "run_path"), ("socket", "socket"), ("types", "CodeType")],
+)
+def test_danger_list_names_execution_and_io_primitives(module, name):
+    assert danger_of(module, name) is not None
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [("sklearn.decomposition._nmf", "NMF"), ("numpy", "dtype"), ("builtins", "set"), ("collections", "OrderedDict"), ("functools", "partial"), ("pathlib", "PosixPath")],
+)
+def test_danger_list_leaves_ordinary_model_globals_alone(module, name):
+    assert danger_of(module, name) is None
+
+
+def test_danger_list_entries_say_why():
+    assert all(entry.why for entry in dangerous_globals())
