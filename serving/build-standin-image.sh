@@ -22,8 +22,9 @@
 #      installed offline inside chroot, user mlserver (uid 1000), `docker import` as NAME.
 #
 # Needs: a running Docker engine (.ci/docker-engine.sh start), root for mmdebstrap/chroot,
-# and a host python3 with the same minor version as bookworm's (3.11) for the wheelhouse
-# (override the interpreter with PYTHON=/path/to/python3.11).
+# and a host Python of the image's minor version (the profile's `python`, 3.10 for MLServer
+# 1.5.0): it builds the wheelhouse and, since Debian 12 ships 3.11, its installation prefix is
+# copied into the image as /opt/python (override the interpreter with PYTHON=/path/to/python3.10).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,14 +33,14 @@ PROFILE_DIR="$REPO_DIR/dialsgate/profiles/mlserver-1.5.0"
 
 LABEL_KEY="org.pixelnmf-dials.pins-sha256"
 RECIPE_KEY="org.pixelnmf-dials.standin-recipe"
-RECIPE_VERSION="2"           # bump when the build recipe below changes in a way images must follow
+RECIPE_VERSION="3"           # bump when the build recipe below changes in a way images must follow
 STANDIN_KEY="org.dialsgate.standin"
 SUITE="bookworm"
-ROOTFS_PYTHON="3.11"         # python3 of $SUITE
+IMAGE_PYTHON_PREFIX="/opt/python"   # where the image's interpreter lives in the stand-in
 VENV="/opt/mlserver/.venv"
 WORKDIR_IN_IMAGE="/opt/mlserver"
 PULL_TIMEOUT="${PULL_TIMEOUT:-30}"
-PYTHON="${PYTHON:-python3}"
+PYTHON="${PYTHON:-}"
 CACHE_DIR="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/pixelnmf-dials"
 BUILD_PARENT="${PIXELNMF_BUILD_TMP:-/var/tmp}"
 
@@ -69,6 +70,16 @@ done
 PINS="$PROFILE_DIR/core.txt"
 CONSTRAINTS="$PROFILE_DIR/image-packages.txt"
 PROFILE_NAME="$(basename "$PROFILE_DIR")"
+PROFILE_PY="$(sed -n 's/^python *= *"\([0-9]*\.[0-9]*\).*/\1/p' "$PROFILE_DIR/profile.toml")"
+[[ -n "$PROFILE_PY" ]] || die "no python = \"X.Y.Z\" in $PROFILE_DIR/profile.toml"
+# A host interpreter of the image's Python minor: python3.10 on PATH, else pyenv's.
+if [[ -z "$PYTHON" ]]; then
+    for candidate in "$(command -v "python$PROFILE_PY" || true)" /usr/bin/python"$PROFILE_PY" \
+        $(ls -d "${HOME:-/root}"/.pyenv/versions/"$PROFILE_PY".*/bin/python"$PROFILE_PY" 2>/dev/null | sort -rV); do
+        if [[ -n "$candidate" ]] && "$candidate" -c '' >/dev/null 2>&1; then PYTHON="$candidate"; break; fi
+    done
+    [[ -n "$PYTHON" ]] || die "no working python$PROFILE_PY found (the image's Python); install one or set PYTHON=/path/to/python$PROFILE_PY"
+fi
 [[ -n "$IMAGE" ]] || IMAGE="dialsgate-standin:$PROFILE_NAME-core"
 [[ "$IMAGE" =~ ^[A-Za-z0-9][A-Za-z0-9._/:@-]*$ ]] || die "implausible image name: '$IMAGE'"
 
@@ -139,8 +150,9 @@ fi
 
 host_py="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" \
     || die "cannot run $PYTHON"
-[[ "$host_py" == "$ROOTFS_PYTHON" ]] \
-    || die "$PYTHON is Python $host_py but the wheelhouse must match $SUITE's Python $ROOTFS_PYTHON; set PYTHON=/path/to/python$ROOTFS_PYTHON"
+[[ "$host_py" == "$PROFILE_PY" ]] \
+    || die "$PYTHON is Python $host_py but the image runs Python $PROFILE_PY; set PYTHON=/path/to/python$PROFILE_PY"
+host_prefix="$("$PYTHON" -c 'import sys; print(sys.base_prefix)')"
 
 apt_install() {
     command -v apt-get >/dev/null 2>&1 || die "need $* but apt-get is not available"
@@ -148,10 +160,7 @@ apt_install() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
-if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
-    [[ "$PYTHON" == python3 || "$PYTHON" == /usr/bin/python3 ]] || die "$PYTHON has no pip"
-    apt_install python3-pip
-fi
+"$PYTHON" -m pip --version >/dev/null 2>&1 || die "$PYTHON has no pip"
 command -v mmdebstrap >/dev/null 2>&1 || apt_install mmdebstrap
 
 BUILD_DIR=""
@@ -181,17 +190,23 @@ ROOTFS="$BUILD_DIR/rootfs"
 log "phase debootstrap: mmdebstrap --variant=minbase $SUITE (about 40-80 s)"
 t="$(now)"
 mmdebstrap --quiet --variant=minbase \
-    --include=python3,python3-venv,libgomp1,ca-certificates \
+    --include=libgomp1,ca-certificates,libssl3,libffi8,libsqlite3-0,libbz2-1.0,liblzma5,zlib1g,libreadline8,libncursesw6,libuuid1,libexpat1,libnsl2,libtirpc3 \
     "$SUITE" "$ROOTFS" \
     || die "mmdebstrap failed"
 T_DEBOOTSTRAP="$(since "$t")"
-rootfs_py="$(find "$ROOTFS/usr/bin/" -maxdepth 1 -name 'python3.*' -printf '%f\n' | sed -n 's/^python\(3\.[0-9]*\)$/\1/p' | sort -V | tail -n 1)"
-[[ "$rootfs_py" == "$host_py" ]] \
-    || die "rootfs Python is '$rootfs_py', host $PYTHON is $host_py: the wheelhouse would not fit"
-log "phase debootstrap done in $T_DEBOOTSTRAP s (rootfs Python $rootfs_py, $(du -sh --one-file-system "$ROOTFS" | cut -f1))"
+# The image's interpreter: the host's Python $PROFILE_PY installation (Debian 12 has only 3.11),
+# without its test suite; its shared libpython is found through ld.so.conf.
+mkdir -p "$ROOTFS$IMAGE_PYTHON_PREFIX"
+tar -C "$host_prefix" --exclude="./lib/python$PROFILE_PY/test" --exclude='__pycache__' --exclude="./lib/python$PROFILE_PY/site-packages/*" -c . \
+    | tar -C "$ROOTFS$IMAGE_PYTHON_PREFIX" -x
+echo "$IMAGE_PYTHON_PREFIX/lib" > "$ROOTFS/etc/ld.so.conf.d/image-python.conf"
+chroot "$ROOTFS" /sbin/ldconfig
+rootfs_py="$(chroot "$ROOTFS" "$IMAGE_PYTHON_PREFIX/bin/python$PROFILE_PY" -c 'import sys, ssl, sqlite3, ctypes, lzma, bz2; print("%d.%d" % sys.version_info[:2])')" \
+    || die "the copied Python $PROFILE_PY does not run inside the rootfs (missing shared libraries?)"
+log "phase debootstrap done in $T_DEBOOTSTRAP s (image Python $rootfs_py from $host_prefix, $(du -sh --one-file-system "$ROOTFS" | cut -f1))"
 
 # Phase: wheelhouse on the host, cached by the pins hash.
-WHEELHOUSE="$CACHE_DIR/wheelhouse/$PINS_SHA"
+WHEELHOUSE="$CACHE_DIR/wheelhouse/$PINS_SHA-py$PROFILE_PY"
 t="$(now)"
 if [[ -f "$WHEELHOUSE/.complete" ]]; then
     log "phase wheels: reusing $WHEELHOUSE"
@@ -230,7 +245,7 @@ cp "$PINS" "$ROOTFS/tmp/pins.txt"
 cp "$CONSTRAINTS" "$ROOTFS/tmp/constraints.txt"
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
     chroot "$ROOTFS" /bin/sh -eu -c "
-        python3 -m venv $VENV
+        $IMAGE_PYTHON_PREFIX/bin/python$PROFILE_PY -m venv $VENV
         $VENV/bin/python -m pip install --quiet --no-index --no-cache-dir --disable-pip-version-check \
             --find-links /tmp/wheelhouse -r /tmp/pins.txt -c /tmp/constraints.txt
         $VENV/bin/python -m pip check

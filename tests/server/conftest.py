@@ -276,15 +276,10 @@ def tile_batch(arrays: dict[str, np.ndarray], n_ls: int) -> dict[str, np.ndarray
 
 @pytest.fixture(scope="session")
 def batch_of(contract, reference_arrays):
-    """n_ls -> input arrays: the reference batch tiled along axis 0, declared metadata inputs added."""
-    declared_metadata = v2.sample_inputs(contract, n_ls=1) if contract.metadata_inputs else {}
+    """n_ls -> input arrays: the reference batch (declared metadata inputs included) tiled along axis 0."""
 
     def make(n_ls: int) -> dict[str, np.ndarray]:
-        arrays = tile_batch(reference_arrays, n_ls)
-        for sig in contract.metadata_inputs:
-            if sig.name not in arrays:
-                arrays[sig.name] = tile_batch({sig.name: declared_metadata[sig.name]}, n_ls)[sig.name]
-        return arrays
+        return tile_batch(reference_arrays, n_ls)
 
     return make
 

@@ -2,8 +2,8 @@
 
 The reference batch is sent as production sends it (flattened ``data``); the answer must equal
 the in-process handler's, carry exactly the template's OutputSignature (Dims -1 -> N), and echo
-the request id. The same request through tritonclient, nested data, and extra OMS metadata
-inputs must not change the answer.
+the request id. The same request through tritonclient, and nested data, must not change the
+answer. Declared OMS metadata inputs travel in every request, as DIALS sends them.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from dialsgate import v2
-
-#: OMS metadata inputs DIALS may add (``<metadata Name>__<attribute Name>``), not in the template.
-EXTRA_METADATA = {"oms_lumisection_info__pileup": ("FP32", 61.5), "oms_lumisection_info__delivered_lumi": ("FP64", 0.42)}
 
 
 def _outputs(answer) -> dict[str, np.ndarray]:
@@ -79,20 +76,6 @@ def test_nested_data_gives_the_same_answer(
 ):
     body = v2.request_body(contract, batch_of(reference_n_ls), flatten=False, request_id="dialsgate-nested")
     assert_same_outputs(_outputs(v2_client.infer(body)), v2.outputs_by_name(reference_expected), where="nested data: ")
-
-
-def test_extra_metadata_inputs_are_ignored(
-    v2_client, contract, reference_body, reference_n_ls, reference_expected, assert_same_outputs
-):
-    declared = {sig.name for sig in contract.inputs + contract.metadata_inputs}
-    extra = [
-        {"name": name, "shape": [reference_n_ls], "datatype": datatype, "data": [value] * reference_n_ls}
-        for name, (datatype, value) in EXTRA_METADATA.items()
-        if name not in declared
-    ]
-    assert extra, "no undeclared metadata input left to send"
-    body = {**reference_body, "inputs": reference_body["inputs"] + extra}
-    assert_same_outputs(_outputs(v2_client.infer(body)), v2.outputs_by_name(reference_expected), where="with OMS metadata: ")
 
 
 def test_single_lumisection(v2_client, contract, batch_of, expected_response, template_output_signature, assert_same_outputs):
