@@ -88,12 +88,24 @@ def folder_imports(folder: Path) -> list[ImportSite]:
             tree = ast.parse(path.read_bytes(), filename=str(relative))
         except SyntaxError:
             continue  # reported by the Python-version check, which names the line
+        package = list(relative.parts[:-1]) if relative.name == "__init__.py" else list(relative.with_suffix("").parts[:-1])
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 sites += [ImportSite(alias.name, f"{relative}:{node.lineno}") for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 sites.append(ImportSite(node.module, f"{relative}:{node.lineno}"))
+            elif isinstance(node, ast.ImportFrom) and node.level > 0 and node.module:
+                # `from .model import X` inside package a.b is `a.b.model`.
+                base = package[: len(package) - (node.level - 1)] if node.level - 1 <= len(package) else []
+                if base:
+                    sites.append(ImportSite(".".join([*base, node.module]), f"{relative}:{node.lineno}"))
     return sites
+
+
+def module_in_folder(folder: Path, dotted: str) -> bool:
+    """Is ``dotted`` a module or package (regular or namespace) of the folder?"""
+    path = folder.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or path.is_dir() or any(path.parent.glob(f"{path.name}.*.so"))
 
 
 @cache
@@ -109,6 +121,7 @@ class Needs:
 
     extras: dict[str, str] = field(default_factory=dict)  # distribution -> version (beyond the core)
     missing: dict[str, list[str]] = field(default_factory=dict)  # top-level module -> where it is imported
+    missing_in_folder: dict[str, list[str]] = field(default_factory=dict)  # dotted module of the folder that is not there
     newer_stdlib: dict[str, list[str]] = field(default_factory=dict)  # stdlib of a newer Python only
 
     def requirements(self, profile: ImageProfile) -> list[str]:
@@ -123,7 +136,11 @@ def folder_needs(folder: Path, profile: ImageProfile, python: str, pickle_module
     needs = Needs()
     for site in [*folder_imports(folder), *pickle_modules]:
         top = site.module.split(".")[0]
-        if top in provided or top in stdlib or top == "__future__":
+        if top in provided:
+            if not module_in_folder(folder, site.module):
+                needs.missing_in_folder.setdefault(site.module, []).append(site.where)
+            continue
+        if top in stdlib or top == "__future__":
             continue
         if top in newer:
             needs.newer_stdlib.setdefault(top, []).append(site.where)

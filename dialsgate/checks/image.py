@@ -31,6 +31,10 @@ def check_imports_available_in_image(subject) -> None:
         for module, where in sorted(needs.missing.items())
     ]
     problems += [
+        f"{module!r} (imported at {', '.join(where[:3])}) is not in the server folder {subject.contract.code_dir.name}/"
+        for module, where in sorted(needs.missing_in_folder.items())
+    ]
+    problems += [
         f"{module!r} (imported at {', '.join(where[:3])}) is standard library only in a newer Python; "
         f"the image has Python {subject.profile.python}"
         for module, where in sorted(needs.newer_stdlib.items())

@@ -168,8 +168,8 @@ DEFECTS = {
         {
             "check_handler_answers_template_request": ("No module named 'nmf1d.model'",),
             "check_clean_interpreter_round_trip": ("No module named 'nmf1d.model'",),
-            "check_pickle_globals_allowed": ("nmf1d.model.NMF1D",),
-            "check_pickle_globals_resolvable[pins-file]": ("nmf1d.model.NMF1D",),
+            "check_pickle_globals_resolvable": ("nmf1d.model.NMF1D",),
+            "check_imports_available_in_image": ("nmf1d.model", "not in the server folder"),
         },
     ),
     "dims_off_by_one": Defect(
@@ -190,8 +190,8 @@ DEFECTS = {
     "joblib_outside_folder": Defect(
         joblib_referencing_outside_module,
         {
-            "check_pickle_globals_allowed": (f"{OUTSIDE_MODULE}.TunedNMF1D",),
-            "check_pickle_globals_resolvable[pins-file]": (f"{OUTSIDE_MODULE}.TunedNMF1D",),
+            "check_pickle_globals_resolvable": (f"{OUTSIDE_MODULE}.TunedNMF1D",),
+            "check_imports_available_in_image": (OUTSIDE_MODULE, "not in the image"),
             "check_handler_answers_template_request": (f"No module named '{OUTSIDE_MODULE}'",),
             "check_clean_interpreter_round_trip": (f"No module named '{OUTSIDE_MODULE}'",),
         },
