@@ -52,8 +52,8 @@ def decode_attribute(request_input, attribute: str, n_ls: int) -> np.ndarray:
     if not np.isfinite(values).all():
         raise InferenceError(f"input {name!r}: values must be finite (NaN or infinity received)")
     if wanted == "INT32":
-        if values.size and ((values != np.round(values)).any() or values.min() < 1 or values.max() > INT32_MAX):
-            raise InferenceError(f"input {name!r}: {attribute} must be whole numbers in [1, {INT32_MAX}]")
+        if values.size and ((values != np.round(values)).any() or values.min() < 0 or values.max() > INT32_MAX):
+            raise InferenceError(f"input {name!r}: {attribute} must be whole numbers in [0, {INT32_MAX}]")
         return values.astype(np.int64)
     if values.size and values.min() < 0:
         raise InferenceError(f"input {name!r}: {attribute} must not be negative")
