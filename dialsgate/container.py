@@ -204,15 +204,21 @@ def _extras_image(base: str, profile, requirements: list[str], client, log: Call
     wheelhouse.chmod(0o755)
     for wheel in wheelhouse.iterdir():
         wheel.chmod(0o644)
-    constraints = profile.packages_file
+    import docker.types
+
+    shutil.copyfile(profile.packages_file, wheelhouse / "constraints.txt")
+    (wheelhouse / "constraints.txt").chmod(0o644)
     container = client.containers.run(
         base,
-        ["python", "-m", "pip", "install", "--no-index", "--no-cache-dir", "--disable-pip-version-check", "--find-links", "/wheels", *requirements, "-c", "/constraints.txt"],
+        ["python", "-m", "pip", "install", "--no-index", "--no-cache-dir", "--disable-pip-version-check",
+         "--find-links", "/wheels", *requirements, "-c", "/wheels/constraints.txt"],
         user="0",
         network_mode="none",
-        volumes={str(wheelhouse): {"bind": "/wheels", "mode": "ro"}, str(constraints): {"bind": "/constraints.txt", "mode": "ro"}},
+        # A mount, not `volumes=`: the SDK would also declare a volume in the image config, and
+        # the committed image would then carry it.
+        mounts=[docker.types.Mount("/wheels", str(wheelhouse), type="bind", read_only=True)],
         detach=True,
-    )
+    )  # fmt: skip
     try:
         result = container.wait()
         if result.get("StatusCode") != 0:
