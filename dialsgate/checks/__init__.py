@@ -41,10 +41,11 @@ def case(function: Callable, label: str | None = None, /, **arguments) -> CheckC
 
 def fast_checks(contract: Contract) -> list[CheckCase]:
     """Everything that runs without Docker and without the serving image's versions."""
-    from . import package, pickles, roundtrip, signature, template
+    from . import package, pickles, roundtrip, signature, static, template
 
     return [
         *template.cases(contract),
+        *static.cases(contract),
         *signature.cases(contract),
         *roundtrip.cases(contract),
         *pickles.cases(contract, resolve_in_this_environment=False),
