@@ -17,6 +17,8 @@ import pytest
 #: Bounds on one reason (a runaway message must not make the JSON huge); far above real ones.
 MAX_REASON_CHARS = 20_000
 MAX_CHAIN = 10
+#: ``record_property(NOTE_PROPERTY, text)`` in a passing test puts ``text`` in its verdict row.
+NOTE_PROPERTY = "dialsgate_note"
 
 
 def pytest_addoption(parser):
@@ -108,6 +110,8 @@ class _Recorder:
             outcome, reason = "error", f"{report.when}: {_reason(report)}"
         elif report.when == "call" or report.skipped:
             outcome, reason = report.outcome, _reason(report)
+            if report.passed:  # a passing check may leave a figure for the verdict (record_property)
+                reason = next((str(value) for key, value in report.user_properties if key == NOTE_PROPERTY), reason)
         else:
             return
         self.results.append({"nodeid": report.nodeid, "outcome": outcome, "reason": reason, "duration": round(report.duration, 3)})

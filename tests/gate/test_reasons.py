@@ -81,7 +81,9 @@ def test_root_cause_of_a_chained_exception_is_kept(tmp_path):
         "    except ValueError as error:\n"
         "        raise RuntimeError('the template did not load') from error\n\n\n"
         "def test_multi_line():\n"
-        "    raise AssertionError('first line\\nsecond line names the defect: ' + 'x' * 500)\n"
+        "    raise AssertionError('first line\\nsecond line names the defect: ' + 'x' * 500)\n\n\n"
+        "def test_passing_with_a_figure(record_property):\n"
+        "    record_property('dialsgate_note', 'peak memory 300 MiB')\n"
     )
     summary = tmp_path / "summary.json"
     subprocess.run(
@@ -96,6 +98,8 @@ def test_root_cause_of_a_chained_exception_is_kept(tmp_path):
     assert "RuntimeError: the template did not load" in chained and "caused by ValueError: root cause: FlaggingKey missing" in chained
     long = results["test_multi_line"]["reason"]
     assert "second line names the defect" in long and long.endswith("x" * 100)
+    figure = results["test_passing_with_a_figure"]
+    assert figure["outcome"] == "passed" and figure["reason"] == "peak memory 300 MiB"
 
 
 def test_exception_chain_follows_context_and_stops_on_cycles():
