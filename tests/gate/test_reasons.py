@@ -82,6 +82,15 @@ def test_root_cause_of_a_chained_exception_is_kept(tmp_path):
         "        raise RuntimeError('the template did not load') from error\n\n\n"
         "def test_multi_line():\n"
         "    raise AssertionError('first line\\nsecond line names the defect: ' + 'x' * 500)\n\n\n"
+        "def test_version_warning():\n"
+        "    import warnings\n"
+        "    from sklearn.exceptions import InconsistentVersionWarning\n"
+        "    try:\n"
+        "        with warnings.catch_warnings():\n"
+        "            warnings.simplefilter('error')\n"
+        "            warnings.warn(InconsistentVersionWarning(estimator_name='NMF', current_sklearn_version='1.9.1', original_sklearn_version='1.4.1.post1'))\n"
+        "    except InconsistentVersionWarning as error:\n"
+        "        raise AssertionError('the joblib did not load in a clean interpreter') from error\n\n\n"
         "def test_passing_with_a_figure(record_property):\n"
         "    record_property('dialsgate_note', 'peak memory 300 MiB')\n"
     )
@@ -98,6 +107,8 @@ def test_root_cause_of_a_chained_exception_is_kept(tmp_path):
     assert "RuntimeError: the template did not load" in chained and "caused by ValueError: root cause: FlaggingKey missing" in chained
     long = results["test_multi_line"]["reason"]
     assert "second line names the defect" in long and long.endswith("x" * 100)
+    version = results["test_version_warning"]["reason"]
+    assert "InconsistentVersionWarning" in version and "1.4.1.post1" in version and "1.9.1" in version, version
     figure = results["test_passing_with_a_figure"]
     assert figure["outcome"] == "passed" and figure["reason"] == "peak memory 300 MiB"
 
