@@ -3,21 +3,31 @@
 #
 #   .ci/docker-engine.sh start    # no-op if `docker info` already answers (a user's own Docker)
 #   .ci/docker-engine.sh status
-#   .ci/docker-engine.sh stop     # stops only an engine this script started (pid file present)
+#   .ci/docker-engine.sh stop     # stops only an engine this checkout's script started (its pid file)
+#   .ci/docker-engine.sh state-dir  # prints where this checkout keeps the engine's pid file and log
 #
 # The engine started here never creates Docker's default bridge (it would use a private
 # address range, which must not carry traffic on these machines): dockerd runs with
 # --bridge=none --iptables=false --ip-masq=false, so containers must use `--network host`.
 #
+# State (pid file, log, storage-driver file) is kept per checkout: by default in
+# /tmp/dialsgate-docker-<first 12 hex of sha256 of this checkout's resolved path>, so `stop` run
+# from one checkout (or worktree) can never stop an engine another checkout started. Outside the
+# checkout on purpose: a copied checkout must not carry a pid file that points at the original's
+# engine. (An engine started by an older version of this script kept its state in
+# /tmp/pixelnmf-dials-docker: DOCKER_ENGINE_STATE=/tmp/pixelnmf-dials-docker stops that one.)
+#
 # Settings (environment):
-#   DOCKER_ENGINE_STATE     state dir for log and pid file  (default /tmp/pixelnmf-dials-docker)
+#   DOCKER_ENGINE_STATE     state dir for log and pid file  (default: per checkout, see above)
 #   DOCKER_STORAGE_DRIVER   force a storage driver          (default: overlay2 if an overlay
 #                           mount works here, else vfs; overlay2 failing at start falls back to vfs)
 #   DOCKER_ENGINE_TIMEOUT   seconds to wait for the engine  (default 60)
 #   DOCKER_DATA_ROOT        dockerd --data-root              (default: dockerd's own, /var/lib/docker)
 set -euo pipefail
 
-STATE_DIR="${DOCKER_ENGINE_STATE:-/tmp/pixelnmf-dials-docker}"
+CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+checkout_hash() { printf '%s' "$CHECKOUT" | sha256sum | cut -c1-12; }
+STATE_DIR="${DOCKER_ENGINE_STATE:-/tmp/dialsgate-docker-$(checkout_hash)}"
 PID_FILE="$STATE_DIR/dockerd.pid"
 LOG_FILE="$STATE_DIR/dockerd.log"
 DRIVER_FILE="$STATE_DIR/storage-driver"
@@ -139,6 +149,7 @@ cmd_start() {
     [[ "$(id -u)" == 0 ]] || die "starting dockerd needs root; start your Docker engine yourself"
     ensure_dockerd
     mkdir -p "$STATE_DIR"
+    printf '%s\n' "$CHECKOUT" >"$STATE_DIR/checkout"
 
     local driver="${DOCKER_STORAGE_DRIVER:-}"
     if [[ -z "$driver" ]]; then
@@ -199,5 +210,6 @@ case "${1:-}" in
     start) cmd_start ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    state-dir) printf '%s\n' "$STATE_DIR" ;;
+    *) echo "usage: $0 start|stop|status|state-dir" >&2; exit 2 ;;
 esac

@@ -120,5 +120,12 @@ class WorkerHandler:
             return Outcome(status=answer["status"], error=answer["error"])
         return Outcome(response=answer["response"])
 
+    def metadata(self) -> dict:
+        """The model metadata MLServer serves at /v2/models/<name>."""
+        answer = self.worker.call("metadata")
+        if answer.get("failed"):
+            raise WorkerFailed(answer["error"])
+        return answer["metadata"]
+
     def close(self) -> None:
         self.worker.close()

@@ -13,15 +13,18 @@ the ``dismcli package`` command to run next.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .contract import load_contract
@@ -100,13 +103,32 @@ def run_layer(layer: str, options: list[str], runner: str, work: Path, is_own_te
     return rows_from_summary(layer, summary, returncode)
 
 
-def print_verdict(rows: list[Row]) -> None:
+#: The reason column is never narrower than this (a narrow terminal wraps more, cuts nothing).
+MIN_REASON_WIDTH = 40
+
+
+def wrap_reason(reason: str, width: int) -> list[str]:
+    """The whole reason in lines of at most ``width`` characters (its own line breaks kept)."""
+    lines = []
+    for paragraph in reason.splitlines() or [""]:
+        lines += textwrap.wrap(paragraph, width, break_long_words=True, break_on_hyphens=False) or [""]
+    return lines or [""]
+
+
+def print_verdict(rows: list[Row], columns: int | None = None) -> None:
+    """One row per check; long reasons wrap onto indented continuation lines, never cut."""
     width = min(max((len(row.check) for row in rows), default=10), 60)
+    columns = columns or shutil.get_terminal_size(fallback=(160, 24)).columns
+    indent = 7 + 1 + width + 1 + 10 + 1
+    reason_width = max(MIN_REASON_WIDTH, columns - indent)
     print(f"\n{'layer':<7} {'check':<{width}} {'result':<10} reason")
     print(f"{'-' * 7} {'-' * width} {'-' * 10} {'-' * 30}")
     for row in rows:
-        reason = row.reason.replace("\n", " ")[:160]
-        print(f"{row.layer:<7} {row.check[:width]:<{width}} {row.result:<10} {reason}")
+        check = row.check if len(row.check) <= width else row.check[: width - 3] + "..."
+        first, *rest = wrap_reason(row.reason, reason_width)
+        print(f"{row.layer:<7} {check:<{width}} {row.result:<10} {first}".rstrip())
+        for line in rest:
+            print(" " * indent + line)
     counts = {}
     for row in rows:
         counts[row.result] = counts.get(row.result, 0) + 1
@@ -133,8 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated subset of fast,parity,server (a subset never passes the gate)")
     parser.add_argument("--runner", choices=("tox", "here"), default="tox", help="tox: each layer in its own environment; here: this interpreter")
     parser.add_argument("--fail-fast", action="store_true", help="stop after the first layer with a failure")
-    parser.add_argument("--report", type=Path, help="folder for the HTML report (default ./report/<ResourceKey>)")
-    parser.add_argument("--no-report", action="store_true")
+    parser.add_argument(
+        "--report", type=Path, help="folder for the HTML report and verdict.json (default ./report/<ResourceKey>-<hash>, see README)"
+    )
+    parser.add_argument("--no-report", action="store_true", help="write nothing to disk (no HTML report, no verdict.json unless --verdict-json)")
+    parser.add_argument("--verdict-json", type=Path, help="also write the verdict rows as JSON to this file (even with --no-report)")
     parser.add_argument("--dials-url", default=DEFAULT_DIALS_URL)
     return parser
 
@@ -195,20 +220,47 @@ def run_gate(args, extra: list[str]) -> Verdict:
     return Verdict(rows, contract)
 
 
+def default_report_folder(template: Path, build_dir: Path | None, resource_key: str) -> Path:
+    """report/<ResourceKey>-<8 hex>: the hash of the resolved template path and build folder.
+
+    Two models with the same ResourceKey (two checkouts, a copy, the CodeUri and the build
+    folder of one template) never share a folder, and the same inputs always reuse theirs.
+    """
+    identity = f"{Path(template).resolve()}\0{Path(build_dir).resolve() if build_dir is not None else ''}\0{resource_key}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    safe_key = re.sub(r"[^A-Za-z0-9_.-]", "_", resource_key) or "model"
+    return REPOSITORY / "report" / f"{safe_key}-{digest}"
+
+
+VERDICT_FILE = "verdict.json"
+
+
+def write_verdict_json(rows: list[Row], path: Path) -> Path:
+    """The verdict as a JSON list of {layer, check, result, reason} (full reasons), in the gate's order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n", encoding="utf-8")
+    return path
+
+
 def main(argv=None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     start = time.perf_counter()
     verdict = run_gate(args, extra)
     print_verdict(verdict.rows)
-    if verdict.contract is not None and not args.no_report:
-        try:
-            from .report import write_report
+    if args.verdict_json is not None:
+        print(f"verdict: {write_verdict_json(verdict.rows, args.verdict_json)}")
+    if not args.no_report:
+        key = verdict.contract.resource_key if verdict.contract is not None else (args.resource or Path(args.template).stem)
+        folder = args.report or default_report_folder(args.template, args.build_dir, key)
+        print(f"verdict: {write_verdict_json(verdict.rows, folder / VERDICT_FILE)}")
+        if verdict.contract is not None:
+            try:
+                from .report import write_report
 
-            folder = args.report or REPOSITORY / "report" / verdict.contract.resource_key
-            index = write_report(verdict.contract, folder, reference_batch=args.reference_batch, verdict_rows=[row.__dict__ for row in verdict.rows])
-            print(f"report: {index}")
-        except Exception as error:  # the report illustrates the verdict; it never changes it
-            print(f"report not written: {type(error).__name__}: {error}")
+                index = write_report(verdict.contract, folder, reference_batch=args.reference_batch, verdict_rows=[asdict(row) for row in verdict.rows])
+                print(f"report: {index}")
+            except Exception as error:  # the report illustrates the verdict; it never changes it
+                print(f"report not written: {type(error).__name__}: {error}")
     print(f"\ngate wall time {time.perf_counter() - start:.1f} s")
     if verdict.passed:
         print("\nGATE PASSED. Next:\n  " + package_command(verdict.contract, args.dials_url))

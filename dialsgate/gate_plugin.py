@@ -1,13 +1,24 @@
 """pytest plugin: ``--gate-summary FILE`` writes every test outcome as JSON for the gate.
 
 The gate needs more than pytest's exit code: a skipped, xfailed or deselected check counts as
-a failure there, and each row of the verdict needs a one-line reason.
+a failure there, and each row of the verdict needs its reason. A failure's reason is the whole
+exception text (every line: dism-core's pydantic errors name the field on their last lines),
+followed by each exception it was raised from or during (``__cause__`` / ``__context__``) down
+to the root cause, when that text is not already in it.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import pytest
+
+#: Bounds on one reason (a runaway message must not make the JSON huge); far above real ones.
+MAX_REASON_CHARS = 20_000
+MAX_CHAIN = 10
+#: ``record_property(NOTE_PROPERTY, text)`` in a passing test puts ``text`` in its verdict row.
+NOTE_PROPERTY = "dialsgate_note"
 
 
 def pytest_addoption(parser):
@@ -20,7 +31,37 @@ def pytest_configure(config):
         config.pluginmanager.register(_Recorder(Path(path)), "dialsgate-gate-recorder")
 
 
-def _one_line(report) -> str:
+def _exception_text(error: BaseException) -> str:
+    text = str(error).strip()
+    name = type(error).__name__
+    return f"{name}: {text}" if text else name
+
+
+def exception_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions behind it, outermost first, the root cause last."""
+    chain, seen = [], set()
+    while error is not None and id(error) not in seen and len(chain) < MAX_CHAIN:
+        chain.append(error)
+        seen.add(id(error))
+        error = error.__cause__ if error.__cause__ is not None else error.__context__
+    return chain
+
+
+def full_reason(excinfo) -> str:
+    """The failure as pytest shows it (all lines), then each deeper cause not already quoted."""
+    head = excinfo.exconly().strip()
+    parts = [head]
+    for inner in exception_chain(excinfo.value)[1:]:
+        text = _exception_text(inner)
+        if str(inner).strip() and str(inner).strip() in "\n".join(parts):
+            continue
+        parts.append(f"caused by {text}")
+    reason = "\n".join(parts)
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS] + " [...]"
+
+
+def _crash_text(report) -> str:
+    """What pytest's report says went wrong (skip reason, or the crash's whole message)."""
     longrepr = report.longrepr
     if longrepr is None:
         return ""
@@ -28,8 +69,12 @@ def _one_line(report) -> str:
         return str(longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(longrepr, "reprcrash", None)
     text = crash.message if crash is not None else str(longrepr)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0][:400] if lines else ""
+    text = "\n".join(line.rstrip() for line in text.strip().splitlines() if line.strip())
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + " [...]"
+
+
+def _reason(report) -> str:
+    return getattr(report, "dialsgate_reason", None) or _crash_text(report)
 
 
 class _Recorder:
@@ -42,18 +87,31 @@ class _Recorder:
     def pytest_deselected(self, items):
         self.deselected += [item.nodeid for item in items]
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        """Keep the whole failure text and its root cause (pytest's crash line is the first line only)."""
+        report = yield
+        if report.failed and call.excinfo is not None:
+            try:
+                report.dialsgate_reason = full_reason(call.excinfo)
+            except Exception as error:  # the reason is a courtesy: never break the run for it
+                report.dialsgate_reason = f"{_crash_text(report)} (full reason unavailable: {type(error).__name__}: {error})"
+        return report
+
     def pytest_collectreport(self, report):
         if report.failed:
-            self.collection_errors.append({"nodeid": report.nodeid, "reason": _one_line(report)})
+            self.collection_errors.append({"nodeid": report.nodeid, "reason": _crash_text(report)})
 
     def pytest_runtest_logreport(self, report):
         if hasattr(report, "wasxfail"):
             outcome = "xpassed" if report.passed else "xfailed"
-            reason = report.wasxfail or _one_line(report)
+            reason = report.wasxfail or _reason(report)
         elif report.when != "call" and report.failed:
-            outcome, reason = "error", f"{report.when}: {_one_line(report)}"
+            outcome, reason = "error", f"{report.when}: {_reason(report)}"
         elif report.when == "call" or report.skipped:
-            outcome, reason = report.outcome, _one_line(report)
+            outcome, reason = report.outcome, _reason(report)
+            if report.passed:  # a passing check may leave a figure for the verdict (record_property)
+                reason = next((str(value) for key, value in report.user_properties if key == NOTE_PROPERTY), reason)
         else:
             return
         self.results.append({"nodeid": report.nodeid, "outcome": outcome, "reason": reason, "duration": round(report.duration, 3)})

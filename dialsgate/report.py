@@ -720,6 +720,7 @@ th { background: #f0f2f5; } td.num { text-align: right; font-variant-numeric: ta
 tr.mismatch td { background: #fde2e1; } tr.flagged td.flag { font-weight: bold; color: #b00020; }
 td.passed { color: #0a7a20; font-weight: bold; } td.failed, td.error { color: #b00020; font-weight: bold; }
 td.other { color: #8a6d00; font-weight: bold; }
+td.reason { white-space: pre-wrap; overflow-wrap: anywhere; max-width: 60em; }
 p.verdict-passed { color: #0a7a20; font-size: 1.2em; font-weight: bold; } p.verdict-failed { color: #b00020; font-size: 1.2em; font-weight: bold; }
 code, .mono { font-family: "DejaVu Sans Mono", Menlo, monospace; font-size: 0.92em; }
 .note { color: #555; font-size: 0.92em; } .problem { color: #b00020; font-weight: bold; }
@@ -783,7 +784,7 @@ def _verdict_section(verdict_rows) -> str:
             ]
         )
         css = results[i] if results[i] in ("passed", "failed", "error") else "other"
-        classes.append([None, None, css, None])
+        classes.append([None, None, css, "reason"])  # the whole reason, its line breaks kept
     counts = ", ".join(f"{results.count(result)} {result}" for result in dict.fromkeys(results))
     ok = all(passed)
     summary = (

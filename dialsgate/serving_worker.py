@@ -8,6 +8,7 @@ the model prints goes to stderr so it cannot corrupt the answers.
 Operations:
   {"op": "load", "folder", "handler", "name", "model_file"}  import the handler as MLServer does, load()
   {"op": "predict", "body"}                                   -> {"status", "response" | "error"}
+  {"op": "metadata"}                                          -> {"metadata": model metadata as MLServer serves it}
   {"op": "resolve", "folder", "globals": [[module, name]]}    -> {"unresolved": {"module.name": reason}}
   {"op": "load_model_strictly", "model_file", "folder"}       -> {"problems": [...], "versions": {...}}
 """
@@ -78,6 +79,10 @@ class Worker:
         except Exception as error:  # MLServer answers 500 for anything that is not an MLServerError
             return {"status": 500, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()[-4000:]}
         return {"status": 200, "response": response.dict(exclude_none=True)}
+
+    def metadata(self, request):
+        """What MLServer answers at /v2/models/<name> (the handler's advertised signature)."""
+        return {"metadata": self.loop.run_until_complete(self.model.metadata()).dict(exclude_none=True)}
 
     def resolve(self, request):
         self._use_folder(request["folder"])

@@ -42,10 +42,11 @@ def case(function: Callable, label: str | None = None, /, **arguments) -> CheckC
 def fast_checks(contract: Contract) -> list[CheckCase]:
     """Everything that runs without Docker. Model code runs in the folder's serving environment
     (the image's Python and packages, built once and cached), never in the caller's."""
-    from . import image, package, pickles, roundtrip, signature, template
+    from . import image, package, pickles, roundtrip, signature, static, template
 
     return [
         *template.cases(contract),
+        *static.cases(contract),
         *image.cases(contract),
         *pickles.cases(contract),
         *signature.cases(contract),

@@ -22,8 +22,8 @@ def test_server_folder_holds_only_handler_package_and_model():
 
 def test_handler_metadata_advertises_the_template_signature(subject, contract):
     """Our handler fills /v2/models/<name> metadata with exactly the template's signature."""
-    model = subject.handler.model
-    advertised_inputs = {t.name: (t.datatype, list(t.shape)) for t in model.inputs}
-    advertised_outputs = {t.name: (t.datatype, list(t.shape)) for t in model.outputs}
+    metadata = subject.handler.metadata()
+    advertised_inputs = {t["name"]: (t["datatype"], list(t["shape"])) for t in metadata["inputs"]}
+    advertised_outputs = {t["name"]: (t["datatype"], list(t["shape"])) for t in metadata["outputs"]}
     assert advertised_inputs == {sig.name: (sig.datatype, list(sig.dims)) for sig in contract.inputs}
     assert advertised_outputs == {sig.name: (sig.datatype, list(sig.dims)) for sig in contract.outputs}
