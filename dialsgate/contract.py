@@ -16,6 +16,14 @@ MODEL_SETTINGS = "model-settings.json"
 METADATA_SEPARATOR = "__"
 
 
+#: numpy dtype name of each V2 datatype (BYTES travels as strings in JSON): the one datatype table.
+DTYPE_OF_DATATYPE = {
+    "BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
+    "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64",
+    "FP16": "float16", "FP32": "float32", "FP64": "float64", "BYTES": "object",
+}  # fmt: skip
+
+
 def normalise_datatype(datatype: str) -> str:
     name = str(datatype).upper()
     return name[len("TYPE_"):] if name.startswith("TYPE_") else name
@@ -64,6 +72,16 @@ class Contract:
     @property
     def handler_file(self) -> Path:
         return self.code_dir / (self.handler_module.replace(".", "/") + ".py")
+
+    def unknown_datatypes(self) -> list[str]:
+        """Template fields whose DataType is no V2 datatype (dism-core refuses them too)."""
+        fields = [("InputSignature", self.inputs), ("InputMetadata", self.metadata_inputs), ("OutputSignature", self.outputs)]
+        return [
+            f"{where}[{sig.name}].DataType {sig.datatype!r}"
+            for where, signatures in fields
+            for sig in signatures
+            if sig.datatype not in DTYPE_OF_DATATYPE
+        ]
 
     def output(self, name: str) -> Signature:
         return next(sig for sig in self.outputs if sig.name == name)

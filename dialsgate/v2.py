@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .contract import Contract
-
-#: numpy dtype name of each V2 datatype (BYTES travels as strings in JSON).
-DTYPE_OF_DATATYPE = {
-    "BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
-    "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64",
-    "FP16": "float16", "FP32": "float32", "FP64": "float64", "BYTES": "object",
-}  # fmt: skip
+from .contract import DTYPE_OF_DATATYPE, Contract
 
 
 def concrete_shape(dims: tuple[int, ...], n_ls: int) -> tuple[int, ...]:

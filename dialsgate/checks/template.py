@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..contract import DTYPE_OF_DATATYPE
 from . import CheckFailed, case
 
 
@@ -80,8 +81,18 @@ def check_outputs_have_batch_axis(subject) -> None:
         raise CheckFailed(f"outputs without a leading batch axis -1: {wrong}")
 
 
+def check_datatypes_known(subject) -> None:
+    """Every DataType of the template is a V2 datatype (BOOL, UINT8..UINT64, INT8..INT64, FP16..FP64, BYTES)."""
+    unknown = subject.contract.unknown_datatypes()
+    if unknown:
+        raise CheckFailed(
+            f"no such V2 datatype: {'; '.join(unknown)} (expected one of {', '.join(sorted(DTYPE_OF_DATATYPE))}, "
+            "optionally prefixed TYPE_); the request checks cannot be generated until it is fixed"
+        )
+
+
 def cases(contract):
-    found = [case(check_template_schema), case(check_model_file_exists), case(check_handler_class_defined)]
+    found = [case(check_template_schema), case(check_datatypes_known), case(check_model_file_exists), case(check_handler_class_defined)]
     found += [case(check_key_in_outputs, key, key=key) for key in ("flagging_key", "metric_key") if getattr(contract, key)]
     if contract.flagging_key:
         found.append(case(check_flag_output_is_bool))

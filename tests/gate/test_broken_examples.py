@@ -97,6 +97,11 @@ def dims_off_by_one_without_reference_batch(copy: Path) -> None:
     (copy / "reference_batch.npz").unlink()
 
 
+def unknown_datatype(copy: Path) -> None:
+    """A DataType that is no V2 datatype: reported by name, not as a crash while collecting."""
+    _replace(copy / "template.yaml", "DataType: TYPE_INT32", "DataType: FLOAT")
+
+
 OUTSIDE_MODULE = "charge_tools"
 OUTSIDE_SOURCE = '''
 """A module that lives outside the server folder (the seed deployment's defect)."""
@@ -194,6 +199,13 @@ DEFECTS = {
             "check_imports_available_in_image": (OUTSIDE_MODULE, "not in the image"),
             "check_handler_answers_template_request": (f"No module named '{OUTSIDE_MODULE}'",),
             "check_clean_interpreter_round_trip": (f"No module named '{OUTSIDE_MODULE}'",),
+        },
+    ),
+    "unknown_datatype": Defect(
+        unknown_datatype,
+        {
+            "check_datatypes_known": (f"InputSignature[{INPUT}].DataType 'FLOAT'",),
+            "check_template_schema": ("DataType",),
         },
     ),
     "stray_pycache": Defect(
