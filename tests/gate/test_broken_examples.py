@@ -219,7 +219,7 @@ DEFECTS = {
 # --------------------------------------------------------------------------- the tests
 
 
-def test_unbroken_copy_passes_every_fast_check(example_copy):
+def test_unbroken_copy_passes_every_check(example_copy):
     verdict = run_fast_gate(example_copy / "template.yaml")
     rows = fast_rows(verdict)
     assert rows, "the fast layer reported no row:\n" + describe(verdict)
