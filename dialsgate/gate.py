@@ -135,15 +135,24 @@ def print_verdict(rows: list[Row], columns: int | None = None) -> None:
     print("\n" + ", ".join(f"{count} {result}" for result, count in sorted(counts.items())))
 
 
-def package_command(contract, dials_url: str) -> str:
-    """The dismcli package call, run where .dism-artifacts lives."""
+def next_steps(contract, dials_url: str) -> list[str]:
+    """What to run after a pass; the gate is never skipped between build and package.
+
+    Checked on a dismcli build folder: package it. Checked from CodeUri: build with dismcli,
+    gate exactly the built folder (what will be zipped), and only then package.
+    """
+    package = shlex.join(["dismcli", "package", "-u", dials_url])
     if contract.built:
         root = contract.code_dir.parent.parent.parent  # <root>/.dism-artifacts/build/<Key>
-        prefix = f"cd {shlex.quote(str(root))} && "
-    else:
-        build = shlex.join(["dismcli", "build", "-f", contract.template_path.name, "-u", dials_url])
-        prefix = f"cd {shlex.quote(str(contract.template_path.parent))} && {build} && "
-    return prefix + shlex.join(["dismcli", "package", "-u", dials_url])
+        return [f"cd {shlex.quote(str(root))} && {package}"]
+    folder = contract.template_path.parent
+    build_dir = folder / ".dism-artifacts" / "build" / contract.resource_key
+    gate = ["python", "-m", "dialsgate.gate", "--template", str(contract.template_path), "--build-dir", str(build_dir)]
+    return [
+        f"cd {shlex.quote(str(folder))} && " + shlex.join(["dismcli", "build", "-f", contract.template_path.name, "-u", dials_url]),
+        shlex.join(gate) + "   # the gate again, on exactly the files dismcli package zips",
+        f"cd {shlex.quote(str(folder))} && {package}   # only after that gate passed",
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,7 +272,8 @@ def main(argv=None) -> int:
                 print(f"report not written: {type(error).__name__}: {error}")
     print(f"\ngate wall time {time.perf_counter() - start:.1f} s")
     if verdict.passed:
-        print("\nGATE PASSED. Next:\n  " + package_command(verdict.contract, args.dials_url))
+        steps = next_steps(verdict.contract, args.dials_url)
+        print("\nGATE PASSED. Next:\n" + "\n".join(f"  {number}. {step}" for number, step in enumerate(steps, 1)))
         return 0
     print("\nGATE FAILED: fix the rows that did not pass; nothing should be packaged.")
     return 1
