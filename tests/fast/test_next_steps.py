@@ -17,7 +17,8 @@ def test_from_code_uri_build_then_gate_the_build_folder_then_package():
     build, gate, package = steps
     assert "dismcli build -f template.yaml" in build
     assert "dialsgate.gate" in gate and str(REPOSITORY / ".dism-artifacts" / "build" / "PixelNMF") in gate
-    assert "dismcli package" in package and "dismcli package" not in build + gate
+    assert package.split("#")[0].rstrip().endswith(f"dismcli package -u {URL}")
+    assert "dismcli package -u" not in build + gate
 
 
 def test_from_a_build_folder_package_it(tmp_path):
