@@ -35,15 +35,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# testcontainers reads these when it is imported. These machines carry /.dockerenv, so
-# testcontainers would believe it runs inside a container and look for a gateway address; its
-# Ryuk reaper image cannot be pulled here (containers are removed by serve_model_folder itself).
-os.environ.setdefault("TC_HOST", "127.0.0.1")
-os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-if "DOCKER_HOST" not in os.environ and Path("/var/run/docker.sock").exists():
-    os.environ["DOCKER_HOST"] = "unix:///var/run/docker.sock"
-
 NETWORK_ENV = "DIALSGATE_DOCKER_NETWORK"
 READY_TIMEOUT_ENV = "DIALSGATE_READY_TIMEOUT"
 DEFAULT_READY_TIMEOUT = 120.0
@@ -316,25 +307,27 @@ def make_readable_by_others(root: Path) -> None:
 def prepared_model_folder(contract, workdir: Path | str | None = None) -> Iterator[Path]:
     """The folder MLServer should load for ``contract``, readable by the container's user.
 
-    A dismcli build folder (``contract.built``) is used as is. Otherwise the template is built
-    offline (``dialsgate.build.build``) into a fresh 0755 temporary folder (under ``workdir``
-    when given), removed afterwards.
+    A dismcli build folder (``contract.built``) is copied (it is what will be zipped: its files
+    and modes are never changed). Otherwise the template is built offline
+    (``dialsgate.build.build``). Either way into a fresh 0755 temporary folder (under
+    ``workdir`` when given), removed afterwards.
     """
-    if contract.built:
-        folder = Path(contract.code_dir)
-        if not (folder / "model-settings.json").is_file():
-            raise ServingError(f"{folder} is not a dismcli build folder: it has no model-settings.json")
-        make_readable_by_others(folder)
-        yield folder
-        return
-    from .build import build
-
     temporary = Path(tempfile.mkdtemp(prefix="dialsgate-serve-", dir=str(workdir) if workdir else None))
     try:
         temporary.chmod(0o755)
-        build_root = temporary / "build"
-        build(contract.template_path, build_root=build_root)
-        folder = build_root / contract.resource_key
+        if contract.built:
+            # The user's build folder is what dismcli package will zip: never touch it; serve a copy.
+            source = Path(contract.code_dir)
+            if not (source / "model-settings.json").is_file():
+                raise ServingError(f"{source} is not a dismcli build folder: it has no model-settings.json")
+            folder = temporary / contract.resource_key
+            shutil.copytree(source, folder, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            from .build import build
+
+            build_root = temporary / "build"
+            build(contract.template_path, build_root=build_root)
+            folder = build_root / contract.resource_key
         make_readable_by_others(temporary)
         yield folder
     finally:
@@ -397,6 +390,50 @@ def wait_until_model_ready(
         delay = min(delay * 1.5, 1.0)
 
 
+def configure_testcontainers() -> None:
+    """testcontainers' settings for serving a model here, unless the environment sets them.
+
+    Machines that carry /.dockerenv make testcontainers believe it runs inside a container and
+    look for a gateway address: talk to the engine on this host (127.0.0.1, docker_host mode).
+    Its Ryuk reaper image may not be pullable: serve_model_folder removes its containers itself.
+    Set in testcontainers' configuration object, never in os.environ.
+    """
+    from testcontainers.core.config import ConnectionMode, testcontainers_config
+
+    if "TC_HOST" not in os.environ and "TESTCONTAINERS_HOST_OVERRIDE" not in os.environ:
+        testcontainers_config.tc_host_override = "127.0.0.1"
+    if "TESTCONTAINERS_CONNECTION_MODE" not in os.environ:
+        testcontainers_config.connection_mode_override = ConnectionMode.docker_host
+    if "TESTCONTAINERS_RYUK_DISABLED" not in os.environ:
+        testcontainers_config.ryuk_disabled = True
+
+
+def model_ready_wait_strategy(url: str, model_name: str, timeout: float):
+    """A testcontainers wait strategy: the *model* answers ready (not only the server).
+
+    It notices a container that exited (no point waiting out the deadline) and its error
+    carries the container's last log lines.
+    """
+    from testcontainers.core.waiting_utils import WaitStrategy
+
+    class ModelReady(WaitStrategy):
+        def wait_until_ready(self, container) -> None:
+            try:
+                wait_until_model_ready(url, model_name, timeout=self._startup_timeout, still_running=lambda: _container_gone(container))
+            except ModelNotReady as error:
+                raise ModelNotReady(_with_logs(str(error), _logs_of(container, LOG_TAIL_LINES))) from None
+
+    return ModelReady().with_startup_timeout(timeout)
+
+
+def _logs_of(container, tail: int | None = None) -> str:
+    try:
+        raw = container.get_wrapped_container().logs(stdout=True, stderr=True, tail=tail if tail is not None else "all")
+    except Exception as error:  # the container may already be gone
+        return f"(container logs unavailable: {type(error).__name__}: {error})"
+    return raw.decode("utf-8", errors="replace")
+
+
 # --------------------------------------------------------------------------- serving
 
 
@@ -414,14 +451,7 @@ class Served:
 
     def logs(self, tail: int | None = None) -> str:
         """The container's stdout and stderr, interleaved (MLServer logs mostly to stderr)."""
-        if self.container is None:
-            return ""
-        try:
-            wrapped = self.container.get_wrapped_container()
-            raw = wrapped.logs(stdout=True, stderr=True, tail=tail if tail is not None else "all")
-        except Exception as error:  # the container may already be gone
-            return f"(container logs unavailable: {type(error).__name__}: {error})"
-        return raw.decode("utf-8", errors="replace")
+        return "" if self.container is None else _logs_of(self.container, tail)
 
 
 def _container_gone(container) -> str | None:
@@ -462,6 +492,7 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
     mode = resolve_network_mode(client)
     mount_point = f"/mnt/{contract.name}"
 
+    configure_testcontainers()
     container = (
         DockerContainer(image, **({"network_mode": "host"} if mode == "host" else {}))
         .with_envs(PYTHONDONTWRITEBYTECODE="1")
@@ -479,20 +510,25 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
     else:
         # Published on the loopback interface only; MLServer listens on its defaults inside.
         http_port, grpc_port = free_port(), free_port()
-        container.ports[f"{CONTAINER_HTTP_PORT}/tcp"] = ("127.0.0.1", http_port)
-        container.ports[f"{CONTAINER_GRPC_PORT}/tcp"] = ("127.0.0.1", grpc_port)
+        container.with_bind_ports(CONTAINER_HTTP_PORT, ("127.0.0.1", http_port))
+        container.with_bind_ports(CONTAINER_GRPC_PORT, ("127.0.0.1", grpc_port))
     url = f"http://127.0.0.1:{http_port}"
+    container.waiting_for(model_ready_wait_strategy(url, contract.name, ready_timeout() if timeout is None else timeout))
 
     import docker.errors
 
     started = time.monotonic()
     try:
-        container.start()
+        container.start()  # returns once the wait strategy saw the model ready
     except docker.errors.DockerException as error:
         with contextlib.suppress(Exception):
             container.stop()
         hint = f" (set {NETWORK_ENV}=host when the engine has no bridge network)" if mode == "bridge" else ""
         raise ServingError(f"could not start {image} for {folder} ({mode} network){hint}: {error}") from None
+    except ModelNotReady as error:
+        with contextlib.suppress(Exception):
+            container.stop()
+        raise ModelNotReady(f"serving {folder} in {image} ({mode} network, {url}): {error}") from None
     try:
         served = Served(
             url=url,
@@ -503,12 +539,6 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
             network_mode=mode,
             container=container,
         )
-        try:
-            wait_until_model_ready(url, contract.name, timeout=timeout, still_running=lambda: _container_gone(container))
-        except ModelNotReady as error:
-            raise ModelNotReady(
-                _with_logs(f"serving {folder} in {image} ({mode} network, {url}): {error}", served.logs(tail=LOG_TAIL_LINES))
-            ) from None
         served.ready_seconds = time.monotonic() - started
         yield served
     finally:
