@@ -129,3 +129,59 @@ class WorkerHandler:
 
     def close(self) -> None:
         self.worker.close()
+
+
+class HttpEndpoint:
+    """The served model over HTTP (requests): JSON V2 bodies, as DIALS sends them."""
+
+    transport = "http"
+
+    def __init__(self, url: str, model_name: str, timeout: float = 600):
+        import requests
+
+        self.infer_url = f"{url.rstrip('/')}/v2/models/{model_name}/infer"
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def predict(self, body: dict) -> Outcome:
+        response = self.session.post(self.infer_url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=self.timeout)
+        if response.status_code == 200:
+            return Outcome(response=response.json())
+        return Outcome(status=response.status_code, error=response.text)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class TritonEndpoint:
+    """The served model through tritonclient, an independent V2 client (well-formed requests only)."""
+
+    transport = "tritonclient"
+
+    def __init__(self, url: str, model_name: str, timeout: float = 600):
+        import tritonclient.http as triton
+
+        self.triton = triton
+        self.model_name = model_name
+        self.client = triton.InferenceServerClient(url=url.removeprefix("http://").rstrip("/"), network_timeout=timeout)
+
+    def predict(self, body: dict) -> Outcome:
+        import numpy as np
+
+        from .contract import DTYPE_OF_DATATYPE
+
+        inputs = []
+        for item in body["inputs"]:
+            array = np.asarray(item["data"], dtype=DTYPE_OF_DATATYPE[item["datatype"]]).reshape(item["shape"])
+            infer_input = self.triton.InferInput(item["name"], list(array.shape), item["datatype"])
+            infer_input.set_data_from_numpy(array, binary_data=False)
+            inputs.append(infer_input)
+        try:
+            result = self.client.infer(self.model_name, inputs, request_id=str(body.get("id", "")))
+        except self.triton.InferenceServerException as error:
+            status = error.status()
+            return Outcome(status=int(status) if str(status).isdigit() else 500, error=error.message())
+        return Outcome(response=result.get_response())
+
+    def close(self) -> None:
+        self.client.close()

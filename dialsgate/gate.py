@@ -53,7 +53,7 @@ class Row:
 def check_name(nodeid: str) -> str:
     """tests/fast/test_contract.py::test_contract[check_input_dims[BPix3]] -> check_input_dims[BPix3]."""
     name = nodeid.split("::")[-1]
-    match = re.fullmatch(r"test_(?:contract|parity)\[(.*)\]", name)
+    match = re.fullmatch(r"test_(?:contract|parity|contract_over_transport)\[(.*)\]", name)
     return match.group(1) if match else f"{Path(nodeid.split('::')[0]).stem}::{name}"
 
 

@@ -117,6 +117,12 @@ class Subject:
                 f"under the image's packages (Python {self.profile.python}): {error}"
             ) from None
 
+    def over(self, endpoint) -> Subject:
+        """The same folder and batch, its requests sent through ``endpoint`` (HTTP, tritonclient)."""
+        other = Subject(self.contract, self.reference_arrays)
+        other.__dict__["handler"] = endpoint  # takes the place of the cached in-process handler
+        return other
+
     @cached_property
     def reference_body(self) -> dict:
         return v2.request_body(self.contract, self.reference_arrays, flatten=True, request_id="dialsgate-reference")

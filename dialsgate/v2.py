@@ -141,3 +141,35 @@ def reference_arrays(batch_file, contract: Contract) -> dict[str, np.ndarray]:
         for sig in contract.metadata_inputs:
             arrays[sig.name] = archive[sig.name] if sig.name in archive.files else plausible[sig.name]
         return arrays
+
+
+#: Float outputs of two answers to the same request must agree within this (absolute and relative).
+FLOAT_TOLERANCE = 1e-6
+
+
+def output_differences(got: dict[str, np.ndarray], want: dict[str, np.ndarray], where: str = "") -> list[str]:
+    """Differences between two {name: array} output sets: BOOL/int exact, floats within 1e-6."""
+    if sorted(got) != sorted(want):
+        return [f"{where}outputs {sorted(got)}, expected {sorted(want)}"]
+    problems = []
+    for name in want:
+        a, b = np.asarray(got[name]), np.asarray(want[name])
+        if a.shape != b.shape:
+            problems.append(f"{where}output {name!r} has shape {a.shape}, expected {b.shape}")
+            continue
+        if a.dtype.kind == "f" or b.dtype.kind == "f":
+            a64, b64 = a.astype(np.float64), b.astype(np.float64)
+            close = np.isclose(a64, b64, rtol=FLOAT_TOLERANCE, atol=FLOAT_TOLERANCE, equal_nan=True)
+            bad = np.flatnonzero(~close.ravel())
+            if bad.size:
+                problems.append(
+                    f"{where}output {name!r}: {bad.size} of {a.size} values differ beyond {FLOAT_TOLERANCE}; first at {bad[0]}: "
+                    f"{a64.ravel()[bad[0]]!r}, expected {b64.ravel()[bad[0]]!r}"
+                )
+        else:
+            bad = np.flatnonzero(a.ravel() != b.ravel())
+            if bad.size:
+                problems.append(
+                    f"{where}output {name!r}: {bad.size} of {a.size} values differ; first at {bad[0]}: {a.ravel()[bad[0]]!r}, expected {b.ravel()[bad[0]]!r}"
+                )
+    return problems

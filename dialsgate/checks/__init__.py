@@ -29,6 +29,7 @@ class CheckCase:
     id: str
     function: Callable = field(repr=False)
     arguments: dict = field(default_factory=dict, repr=False)
+    transport: str = "in-process"  # how its requests reach the handler (checks.signature.TRANSPORTS)
 
     def __call__(self, subject) -> None:
         self.function(subject, **self.arguments)

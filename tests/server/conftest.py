@@ -27,8 +27,6 @@ from dialsgate import v2
 REPOSITORY = Path(__file__).resolve().parents[2]
 SERVED_KEY = pytest.StashKey["serving.Served"]()
 LOG_MARK_KEY = pytest.StashKey[int]()
-#: Float outputs must match the in-process answer within this (absolute and relative).
-FLOAT_TOLERANCE = 1e-6
 REQUEST_TIMEOUT = 600
 
 
@@ -211,38 +209,10 @@ def expected_response(inprocess):
     return expected
 
 
-def compare_outputs(got: dict[str, np.ndarray], want: dict[str, np.ndarray], where: str = "") -> list[str]:
-    """Differences between two {name: array} output sets: BOOL/int exact, floats within 1e-6."""
-    problems = []
-    if sorted(got) != sorted(want):
-        return [f"{where}outputs {sorted(got)} received, the in-process handler answers {sorted(want)}"]
-    for name in want:
-        a, b = np.asarray(got[name]), np.asarray(want[name])
-        if a.shape != b.shape:
-            problems.append(f"{where}{name}: shape {a.shape}, in-process {b.shape}")
-            continue
-        if b.dtype.kind == "f" or a.dtype.kind == "f":
-            a64, b64 = a.astype(np.float64), b.astype(np.float64)
-            close = np.isclose(a64, b64, rtol=FLOAT_TOLERANCE, atol=FLOAT_TOLERANCE, equal_nan=True)
-            if not close.all():
-                bad = np.flatnonzero(~close.ravel())
-                problems.append(
-                    f"{where}{name}: {bad.size} of {a.size} values differ beyond {FLOAT_TOLERANCE}; first at "
-                    f"{bad[0]}: server {a64.ravel()[bad[0]]!r}, in-process {b64.ravel()[bad[0]]!r}"
-                )
-        elif not np.array_equal(a, b):
-            bad = np.flatnonzero(a.ravel() != b.ravel())
-            problems.append(
-                f"{where}{name}: {bad.size} of {a.size} values differ; first at {bad[0]}: "
-                f"server {a.ravel()[bad[0]]!r}, in-process {b.ravel()[bad[0]]!r}"
-            )
-    return problems
-
-
 @pytest.fixture(scope="session")
 def output_differences():
     """output_differences(server_outputs, inprocess_outputs, where="") -> list of problems (empty: equal)."""
-    return compare_outputs
+    return v2.output_differences
 
 
 @pytest.fixture(scope="session")
@@ -250,7 +220,7 @@ def assert_same_outputs():
     """assert_same_outputs(server_outputs, inprocess_outputs) with a readable message."""
 
     def check(got: dict[str, np.ndarray], want: dict[str, np.ndarray], where: str = "") -> None:
-        problems = compare_outputs(got, want, where)
+        problems = v2.output_differences(got, want, where)
         assert not problems, "server answer differs from the in-process handler:\n  " + "\n  ".join(problems)
 
     return check
