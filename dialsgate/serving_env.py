@@ -89,7 +89,7 @@ def folder_imports(folder: Path) -> list[ImportSite]:
         except SyntaxError:
             continue  # reported by the Python-version check, which names the line
         package = list(relative.parts[:-1]) if relative.name == "__init__.py" else list(relative.with_suffix("").parts[:-1])
-        for node in ast.walk(tree):
+        for node in _unguarded_nodes(tree):
             if isinstance(node, ast.Import):
                 sites += [ImportSite(alias.name, f"{relative}:{node.lineno}") for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -100,6 +100,44 @@ def folder_imports(folder: Path) -> list[ImportSite]:
                 if base:
                     sites.append(ImportSite(".".join([*base, node.module]), f"{relative}:{node.lineno}"))
     return sites
+
+
+#: Exceptions whose handler makes an import optional: `try: import x / except ImportError: ...`.
+OPTIONAL_IMPORT_HANDLERS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+
+
+def _unguarded_nodes(tree: ast.AST):
+    """Every node, except those of optional imports: inside a try whose handler catches the
+    ImportError, or under ``if TYPE_CHECKING:`` (never run). Such imports may well be absent."""
+
+    def guarded_try(node) -> bool:
+        if not isinstance(node, ast.Try):
+            return False
+        for handler in node.handlers:
+            if handler.type is None:
+                return True
+            names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            if any(isinstance(name, ast.Name) and name.id in OPTIONAL_IMPORT_HANDLERS for name in names):
+                return True
+        return False
+
+    def type_checking(node) -> bool:
+        test = getattr(node, "test", None)
+        return isinstance(node, ast.If) and (
+            (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        )
+
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        yield node
+        if guarded_try(node):
+            pending.extend(child for part in (node.handlers, node.orelse, node.finalbody) for child in part)
+            continue  # the try body holds the optional import
+        if type_checking(node):
+            pending.extend(node.orelse)
+            continue
+        pending.extend(ast.iter_child_nodes(node))
 
 
 def module_in_folder(folder: Path, dotted: str) -> bool:

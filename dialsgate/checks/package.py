@@ -28,13 +28,36 @@ def package_files(folder: Path) -> list[Path]:
     return sorted(path.relative_to(folder) for path in folder.rglob("*") if path.is_file())
 
 
+def names_in_code(folder: Path) -> set[str]:
+    """File names the folder's code mentions in string literals (data files it loads on purpose)."""
+    import ast
+
+    found = set()
+    for path in folder.rglob("*.py"):
+        if "__pycache__" in path.parts:
+            continue
+        try:
+            tree = ast.parse(path.read_bytes())
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 300:
+                found.add(Path(node.value).name)
+    return found
+
+
 def check_package_has_no_stray_files(subject) -> None:
+    """Nothing in the zip that the model does not use: caches, notebooks, tests, stray data.
+
+    A data file that the folder's code names (e.g. ``np.load(HERE / "reference.npy")``) is used
+    on purpose and stays.
+    """
     folder = subject.package_folder
-    model_name = subject.contract.model_file.name
+    wanted = {subject.contract.model_file.name} | names_in_code(folder)
     stray = [
         str(path)
         for path in package_files(folder)
-        if path.name != model_name and any(fnmatch.fnmatch(part, pattern) for part in path.parts for pattern in STRAY_PATTERNS)
+        if path.name not in wanted and any(fnmatch.fnmatch(part, pattern) for part in path.parts for pattern in STRAY_PATTERNS)
     ]
     if stray:
         raise CheckFailed(f"dismcli package would ship these from {folder}: {stray[:20]} (remove them from CodeUri)")

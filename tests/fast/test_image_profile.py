@@ -79,3 +79,23 @@ def test_model_file_globals_count_as_imports(tmp_path, profile, python):
     folder = _folder(tmp_path, **{"app.py": "import joblib\n"})
     needs = folder_needs(folder, profile, python, [ImportSite("xgboost.sklearn", "model.joblib (global xgboost.sklearn.XGBClassifier)")])
     assert needs.extras == {"xgboost": "2.0.3"}
+
+
+def test_optional_imports_are_not_required(tmp_path, profile, python):
+    folder = _folder(
+        tmp_path,
+        **{
+            "app.py": """
+                from typing import TYPE_CHECKING
+                try:
+                    import uproot
+                except ImportError:
+                    uproot = None
+                if TYPE_CHECKING:
+                    import awkward
+                import pyarrow_missing_for_real
+            """,
+        },
+    )
+    needs = folder_needs(folder, profile, python)
+    assert needs.missing == {"pyarrow_missing_for_real": ["app.py:9"]}
