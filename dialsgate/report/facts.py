@@ -1,8 +1,9 @@
-"""Everything the report shows, gathered as plain data (dataclasses, lists, strings): no HTML here.
+"""Everything the report shows, as plain data (dataclasses, lists, strings): no HTML here.
 
-:func:`gather_facts` answers the reference batch with the handler, groups the gate's verdict by
-concern, calls the picture hooks (:mod:`.hooks`), reads the serving pins, asks Docker about the
-image and lists what ``dismcli package`` would zip. :mod:`.render` turns the result into HTML.
+The pieces: the reference batch answered by the handler, the gate's verdict grouped by concern
+(:mod:`.concerns`), the serving pins, what Docker says about the image, and what ``dismcli
+package`` would zip. :func:`dialsgate.report.gather_facts` puts them (and the pictures of the
+hooks, :mod:`.hooks`) into one :class:`ReportFacts`; :mod:`.render` turns that into HTML.
 """
 
 from __future__ import annotations

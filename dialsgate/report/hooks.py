@@ -111,7 +111,8 @@ def model_file_refusal(contract: Contract) -> str | None:
 
 
 def _folder_name(position: int, name: str) -> str:
-    return f"{position}-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", name.split(" ")[0]).strip("-.")[:40]
+    """1-report_pictures.py-pictures for /some/where/report_pictures.py:pictures."""
+    return f"{position}-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(name.split(" ")[0]).name).strip("-.")[:40]
 
 
 def run_hooks(contract: Contract, answers: BatchAnswers, indices: list[int], out_dir: Path, picture_hooks=None) -> PictureFacts:
