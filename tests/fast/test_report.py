@@ -1,11 +1,14 @@
-"""The HTML report (dialsgate.report) on this repository's model: one report, several checks.
+"""The HTML report (dialsgate.report) on this repository's model: one report, several checks;
+then the example model, escaping, grouping by concern and the picture hooks.
 
-Needs requirements/report.txt (matplotlib, mplhep): without matplotlib these tests fail.
+Needs requirements/report.txt (Jinja2, matplotlib, mplhep): without them these tests fail.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,14 +16,19 @@ import numpy as np
 import pytest
 
 from dialsgate.contract import load_contract
-from dialsgate.report import write_report
+from dialsgate.report import ENVIRONMENT_VARIABLE, write_report
+from dialsgate.report.concerns import concern_of
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 TEMPLATE = REPOSITORY / "template.yaml"
+EXAMPLE = REPOSITORY / "examples" / "nmf1d" / "template.yaml"
 BATCH = REPOSITORY / "tests" / "data" / "reference_batch.npz"
+#: This repository's picture hook, by file (nothing of the repository is installed in tox).
+PIXELNMF_HOOK = str(REPOSITORY / "model_src" / "pixelnmf_train" / "report_pictures.py") + ":pictures"
 VERDICT = [
     {"layer": "fast", "check": "check_input_dims[BPix1]", "result": "passed", "reason": ""},
-    {"layer": "server", "check": "check_server_answers", "result": "failed", "reason": "port <8080> busy"},
+    {"layer": "fast", "check": "check_template_schema", "result": "passed", "reason": ""},
+    {"layer": "server", "check": "check_server_answers", "result": "failed", "reason": "port <8080> busy\ncaused by <script>alert(1)</script>"},
 ]
 
 
@@ -97,7 +105,7 @@ def batch_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, contract, server_folder_caches, batch_file):
     out = tmp_path_factory.mktemp("report")
-    index = write_report(contract, out, reference_batch=batch_file, verdict_rows=VERDICT)
+    index = write_report(contract, out, reference_batch=batch_file, verdict_rows=VERDICT, picture_hooks=[PIXELNMF_HOOK])
     parsed = _Tables()
     parsed.feed(index.read_text(encoding="utf-8"))
     return index, parsed
@@ -112,7 +120,7 @@ def batch(batch_file):
 def test_index_and_pictures_written(report):
     index, parsed = report
     assert index.name == "index.html" and index.is_file()
-    pictures = sorted(path.name for path in index.parent.glob("*.png"))
+    pictures = sorted(path.relative_to(index.parent).as_posix() for path in index.parent.rglob("*.png"))
     assert pictures, "no PNG written"
     assert sorted(parsed.images) == pictures, "index.html links other pictures than the ones written"
 
@@ -133,14 +141,14 @@ def test_one_picture_per_flagged_lumisection_plus_one_clean(report, batch):
     pictured = model_flag | batch["expected_flag"]  # a missed anomaly is pictured too
     clean = int(np.flatnonzero(~pictured & (batch["kind"] == "clean"))[0])
     expected = sorted([f"ls-{i:04d}.png" for i in np.flatnonzero(pictured)] + [f"ls-{clean:04d}.png"])
-    assert sorted(path.name for path in index.parent.glob("*.png")) == expected
+    assert sorted(path.name for path in index.parent.rglob("*.png")) == expected
 
 
 def test_pictures_are_drawn_and_small(report):
     from PIL import Image
 
     index, _ = report
-    pictures = sorted(index.parent.glob("*.png"))
+    pictures = sorted(index.parent.rglob("*.png"))
     for path in pictures:
         with Image.open(path) as image:
             assert image.format == "PNG"
@@ -165,12 +173,14 @@ def test_package_listing_names_settings_and_model(report, contract):
     assert contract.handler_module + ".py" in files
 
 
-def test_verdict_table_and_serving_pins_shown(report):
-    _, parsed = report
-    rows = parsed.tables["verdict-table"]
-    assert [row[1] for row in rows] == ["check_server_answers", "check_input_dims[BPix1]"], "failures come first"
-    assert rows[0][2:] == ["failed", "port <8080> busy"]
-    assert parsed.ids["verdict"].count("Gate verdict: FAILED") == 1
+def test_verdict_grouped_by_concern_and_serving_pins_shown(report):
+    index, parsed = report
+    assert parsed.tables["verdict-server"] == [["server", "check_server_answers", "failed", "port <8080> busy\ncaused by <script>alert(1)</script>"]]
+    assert parsed.tables["passed-signature"] == [["fast", "check_input_dims[BPix1]", "passed", ""]]
+    assert parsed.tables["passed-template"] == [["fast", "check_template_schema", "passed", ""]]
+    assert "Gate verdict: FAIL" in parsed.ids["summary"] and "1 failed" in parsed.ids["summary"]
+    page = index.read_text(encoding="utf-8")
+    assert page.index('id="concern-server"') < page.index('id="concern-template"') < page.index('id="concern-signature"')
     pins = {row[0]: row[1] for row in parsed.tables["pins-table"]}
     assert pins["numpy"] == "1.26.4" and pins["scikit-learn"] == "1.4.1.post1" and pins["pydantic"] == "1.10.14"
 
@@ -178,3 +188,130 @@ def test_verdict_table_and_serving_pins_shown(report):
 def test_server_folder_left_without_caches(report, contract, server_folder_caches):
     after = {path for path in contract.code_dir.rglob("__pycache__")}
     assert after <= server_folder_caches, f"the report left {sorted(map(str, after - server_folder_caches))} in the server folder"
+
+
+def test_flags_table_links_each_pictured_lumisection(report):
+    index, parsed = report
+    page = index.read_text(encoding="utf-8")
+    links = re.findall(r'<a href="#(picture-[^"]+)">picture</a>', page)
+    assert links and all(f'<figure id="{anchor}">' in page for anchor in links)
+    assert len(links) == len(parsed.images)
+
+
+# -- escaping, grouping and the hook mechanism on the example model (fast: no pictures drawn) --
+def _page(index: Path) -> str:
+    return index.read_text(encoding="utf-8")
+
+
+def test_reasons_are_escaped_with_line_breaks_kept(report):
+    index, _ = report
+    page = _page(index)
+    assert "<script>" not in page
+    assert "port &lt;8080&gt; busy\ncaused by &lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_concern_table():
+    assert concern_of("fast", "check_input_dims[BPix1]") == "signature"
+    assert concern_of("fast", "check_package_size") == "packaging"
+    assert concern_of("parity", "check_anything") == "versions"
+    assert concern_of("fast", "check_model_file_loads_with_image_versions") == "versions"
+    assert concern_of("server", "check_template_schema") == "server"
+    assert concern_of("fast", "test_properties::test_x") == "other"
+
+
+def test_failing_rows_first_and_passed_rows_folded(tmp_path):
+    verdict = [
+        {"layer": "fast", "check": "check_input_dims[A]", "result": "passed", "reason": ""},
+        {"layer": "fast", "check": "check_bad_request_refused", "result": "passed", "reason": ""},
+        {"layer": "fast", "check": "check_input_datatype[A]", "result": "failed", "reason": "line one\nline two"},
+        {"layer": "fast", "check": "check_input_required[A]", "result": "skipped", "reason": "why"},
+    ]
+    index = write_report(load_contract(EXAMPLE), tmp_path, verdict_rows=verdict)
+    page = _page(index)
+    signature = page[page.index('id="concern-signature"') :]
+    assert page.index('id="concern-signature"') < page.index('id="concern-robustness"'), "the failing concern comes first"
+    failing, folded = signature.split("<details>", 1)
+    assert "check_input_datatype[A]" in failing and "check_input_required[A]" in failing and "line one\nline two" in failing
+    assert "check_input_dims[A]" not in failing and "check_input_dims[A]" in folded.split("</details>", 1)[0]
+    robustness = page[page.index('id="concern-robustness"') :].split("</section>", 1)[0]
+    assert "<details>" in robustness and "1 passed" in robustness
+    parsed = _Tables()
+    parsed.feed(page)
+    assert "Gate verdict: FAIL" in parsed.ids["summary"] and "2 passed, 1 failed, 1 skipped" in parsed.ids["summary"]
+
+
+def test_example_without_hooks_says_so(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+    index = write_report(load_contract(EXAMPLE), tmp_path)
+    page = _page(index)
+    assert "No picture hook is registered" in page and "<img" not in page
+    parsed = _Tables()
+    parsed.feed(page)
+    assert len(parsed.tables["flags-table"]) > 0
+    assert "No gate verdict" in parsed.ids["summary"]
+
+
+_CALLS: list = []
+
+
+def fake_hook(contract, answers, indices, out_dir):
+    """A picture hook for the tests: one tiny PNG for the first lumisection offered."""
+    from PIL import Image
+
+    _CALLS.append((contract.name, list(indices)))
+    if not indices:
+        return "nothing to picture"
+    Image.new("RGB", (4, 4), "red").save(out_dir / "one.png")
+    return [(None, "a note <b>escaped</b>"), ("one.png", f"LS {indices[0]} & more", indices[0])]
+
+
+def test_hook_from_the_environment_variable_is_called(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, f"{__name__}:fake_hook")
+    _CALLS.clear()
+    index = write_report(load_contract(EXAMPLE), tmp_path)
+    assert len(_CALLS) == 1
+    page = _page(index)
+    parsed = _Tables()
+    parsed.feed(page)
+    assert [Path(src).name for src in parsed.images] == ["one.png"] and (tmp_path / parsed.images[0]).is_file()
+    assert "a note &lt;b&gt;escaped&lt;/b&gt;" in page and "&amp; more" in page
+    if _CALLS[0][1]:
+        assert f'<a href="#picture-1-ls-{_CALLS[0][1][0]}">picture</a>' in page
+
+
+def test_hook_from_the_argument_and_a_failing_hook(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+
+    def broken(contract, answers, indices, out_dir):
+        raise RuntimeError("no <luck>")
+
+    _CALLS.clear()
+    index = write_report(load_contract(EXAMPLE), tmp_path, picture_hooks=[fake_hook, broken])
+    assert len(_CALLS) == 1
+    page = _page(index)
+    assert "the hook failed: RuntimeError: no &lt;luck&gt;" in page
+
+
+def test_hooks_not_called_on_a_dangerous_model_file(tmp_path, monkeypatch):
+    from dialsgate.report import hooks
+
+    class Dangerous:
+        def dangerous(self):
+            return [("os", "system", None)]
+
+        error = None
+
+    monkeypatch.setattr("dialsgate.pickle_audit.audit_joblib", lambda path: Dangerous())
+    _CALLS.clear()
+    facts = hooks.run_hooks(load_contract(EXAMPLE), None, [0], tmp_path, picture_hooks=[fake_hook])
+    assert _CALLS == [] and "dangerous globals (os.system)" in facts.sentence
+
+
+def test_verdict_json_on_the_command_line(tmp_path, monkeypatch):
+    from dialsgate.report import main
+
+    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+    verdict = tmp_path / "verdict.json"
+    verdict.write_text(json.dumps(VERDICT))
+    assert main(["--template", str(EXAMPLE), "--verdict", str(verdict), "--out", str(tmp_path / "out")]) == 0
+    assert "Gate verdict: FAIL" in _page(tmp_path / "out" / "index.html")

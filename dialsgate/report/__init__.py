@@ -1,0 +1,131 @@
+"""A static HTML report on one DIALS model folder: verdict, flags on the reference batch, pictures.
+
+    python -m dialsgate.report --template template.yaml [--build-dir DIR] [--reference-batch F]
+                               [--verdict verdict.json] [--pictures module:function] --out report/
+
+The report folder holds ``index.html`` and, under ``pictures/``, the PNG files of the picture
+hooks (relative links; no JavaScript). The page shows:
+
+1. a summary line (the gate's verdict, PASS or FAIL, and the counts) and the model's facts;
+2. the verdict grouped by concern (template, signature, robustness, packaging, versions,
+   server, other; :mod:`.concerns`): concerns with failures first, the rows that did not pass
+   first with their full reasons, the passed rows folded;
+3. the reference batch answered by the handler in this interpreter (as MLServer loads it):
+   Flag and Metric per lumisection against the labels in the ``.npz`` (optional), per kind;
+4. model pictures from the hooks (:mod:`.hooks`): the generic report knows no model;
+5. the serving image's package versions and the local image, if Docker answers;
+6. the model file's sha256 and every file ``dismcli package`` would zip.
+
+The work is split into facts (:mod:`.facts`: plain data, no HTML) and rendering
+(:mod:`.render`: Jinja2 templates in ``dialsgate/report_templates``, autoescaped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ..contract import Contract, load_contract
+from .facts import (
+    DEFAULT_PINS,
+    MAX_PICTURES,
+    BatchAnswers,
+    PictureFacts,
+    ReportFacts,
+    answer_batch,
+    batch_facts,
+    default_reference_batch,
+    docker_image,
+    header_facts,
+    package_facts,
+    picture_indices,
+    serving_facts,
+    verdict_facts,
+)
+from .hooks import ENVIRONMENT_VARIABLE, GROUP, PICTURES_FOLDER, run_hooks
+from .render import render
+
+__all__ = ["ENVIRONMENT_VARIABLE", "GROUP", "BatchAnswers", "ReportFacts", "gather_facts", "main", "render", "write_report"]
+
+
+def gather_facts(contract: Contract, out_dir, reference_batch=None, verdict_rows=None, pins_file: Path = DEFAULT_PINS,
+                 picture_hooks=None) -> ReportFacts:  # fmt: skip
+    """Everything the page shows; the picture hooks write their PNG files under ``out_dir``."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    batch_path = Path(reference_batch) if reference_batch is not None else default_reference_batch(contract)
+    answers = answer_batch(contract, batch_path) if batch_path is not None else None
+    batch = batch_facts(contract, answers) if answers is not None else None
+    if answers is None or answers.error is not None:
+        pictures = PictureFacts(sentence="No model pictures without the reference batch answers.")
+    else:
+        chosen, clean, left_out = picture_indices(answers)
+        indices = sorted(chosen + ([clean] if clean is not None else []))
+        pictures = run_hooks(contract, answers, indices, out_dir, picture_hooks)
+        if left_out:
+            pictures.notes.append(f"{left_out} further flagged lumisections were not offered to the hooks (limit {MAX_PICTURES}).")
+        anchors = {}
+        for picture_set in pictures.sets:
+            for picture in picture_set.pictures:
+                if picture.ls is not None:
+                    anchors.setdefault(picture.ls, picture.anchor)
+        for row in batch.rows:
+            row.picture = anchors.get(row.index)
+    header = header_facts(contract)
+    return ReportFacts(
+        name=contract.name,
+        header=header,
+        generated=header[-1][1],
+        verdict=verdict_facts(verdict_rows),
+        batch=batch,
+        pictures=pictures,
+        serving=serving_facts(contract, Path(pins_file), docker_image(contract.image)),
+        package=package_facts(contract),
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def write_report(contract: Contract, out_dir, reference_batch=None, verdict_rows=None, pins_file: Path = DEFAULT_PINS,
+                 picture_hooks=None) -> Path:  # fmt: skip
+    """Write ``out_dir/index.html`` and its pictures; returns the index.html path.
+
+    ``picture_hooks``: callables or ``module:function`` / ``file.py:function`` specs, called
+    besides those of the environment variable and the entry points (see :mod:`.hooks`).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    facts = gather_facts(contract, out_dir, reference_batch, verdict_rows, pins_file, picture_hooks)
+    index = out_dir / "index.html"
+    index.write_text(render(facts), encoding="utf-8")
+    return index
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Write an HTML report on a DIALS model folder (verdict, flags, pictures, versions, package)."
+    )
+    parser.add_argument("--template", type=Path, default=Path("template.yaml"), help="DISM template (default: ./template.yaml)")
+    parser.add_argument("--resource", default=None, help="resource key, when the template has several MLServer resources")
+    parser.add_argument(
+        "--build-dir", type=Path, default=None, help="a dismcli .dism-artifacts/build/<ResourceKey> folder instead of CodeUri"
+    )
+    parser.add_argument(
+        "--reference-batch", type=Path, default=None, help=".npz with one array per input (default: beside the template)"
+    )
+    parser.add_argument("--verdict", type=Path, default=None, help="the gate's verdict.json to show (list of {layer, check, result, reason})")
+    parser.add_argument(
+        "--pictures", action="append", default=[], metavar="SPEC",
+        help=f"a picture hook, module:function or file.py:function (repeatable; besides {ENVIRONMENT_VARIABLE} and the {GROUP} entry points)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: report/)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    contract = load_contract(args.template, build_dir=args.build_dir, resource_key=args.resource)
+    verdict_rows = json.loads(args.verdict.read_text(encoding="utf-8")) if args.verdict else None
+    index = write_report(contract, args.out, reference_batch=args.reference_batch, verdict_rows=verdict_rows, picture_hooks=args.pictures)
+    pictures = sorted((index.parent / PICTURES_FOLDER).rglob("*.png"))
+    size = sum(path.stat().st_size for path in [index, *pictures])
+    print(f"wrote {index} and {len(pictures)} pictures ({size / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
+    return 0

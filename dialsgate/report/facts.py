@@ -1,0 +1,460 @@
+"""Everything the report shows, as plain data (dataclasses, lists, strings): no HTML here.
+
+The pieces: the reference batch answered by the handler, the gate's verdict grouped by concern
+(:mod:`.concerns`), the serving pins, what Docker says about the image, and what ``dismcli
+package`` would zip. :func:`dialsgate.report.gather_facts` puts them (and the pictures of the
+hooks, :mod:`.hooks`) into one :class:`ReportFacts`; :mod:`.render` turns that into HTML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .. import v2
+from ..contract import Contract
+from ..profiles import PROFILES_DIR
+from .concerns import CONCERNS, concern_of
+
+#: The core package set of the serving image (the profile of the image the templates name).
+DEFAULT_PINS = PROFILES_DIR / "mlserver-1.5.0" / "core.txt"
+
+#: Serving packages shown, in this order (names as in pins.txt, normalised).
+SERVING_PACKAGES = ("numpy", "scikit-learn", "joblib", "scipy", "mlserver", "mlserver-sklearn", "pydantic")
+PYTHON_NOTE = (
+    "Python 3.10.12 (conda) in the real seldonio/mlserver:1.5.0 image; "
+    "Python 3.11 (Debian 12) in the local stand-in built by serving/build-standin-image.sh"
+)
+#: At most this many lumisections are offered to the picture hooks (the clean one included).
+MAX_PICTURES = 24
+DOCKER_TIMEOUT_S = 5.0
+
+
+def fmt_flag(value) -> str:
+    return "n/a" if value is None else ("yes" if value else "no")
+
+
+def fmt_size(n_bytes: int | None) -> str:
+    if n_bytes is None:
+        return "?"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n_bytes < 1000 or unit == "GB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1000
+    return str(n_bytes)
+
+
+# -- reference batch through the handler ------------------------------------------------------
+@dataclass
+class BatchAnswers:
+    """The handler's answers on the reference batch, with the optional labels of the .npz."""
+
+    path: Path
+    arrays: dict[str, np.ndarray]
+    n_ls: int
+    kind: np.ndarray | None = None
+    expected: np.ndarray | None = None
+    flag: np.ndarray | None = None
+    metric: np.ndarray | None = None
+    error: str | None = None
+    flag_rule: str = ""
+
+
+def default_reference_batch(contract: Contract) -> Path | None:
+    """tests/data/reference_batch.npz or reference_batch.npz beside the template, if present."""
+    folder = contract.template_path.parent
+    for candidate in (folder / "tests" / "data" / "reference_batch.npz", folder / "reference_batch.npz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _optional_labels(path: Path, n_ls: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    with np.load(path, allow_pickle=False) as archive:
+        kind = archive["kind"] if "kind" in archive.files else None
+        expected = archive["expected_flag"] if "expected_flag" in archive.files else None
+    kind = np.asarray(kind).astype(str) if kind is not None and len(kind) == n_ls else None
+    expected = np.asarray(expected).astype(bool) if expected is not None and len(expected) == n_ls else None
+    return kind, expected
+
+
+def answer_batch(contract: Contract, path: Path) -> BatchAnswers:
+    """Send the batch as DIALS would (flattened V2 request) to the handler in its serving environment."""
+    from ..subject import Subject
+
+    try:
+        arrays = v2.reference_arrays(path, contract)
+    except (OSError, KeyError, ValueError) as error:
+        return BatchAnswers(path=path, arrays={}, n_ls=0, error=f"cannot read the reference batch: {error}")
+    n_ls = len(next(iter(arrays.values()))) if arrays else 0
+    kind, expected = _optional_labels(path, n_ls)
+    answers = BatchAnswers(path=path, arrays=arrays, n_ls=n_ls, kind=kind, expected=expected)
+    subject = Subject(contract, arrays)
+    try:
+        try:
+            handler = subject.handler
+        except Exception as error:  # a handler that does not load is the first thing to report
+            answers.error = f"the handler {contract.handler} did not load from {contract.code_dir}: {error}"
+            return answers
+        outcome = handler.predict(v2.request_body(contract, arrays, flatten=True, request_id="dialsgate-report"))
+    finally:
+        subject.close()
+    if outcome.response is None:
+        answers.error = f"the handler refused the reference batch (HTTP {outcome.status}): {outcome.error}"
+        return answers
+    outputs = v2.outputs_by_name(outcome.response)
+    if contract.metric_key and contract.metric_key in outputs:
+        answers.metric = np.asarray(outputs[contract.metric_key], dtype=np.float64).reshape(-1)
+    if contract.builtin_threshold and contract.flagging_key in outputs:
+        answers.flag = np.asarray(outputs[contract.flagging_key]).astype(bool).reshape(-1)
+        answers.flag_rule = f"{contract.flagging_key} as answered (BuiltinThreshold: true)"
+    elif not contract.builtin_threshold and answers.metric is not None and contract.anomaly_threshold is not None:
+        answers.flag = answers.metric > float(contract.anomaly_threshold)
+        answers.flag_rule = f"{contract.metric_key} > AnomalyThreshold {contract.anomaly_threshold} (BuiltinThreshold: false)"
+    else:
+        answers.error = f"the response lacks the flagging output: got {sorted(outputs)}"
+    for name, values in (("flag", answers.flag), ("metric", answers.metric)):
+        if values is not None and len(values) != n_ls:
+            answers.error = f"the handler answered {len(values)} {name} values for {n_ls} lumisections"
+    return answers
+
+
+def picture_indices(answers: BatchAnswers, limit: int = MAX_PICTURES) -> tuple[list[int], int | None, int]:
+    """(flagged or missed LS, the clean LS, how many were left out by the limit)."""
+    if answers.flag is None:
+        return [], None, 0
+    interesting = answers.flag.copy()
+    if answers.expected is not None:
+        interesting |= answers.expected  # a missed anomaly deserves a picture too
+    chosen = [int(i) for i in np.flatnonzero(interesting)]
+    left_out = max(0, len(chosen) - (limit - 1))
+    chosen = chosen[: limit - 1]
+    quiet = ~interesting
+    candidates = (
+        np.flatnonzero(quiet & (np.char.find(answers.kind, "clean") >= 0)) if answers.kind is not None else np.array([], int)
+    )
+    if not len(candidates):
+        candidates = np.flatnonzero(quiet)
+    clean = int(candidates[0]) if len(candidates) else None
+    return chosen, clean, left_out
+
+
+# -- package, pins, image ---------------------------------------------------------------------
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class PackageListing:
+    folder: Path | None
+    origin: str
+    files: list[tuple[str, int, str]]  # relative path, bytes, sha256
+    error: str | None = None
+
+
+def package_listing(contract: Contract) -> PackageListing:
+    """What dismcli package would zip: the build folder, or an offline build made for the purpose."""
+    from ..checks.package import package_files
+
+    temp = None
+    try:
+        if contract.built:
+            folder, origin = contract.code_dir, "the build folder given (--build-dir)"
+        else:
+            from ..build import build
+
+            temp = Path(tempfile.mkdtemp(prefix="dialsgate-report-build-"))
+            build(contract.template_path, temp / "build")
+            folder, origin = (
+                temp / "build" / contract.resource_key,
+                "an offline build (python -m dialsgate.build) made for this report",
+            )
+        files = [(path.as_posix(), (folder / path).stat().st_size, sha256_of(folder / path)) for path in package_files(folder)]
+        return PackageListing(folder=None if temp else folder, origin=origin, files=files)
+    except Exception as error:  # shown in the report; the rest of the report is still useful
+        return PackageListing(folder=None, origin="", files=[], error=f"{type(error).__name__}: {error}")
+    finally:
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _normalise_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def serving_pins(pins_file: Path = DEFAULT_PINS) -> dict[str, str]:
+    pins = {}
+    if pins_file.is_file():
+        for line in pins_file.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if "==" in line:
+                name, version = line.split("==", 1)
+                pins[_normalise_name(name)] = version.strip()
+    return pins
+
+
+def docker_image(image: str | None, timeout: float = DOCKER_TIMEOUT_S) -> dict:
+    """``docker image inspect`` of the contract's image; {'error': ...} on any failure."""
+    if not image:
+        return {"error": "the template names no Image"}
+    if shutil.which("docker") is None:
+        return {"error": "docker is not installed here"}
+    try:
+        done = subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"docker did not answer within {timeout:g} s"}
+    except OSError as error:
+        return {"error": f"docker could not be run: {error}"}
+    if done.returncode != 0:
+        message = (done.stderr or done.stdout).strip().splitlines()
+        return {"error": f"not available locally ({message[-1] if message else f'exit {done.returncode}'})"}
+    try:
+        found = json.loads(done.stdout)[0]
+    except (ValueError, IndexError, KeyError) as error:
+        return {"error": f"unreadable docker answer: {error}"}
+    config = found.get("Config") or {}
+    return {
+        "id": found.get("Id"),
+        "tags": found.get("RepoTags") or [],
+        "created": found.get("Created"),
+        "comment": found.get("Comment") or "",
+        "size": found.get("Size"),
+        "user": config.get("User") or "",
+        "labels": config.get("Labels") or {},
+    }
+
+
+
+# -- the facts the page shows -----------------------------------------------------------------
+@dataclass
+class VerdictRow:
+    layer: str
+    check: str
+    result: str
+    reason: str
+    concern: str
+
+    @property
+    def passed(self) -> bool:
+        return self.result == "passed"
+
+
+@dataclass
+class ConcernGroup:
+    concern: str
+    title: str
+    failing: list[VerdictRow]  # anything but "passed", in the gate's order
+    passed: list[VerdictRow]
+
+
+@dataclass
+class Verdict:
+    given: bool
+    passed: bool = False
+    total: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # result -> rows, in order of appearance
+    groups: list[ConcernGroup] = field(default_factory=list)  # groups with failures first
+
+
+def verdict_facts(verdict_rows) -> Verdict:
+    """The gate's rows grouped by concern: groups with a failing row first, failing rows first in each."""
+    if not verdict_rows:
+        return Verdict(given=False)
+    rows = []
+    for entry in verdict_rows:
+        layer, check = str(entry.get("layer", "")), str(entry.get("check", ""))
+        rows.append(VerdictRow(layer, check, str(entry.get("result", "")), str(entry.get("reason", "") or ""), concern_of(layer, check)))
+    groups = []
+    for concern, title in CONCERNS.items():
+        members = [row for row in rows if row.concern == concern]
+        if members:
+            groups.append(ConcernGroup(concern, title, [r for r in members if not r.passed], [r for r in members if r.passed]))
+    groups.sort(key=lambda group: not group.failing)  # stable: the concerns' order within each half
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.result] = counts.get(row.result, 0) + 1
+    return Verdict(given=True, passed=all(row.passed for row in rows), total=len(rows), counts=counts, groups=groups)
+
+
+@dataclass
+class LSRow:
+    index: int
+    kind: str
+    expected: str  # yes / no / n/a
+    flag: str
+    metric: str
+    match: str  # yes / NO / n/a
+    flagged: bool
+    mismatch: bool
+    picture: str | None = None  # the anchor of its picture, when one shows it
+
+
+@dataclass
+class KindRow:
+    kind: str
+    count: int
+    flagged: int
+    expected: int | str
+    matching: int | str
+    mismatch: bool
+
+
+@dataclass
+class BatchFacts:
+    path: str
+    n_ls: int
+    handler: str
+    code_dir: str
+    flagging_key: str
+    metric_key: str
+    error: str | None = None
+    flag_rule: str = ""
+    labelled: bool = False
+    matches: int | None = None
+    kinds: list[KindRow] = field(default_factory=list)
+    rows: list[LSRow] = field(default_factory=list)
+
+
+def batch_facts(contract: Contract, answers: BatchAnswers) -> BatchFacts:
+    facts = BatchFacts(path=str(answers.path), n_ls=answers.n_ls, handler=contract.handler, code_dir=str(contract.code_dir),
+                       flagging_key=contract.flagging_key or "flag", metric_key=contract.metric_key or "")  # fmt: skip
+    if answers.error:
+        facts.error = answers.error
+        return facts
+    facts.flag_rule = answers.flag_rule
+    facts.labelled = answers.expected is not None
+    if facts.labelled:
+        facts.matches = int((answers.flag == answers.expected).sum())
+    if answers.kind is not None:
+        for kind in dict.fromkeys(answers.kind.tolist()):
+            members = answers.kind == kind
+            count = int(members.sum())
+            expected = int(answers.expected[members].sum()) if facts.labelled else "n/a"
+            matching = int((answers.flag[members] == answers.expected[members]).sum()) if facts.labelled else "n/a"
+            facts.kinds.append(KindRow(kind, count, int(answers.flag[members].sum()), expected, matching, facts.labelled and matching != count))
+    for i in range(answers.n_ls):
+        expected = None if answers.expected is None else bool(answers.expected[i])
+        flag = bool(answers.flag[i])
+        facts.rows.append(
+            LSRow(
+                index=i,
+                kind=str(answers.kind[i]) if answers.kind is not None else "",
+                expected=fmt_flag(expected),
+                flag=fmt_flag(flag),
+                metric=f"{answers.metric[i]:g}" if answers.metric is not None else "n/a",
+                match="n/a" if expected is None else ("yes" if expected == flag else "NO"),
+                flagged=flag,
+                mismatch=expected is not None and expected != flag,
+            )
+        )
+    return facts
+
+
+@dataclass
+class Picture:
+    src: str  # relative to index.html
+    caption: str
+    anchor: str
+    ls: int | None = None
+
+
+@dataclass
+class PictureSet:
+    """What one hook answered: pictures and notes, or the sentence saying why it has none."""
+
+    hook: str
+    pictures: list[Picture] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sentence: str | None = None
+
+
+@dataclass
+class PictureFacts:
+    sets: list[PictureSet] = field(default_factory=list)
+    sentence: str | None = None  # why there are no model pictures at all
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ServingFacts:
+    pins_file: str
+    packages: list[tuple[str, str]]
+    image_name: str
+    image_error: str | None = None
+    image: list[tuple[str, str]] = field(default_factory=list)  # (fact, value)
+    image_id: str = ""
+    labels: list[tuple[str, str]] = field(default_factory=list)
+
+
+def serving_facts(contract: Contract, pins_file: Path, image: dict) -> ServingFacts:
+    pins = serving_pins(pins_file)
+    packages = [(name, pins.get(name, "not pinned")) for name in SERVING_PACKAGES] + [("python", PYTHON_NOTE)]
+    facts = ServingFacts(pins_file=str(pins_file), packages=packages, image_name=contract.image or "(none)")
+    if "error" in image:
+        facts.image_error = image["error"]
+        return facts
+    stand_in = any(key.endswith("pins-sha256") for key in image["labels"]) or "stand-in" in image["comment"]
+    facts.image_id = str(image["id"])
+    facts.image = [
+        ("tags", ", ".join(image["tags"]) or "none"),
+        ("created", str(image["created"])),
+        ("size", fmt_size(image["size"])),
+        ("user", image["user"] or "(image default)"),
+        ("comment", image["comment"] or "-"),
+        ("which", "the local stand-in (Debian 12, Python 3.11)" if stand_in else "not marked as a stand-in (the real image, Python 3.10)"),
+    ]
+    facts.labels = [(str(k), str(v)) for k, v in sorted(image["labels"].items())]
+    return facts
+
+
+@dataclass
+class PackageFacts:
+    model_file: str
+    model_sha256: str | None
+    listing: PackageListing
+    total_size: str = ""
+
+
+@dataclass
+class ReportFacts:
+    name: str
+    header: list[tuple[str, str, bool]]  # (label, value, shown as code)
+    generated: str
+    verdict: Verdict
+    batch: BatchFacts | None
+    pictures: PictureFacts
+    serving: ServingFacts
+    package: PackageFacts
+    elapsed_s: float = 0.0
+
+
+def header_facts(contract: Contract) -> list[tuple[str, str, bool]]:
+    folder = f"{contract.code_dir}" + (" (dismcli build folder)" if contract.built else " (CodeUri)")
+    return [
+        ("model name", contract.name, False),
+        ("template", str(contract.template_path), True),
+        ("resource key", contract.resource_key, False),
+        ("handler", contract.handler, True),
+        ("model folder", folder, True),
+        ("image", contract.image or "-", False),
+        ("generated", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), False),
+    ]
+
+
+def package_facts(contract: Contract) -> PackageFacts:
+    model_sha = sha256_of(contract.model_file) if contract.model_file.is_file() else None
+    listing = package_listing(contract)
+    return PackageFacts(str(contract.model_file), model_sha, listing, fmt_size(sum(size for _, size, _ in listing.files)))

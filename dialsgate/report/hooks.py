@@ -1,0 +1,159 @@
+"""Model-specific pictures come from hooks; the generic report knows no model.
+
+A hook is a callable ``hook(contract, answers, indices, out_dir)``:
+
+* ``contract``: the :class:`dialsgate.contract.Contract` of the model folder;
+* ``answers``: the :class:`dialsgate.report.facts.BatchAnswers` of the reference batch (the arrays
+  sent, the handler's flags and metric, the ``.npz``'s labels when it has them);
+* ``indices``: the lumisections to picture (flagged, missed anomalies, one clean one);
+* ``out_dir``: an empty folder of its own to write PNG files into.
+
+It returns a list of ``(png file name, caption)`` (file names relative to ``out_dir``; a third
+element, when present, is the lumisection the picture shows, for the flags table's link; an
+item whose file name is None is a note shown above the pictures), or a sentence (str) when it
+does not apply to this model.
+
+Hooks are found, in this order, without duplicates:
+
+1. the ``picture_hooks`` argument of :func:`dialsgate.report.write_report` (callables or specs);
+2. the environment variable ``DIALSGATE_REPORT_PICTURES="spec[,spec]"``;
+3. the entry-point group ``dialsgate.report_pictures`` of the installed distributions.
+
+A spec is ``module:function`` (an importable module) or ``path/to/file.py:function`` (a file
+loaded by path, so a project's development code need not be on sys.path).
+
+Hooks load the model file; none is called when the pickle audit of the model file finds
+dangerous globals or cannot read it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from ..contract import Contract
+from .facts import BatchAnswers, Picture, PictureFacts, PictureSet
+
+GROUP = "dialsgate.report_pictures"
+ENVIRONMENT_VARIABLE = "DIALSGATE_REPORT_PICTURES"
+#: The folder (beside index.html) the hooks write into, one subfolder per hook; emptied each run.
+PICTURES_FOLDER = "pictures"
+
+Hook = Callable[..., "list | str"]
+
+
+def load_spec(spec: str) -> Hook:
+    """``module:function`` or ``path/to/file.py:function`` -> the callable."""
+    target, sep, attribute = spec.strip().rpartition(":")
+    if not sep or not target or not attribute:
+        raise ValueError(f"picture hook {spec!r} is not module:function or file.py:function")
+    if target.endswith(".py"):
+        path = Path(target)
+        name = "dialsgate_report_hook_" + re.sub(r"\W", "_", path.stem)
+        loader_spec = importlib.util.spec_from_file_location(name, path)
+        if loader_spec is None or loader_spec.loader is None or not path.is_file():
+            raise ImportError(f"picture hook file {path} not found")
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[name] = module  # dataclasses and pickling look their module up there
+        try:
+            loader_spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+    else:
+        module = importlib.import_module(target)
+    return getattr(module, attribute)
+
+
+def registered_hooks(picture_hooks=None) -> list[tuple[str, Hook | str]]:
+    """(name, callable or spec) of every hook: argument, environment variable, entry points."""
+    found: list[tuple[str, Hook | str]] = []
+    for hook in picture_hooks or ():
+        found.append((hook, hook) if isinstance(hook, str) else (getattr(hook, "__qualname__", repr(hook)), hook))
+    for spec in os.environ.get(ENVIRONMENT_VARIABLE, "").split(","):
+        if spec.strip():
+            found.append((spec.strip(), spec.strip()))
+    for point in entry_points(group=GROUP):
+        found.append((f"{point.name} ({point.value})", point.value))
+    unique, seen = [], set()
+    for name, hook in found:
+        key = hook if isinstance(hook, str) else id(hook)
+        if key not in seen:
+            seen.add(key)
+            unique.append((name, hook))
+    return unique
+
+
+def model_file_refusal(contract: Contract) -> str | None:
+    """Why the model file must not be loaded by a hook, or None when its pickle audit is clean."""
+    from ..pickle_audit import audit_joblib
+
+    if not contract.model_file.is_file():
+        return None  # nothing to load; a hook that needs it says so itself
+    try:
+        audit = audit_joblib(contract.model_file)
+    except Exception as error:
+        return f"the pickle audit could not read the model file ({type(error).__name__}: {error}): no hook is called"
+    if audit.error:
+        return f"the pickle audit could not read the model file ({audit.error}): no hook is called"
+    dangerous = audit.dangerous()
+    if dangerous:
+        names = ", ".join(f"{module}.{name}" for module, name, _ in dangerous)
+        return f"the model file references dangerous globals ({names}): it is not loaded, no hook is called"
+    return None
+
+
+def _folder_name(position: int, name: str) -> str:
+    """1-report_pictures.py-pictures for /some/where/report_pictures.py:pictures."""
+    return f"{position}-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(name.split(" ")[0]).name).strip("-.")[:40]
+
+
+def run_hooks(contract: Contract, answers: BatchAnswers, indices: list[int], out_dir: Path, picture_hooks=None) -> PictureFacts:
+    """Call every registered hook; a hook that fails becomes a sentence, never a failed report."""
+    folder = Path(out_dir) / PICTURES_FOLDER
+    shutil.rmtree(folder, ignore_errors=True)
+    hooks = registered_hooks(picture_hooks)
+    if not hooks:
+        return PictureFacts(
+            sentence=f"No picture hook is registered (entry-point group {GROUP}, {ENVIRONMENT_VARIABLE} or "
+            "write_report(picture_hooks=...)): no model pictures."
+        )
+    refusal = model_file_refusal(contract)
+    if refusal:
+        return PictureFacts(sentence=refusal)
+    facts = PictureFacts()
+    for position, (name, hook) in enumerate(hooks, start=1):
+        subfolder = folder / _folder_name(position, name)
+        subfolder.mkdir(parents=True, exist_ok=True)
+        picture_set = PictureSet(hook=name)
+        facts.sets.append(picture_set)
+        try:
+            function = load_spec(hook) if isinstance(hook, str) else hook
+            answered = function(contract, answers, list(indices), subfolder)
+        except Exception as error:  # the pictures are an extra: say why they are missing
+            picture_set.sentence = f"the hook failed: {type(error).__name__}: {error}"
+            continue
+        if isinstance(answered, str):
+            picture_set.sentence = answered
+            continue
+        for item in answered:
+            file_name, caption, *rest = item
+            if file_name is None:
+                picture_set.notes.append(str(caption))
+                continue
+            path = (subfolder / file_name).resolve()
+            if not path.is_relative_to(subfolder.resolve()) or not path.is_file():
+                picture_set.notes.append(f"the hook named {file_name!r}, which is not a file it wrote: not shown")
+                continue
+            ls = int(rest[0]) if rest and rest[0] is not None else None
+            src = path.relative_to(Path(out_dir).resolve()).as_posix()
+            anchor = f"picture-{position}-{len(picture_set.pictures)}" if ls is None else f"picture-{position}-ls-{ls}"
+            picture_set.pictures.append(Picture(src=src, caption=str(caption), anchor=anchor, ls=ls))
+    return facts
