@@ -31,6 +31,8 @@ from .contract import load_contract
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 LAYERS = ("fast", "parity", "server")
+#: This repository's model registers its report pictures (the generic report knows no model).
+OWN_PICTURE_HOOKS = [f"{REPOSITORY}/model_src/pixelnmf_train/report_pictures.py:pictures"]
 DEFAULT_DIALS_URL = "https://dev-cmsdials-api.web.cern.ch"
 #: Tests of this repository's own model and tooling; they run when the gate checks this
 #: repository's template, never for another model.
@@ -155,6 +157,11 @@ def next_steps(contract, dials_url: str) -> list[str]:
     ]
 
 
+def is_own_model(contract) -> bool:
+    """A template of this repository (either deployment), whose pictures we know how to draw."""
+    return contract.template_path.parent == REPOSITORY
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Pre-deploy gate: run every layer, refuse any skip, print a verdict.")
     parser.add_argument("--template", type=Path, default=REPOSITORY / "template.yaml")
@@ -266,7 +273,13 @@ def main(argv=None) -> int:
             try:
                 from .report import write_report
 
-                index = write_report(verdict.contract, folder, reference_batch=args.reference_batch, verdict_rows=[asdict(row) for row in verdict.rows])
+                index = write_report(
+                    verdict.contract,
+                    folder,
+                    reference_batch=args.reference_batch,
+                    verdict_rows=[asdict(row) for row in verdict.rows],
+                    picture_hooks=OWN_PICTURE_HOOKS if is_own_model(verdict.contract) else None,
+                )
                 print(f"report: {index}")
             except Exception as error:  # the report illustrates the verdict; it never changes it
                 print(f"report not written: {type(error).__name__}: {error}")
