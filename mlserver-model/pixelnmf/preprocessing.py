@@ -45,3 +45,33 @@ def transform_input(preprocessed: np.ndarray, clip: float) -> np.ndarray:
     # fmax ignores NaN: NaN becomes 0, every other (non-negative) value is unchanged.
     np.fmax(prepared, 0, out=prepared)
     return prepared
+
+
+def flat_index(kept_rows: np.ndarray, kept_columns: np.ndarray, n_columns: int) -> np.ndarray:
+    """Positions of the kept bins in a flattened raw map (what ``remove_cross`` gathers)."""
+    return (np.asarray(kept_rows)[:, None] * n_columns + np.asarray(kept_columns)[None, :]).ravel()
+
+
+def inverse_reference(reference: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """1 / reference, 0 where the reference is 0, flattened: what ``normalise`` multiplies by."""
+    reference = np.asarray(reference, dtype=np.float64).ravel()
+    return np.divide(1.0, reference, out=np.zeros_like(reference), where=reference > 0).astype(dtype)
+
+
+def prepare(raw_flat: np.ndarray, index: np.ndarray, inverse: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray]:
+    """``normalise(remove_cross(raw))`` and ``transform_input`` of it, fused for validated counts.
+
+    ``raw_flat``: (N, rows * cols) non-negative finite counts; ``index`` from ``flat_index``;
+    ``inverse`` from ``inverse_reference`` (its dtype is the compute dtype). Returns the
+    preprocessed maps and what the NMF sees, both (N, kept bins). Same numbers as the separate
+    stages: the ratio cannot be negative or NaN here, so those passes are skipped.
+    """
+    dtype = inverse.dtype
+    ratio = np.multiply(raw_flat.take(index, axis=1), inverse, dtype=dtype)
+    n_nonzero = np.count_nonzero(ratio, axis=1)
+    total = ratio.sum(axis=1).astype(np.float64)
+    scale = np.divide(n_nonzero, total, out=np.zeros_like(total), where=total > 0)
+    ratio *= scale.astype(dtype)[:, None]
+    prepared = np.minimum(ratio, dtype.type(clip))
+    prepared += ratio == 0
+    return ratio, prepared
