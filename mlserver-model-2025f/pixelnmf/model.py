@@ -57,10 +57,19 @@ class InputError(ValueError):
     """The input maps do not match what the model was trained for (names, shapes, values)."""
 
 
-def _check_values(name: str, array: np.ndarray) -> None:
-    """Counts must be finite, non-negative and within INT32 (InputError naming the input)."""
+def _check_values(name: str, array: np.ndarray) -> int | None:
+    """Counts must be finite, non-negative and within INT32 (InputError naming the input).
+
+    Returns an upper bound of the counts when one came for free (int32 input), else None.
+    """
     if not array.size:
-        return
+        return None
+    if array.dtype == np.int32:
+        # One pass: the OR of all counts is negative iff one is, and bounds them from above.
+        bits = int(np.bitwise_or.reduce(array, axis=None))
+        if bits < 0:
+            raise InputError(f"input {name!r}: counts must be non-negative, received a negative value")
+        return bits
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise InputError(f"input {name!r}: counts must be finite, received NaN or infinity")
     if array.dtype.kind in "if" and array.min() < 0:
@@ -68,6 +77,7 @@ def _check_values(name: str, array: np.ndarray) -> None:
     if array.dtype.itemsize > 4 or array.dtype.kind == "f" or array.dtype == np.uint32:
         if array.max() > MAX_COUNT:
             raise InputError(f"input {name!r}: counts must not exceed {MAX_COUNT} (INT32), received {array.max()}")
+    return None
 
 
 @dataclass
@@ -235,13 +245,14 @@ class PixelNMF:
     def _evaluate_chunk(self, maps: dict, passes_filters: np.ndarray, keep_intermediates: bool, timer: _StageTimer, use_blas: bool) -> Evaluation:
         params = self.parameters
         n_ls = len(next(iter(maps.values())))
-        flats = {}
+        flats, bounds = {}, {}
         with timer("validation"):
             for name, array in maps.items():
                 flats[name] = array.reshape(n_ls, array.shape[1] * array.shape[2])
-                _check_values(name, flats[name])
+                bounds[name] = _check_values(name, flats[name])
         with timer("entries"):
-            evaluated = entries.has_enough_entries([flats[layer["name"]] for layer in self.layers], [layer["min_entries"] for layer in self.layers])
+            names = [layer["name"] for layer in self.layers]
+            evaluated = entries.has_enough_entries([flats[name] for name in names], [layer["min_entries"] for layer in self.layers], [bounds[name] for name in names])
             evaluated &= passes_filters
         clustered_layers, details = [], {}
         for layer, solver, (index, inverse) in zip(self.layers, self._solvers, self._preparations, strict=True):
@@ -254,7 +265,7 @@ class PixelNMF:
                 loss = np.subtract(preprocessed, recon, out=prepared)  # the NMF input is not needed any more
                 np.square(loss, out=loss)
                 loss = loss.reshape(reduced_shape)
-                clustered = clustering.cluster_loss(loss, params["loss_threshold"], params["window"], params["max_misses"])
+                clustered = clustering.cluster_loss_packed(loss, params["loss_threshold"], params["window"], params["max_misses"])
             clustered_layers.append(clustered)
             if keep_intermediates:
                 details[layer["name"]] = LayerResult(preprocessed.reshape(reduced_shape), recon.reshape(reduced_shape), loss, clustered)

@@ -11,7 +11,7 @@ b, then small dense algebra, with no iteration and no per-lumisection loop.
 
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from itertools import combinations
 
 import numpy as np

@@ -67,11 +67,38 @@ def prepare(raw_flat: np.ndarray, index: np.ndarray, inverse: np.ndarray, clip: 
     stages: the ratio cannot be negative or NaN here, so those passes are skipped.
     """
     dtype = inverse.dtype
-    ratio = np.multiply(raw_flat.take(index, axis=1), inverse, dtype=dtype)
-    n_nonzero = np.count_nonzero(ratio, axis=1)
+    # mode="wrap": the indices are valid by construction, and numpy skips its bounds error path.
+    ratio = np.multiply(raw_flat.take(index, axis=1, mode="wrap"), inverse, dtype=dtype)
+    # Empty bins: counted once, used for the unit-mean scale and set to 1 for the NMF. (A bin
+    # cannot become 0 by the scaling: the scale is positive and the ratios are >= 1 / max ref.)
+    empty = ratio == 0
+    n_nonzero = ratio.shape[1] - count_per_row(empty)
     total = ratio.sum(axis=1).astype(np.float64)
     scale = np.divide(n_nonzero, total, out=np.zeros_like(total), where=total > 0)
     ratio *= scale.astype(dtype)[:, None]
-    prepared = np.minimum(ratio, dtype.type(clip))
-    prepared += ratio == 0
+    prepared = np.empty_like(ratio)
+    if dtype == np.float32:
+        # Non-negative finite float32 values order like their int32 bit patterns, and numpy's
+        # integer minimum is several times faster than its NaN-aware float minimum.
+        np.minimum(ratio.view(np.int32), np.array(clip, dtype=np.float32).view(np.int32), out=prepared.view(np.int32))
+    else:
+        np.minimum(ratio, dtype.type(clip), out=prepared)
+    np.copyto(prepared, 1, where=empty)
     return ratio, prepared
+
+
+def count_per_row(flags: np.ndarray) -> np.ndarray:
+    """(N, d) bool -> (N,) int64 number of set flags per row.
+
+    When d is a multiple of 8, eight flags are added at once as the bytes of a uint64: in
+    groups of at most 255 words no byte overflows into the next, then the bytes are summed.
+    """
+    n_rows, n_flags = flags.shape
+    if n_flags % 8 or not flags.flags.c_contiguous or n_rows == 0:
+        return np.count_nonzero(flags, axis=1).astype(np.int64)
+    words = flags.view(np.uint64).reshape(n_rows, -1)
+    n_groups = -(-words.shape[1] // 255)
+    if words.shape[1] % n_groups:
+        return np.count_nonzero(flags, axis=1).astype(np.int64)
+    partial = words.reshape(n_rows, n_groups, -1).sum(axis=2, dtype=np.uint64)
+    return partial.view(np.uint8).reshape(n_rows, -1).sum(axis=1, dtype=np.int64)
