@@ -109,18 +109,40 @@ def _shift_up(words: np.ndarray, shift: int, axis: int) -> np.ndarray:
     return np.concatenate([np.zeros_like(words[:, :shift]), words[:, :-shift]], axis=1)
 
 
-def cluster_loss_packed(loss: np.ndarray, threshold: float, window: tuple[int, int], max_misses: int) -> np.ndarray:
-    """cluster_loss on bit-packed rows (maps with at most 64 columns); same result."""
-    n_ls, n_rows, n_columns = loss.shape
+def packable(n_columns: int) -> bool:
+    return 0 < n_columns <= WORD_BITS
+
+
+def window_anchors(words: np.ndarray, n_columns: int, window: tuple[int, int], max_misses: int) -> np.ndarray:
+    """Packed anchors: windows inside the map with at most ``max_misses`` unset bins (the
+    packed ``window_sums(binary, window) >= h * w - max_misses``, anchored at the top-left)."""
+    n_rows = words.shape[1]
     height, width = window
-    if n_columns > WORD_BITS or height > n_rows or width > n_columns:
-        return cluster_loss(loss, threshold, window, max_misses)
-    valid = np.uint64((1 << n_columns) - 1)
-    unset = ~pack_rows(loss > threshold) & valid
+    if height > n_rows or width > n_columns:
+        return np.zeros_like(words)
+    unset = ~words & np.uint64((1 << n_columns) - 1)
     planes = [unset] + [np.zeros_like(unset) for _ in range(max_misses)]
     planes = _window_planes(_window_planes(planes, width, axis=1), height, axis=0)
-    # Anchors: windows lying inside the map with at most max_misses unset bins.
     anchors = ~planes[max_misses] & np.uint64((1 << (n_columns - width + 1)) - 1)
     anchors[:, n_rows - height + 1 :] = 0
-    covered = _smear(_smear(anchors, width, axis=1), height, axis=0) & valid
-    return unpack_rows(covered, n_columns)
+    return anchors
+
+
+def dilate_anchors(anchors: np.ndarray, n_columns: int, window: tuple[int, int]) -> np.ndarray:
+    """Packed ``dilate_windows``: every bin covered by a window at a set anchor."""
+    height, width = window
+    return _smear(_smear(anchors, width, axis=1), height, axis=0) & np.uint64((1 << n_columns) - 1)
+
+
+def cluster_words(loss: np.ndarray, threshold: float, window: tuple[int, int], max_misses: int) -> np.ndarray:
+    """cluster_loss as packed rows (N, R) uint64, for maps with at most 64 columns."""
+    n_columns = loss.shape[2]
+    anchors = window_anchors(pack_rows(loss > threshold), n_columns, window, max_misses)
+    return dilate_anchors(anchors, n_columns, window)
+
+
+def cluster_loss_packed(loss: np.ndarray, threshold: float, window: tuple[int, int], max_misses: int) -> np.ndarray:
+    """cluster_loss on bit-packed rows (maps with at most 64 columns); same result."""
+    if not packable(loss.shape[2]):
+        return cluster_loss(loss, threshold, window, max_misses)
+    return unpack_rows(cluster_words(loss, threshold, window, max_misses), loss.shape[2])

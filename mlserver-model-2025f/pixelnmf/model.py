@@ -255,6 +255,7 @@ class PixelNMF:
             evaluated = entries.has_enough_entries([flats[name] for name in names], [layer["min_entries"] for layer in self.layers], [bounds[name] for name in names])
             evaluated &= passes_filters
         clustered_layers, details = [], {}
+        packed = self._packed
         for layer, solver, (index, inverse) in zip(self.layers, self._solvers, self._preparations, strict=True):
             reduced_shape = (n_ls, len(layer["kept_rows"]), len(layer["kept_columns"]))
             with timer("preprocessing"):
@@ -265,16 +266,43 @@ class PixelNMF:
                 loss = np.subtract(preprocessed, recon, out=prepared)  # the NMF input is not needed any more
                 np.square(loss, out=loss)
                 loss = loss.reshape(reduced_shape)
-                clustered = clustering.cluster_loss_packed(loss, params["loss_threshold"], params["window"], params["max_misses"])
+                if packed:
+                    clustered = clustering.cluster_words(loss, params["loss_threshold"], params["window"], params["max_misses"])
+                else:
+                    clustered = clustering.cluster_loss(loss, params["loss_threshold"], params["window"], params["max_misses"])
             clustered_layers.append(clustered)
             if keep_intermediates:
-                details[layer["name"]] = LayerResult(preprocessed.reshape(reduced_shape), recon.reshape(reduced_shape), loss, clustered)
-        with timer("combination"):
-            combined = combination.combine_layers(clustered_layers, self.grid_shape, self.loss_mask, params["min_layers"])
-            combined &= evaluated[:, None, None]
-        with timer("flagging"):
-            flag, metric = flagging.flag_and_score(combined, params["flag_blocks"])
+                clustered_map = clustering.unpack_rows(clustered, reduced_shape[2]) if packed else clustered
+                details[layer["name"]] = LayerResult(preprocessed.reshape(reduced_shape), recon.reshape(reduced_shape), loss, clustered_map)
+        n_rows, n_columns = self.grid_shape
+        if packed:
+            with timer("combination"):
+                combined = combination.combine_words(clustered_layers, n_rows, self._required_layers)
+                combined[~evaluated] = 0
+            with timer("flagging"):
+                flag, metric = flagging.flag_and_score_words(combined, n_columns, params["flag_blocks"])
+            combined = clustering.unpack_rows(combined, n_columns) if keep_intermediates else None
+        else:
+            with timer("combination"):
+                combined = combination.combine_layers(clustered_layers, self.grid_shape, self.loss_mask, params["min_layers"])
+                combined &= evaluated[:, None, None]
+            with timer("flagging"):
+                flag, metric = flagging.flag_and_score(combined, params["flag_blocks"])
         return Evaluation(flag, metric, evaluated, combined if keep_intermediates else None, details, passes_filters)
+
+    @property
+    def _packed(self) -> bool:
+        """Every layer's reduced map has the grid's columns, at most 64: one uint64 per row."""
+        n_columns = self.grid_shape[1]
+        return clustering.packable(n_columns) and all(len(layer["kept_columns"]) == n_columns for layer in self.layers)
+
+    @property
+    def _required_layers(self) -> list[np.ndarray]:
+        found = self.__dict__.get("_required_cache")
+        if found is None:
+            found = combination.required_layers(self.loss_mask, self.parameters["min_layers"], len(self.layers))
+            self.__dict__["_required_cache"] = found
+        return found
 
     @property
     def _preparations(self) -> list[tuple[np.ndarray, np.ndarray]]:
