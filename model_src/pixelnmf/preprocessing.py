@@ -97,8 +97,7 @@ def count_per_row(flags: np.ndarray) -> np.ndarray:
     if n_flags % 8 or not flags.flags.c_contiguous or n_rows == 0:
         return np.count_nonzero(flags, axis=1).astype(np.int64)
     words = flags.view(np.uint64).reshape(n_rows, -1)
-    n_groups = -(-words.shape[1] // 255)
-    if words.shape[1] % n_groups:
-        return np.count_nonzero(flags, axis=1).astype(np.int64)
-    partial = words.reshape(n_rows, n_groups, -1).sum(axis=2, dtype=np.uint64)
+    n_words = words.shape[1]
+    group = next(size for size in range(min(255, n_words), 0, -1) if n_words % size == 0)
+    partial = words.reshape(n_rows, n_words // group, group).sum(axis=2, dtype=np.uint64)
     return partial.view(np.uint8).reshape(n_rows, -1).sum(axis=1, dtype=np.int64)

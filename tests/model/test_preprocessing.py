@@ -130,7 +130,7 @@ def test_model_references_have_zeros_exactly_where_the_bins_are_always_empty(mod
         np.testing.assert_array_equal(layer["reference"] == 0, layer["zero_fraction"] == 1.0)
 
 
-@pytest.mark.parametrize("shape", [(3, 8192), (2, 64 * 24), (4, 12), (0, 64), (1, 255 * 8 * 3)])
+@pytest.mark.parametrize("shape", [(3, 8192), (2, 64 * 24), (2, 64 * 88), (4, 12), (0, 64), (1, 255 * 8 * 3), (1, 8 * 257)])
 def test_count_per_row_equals_count_nonzero(shape):
     flags = np.random.default_rng(sum(shape)).uniform(size=shape) < 0.7
     flags[:, : shape[1] // 3] = True  # long runs of set flags: no byte may overflow
