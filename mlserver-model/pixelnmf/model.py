@@ -261,21 +261,32 @@ class PixelNMF:
         for layer, solver, (index, inverse) in zip(self.layers, self._solvers, self._preparations, strict=True):
             reduced_shape = (n_ls, len(layer["kept_rows"]), len(layer["kept_columns"]))
             with timer("preprocessing"):
-                preprocessed, prepared = preprocessing.prepare(flats[layer["name"]], index, inverse, params["clip"])
+                # The unit-mean scale stays unapplied: it is folded into the products and the
+                # loss threshold, which saves a pass over the maps (and the NMF input is never
+                # materialised unless a bin is clipped).
+                ratio, empty, n_empty, scale = preprocessing.prepare_unscaled(flats[layer["name"]], index, inverse)
             with timer("reconstruction"):
-                recon = solver.reconstruct(prepared, use_blas)
+                weights = solver.weights_of_prepared(ratio, empty, n_empty, scale, params["clip"], use_blas, inverse > 0)
+                # recon / scale: the reconstruction on the scale of the unscaled ratio.
+                recon = solver.reconstruct_from_weights(weights / scale.astype(np.float64)[:, None], use_blas)
             with timer("clustering"):
-                loss = np.subtract(preprocessed, recon, out=prepared)  # the NMF input is not needed any more
+                loss = np.subtract(ratio, recon, out=recon)  # = loss / scale^2
                 np.square(loss, out=loss)
                 loss = loss.reshape(reduced_shape)
+                threshold = (params["loss_threshold"] / np.square(scale.astype(np.float64))).astype(COMPUTE_DTYPE)[:, None, None]
                 if packed:
-                    clustered = clustering.cluster_words(loss, params["loss_threshold"], params["window"], params["max_misses"])
+                    clustered = clustering.cluster_words(loss, threshold, params["window"], params["max_misses"])
                 else:
-                    clustered = clustering.cluster_loss(loss, params["loss_threshold"], params["window"], params["max_misses"])
+                    clustered = clustering.cluster_loss(loss, threshold, params["window"], params["max_misses"])
+            if keep_intermediates:
+                scale_3d = scale[:, None, None]
+                preprocessed = ratio.reshape(reduced_shape) * scale_3d
+                layer_recon = solver.reconstruct_from_weights(weights, use_blas).reshape(reduced_shape)
+                layer_loss = np.square(preprocessed - layer_recon)
             clustered_layers.append(clustered)
             if keep_intermediates:
                 clustered_map = clustering.unpack_rows(clustered, reduced_shape[2]) if packed else clustered
-                details[layer["name"]] = LayerResult(preprocessed.reshape(reduced_shape), recon.reshape(reduced_shape), loss, clustered_map)
+                details[layer["name"]] = LayerResult(preprocessed, layer_recon, layer_loss, clustered_map)
         n_rows, n_columns = self.grid_shape
         if packed:
             with timer("combination"):

@@ -113,6 +113,37 @@ class FaceSolver:
         chosen[scores[best, rows] <= 0] = 0.0
         return chosen
 
+    def weights_of_prepared(
+        self, ratio: np.ndarray, empty: np.ndarray, n_empty: np.ndarray, scale: np.ndarray, clip: float, use_blas: bool, never_empty: np.ndarray
+    ) -> np.ndarray:
+        """``weights(x)`` for the NMF input x of the maps ``ratio * scale`` (clipped at ``clip``,
+        empty bins set to 1), without materialising x (float32 ``ratio``).
+
+        x = scale * ratio + empty wherever no bin is clipped, so x H^T = scale * (ratio H^T)
+        + (sum of the components over the empty bins). The bins empty in every map (reference
+        zero, ``never_empty`` False) add the same columns to every row; the other empty bins
+        (rare: dead regions, low counts) are added row by row. Rows with a clipped bin are
+        solved from their x directly.
+        """
+        components = self._components_f32
+        b = _product(ratio, components.T, use_blas).astype(np.float64)
+        b *= scale.astype(np.float64)[:, None]
+        always_empty = ~never_empty
+        b += self.components[:, always_empty].sum(axis=1)
+        extra = np.flatnonzero(n_empty > always_empty.sum())
+        if extra.size:
+            b[extra] += (empty[extra] & never_empty).astype(np.float64) @ self.components.T
+        clipped = np.flatnonzero(np.multiply(ratio.max(axis=1, initial=0), scale) > np.float32(clip))
+        if clipped.size:
+            x = np.minimum(ratio[clipped] * scale[clipped, None], np.float32(clip))
+            x[empty[clipped]] = 1
+            b[clipped] = _product(x, components.T, use_blas)
+        return self.weights_from_products(b)
+
+    def reconstruct_from_weights(self, weights: np.ndarray, use_blas: bool) -> np.ndarray:
+        """weights H in float32 (the products of ``weights_of_prepared``'s callers)."""
+        return _product(np.asarray(weights, dtype=np.float32), self._components_f32, use_blas)
+
     def reconstruct(self, x: np.ndarray, use_blas: bool | None = None) -> np.ndarray:
         """``inverse_transform(transform(x))`` with the exact transform, in x's float dtype."""
         x = np.asarray(x)

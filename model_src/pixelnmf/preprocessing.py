@@ -101,3 +101,19 @@ def count_per_row(flags: np.ndarray) -> np.ndarray:
     group = next(size for size in range(min(255, n_words), 0, -1) if n_words % size == 0)
     partial = words.reshape(n_rows, n_words // group, group).sum(axis=2, dtype=np.uint64)
     return partial.view(np.uint8).reshape(n_rows, -1).sum(axis=1, dtype=np.int64)
+
+
+def prepare_unscaled(raw_flat: np.ndarray, index: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The passes of ``prepare`` that need the data, leaving the per-map scale unapplied.
+
+    Returns the ratio to the reference (N, kept bins), the empty-bin mask, the number of empty
+    bins per map and the unit-mean scale per map (float32; 1 for a map without counts, whose
+    ratio is all zero anyway). ``normalise`` = ratio * scale[:, None].
+    """
+    dtype = inverse.dtype
+    ratio = np.multiply(raw_flat.take(index, axis=1, mode="wrap"), inverse, dtype=dtype)
+    empty = ratio == 0
+    n_empty = count_per_row(empty)
+    total = ratio.sum(axis=1).astype(np.float64)
+    scale = np.divide(ratio.shape[1] - n_empty, total, out=np.ones_like(total), where=total > 0)
+    return ratio, empty, n_empty, scale.astype(dtype)
