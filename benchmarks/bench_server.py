@@ -146,12 +146,23 @@ def main(argv=None) -> int:
             raise SystemExit(f"in-process handler refused the {largest}-LS body: {outcome.status} {outcome.error}")
         total, _ = median_seconds(lambda: handler.predict(body), args.repetitions)
         parse, _ = median_seconds(lambda: _parse(InferenceRequest, body), args.repetitions)
-        # Optional split for handlers that decode in a separate method (duck-typed, e.g. decode_maps).
-        decode = None
+        # Optional split for handlers that decode in a separate method (duck-typed, e.g. decode_maps)
+        # and hold a model with predict_with_score (our handler): decode, predict, and the rest
+        # (encoding the answer) by difference.
+        decode = predict = decode_floor = None
         decoder = getattr(handler.model, "decode_maps", None)
         if callable(decoder):
+            import array
+
             request = _parse(InferenceRequest, body)
             decode, _ = median_seconds(lambda: decoder(request), args.repetitions)
+            decoded = decoder(request)
+            model = getattr(handler.model, "_model", None)
+            if hasattr(model, "predict_with_score"):
+                predict, _ = median_seconds(lambda: model.predict_with_score(decoded), args.repetitions)
+            # Floor of the decode: one conversion of each input's JSON list into a machine array.
+            lists = [item["data"] for item in body["inputs"]]
+            decode_floor, _ = median_seconds(lambda: [array.array("d" if any(isinstance(v, float) for v in values[:1]) else "q", values) for values in lists], args.repetitions)
     finally:
         handler.close()
     handler_seconds = max(total - parse, 0.0)
@@ -163,8 +174,12 @@ def main(argv=None) -> int:
     if decode is not None:
         print(
             f"  of which the handler's decode_maps (V2 data -> arrays):                {decode * 1e3:8.1f} ms "
-            f"({decode / round_trips[largest]:.1%} of the round trip)"
+            f"({decode / round_trips[largest]:.1%} of the round trip; floor, one array.array per JSON list: {decode_floor * 1e3:.1f} ms)"
         )
+    if predict is not None:
+        print(f"  of which predict (model.predict_with_score):                          {predict * 1e3:8.1f} ms")
+        print(f"  of which encode (the rest: InferenceResponse with the outputs):        {max(handler_seconds - decode - predict, 0.0) * 1e3:8.1f} ms")
+    print(f"round trip total ({largest} LS, container):                                 {round_trips[largest] * 1e3:8.1f} ms")
     print()
     print("summary")
     print(f"  image:                        {verdict} ({image_seconds:.1f} s)")

@@ -14,9 +14,13 @@ import numpy as np
 
 from . import clustering, combination, entries, flagging, preprocessing, reconstruction
 
-FORMAT_VERSION = 1
-#: Lumisections per internal block: keeps temporaries in cache; no effect on results.
-CHUNK_SIZE = 64
+#: 2: parameters carry ``metadata_inputs`` and ``filters`` (format 1 files load without them).
+FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
+#: Lumisections per internal block: bounds the temporaries (peak ~19 MB for 750 LS) while
+#: keeping the per-call overhead of the numpy passes small (measured best of 16..384); no
+#: effect on results.
+CHUNK_SIZE = 128
 #: The maps are processed in float32 (half the memory traffic of float64); the NNLS algebra
 #: on the few components runs in float64.
 COMPUTE_DTYPE = np.float32
@@ -31,11 +35,51 @@ DEFAULT_PARAMETERS = {
     "min_layers": 2,
     "flag_blocks": ((1, 8), (2, 4)),
     "empty_fraction": 0.9,
+    # Metadata inputs the deployment's template declares (InputMetadata): {V2 input name
+    # "<Name>__<Attribute>": V2 datatype}. Each is required, one value per LS.
+    "metadata_inputs": {},
+    # Lumisection filters on metadata inputs: ({"input": name, "operator": one of
+    # FILTER_OPERATORS, "value": bool or float}, ...). An LS failing any is not evaluated.
+    "filters": (),
 }
+#: Comparison operators a filter may use (data in the model file, not code).
+FILTER_OPERATORS = {
+    "==": np.equal,
+    "!=": np.not_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "<": np.less,
+    "<=": np.less_equal,
+}
+#: Metadata datatypes the model accepts and the numpy dtype kinds each may arrive as.
+METADATA_KINDS = {"BOOL": "b", "INT32": "iu", "INT64": "iu", "FP32": "iuf", "FP64": "iuf"}
 
 
 class InputError(ValueError):
     """The input maps do not match what the model was trained for (names, shapes, values)."""
+
+
+def _check_values(name: str, array: np.ndarray) -> int | None:
+    """Counts must be finite, non-negative and within INT32 (InputError naming the input).
+
+    Returns an upper bound of the counts when one came for free (int32 input), else None.
+    """
+    if not array.size:
+        return None
+    if array.dtype == np.int32:
+        # One pass: the OR of all counts is negative iff one is, and bounds them from above.
+        bits = int(np.bitwise_or.reduce(array, axis=None))
+        if bits < 0:
+            raise InputError(f"input {name!r}: counts must be non-negative, received a negative value")
+        return bits
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise InputError(f"input {name!r}: counts must be finite, received NaN or infinity")
+    if array.dtype.kind in "if" and array.min() < 0:
+        raise InputError(f"input {name!r}: counts must be non-negative, received a negative value")
+    if array.dtype.itemsize > 4 or array.dtype.kind == "f" or array.dtype == np.uint32:
+        if array.max() > MAX_COUNT:
+            raise InputError(f"input {name!r}: counts must not exceed {MAX_COUNT} (INT32), received {array.max()}")
+    return None
 
 
 @dataclass
@@ -52,9 +96,10 @@ class LayerResult:
 class Evaluation:
     flag: np.ndarray  # (N,) bool
     metric: np.ndarray  # (N,) float32, bins inside flagging blocks
-    evaluated: np.ndarray  # (N,) bool, passed the minimum-entries filter
+    evaluated: np.ndarray  # (N,) bool, passed the minimum-entries filter and every metadata filter
     combined: np.ndarray | None = None  # (N, R, C) bool on the first layer's grid
     layers: dict[str, LayerResult] = field(default_factory=dict)
+    passes_filters: np.ndarray | None = None  # (N,) bool, passed every metadata filter
 
 
 class _StageTimer:
@@ -89,7 +134,20 @@ class PixelNMF:
         self.parameters = {**DEFAULT_PARAMETERS, **parameters}
         self.parameters["window"] = tuple(int(v) for v in self.parameters["window"])
         self.parameters["flag_blocks"] = tuple(tuple(int(v) for v in block) for block in self.parameters["flag_blocks"])
+        self.parameters["metadata_inputs"] = {str(name): str(datatype) for name, datatype in dict(self.parameters["metadata_inputs"]).items()}
+        self.parameters["filters"] = tuple(self._plain_filter(item) for item in self.parameters["filters"])
         self.layers = [self._plain_layer(layer) for layer in layers]
+
+    def _plain_filter(self, item: dict) -> dict:
+        name, operator, value = str(item["input"]), str(item["operator"]), item["value"]
+        declared = self.parameters["metadata_inputs"]
+        if name not in declared:
+            raise ValueError(f"filter on {name!r}: not a declared metadata input ({sorted(declared)})")
+        if operator not in FILTER_OPERATORS:
+            raise ValueError(f"filter on {name!r}: operator {operator!r} unknown; known: {sorted(FILTER_OPERATORS)}")
+        if declared[name] not in METADATA_KINDS:
+            raise ValueError(f"metadata input {name!r}: datatype {declared[name]!r} not supported; supported: {sorted(METADATA_KINDS)}")
+        return {"input": name, "operator": operator, "value": bool(value) if declared[name] == "BOOL" else float(value)}
 
     @staticmethod
     def _plain_layer(layer: dict) -> dict:
@@ -108,6 +166,15 @@ class PixelNMF:
     @property
     def input_names(self) -> list[str]:
         return [layer["name"] for layer in self.layers]
+
+    @property
+    def metadata_inputs(self) -> dict[str, str]:
+        """{metadata input name: V2 datatype}: required next to the maps (empty: none)."""
+        return self.parameters.get("metadata_inputs", {})
+
+    @property
+    def filters(self) -> tuple[dict, ...]:
+        return self.parameters.get("filters", ())
 
     @property
     def input_shapes(self) -> dict[str, tuple[int, int]]:
@@ -143,11 +210,18 @@ class PixelNMF:
 
     def evaluate(self, X: dict, keep_intermediates: bool = False, stage_times: dict | None = None) -> Evaluation:
         """Run every stage; ``stage_times`` (a dict) accumulates seconds per stage when given."""
-        maps = self.validate(X)
-        n_ls = len(next(iter(maps.values())))
         timer = _StageTimer(stage_times)
-        parts = [self._evaluate_chunk({name: array[start : start + CHUNK_SIZE] for name, array in maps.items()}, keep_intermediates, timer)
-                 for start in range(0, n_ls, CHUNK_SIZE)] or [self._evaluate_chunk(maps, keep_intermediates, timer)]  # fmt: skip
+        with timer("validation"):
+            # Names, shapes and dtypes here; the values are checked block by block while the
+            # block is in cache anyway (see _evaluate_chunk).
+            maps, metadata = self.validate(X, with_metadata=True, check_values=False)
+        n_ls = len(next(iter(maps.values())))
+        with timer("filters"):
+            passes_filters = self.passes_filters(metadata, n_ls)
+        with reconstruction.single_threaded_blas() as use_blas:
+            parts = [self._evaluate_chunk({name: array[start : start + CHUNK_SIZE] for name, array in maps.items()},
+                                          passes_filters[start : start + CHUNK_SIZE], keep_intermediates, timer, use_blas)
+                     for start in range(0, n_ls, CHUNK_SIZE)] or [self._evaluate_chunk(maps, passes_filters, keep_intermediates, timer, use_blas)]  # fmt: skip
         if len(parts) == 1:
             return parts[0]
         layers = {
@@ -160,33 +234,103 @@ class PixelNMF:
             evaluated=np.concatenate([part.evaluated for part in parts]),
             combined=np.concatenate([part.combined for part in parts]) if keep_intermediates else None,
             layers=layers,
+            passes_filters=passes_filters,
         )
 
-    def _evaluate_chunk(self, maps: dict, keep_intermediates: bool, timer: _StageTimer) -> Evaluation:
+    def passes_filters(self, metadata: dict[str, np.ndarray], n_ls: int) -> np.ndarray:
+        """(N,) bool: the LS passes every metadata filter (all True without filters)."""
+        passing = np.ones(n_ls, dtype=bool)
+        for item in self.filters:
+            passing &= FILTER_OPERATORS[item["operator"]](metadata[item["input"]], item["value"])
+        return passing
+
+    def _evaluate_chunk(self, maps: dict, passes_filters: np.ndarray, keep_intermediates: bool, timer: _StageTimer, use_blas: bool) -> Evaluation:
         params = self.parameters
         n_ls = len(next(iter(maps.values())))
+        flats, bounds = {}, {}
+        with timer("validation"):
+            for name, array in maps.items():
+                flats[name] = array.reshape(n_ls, array.shape[1] * array.shape[2])
+                bounds[name] = _check_values(name, flats[name])
         with timer("entries"):
-            evaluated = entries.has_enough_entries([maps[layer["name"]] for layer in self.layers], [layer["min_entries"] for layer in self.layers])
+            names = [layer["name"] for layer in self.layers]
+            evaluated = entries.has_enough_entries([flats[name] for name in names], [layer["min_entries"] for layer in self.layers], [bounds[name] for name in names])
+            evaluated &= passes_filters
         clustered_layers, details = [], {}
-        for layer, solver in zip(self.layers, self._solvers, strict=True):
+        packed = self._packed
+        for layer, solver, (index, inverse) in zip(self.layers, self._solvers, self._preparations, strict=True):
+            reduced_shape = (n_ls, len(layer["kept_rows"]), len(layer["kept_columns"]))
             with timer("preprocessing"):
-                reduced = preprocessing.remove_cross(maps[layer["name"]], layer["kept_rows"], layer["kept_columns"])
-                preprocessed = preprocessing.normalise(reduced, layer["reference"], dtype=COMPUTE_DTYPE)
-                flat = preprocessed.reshape(n_ls, int(np.prod(preprocessed.shape[1:])))  # not -1: N may be 0
+                # The unit-mean scale stays unapplied: it is folded into the products and the
+                # loss threshold, which saves a pass over the maps (and the NMF input is never
+                # materialised unless a bin is clipped).
+                ratio, empty, n_empty, scale = preprocessing.prepare_unscaled(flats[layer["name"]], index, inverse)
             with timer("reconstruction"):
-                recon = solver.reconstruct(preprocessing.transform_input(flat, params["clip"]))
+                weights = solver.weights_of_prepared(ratio, empty, n_empty, scale, params["clip"], use_blas, inverse > 0)
+                # recon / scale: the reconstruction on the scale of the unscaled ratio.
+                recon = solver.reconstruct_from_weights(weights / scale.astype(np.float64)[:, None], use_blas)
             with timer("clustering"):
-                loss = clustering.loss_map(flat, recon).reshape(preprocessed.shape)
-                clustered = clustering.cluster_loss(loss, params["loss_threshold"], params["window"], params["max_misses"])
+                loss = np.subtract(ratio, recon, out=recon)  # = loss / scale^2
+                np.square(loss, out=loss)
+                loss = loss.reshape(reduced_shape)
+                threshold = (params["loss_threshold"] / np.square(scale.astype(np.float64))).astype(COMPUTE_DTYPE)[:, None, None]
+                if packed:
+                    clustered = clustering.cluster_words(loss, threshold, params["window"], params["max_misses"])
+                else:
+                    clustered = clustering.cluster_loss(loss, threshold, params["window"], params["max_misses"])
+            if keep_intermediates:
+                scale_3d = scale[:, None, None]
+                preprocessed = ratio.reshape(reduced_shape) * scale_3d
+                layer_recon = solver.reconstruct_from_weights(weights, use_blas).reshape(reduced_shape)
+                layer_loss = np.square(preprocessed - layer_recon)
             clustered_layers.append(clustered)
             if keep_intermediates:
-                details[layer["name"]] = LayerResult(preprocessed, recon.reshape(preprocessed.shape), loss, clustered)
-        with timer("combination"):
-            combined = combination.combine_layers(clustered_layers, self.grid_shape, self.loss_mask, params["min_layers"])
-            combined &= evaluated[:, None, None]
-        with timer("flagging"):
-            flag, metric = flagging.flag_and_score(combined, params["flag_blocks"])
-        return Evaluation(flag, metric, evaluated, combined if keep_intermediates else None, details)
+                clustered_map = clustering.unpack_rows(clustered, reduced_shape[2]) if packed else clustered
+                details[layer["name"]] = LayerResult(preprocessed, layer_recon, layer_loss, clustered_map)
+        n_rows, n_columns = self.grid_shape
+        if packed:
+            with timer("combination"):
+                combined = combination.combine_words(clustered_layers, n_rows, self._required_layers)
+                combined[~evaluated] = 0
+            with timer("flagging"):
+                flag, metric = flagging.flag_and_score_words(combined, n_columns, params["flag_blocks"])
+            combined = clustering.unpack_rows(combined, n_columns) if keep_intermediates else None
+        else:
+            with timer("combination"):
+                combined = combination.combine_layers(clustered_layers, self.grid_shape, self.loss_mask, params["min_layers"])
+                combined &= evaluated[:, None, None]
+            with timer("flagging"):
+                flag, metric = flagging.flag_and_score(combined, params["flag_blocks"])
+        return Evaluation(flag, metric, evaluated, combined if keep_intermediates else None, details, passes_filters)
+
+    @property
+    def _packed(self) -> bool:
+        """Every layer's reduced map has the grid's columns, at most 64: one uint64 per row."""
+        n_columns = self.grid_shape[1]
+        return clustering.packable(n_columns) and all(len(layer["kept_columns"]) == n_columns for layer in self.layers)
+
+    @property
+    def _required_layers(self) -> list[np.ndarray]:
+        found = self.__dict__.get("_required_cache")
+        if found is None:
+            found = combination.required_layers(self.loss_mask, self.parameters["min_layers"], len(self.layers))
+            self.__dict__["_required_cache"] = found
+        return found
+
+    @property
+    def _preparations(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per layer: the kept bins' flat positions and the inverse reference (once per process)."""
+        found = self.__dict__.get("_preparation_cache")
+        if found is None:
+            found = [
+                (
+                    preprocessing.flat_index(layer["kept_rows"], layer["kept_columns"], layer["shape"][1]),
+                    preprocessing.inverse_reference(layer["reference"], COMPUTE_DTYPE),
+                )
+                for layer in self.layers
+            ]
+            self.__dict__["_preparation_cache"] = found
+        return found
 
     @property
     def _solvers(self) -> list[reconstruction.FaceSolver]:
@@ -197,14 +341,17 @@ class PixelNMF:
             self.__dict__["_solver_cache"] = solvers
         return solvers
 
-    def validate(self, X: dict) -> dict[str, np.ndarray]:
-        """Check names, shapes and values; returns {name: (N, rows, cols) array}."""
+    def validate(self, X: dict, with_metadata: bool = False, check_values: bool = True):
+        """Check names, shapes and values; returns {name: (N, rows, cols) array}
+        (and {metadata name: (N,) array} with ``with_metadata``). ``check_values`` False leaves
+        the map values (finite, non-negative, INT32 range) to the caller."""
+        expected = self.input_names + list(self.metadata_inputs)
         if not isinstance(X, dict):
-            raise InputError(f"expected a dict of input maps keyed by {self.input_names}, got {type(X).__name__}")
-        missing = [name for name in self.input_names if name not in X]
-        unknown = [name for name in X if name not in self.input_names]
+            raise InputError(f"expected a dict of inputs keyed by {expected}, got {type(X).__name__}")
+        missing = [name for name in expected if name not in X]
+        unknown = [name for name in X if name not in expected]
         if missing or unknown:
-            raise InputError(f"inputs do not match the model: missing {missing}, unknown {unknown}; expected {self.input_names}")
+            raise InputError(f"inputs do not match the model: missing {missing}, unknown {unknown}; expected {expected}")
         maps, sizes = {}, {}
         for name, shape in self.input_shapes.items():
             array = np.asarray(X[name])
@@ -212,28 +359,45 @@ class PixelNMF:
                 raise InputError(f"input {name!r}: expected shape (N, {shape[0]}, {shape[1]}), received {array.shape}")
             if array.dtype.kind not in "iuf":
                 raise InputError(f"input {name!r}: expected numeric counts, received dtype {array.dtype}")
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
-                raise InputError(f"input {name!r}: counts must be finite, received NaN or infinity")
-            if array.dtype.kind in "if" and (array < 0).any():
-                raise InputError(f"input {name!r}: counts must be non-negative, received a negative value")
-            if array.size and array.max() > MAX_COUNT:
-                raise InputError(f"input {name!r}: counts must not exceed {MAX_COUNT} (INT32), received {array.max()}")
+            if check_values:
+                _check_values(name, array)
             maps[name] = array
             sizes[name] = array.shape[0]
+        metadata = {}
+        for name, datatype in self.metadata_inputs.items():
+            metadata[name] = self._validate_metadata(name, datatype, X[name])
+            sizes[name] = len(metadata[name])
         if len(set(sizes.values())) > 1:
             raise InputError(f"inputs have different numbers of lumisections: {sizes}")
-        return maps
+        return (maps, metadata) if with_metadata else maps
+
+    @staticmethod
+    def _validate_metadata(name: str, datatype: str, values) -> np.ndarray:
+        """One metadata input: (N,) of its datatype's kind, finite, in range."""
+        array = np.asarray(values)
+        if array.ndim != 1:
+            raise InputError(f"input {name!r}: expected shape (N,), received {array.shape}")
+        if array.dtype.kind not in METADATA_KINDS[datatype]:
+            raise InputError(f"input {name!r}: expected {datatype} values, received dtype {array.dtype}")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InputError(f"input {name!r}: values must be finite, received NaN or infinity")
+        if datatype.startswith("INT") and array.size:
+            info = np.iinfo(np.dtype(datatype.lower()))
+            if array.min() < info.min or array.max() > info.max:
+                raise InputError(f"input {name!r}: values must lie in the {datatype} range")
+        return array
 
     # -- persistence: plain state only ------------------------------------------------------
     def __getstate__(self) -> dict:
         return {"format_version": self.format_version, "parameters": self.parameters, "layers": self.layers}
 
     def __setstate__(self, state: dict) -> None:
-        if state.get("format_version") != FORMAT_VERSION:
+        if state.get("format_version") not in SUPPORTED_FORMAT_VERSIONS or type(state.get("format_version")) is not int:
             raise ValueError(
                 f"model file format {state.get('format_version')!r} is not supported by this pixelnmf "
                 f"(format {FORMAT_VERSION}); retrain or sync the package"
             )
-        self.format_version = state["format_version"]
-        self.parameters = state["parameters"]
+        self.format_version = FORMAT_VERSION
+        # Format 1 files predate metadata inputs and filters: they have none.
+        self.parameters = {"metadata_inputs": {}, "filters": (), **state["parameters"]}
         self.layers = state["layers"]

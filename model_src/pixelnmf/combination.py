@@ -47,3 +47,32 @@ def combine_layers(layer_maps: list[np.ndarray], shape: tuple[int, int], mask: n
     """Set where at least ``min_layers`` layers agree and their number exceeds the loss mask."""
     count = sum(to_grid(binary, shape).astype(np.int16) for binary in layer_maps)
     return (count >= min_layers) & (count > mask)
+
+
+# -- the same stage on bit-packed rows (see clustering.pack_rows) -------------------------------
+
+
+def required_layers(mask: np.ndarray, min_layers: int, n_layers: int) -> list[np.ndarray]:
+    """Packed rows, one array per count k = 1..n_layers: the bins needing exactly k layers
+    (k = max(min_layers, mask + 1)); bins needing more than n_layers are in none."""
+    from .clustering import pack_rows
+
+    needed = np.maximum(mask.astype(np.int64) + 1, min_layers)
+    return [pack_rows((needed == k)[None])[0] for k in range(1, n_layers + 1)]
+
+
+def combine_words(layer_words: list[np.ndarray], n_rows: int, required: list[np.ndarray]) -> np.ndarray:
+    """combine_layers on packed rows: each layer's rows brought onto n_rows (any overlap), the
+    number of layers set per bin counted in saturating bit planes, compared with ``required``."""
+    from .clustering import _add_saturating
+
+    levels = len(required)
+    total = None
+    for words in layer_words:
+        rebinned = _any_over_ranges(words, n_rows, axis=1)
+        planes = [rebinned] + [np.zeros_like(rebinned) for _ in range(levels - 1)]
+        total = planes if total is None else _add_saturating(total, planes)
+    combined = np.zeros_like(total[0])
+    for k, needing in enumerate(required):
+        combined |= total[k] & needing  # count >= k + 1 where exactly k + 1 are needed
+    return combined

@@ -406,6 +406,19 @@ EXPECTED_FLAG = {
     "low_entries_with_dead_2x16_two_layers": False,  # not evaluated despite the anomaly
 }
 
+#: The 2025F reference batch's extra kinds: a two-layer dead region (flagged on its own) in an LS
+#: failing one OMS filter (values set by make_reference_batch_2025f): never flagged.
+OMS_FILTER_FAILURES = {
+    **{f"oms_{bit}_false": (f"oms_lumisection_info__{bit}", False) for bit in
+       ("cms_active", "beams_stable", "bpix_ready", "fpix_ready", "tibtid_ready", "tob_ready", "tecp_ready", "tecm_ready")},
+    "oms_pileup_below_25": ("oms_lumisection_info__pileup", 20.0),
+    "oms_pileup_at_25": ("oms_lumisection_info__pileup", 25.0),
+    "oms_zerobias_rate_below_5": ("hlt_zerobias__rate", 1.0),
+    "oms_zerobias_rate_at_5": ("hlt_zerobias__rate", 5.0),
+}
+BASE_KIND = {kind: "dead_2x16_two_layers" for kind in OMS_FILTER_FAILURES}
+EXPECTED_FLAG.update({kind: False for kind in OMS_FILTER_FAILURES})
+
 #: kind -> (number of layers, modules along z, factor, same place?, low entries?)
 _KIND_RECIPES = {
     "dead_2x16_two_layers": (2, 2, 0.0, True, False),
@@ -441,30 +454,39 @@ def _free_placement(
     raise RuntimeError("no placement free of dead modules found")
 
 
-def make_reference_batch(seed: int, n_per_kind: int = 4, conditions: DetectorConditions | None = None) -> dict[str, np.ndarray]:
+def make_reference_batch(
+    seed: int,
+    n_per_kind: int = 4,
+    conditions: DetectorConditions | None = None,
+    layers: Sequence[str] = _LAYER_NAMES,
+    extra_kinds: Sequence[str] = (),
+) -> dict[str, np.ndarray]:
     """A batch of ``n_per_kind`` LS of each kind in :data:`ANOMALY_KINDS`, grouped by kind.
 
     Keys: ``BPix1``..``BPix4`` int32 (N, rows, 72), ``expected_flag`` (N,) bool, ``kind`` (N,)
     unicode, ``pileup`` (N,) float64. Pileup uniform in 40-65; regions at random phi / module
     column, clear of the dead modules of ``conditions`` (default :func:`default_conditions`).
+    ``layers``: the layers anomalies are placed in (default all four; all four are returned);
+    ``extra_kinds``: further kinds (one LS each, after the others) with the maps of their
+    :data:`BASE_KIND` (the caller sets what else makes them differ).
     """
     if conditions is None:
         conditions = default_conditions()
     rng = np.random.default_rng([_STREAM_BATCH, int(seed)])
-    kind = np.repeat(np.array(ANOMALY_KINDS), n_per_kind)
+    kind = np.concatenate([np.repeat(np.array(ANOMALY_KINDS), n_per_kind), np.array(extra_kinds, dtype=str)]).astype(str)
     n_ls = kind.size
     pileup = rng.uniform(*_BATCH_PILEUP, size=n_ls)
     maps = _poisson_maps(expected_occupancy(pileup, conditions, rng), rng)
 
     # Each anomalous LS gets its own region, so injection runs per anomalous LS (not per clean LS).
     for i in range(n_ls):
-        name = str(kind[i])
+        name = BASE_KIND.get(str(kind[i]), str(kind[i]))
         if name == "clean":
             continue
-        one = {layer: maps[layer][i : i + 1] for layer in _LAYER_NAMES}
+        one = {layer: maps[layer][i : i + 1] for layer in layers}
         if name in _KIND_RECIPES:
             n_layers, n_z, factor, same_place, low = _KIND_RECIPES[name]
-            chosen = [_LAYER_NAMES[j] for j in np.sort(rng.choice(4, size=n_layers, replace=False))]
+            chosen = [layers[j] for j in np.sort(rng.choice(len(layers), size=n_layers, replace=False))]
             if same_place:
                 phi, column = _free_placement(rng, chosen, n_z, conditions)
                 one = inject_region(one, chosen, phi, column, n_z, factor, rng)
@@ -477,7 +499,7 @@ def make_reference_batch(seed: int, n_per_kind: int = 4, conditions: DetectorCon
             low = name == "low_entries"
         if low:
             one = make_low_entries(one, rng=rng)
-        for layer in _LAYER_NAMES:
+        for layer in layers:
             maps[layer][i] = one[layer][0]
 
     batch: dict[str, np.ndarray] = dict(maps)
@@ -529,3 +551,51 @@ if __name__ == "__main__":  # pragma: no cover - demo
         rows = reference["kind"] == kind_name
         totals = {g.name: int(reference[g.name][rows].reshape(rows.sum(), -1).sum(axis=1).min()) for g in BPIX_LAYERS}
         print(f"  {kind_name:40s} flag={EXPECTED_FLAG[kind_name]!s:5s} min totals {totals}")
+
+
+# ------------------------------------------------------------------------------ OMS metadata
+
+#: HLT ZeroBias rate (Hz) at pileup 60 in the synthetic runs; proportional to pileup.
+ZEROBIAS_RATE_AT_PILEUP_60 = 40.0
+
+
+def oms_metadata(pileup: np.ndarray, run_number: int = 398000, first_lumisection: int = 1) -> dict[str, np.ndarray]:
+    """The OMS metadata inputs of the 2025F deployment for LS of the given pileup, all passing.
+
+    Keys are the V2 input names DIALS sends (``oms_lumisection_info__pileup``, ...): run and
+    LS numbers (int32), pileup (float32), the eight DCS bits (all true) and
+    ``hlt_zerobias__rate`` (float32, proportional to pileup). Deterministic.
+    """
+    pileup = np.asarray(pileup, dtype=np.float64).reshape(-1)
+    n_ls = pileup.size
+    out = {
+        "oms_lumisection_info__run_number": np.full(n_ls, run_number, dtype=np.int32),
+        "oms_lumisection_info__lumisection_number": np.arange(first_lumisection, first_lumisection + n_ls, dtype=np.int32),
+        "oms_lumisection_info__pileup": pileup.astype(np.float32),
+    }
+    for bit in ("cms_active", "beams_stable", "bpix_ready", "fpix_ready", "tibtid_ready", "tob_ready", "tecp_ready", "tecm_ready"):
+        out[f"oms_lumisection_info__{bit}"] = np.ones(n_ls, dtype=bool)
+    out["hlt_zerobias__rate"] = (ZEROBIAS_RATE_AT_PILEUP_60 * pileup / REFERENCE_PILEUP).astype(np.float32)
+    return out
+
+
+LAYERS_2025F = ("BPix2", "BPix3", "BPix4")
+
+
+def make_reference_batch_2025f(seed: int, n_per_kind: int = 4, conditions: DetectorConditions | None = None) -> dict[str, np.ndarray]:
+    """The 2025F deployment's reference batch: BPix2-4 maps, OMS metadata, labels.
+
+    Every kind of :data:`ANOMALY_KINDS` with anomalies placed among BPix2-4 (``n_per_kind``
+    each, all passing the OMS filters), then one LS per :data:`OMS_FILTER_FAILURES` kind: a
+    dead 2x16 region in two layers (flagged on its own) with one OMS value failing its filter
+    (pileup and rate exactly at the threshold fail too: the cuts are strict).
+    Keys: the maps, every metadata input named as the V2 input (``oms_lumisection_info__pileup``,
+    ...), ``kind``, ``expected_flag``, ``pileup``.
+    """
+    batch = make_reference_batch(seed, n_per_kind, conditions, layers=LAYERS_2025F, extra_kinds=tuple(OMS_FILTER_FAILURES))
+    del batch["BPix1"]  # not an input of the 2025F deployment
+    metadata = oms_metadata(batch["pileup"], run_number=398765)
+    for kind, (name, value) in OMS_FILTER_FAILURES.items():
+        metadata[name][batch["kind"] == kind] = value
+    batch.update(metadata)
+    return batch

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pixelnmf import clustering
 
 THRESHOLD, WINDOW, MAX_MISSES = 0.04, (2, 16), 1
@@ -122,3 +124,28 @@ def test_random_maps_match_a_brute_force_window_scan(density):
     for ls in range(len(loss)):
         np.testing.assert_array_equal(clustered[ls], _brute_force(loss[ls] > THRESHOLD))
     assert clustered.any() and not clustered.all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n_ls=st.integers(0, 3),
+    n_rows=st.integers(1, 30),
+    n_columns=st.integers(1, 64),
+    height=st.integers(1, 3),
+    width=st.integers(1, 20),
+    max_misses=st.integers(0, 2),
+    density=st.floats(0.3, 1.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_bit_packed_clustering_equals_the_reference(n_ls, n_rows, n_columns, height, width, max_misses, density, seed):
+    loss = (np.random.default_rng(seed).uniform(size=(n_ls, n_rows, n_columns)) < density).astype(np.float32)
+    expected = clustering.cluster_loss(loss, 0.5, (height, width), max_misses)
+    np.testing.assert_array_equal(clustering.cluster_loss_packed(loss, 0.5, (height, width), max_misses), expected)
+
+
+def test_pack_and_unpack_rows_round_trip():
+    binary = np.random.default_rng(3).uniform(size=(2, 5, 37)) < 0.5
+    words = clustering.pack_rows(binary)
+    assert words.dtype == np.uint64 and words.shape == (2, 5)
+    assert int(words[0, 0]) == sum(1 << j for j in range(37) if binary[0, 0, j])
+    np.testing.assert_array_equal(clustering.unpack_rows(words, 37), binary)

@@ -8,6 +8,8 @@ from functools import cache
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pixelnmf import combination
 
 GRID = (24, 64)
@@ -157,3 +159,23 @@ def test_combined_map_of_the_reference_batch_follows_from_the_clustered_layers(m
     expected = (count >= 2) & (count > model.loss_mask) & reference_evaluation.evaluated[:, None, None]
     np.testing.assert_array_equal(reference_evaluation.combined, expected)
     assert expected.any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(density=st.floats(0.0, 1.0), seed=st.integers(0, 2**32 - 1))
+def test_bit_packed_combination_and_flagging_equal_the_reference(model, density, seed):
+    """Random clustered maps of every layer: the packed path the model runs gives the same
+    combined maps, flags and metric as combine_layers + flag_and_score."""
+    from pixelnmf import clustering, flagging
+
+    rng = np.random.default_rng(seed)
+    params = model.parameters
+    layers = [rng.uniform(size=(3, len(layer["kept_rows"]), len(layer["kept_columns"]))) < density for layer in model.layers]
+    expected = combination.combine_layers(layers, model.grid_shape, model.loss_mask, params["min_layers"])
+    required = combination.required_layers(model.loss_mask, params["min_layers"], len(layers))
+    words = combination.combine_words([clustering.pack_rows(binary) for binary in layers], model.grid_shape[0], required)
+    np.testing.assert_array_equal(clustering.unpack_rows(words, model.grid_shape[1]), expected)
+    flag, metric = flagging.flag_and_score_words(words, model.grid_shape[1], params["flag_blocks"])
+    expected_flag, expected_metric = flagging.flag_and_score(expected, params["flag_blocks"])
+    np.testing.assert_array_equal(flag, expected_flag)
+    np.testing.assert_array_equal(metric, expected_metric)

@@ -74,3 +74,12 @@ def test_a_filtered_anomalous_ls_has_flag_false_and_metric_zero(model, reference
     boosted = model.evaluate({key: value * 4 for key, value in low.items()})
     assert boosted.evaluated.all()
     assert boosted.flag.all() and (boosted.metric > 0).all()
+
+
+def test_int32_totals_with_a_bound_are_exact_and_large_counts_fall_back_to_int64():
+    from pixelnmf.entries import _totals
+
+    small = np.full((2, 10, 10), 1000, dtype=np.int32)
+    assert _totals(small, upper_bound=1023).tolist() == [100_000, 100_000]
+    large = np.full((1, 10, 10), 2**30, dtype=np.int32)
+    assert _totals(large, upper_bound=2**30).tolist() == [100 * 2**30]  # would wrap in int32

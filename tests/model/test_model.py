@@ -17,6 +17,9 @@ DOCUMENTED_DEFAULTS = {
     "min_layers": 2,
     "flag_blocks": ((1, 8), (2, 4)),
     "empty_fraction": 0.9,
+    # the four-layer deployment has no metadata inputs and no filters
+    "metadata_inputs": {},
+    "filters": (),
 }
 INPUT_SHAPES = {"BPix1": (26, 72), "BPix2": (58, 72), "BPix3": (90, 72), "BPix4": (130, 72)}
 FRESH_RUN_SEED = 4242  # the training runs use synthetic.BASE_SEED + 0..3

@@ -128,3 +128,21 @@ def test_model_references_have_zeros_exactly_where_the_bins_are_always_empty(mod
         assert layer["reference"].shape == reduced_shape and layer["zero_fraction"].shape == reduced_shape
         assert (layer["reference"] >= 0).all()
         np.testing.assert_array_equal(layer["reference"] == 0, layer["zero_fraction"] == 1.0)
+
+
+@pytest.mark.parametrize("shape", [(3, 8192), (2, 64 * 24), (2, 64 * 88), (4, 12), (0, 64), (1, 255 * 8 * 3), (1, 8 * 257)])
+def test_count_per_row_equals_count_nonzero(shape):
+    flags = np.random.default_rng(sum(shape)).uniform(size=shape) < 0.7
+    flags[:, : shape[1] // 3] = True  # long runs of set flags: no byte may overflow
+    np.testing.assert_array_equal(preprocessing.count_per_row(flags), np.count_nonzero(flags, axis=1))
+
+
+def test_fused_prepare_equals_the_separate_stages(model, reference_inputs):
+    for layer in model.layers:
+        raw = np.asarray(reference_inputs[layer["name"]])
+        reduced = preprocessing.remove_cross(raw, layer["kept_rows"], layer["kept_columns"])
+        expected = preprocessing.normalise(reduced, layer["reference"], dtype=np.float32).reshape(len(raw), -1)
+        index = preprocessing.flat_index(layer["kept_rows"], layer["kept_columns"], layer["shape"][1])
+        got, prepared = preprocessing.prepare(raw.reshape(len(raw), -1), index, preprocessing.inverse_reference(layer["reference"]), 5.0)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0)
+        np.testing.assert_array_equal(prepared, preprocessing.transform_input(got, 5.0))

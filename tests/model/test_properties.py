@@ -41,19 +41,22 @@ def test_predict_of_a_concatenation_is_the_concatenation_of_predicts(model, refe
 
 
 def test_batches_longer_than_the_internal_chunk_give_the_same_answers(model, reference_inputs):
-    """72 LS are evaluated internally in blocks of 64; the answers must not depend on that."""
-    rows = list(range(N_REFERENCE)) + list(range(0, N_REFERENCE, 5)) * 4  # 72 LS
+    """CHUNK_SIZE + 8 LS are evaluated internally in two blocks; the answers must not depend on that."""
+    from pixelnmf.model import CHUNK_SIZE
+
+    n_rows = CHUNK_SIZE + 8
+    rows = (list(range(N_REFERENCE)) * (n_rows // N_REFERENCE + 1))[:n_rows]
     whole = model.evaluate(_take(reference_inputs, rows), keep_intermediates=True)
     first, second = (
         model.evaluate(_take(reference_inputs, rows[:40]), keep_intermediates=True),
         model.evaluate(_take(reference_inputs, rows[40:]), keep_intermediates=True),
     )
-    _check_outputs(whole.flag, whole.metric, 72)
+    _check_outputs(whole.flag, whole.metric, n_rows)
     np.testing.assert_array_equal(whole.flag, np.concatenate([first.flag, second.flag]))
     np.testing.assert_array_equal(whole.metric, np.concatenate([first.metric, second.metric]))
     np.testing.assert_array_equal(whole.combined, np.concatenate([first.combined, second.combined]))
     for name in model.input_names:
-        assert whole.layers[name].clustered.shape[0] == 72
+        assert whole.layers[name].clustered.shape[0] == n_rows
         np.testing.assert_array_equal(
             whole.layers[name].clustered, np.concatenate([first.layers[name].clustered, second.layers[name].clustered])
         )

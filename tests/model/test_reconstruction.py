@@ -203,3 +203,25 @@ def test_exact_solver_residual_is_never_larger_than_sklearn_iterative_transform(
     # Loose: both solve the same problem, so the reconstructions are close.
     assert (FaceSolver(components).weights(x) >= 0).all()
     assert np.abs(ours - theirs).max() <= 1e-3 * np.abs(x).max()
+
+
+def test_weights_of_prepared_equal_the_weights_of_the_materialised_nmf_input(model):
+    """The folded path (scale applied in the products, empty bins added as component sums,
+    clipped rows solved directly) gives the weights of the NMF input built explicitly."""
+    layer = model.layers[1]
+    solver = FaceSolver(layer["components"])
+    inverse = preprocessing.inverse_reference(layer["reference"])
+    index = preprocessing.flat_index(layer["kept_rows"], layer["kept_columns"], layer["shape"][1])
+    rng = np.random.default_rng(11)
+    raw = rng.poisson(2000, size=(6, layer["shape"][0] * layer["shape"][1])).astype(np.int32)
+    raw[1, index[:500]] = 0  # a dead region: empty bins beyond the always-empty ones
+    raw[2, index[1000:1016]] *= 40  # a hot region: clipped at 5
+    raw[3] = 0  # no counts at all
+    raw[4, index[:200]] = 0
+    raw[4, index[3000:3010]] *= 50  # both
+    ratio, empty, n_empty, scale = preprocessing.prepare_unscaled(raw, index, inverse)
+    assert (np.multiply(ratio.max(axis=1), scale) > 5).tolist() == [False, False, True, False, True, False]
+    _, prepared = preprocessing.prepare(raw, index, inverse, 5.0)
+    expected = solver.weights(prepared.astype(np.float64))
+    got = solver.weights_of_prepared(ratio, empty, n_empty, scale, 5.0, True, inverse > 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
