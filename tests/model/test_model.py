@@ -8,7 +8,7 @@ import pytest
 from pixelnmf import DEFAULT_PARAMETERS, PixelNMF
 from pixelnmf_train import synthetic
 
-#: CONTEXT.md, "Defaults".
+#: The model's defaults (docs/model.md).
 DOCUMENTED_DEFAULTS = {
     "loss_threshold": 0.04,
     "window": (2, 16),

@@ -1,7 +1,7 @@
 """Stage 1 known answers: cross removal, normalisation by the reference, what the NMF sees.
 
-Every expectation is written out by hand or computed here from the definition in CONTEXT.md
-("The PixelNMF model", step 1 and the start of step 2), never by the functions under test.
+Every expectation is written out by hand or computed here from the model's definition (docs/model.md)
+(stage 1 and the start of stage 2), never by the functions under test.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from pixelnmf import preprocessing
 from pixelnmf.geometry import BPIX_LAYERS
 
-#: CONTEXT.md: rows per layer, the two middle rows of the cross, and the reduced shape.
+#: The geometry (docs/model.md): rows per layer, the two middle rows of the cross, and the reduced shape.
 LAYER_FACTS = {
     "BPix1": (26, (12, 13), (24, 64)),
     "BPix2": (58, (28, 29), (56, 64)),
