@@ -25,5 +25,6 @@ def test_handler_metadata_advertises_the_template_signature(subject, contract):
     metadata = subject.handler.metadata()
     advertised_inputs = {t["name"]: (t["datatype"], list(t["shape"])) for t in metadata["inputs"]}
     advertised_outputs = {t["name"]: (t["datatype"], list(t["shape"])) for t in metadata["outputs"]}
-    assert advertised_inputs == {sig.name: (sig.datatype, list(sig.dims)) for sig in contract.inputs}
+    # The declared OMS metadata inputs are required too, so they are advertised with the maps.
+    assert advertised_inputs == {sig.name: (sig.datatype, list(sig.dims)) for sig in contract.inputs + contract.metadata_inputs}
     assert advertised_outputs == {sig.name: (sig.datatype, list(sig.dims)) for sig in contract.outputs}
