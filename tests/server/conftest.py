@@ -268,3 +268,9 @@ def reference_body(contract, batch_of, reference_n_ls) -> dict:
 @pytest.fixture(scope="session")
 def reference_expected(reference_body, expected_response) -> dict:
     return expected_response(reference_body)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The load test runs last: the container's peak memory (test_resources) must be that of
+    single requests as DIALS sends them, not of eight concurrent clients."""
+    items.sort(key=lambda item: item.path.name == "test_load.py")
