@@ -234,7 +234,7 @@ def ensure_image(
     profile=None,
     requirements: list[str] | tuple[str, ...] = (),
 ) -> str:
-    """Make ``image`` available locally with the packages the folder needs; returns what was done.
+    """Make ``image`` available locally with the packages the folder needs; returns the image to run.
 
     Order: a real (non stand-in) image of that name, present or pullable, is used as is (it has
     every package of the image). Otherwise the stand-in is used: its core built from Debian and
@@ -246,9 +246,9 @@ def ensure_image(
     client = docker_client()
     profile = profile or profile_for_image(image)
     if image_exists(image, client) and not is_standin(image, client):
-        return "present"
+        return image
     if not image_exists(image, client) and os.environ.get("DIALSGATE_NO_PULL") != "1" and _try_pull(image, log):
-        return "pulled"
+        return image
     script = Path(repository_root) / STANDIN_SCRIPT if repository_root is not None else None
     if script is None or not script.is_file():
         raise ServingError(
@@ -258,9 +258,11 @@ def ensure_image(
     base = f"dialsgate-standin:{profile.name}-core"
     _run_logged(["bash", str(script), "--image", base, "--profile", str(profile.folder), "--no-pull"], log, f"{script}", cwd=str(script.parent.parent))
     target = _extras_image(base, profile, list(requirements), client, log) if requirements else base
+    # The template's name points at it too (for `dismcli start-api` by hand); the gate itself runs
+    # `target`, so two gates with different package sets never race on that one name.
     client.images.get(target).tag(image)
     log(f"{image} -> {target}")
-    return "stand-in"
+    return target
 
 
 def image_build_or_check(image: str, repository_root: Path | str, log: Callable[[str], None] = print) -> tuple[str, float]:
@@ -611,6 +613,6 @@ def serve_contract(
     contract, repository_root: Path | str | None = None, log: Callable[[str], None] = print, requirements: tuple[str, ...] = ()
 ) -> Iterator[Served]:
     """ensure_image + prepared_model_folder + serve_model_folder in one step."""
-    ensure_image(contract.image, repository_root, log=log, requirements=requirements)
-    with prepared_model_folder(contract) as folder, serve_model_folder(folder, contract) as served:
+    image = ensure_image(contract.image, repository_root, log=log, requirements=requirements)
+    with prepared_model_folder(contract) as folder, serve_model_folder(folder, contract, image=image) as served:
         yield served

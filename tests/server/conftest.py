@@ -72,15 +72,17 @@ def served(request, contract, subject, tmp_path_factory):
         failure = None
         try:
             subject.require_safe_model_file()  # a model file naming os.system is never served
-            serving.ensure_image(contract.image, REPOSITORY, log=say, profile=subject.profile, requirements=subject.needs.requirements(subject.profile))
+            image = serving.ensure_image(
+                contract.image, REPOSITORY, log=say, profile=subject.profile, requirements=subject.needs.requirements(subject.profile)
+            )
             folder = stack.enter_context(serving.prepared_model_folder(contract, workdir=tmp_path_factory.mktemp("serve")))
-            server = stack.enter_context(serving.serve_model_folder(folder, contract))
+            server = stack.enter_context(serving.serve_model_folder(folder, contract, image=image))
         except (serving.ServingError, AssertionError) as error:  # CheckFailed is an AssertionError
             failure = f"the server layer could not serve {contract.code_dir}:\n{error}"
         if failure:  # outside the except block: the message alone, without a chained traceback
             pytest.fail(failure, pytrace=False)
         say(
-            f"{contract.name} served from {folder} by {contract.image} at {server.url} "
+            f"{contract.name} served from {folder} by {contract.image} (as {image}) at {server.url} "
             f"({server.network_mode} network), model ready {server.ready_seconds:.1f} s after start"
         )
         config.stash[SERVED_KEY] = server
