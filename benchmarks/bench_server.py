@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     print(f"reference batch: {batch_file or 'template-shaped sample inputs'}; sizes {sizes}; {args.repetitions} repetitions")
 
     # Image.
-    verdict, image_seconds = serving.image_build_or_check(contract.image, REPOSITORY, log=lambda line: None)
+    verdict, image_seconds = serving.image_build_or_check(contract.image, log=lambda line: None)
     verdict = re.sub(r"^\[[^]]*\]\s*", "", verdict)
     print(f"image: {image_seconds:6.1f} s  {verdict}")
 

@@ -15,7 +15,7 @@ Settings (environment):
 ``DIALSGATE_READY_TIMEOUT``
     seconds to wait for the model to become ready (default 120).
 
-Used by the server test layer (``tests/server``), the pre-deploy gate and ``benchmarks``.
+Used by the server layer (``dialsgate/layers/test_server_*.py``), the pre-deploy gate and ``benchmarks``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ NETWORK_MODES = ("host", "bridge", "auto")
 #: MLServer's ports inside the container when it is not on the host's network.
 CONTAINER_HTTP_PORT = 8080
 CONTAINER_GRPC_PORT = 8081
-STANDIN_SCRIPT = Path("serving") / "build-standin-image.sh"
+#: Builds the core of a stand-in image (shipped with dialsgate).
+STANDIN_SCRIPT = Path(__file__).resolve().parent / "build-standin-image.sh"
 LOG_TAIL_LINES = 200
 
 
@@ -229,7 +230,6 @@ def _extras_image(base: str, profile, requirements: list[str], client, log: Call
 
 def ensure_image(
     image: str,
-    repository_root: Path | str | None = None,
     log: Callable[[str], None] = print,
     profile=None,
     requirements: list[str] | tuple[str, ...] = (),
@@ -238,7 +238,7 @@ def ensure_image(
 
     Order: a real (non stand-in) image of that name, present or pullable, is used as is (it has
     every package of the image). Otherwise the stand-in is used: its core built from Debian and
-    PyPI by ``serving/build-standin-image.sh`` (once per profile), plus the folder's extra image
+    PyPI by ``build-standin-image.sh`` (beside this module) (once per profile), plus the folder's extra image
     packages (``requirements``, once per set); the template's image name is then pointed at it.
     """
     from .profiles import profile_for_image
@@ -249,14 +249,8 @@ def ensure_image(
         return image
     if not image_exists(image, client) and os.environ.get("DIALSGATE_NO_PULL") != "1" and _try_pull(image, log):
         return image
-    script = Path(repository_root) / STANDIN_SCRIPT if repository_root is not None else None
-    if script is None or not script.is_file():
-        raise ServingError(
-            f"the serving image {image} is not present locally and could not be pulled; "
-            f"load it (docker load / docker pull {image}) or build the stand-in with serving/build-standin-image.sh"
-        )
     base = f"dialsgate-standin:{profile.name}-core"
-    _run_logged(["bash", str(script), "--image", base, "--profile", str(profile.folder), "--no-pull"], log, f"{script}", cwd=str(script.parent.parent))
+    _run_logged(["bash", str(STANDIN_SCRIPT), "--image", base, "--profile", str(profile.folder), "--no-pull"], log, f"{STANDIN_SCRIPT}")
     target = _extras_image(base, profile, list(requirements), client, log) if requirements else base
     # The template's name points at it too (for `dismcli start-api` by hand); the gate itself runs
     # `target`, so two gates with different package sets never race on that one name.
@@ -265,16 +259,16 @@ def ensure_image(
     return target
 
 
-def image_build_or_check(image: str, repository_root: Path | str, log: Callable[[str], None] = print) -> tuple[str, float]:
+def image_build_or_check(image: str, log: Callable[[str], None] = print) -> tuple[str, float]:
     """Run the stand-in build script even when the image exists (it says "up to date" quickly).
 
     Returns (last line of its output, seconds). Falls back to :func:`ensure_image` when the
     repository has no such script.
     """
-    script = Path(repository_root) / STANDIN_SCRIPT
+    script = STANDIN_SCRIPT
     start = time.perf_counter()
     if not script.is_file():
-        return ensure_image(image, repository_root, log), time.perf_counter() - start
+        return ensure_image(image, log), time.perf_counter() - start
     docker_client()
     result = subprocess.run(
         ["bash", str(script), "--image", image], cwd=str(script.parent.parent), capture_output=True, text=True
@@ -610,9 +604,9 @@ def container_peak_memory(container) -> PeakMemory:
 
 @contextlib.contextmanager
 def serve_contract(
-    contract, repository_root: Path | str | None = None, log: Callable[[str], None] = print, requirements: tuple[str, ...] = ()
+    contract, log: Callable[[str], None] = print, requirements: tuple[str, ...] = ()
 ) -> Iterator[Served]:
     """ensure_image + prepared_model_folder + serve_model_folder in one step."""
-    image = ensure_image(contract.image, repository_root, log=log, requirements=requirements)
+    image = ensure_image(contract.image, log=log, requirements=requirements)
     with prepared_model_folder(contract) as folder, serve_model_folder(folder, contract, image=image) as served:
         yield served

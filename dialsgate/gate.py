@@ -29,15 +29,22 @@ from pathlib import Path
 
 from .contract import load_contract
 
+#: The checkout dialsgate runs from (this repository, with its tox.ini), or site-packages when installed.
 REPOSITORY = Path(__file__).resolve().parent.parent
+#: What makes the directory around a template this repository (its own model's tests and tox envs).
+OWN_MARKER = Path("model_src") / "pixelnmf_train"
 LAYERS = ("fast", "parity", "server")
-#: This repository's model registers its report pictures (the generic report knows no model).
-OWN_PICTURE_HOOKS = [f"{REPOSITORY}/model_src/pixelnmf_train/report_pictures.py:pictures"]
 DEFAULT_DIALS_URL = "https://dev-cmsdials-api.web.cern.ch"
 #: Tests of this repository's own model and tooling; they run when the gate checks this
 #: repository's template, never for another model.
 PROJECT_TESTS = {"fast": ["tests/fast", "tests/model"]}
-CONTRACT_TESTS = {"fast": ["tests/fast/test_contract.py"], "parity": ["tests/parity"], "server": ["tests/server"]}
+
+
+def contract_tests(layer: str) -> list[str]:
+    """The layer's modules, shipped with dialsgate (dialsgate/layers)."""
+    from .layers import layer_files
+
+    return [str(path) for path in layer_files(layer)]
 
 
 @dataclass
@@ -93,13 +100,20 @@ def runner_is_venv() -> bool:
 
 def run_layer(layer: str, options: list[str], runner: str, work: Path, is_own_template: bool, extra: list[str]) -> list[Row]:
     summary_file = work / f"{layer}.json"
-    paths = (PROJECT_TESTS.get(layer) if is_own_template else None) or CONTRACT_TESTS[layer]
+    paths = [*PROJECT_TESTS.get(layer, []), *contract_tests(layer)] if is_own_template else contract_tests(layer)
     pytest_args = [*paths, *options, "--gate-summary", str(summary_file), "-p", "no:cacheprovider", *extra]
+    if runner == "tox" or is_own_template:
+        cwd, environment = REPOSITORY, (_clean_environment() if runner == "tox" else dict(os.environ))
+    else:
+        # Anywhere else (a model author's repository): our plugin and an empty ini, so their
+        # pytest configuration and conftest files stay out of the gate.
+        (work / "pytest.ini").write_text("[pytest]\n")
+        pytest_args += ["-c", str(work / "pytest.ini"), "--rootdir", str(work), "-p", "dialsgate.plugin"]
+        cwd, environment = work, {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
     command = layer_command(layer, runner, pytest_args)
     print(f"\n=== gate: layer {layer}: {shlex.join(command)}", flush=True)
     start = time.perf_counter()
-    environment = _clean_environment() if runner == "tox" else dict(os.environ)
-    returncode = subprocess.run(command, cwd=REPOSITORY, env=environment).returncode
+    returncode = subprocess.run(command, cwd=cwd, env=environment).returncode
     print(f"=== gate: layer {layer} finished in {time.perf_counter() - start:.1f} s (exit {returncode})", flush=True)
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     return rows_from_summary(layer, summary, returncode)
@@ -157,14 +171,16 @@ def next_steps(contract, dials_url: str) -> list[str]:
     ]
 
 
-def is_own_model(contract) -> bool:
-    """A template of this repository (either deployment), whose pictures we know how to draw."""
-    return contract.template_path.parent == REPOSITORY
+def own_picture_hooks(contract) -> list[str] | None:
+    """This repository's model (either deployment) registers its report pictures; the generic
+    report knows no model."""
+    hook = contract.template_path.parent / OWN_MARKER / "report_pictures.py"
+    return [f"{hook}:pictures"] if hook.is_file() else None
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Pre-deploy gate: run every layer, refuse any skip, print a verdict.")
-    parser.add_argument("--template", type=Path, default=REPOSITORY / "template.yaml")
+    parser.add_argument("--template", type=Path, default=Path("template.yaml"), help="the DISM template (default ./template.yaml)")
     parser.add_argument("--build-dir", type=Path, help="a dismcli .dism-artifacts/build/<ResourceKey> folder")
     parser.add_argument("--resource", help="resource key, when the template has several MLServer resources")
     parser.add_argument("--reference-batch", type=Path)
@@ -200,27 +216,27 @@ def run_gate(args, extra: list[str]) -> Verdict:
         contract = load_contract(template, build_dir=args.build_dir, resource_key=args.resource)
     except Exception as error:
         return Verdict([Row("gate", "load_contract", "error", f"{template}: {type(error).__name__}: {error}")], None)
-    options = ["--template", str(template)]
+    options = ["--dials-template", str(template)]
     if args.build_dir is not None:
-        options += ["--build-dir", str(args.build_dir.resolve())]
+        options += ["--dials-build-dir", str(args.build_dir.resolve())]
     if args.resource is not None:
-        options += ["--resource", args.resource]
+        options += ["--dials-resource", args.resource]
     if args.reference_batch is not None:
-        options += ["--reference-batch", str(args.reference_batch.resolve())]
+        options += ["--dials-reference-batch", str(args.reference_batch.resolve())]
     layers = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
     unknown = sorted(set(layers) - set(LAYERS))
     if unknown:
         raise SystemExit(f"unknown layers {unknown}; choose from {LAYERS}")
-    is_own_template = template == (REPOSITORY / "template.yaml").resolve()
+    is_own_template = template == (REPOSITORY / "template.yaml").resolve() and (REPOSITORY / OWN_MARKER).is_dir()
 
     rows: list[Row] = []
-    if "server" in layers and not any(arg.startswith("--server-url") for arg in extra):
+    if "server" in layers and not any(arg.startswith(("--server-url", "--dials-server-url")) for arg in extra):
         from .container import ensure_image
 
         print(f"=== gate: serving image {contract.image}", flush=True)
         image_start = time.perf_counter()
         try:
-            ensure_image(contract.image, REPOSITORY)
+            ensure_image(contract.image)
         except Exception as error:
             rows.append(Row("server", "serving_image", "error", f"{type(error).__name__}: {error}"))
         print(f"=== gate: serving image ready after {time.perf_counter() - image_start:.1f} s", flush=True)
@@ -245,7 +261,7 @@ def default_report_folder(template: Path, build_dir: Path | None, resource_key: 
     identity = f"{Path(template).resolve()}\0{Path(build_dir).resolve() if build_dir is not None else ''}\0{resource_key}"
     digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
     safe_key = re.sub(r"[^A-Za-z0-9_.-]", "_", resource_key) or "model"
-    return REPOSITORY / "report" / f"{safe_key}-{digest}"
+    return Path.cwd() / "report" / f"{safe_key}-{digest}"
 
 
 VERDICT_FILE = "verdict.json"
@@ -278,7 +294,7 @@ def main(argv=None) -> int:
                     folder,
                     reference_batch=args.reference_batch,
                     verdict_rows=[asdict(row) for row in verdict.rows],
-                    picture_hooks=OWN_PICTURE_HOOKS if is_own_model(verdict.contract) else None,
+                    picture_hooks=own_picture_hooks(verdict.contract),
                 )
                 print(f"report: {index}")
             except Exception as error:  # the report illustrates the verdict; it never changes it

@@ -19,11 +19,6 @@ class CheckFailed(AssertionError):
     """A conformance check found a defect; the message says which and where."""
 
 
-#: Checks known to fail for the model under test: {check id: reason}. They run as strict
-#: xfails (so they are seen, and a fix is noticed); the pre-deploy gate refuses any of them.
-EXPECTED_FAILURES: dict[str, str] = {}
-
-
 @dataclass(frozen=True)
 class CheckCase:
     id: str

@@ -28,11 +28,11 @@ from .concerns import CONCERNS, concern_of
 #: The core package set of the serving image (the profile of the image the templates name).
 DEFAULT_PINS = PROFILES_DIR / "mlserver-1.5.0" / "core.txt"
 
-#: Serving packages shown, in this order (names as in pins.txt, normalised).
+#: Serving packages shown, in this order (names as in the profile's core.txt, normalised).
 SERVING_PACKAGES = ("numpy", "scikit-learn", "joblib", "scipy", "mlserver", "mlserver-sklearn", "pydantic")
 PYTHON_NOTE = (
     "Python 3.10.12 (conda) in the real seldonio/mlserver:1.5.0 image; "
-    "Python 3.11 (Debian 12) in the local stand-in built by serving/build-standin-image.sh"
+    "Python 3.10 (the host's 3.10 copied into Debian 12) in the local stand-in built by dialsgate/build-standin-image.sh"
 )
 #: At most this many lumisections are offered to the picture hooks (the clean one included).
 MAX_PICTURES = 24

@@ -1,8 +1,8 @@
-"""Server layer: the model folder served by MLServer in its image, checked over HTTP.
+"""Fixtures of the server layer: the model folder served by MLServer in its image, over HTTP.
 
-    pytest tests/server                                    # build, serve in a container, check
-    pytest tests/server --build-dir .dism-artifacts/build/PixelNMF   # serve exactly that folder
-    pytest tests/server --server-url http://127.0.0.1:8080           # an already running server
+    pytest --dials-template t.yaml --dials-layers server                  # build, serve in a container, check
+    pytest --dials-template t.yaml --dials-layers server --dials-build-dir .dism-artifacts/build/<Key>
+    pytest --dials-template t.yaml --dials-layers server --dials-server-url http://127.0.0.1:8080
 
 Every expected answer comes from the same handler run outside the container, in the folder's
 serving environment (``Subject.handler``: the image's Python and packages): the
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +23,6 @@ import pytest
 from dialsgate import container as serving
 from dialsgate import v2
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 SERVED_KEY = pytest.StashKey["serving.Served"]()
 LOG_MARK_KEY = pytest.StashKey[int]()
 REQUEST_TIMEOUT = 600
@@ -48,7 +46,7 @@ def _live_output(config):
 def served(request, contract, subject, tmp_path_factory):
     """The server under test: a container serving the contract's folder, or ``--server-url``."""
     config = request.config
-    given = config.getoption("--server-url")
+    given = config.getoption("dials_server_url")
     if given:
         url = given.rstrip("/")
         failure = None
@@ -73,7 +71,7 @@ def served(request, contract, subject, tmp_path_factory):
         try:
             subject.require_safe_model_file()  # a model file naming os.system is never served
             image = serving.ensure_image(
-                contract.image, REPOSITORY, log=say, profile=subject.profile, requirements=subject.needs.requirements(subject.profile)
+                contract.image, log=say, profile=subject.profile, requirements=subject.needs.requirements(subject.profile)
             )
             folder = stack.enter_context(serving.prepared_model_folder(contract, workdir=tmp_path_factory.mktemp("serve")))
             server = stack.enter_context(serving.serve_model_folder(folder, contract, image=image))
@@ -99,10 +97,12 @@ def server_url(served) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _mark_container_log(request, served):
-    """Remember how long the container log was when the test started (see the report hook)."""
-    if served.container is not None:
-        request.node.stash[LOG_MARK_KEY] = len(served.logs().splitlines())
+def _mark_container_log(request):
+    """Remember how long the container log was when a server test started (see the report hook)."""
+    if request.node.get_closest_marker("server") is not None:
+        served = request.getfixturevalue("served")
+        if served.container is not None:
+            request.node.stash[LOG_MARK_KEY] = len(served.logs().splitlines())
     yield
 
 
@@ -272,7 +272,8 @@ def reference_expected(reference_body, expected_response) -> dict:
     return expected_response(reference_body)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """The load test runs last: the container's peak memory (test_resources) must be that of
-    single requests as DIALS sends them, not of eight concurrent clients."""
-    items.sort(key=lambda item: item.path.name == "test_load.py")
+    """The load test runs last: the container's peak memory (test_server_resources) must be that
+    of single requests as DIALS sends them, not of eight concurrent clients."""
+    items.sort(key=lambda item: item.path.name == "test_server_load.py")

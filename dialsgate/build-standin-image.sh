@@ -4,7 +4,7 @@
 # image-packages.txt constraints). The gate (dialsgate.container.ensure_image) adds the image
 # packages a model folder needs on top, and points the template's Image name at the result.
 #
-#   serving/build-standin-image.sh [--image NAME] [--profile DIR] [--force] [--no-pull]
+#   dialsgate/build-standin-image.sh [--image NAME] [--profile DIR] [--force] [--no-pull]
 #
 #   --image NAME  image name to provide (default: dialsgate-standin:<profile>-core)
 #   --profile DIR image profile folder (default: dialsgate/profiles/mlserver-1.5.0)
@@ -28,8 +28,7 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_DIR="$(cd "$SCRIPT_DIR/.." && pwd)"
-PROFILE_DIR="$REPO_DIR/dialsgate/profiles/mlserver-1.5.0"
+PROFILE_DIR="$SCRIPT_DIR/profiles/mlserver-1.5.0"
 
 LABEL_KEY="org.pixelnmf-dials.pins-sha256"
 RECIPE_KEY="org.pixelnmf-dials.standin-recipe"

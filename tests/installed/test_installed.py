@@ -1,0 +1,99 @@
+"""dialsgate as a DIALS model author gets it: `pip install <this repository>` into a fresh venv,
+then `dialsgate check` and `pytest --dials-template` on a copy of examples/nmf1d in a temporary
+folder, with no file of this repository around (no conftest, no tox.ini).
+
+The unbroken copy passes every layer; a copy whose handler answers Score as FP64 (the seed's
+Metric defect) fails, naming check_output_matches_signature[Score], both ways.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+EXAMPLE = REPOSITORY / "examples" / "nmf1d"
+BROKEN_CHECK = "check_output_matches_signature[Score]"
+
+
+def _run(command, cwd, timeout=3600):
+    # No variable of this repository's test environment may help the installed tool.
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "TOX_", "VIRTUAL_ENV"))}
+    return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def scratch():
+    folder = Path(tempfile.mkdtemp(prefix="dialsgate-installed-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def venv(scratch):
+    """A fresh venv with dialsgate installed from this repository (a copy of it: pip builds in place)."""
+    root = scratch / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
+    source = scratch / "source"
+    shutil.copytree(REPOSITORY, source, ignore=shutil.ignore_patterns(".git", ".tox", ".tools", ".venv", "report", "__pycache__", "*.egg-info", "build"))
+    installed = _run([str(root / "bin" / "pip"), "install", "--quiet", str(source)], cwd=scratch)
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+    return root
+
+
+def _model_copy(scratch: Path, name: str, broken: bool) -> Path:
+    copy = scratch / name
+    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    if broken:
+        app = copy / "mlserver-model" / "app.py"
+        text = app.read_text().replace('SCORE_DATATYPE = "FP32"', 'SCORE_DATATYPE = "FP64"').replace(
+            "score.astype(np.float32).tolist()", "score.astype(np.float64).tolist()"
+        )
+        app.write_text(text)
+    return copy
+
+
+def _verdict(report: Path) -> list[dict]:
+    return json.loads((report / "verdict.json").read_text())
+
+
+def test_dialsgate_check_passes_a_good_folder(venv, scratch):
+    model = _model_copy(scratch, "good", broken=False)
+    run = _run([str(venv / "bin" / "dialsgate"), "check", "template.yaml", "--report", str(scratch / "good-report")], cwd=model)
+    rows = _verdict(scratch / "good-report")
+    failed = [row for row in rows if row["result"] != "passed"]
+    assert run.returncode == 0 and not failed, f"{failed}\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
+    assert {row["layer"] for row in rows} == {"fast", "parity", "server"}
+    assert "GATE PASSED" in run.stdout
+
+
+def test_dialsgate_check_fails_a_broken_folder_naming_the_check(venv, scratch):
+    model = _model_copy(scratch, "broken", broken=True)
+    run = _run([str(venv / "bin" / "dialsgate"), "check", "template.yaml", "--layers", "fast", "--report", str(scratch / "broken-report")], cwd=model)
+    assert run.returncode == 1, run.stdout[-3000:]
+    row = next(row for row in _verdict(scratch / "broken-report") if row["check"] == BROKEN_CHECK and row["layer"] == "fast")
+    assert row["result"] == "failed" and "FP64" in row["reason"], row
+
+
+def test_pytest_plugin_passes_a_good_folder(venv, scratch):
+    model = _model_copy(scratch, "good-pytest", broken=False)
+    run = _run([str(venv / "bin" / "pytest"), "--dials-template", "template.yaml", "-q", "-p", "no:cacheprovider"], cwd=model)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert " passed" in run.stdout and "check_output_matches_signature[Score]" not in run.stdout
+
+
+def test_pytest_plugin_fails_a_broken_folder_naming_the_check(venv, scratch):
+    model = _model_copy(scratch, "broken-pytest", broken=True)
+    run = _run([str(venv / "bin" / "pytest"), "--dials-template", "template.yaml", "-q", "-p", "no:cacheprovider"], cwd=model)
+    assert run.returncode == 1, run.stdout[-4000:]
+    assert "FAILED " in run.stdout and BROKEN_CHECK in run.stdout, run.stdout[-4000:]
