@@ -163,7 +163,7 @@ def next_steps(contract, dials_url: str) -> list[str]:
         return [f"cd {shlex.quote(str(root))} && {package}"]
     folder = contract.template_path.parent
     build_dir = folder / ".dism-artifacts" / "build" / contract.resource_key
-    gate = ["python", "-m", "dialsgate.gate", "--template", str(contract.template_path), "--build-dir", str(build_dir)]
+    gate = ["python", "-m", "dialsgate", "check", str(contract.template_path), "--build-dir", str(build_dir)]
     return [
         f"cd {shlex.quote(str(folder))} && " + shlex.join(["dismcli", "build", "-f", contract.template_path.name, "-u", dials_url]),
         shlex.join(gate) + "   # the gate again, on exactly the files dismcli package zips",

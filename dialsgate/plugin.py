@@ -42,10 +42,10 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{layer}: dialsgate's {layer} layer")
     if config.getoption("dials_template") is None:
         return
-    # Collect the layer modules unless the caller named them (as the gate does).
-    given = {Path(str(arg).split("::")[0]).resolve() for arg in config.args}
+    # Collect the layer modules unless the caller named some of them (as the gate does).
+    given = [Path(str(arg).split("::")[0]).resolve() for arg in config.args]
     wanted = [path for layer in (config.getoption("dials_layers") or DEFAULT_LAYERS).split(",") if layer.strip() for path in layer_files(layer.strip())]
-    if not given & set(wanted):
+    if not any(layer_of(path) or path == wanted[0].parent for path in given):
         config.args[:] = [*config.args, *map(str, wanted)] if config.args_source == pytest.Config.ArgsSource.ARGS else list(map(str, wanted))
 
 

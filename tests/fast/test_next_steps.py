@@ -16,7 +16,7 @@ def test_from_code_uri_build_then_gate_the_build_folder_then_package():
     assert len(steps) == 3
     build, gate, package = steps
     assert "dismcli build -f template.yaml" in build
-    assert "dialsgate.gate" in gate and str(REPOSITORY / ".dism-artifacts" / "build" / "PixelNMF") in gate
+    assert "dialsgate check" in gate and str(REPOSITORY / ".dism-artifacts" / "build" / "PixelNMF") in gate
     assert package.split("#")[0].rstrip().endswith(f"dismcli package -u {URL}")
     assert "dismcli package -u" not in build + gate
 
