@@ -20,7 +20,14 @@ pytest_plugins = ("dialsgate.plugin",)
 
 REPOSITORY = Path(__file__).resolve().parent
 #: Layer of each test folder; the folder decides the marker, so `-k fast` / `-m fast` select it.
-LAYER_OF_FOLDER = {"fast": "fast", "model": "fast", "gate": "gate", "dismcli": "dismcli", "installed": "installed"}
+LAYER_OF_FOLDER = {
+    "fast": "fast",
+    "model": "fast",
+    "gate": "gate",
+    "report": "report",
+    "dismcli": "dismcli",
+    "installed": "installed",
+}
 
 
 #: Short option -> the plugin's option it stands for.

@@ -47,7 +47,9 @@ SEED = 4242
 def synthetic_inputs(model, n_ls: int) -> dict[str, np.ndarray]:
     """Maps of one synthetic run (repeated beyond 750 LS), plus OMS metadata the model needs."""
     run = synthetic.generate_run(min(n_ls, 750), seed=SEED, conditions=synthetic.default_conditions())
-    inputs = {name: np.ascontiguousarray(np.resize(run.maps[name], (n_ls, *run.maps[name].shape[1:]))) for name in model.input_names}
+    inputs = {
+        name: np.ascontiguousarray(np.resize(run.maps[name], (n_ls, *run.maps[name].shape[1:]))) for name in model.input_names
+    }
     if model.metadata_inputs:
         metadata = synthetic.oms_metadata(np.resize(run.pileup, n_ls))
         inputs.update({name: metadata[name] for name in model.metadata_inputs})
@@ -127,14 +129,20 @@ def main(argv=None) -> int:
     import sklearn
     import threadpoolctl
 
-    blas = ", ".join(f"{info['internal_api']} {info.get('version')} {info.get('architecture')}" for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas")
+    blas = ", ".join(
+        f"{info['internal_api']} {info.get('version')} {info.get('architecture')}"
+        for info in threadpoolctl.threadpool_info()
+        if info["user_api"] == "blas"
+    )
     print(f"python {platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}, {platform.machine()}, "
           f"{os.cpu_count()} CPUs, BLAS: {blas}")  # fmt: skip
     for key in args.deployments:
         deployment = DEPLOYMENTS[key]
         model = joblib.load(REPOSITORY / deployment.output)
         print(f"\n{key}: {deployment.output}, inputs {model.input_names}, {len(model.filters)} metadata filters")
-        print(f"{'LS':>6} {'ours s':>8} {'floor s':>8} {'(pass':>7} {'+ prod)':>8} {'x floor':>8} {'sklearn s':>10} {'sklearn x':>10} {'peak MB':>8}  per stage (s)")
+        print(
+            f"{'LS':>6} {'ours s':>8} {'floor s':>8} {'(pass':>7} {'+ prod)':>8} {'x floor':>8} {'sklearn s':>10} {'sklearn x':>10} {'peak MB':>8}  per stage (s)"
+        )
         for n_ls in args.sizes:
             inputs = synthetic_inputs(model, n_ls)
             stages: dict = {}

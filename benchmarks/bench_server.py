@@ -162,7 +162,10 @@ def main(argv=None) -> int:
                 predict, _ = median_seconds(lambda: model.predict_with_score(decoded), args.repetitions)
             # Floor of the decode: one conversion of each input's JSON list into a machine array.
             lists = [item["data"] for item in body["inputs"]]
-            decode_floor, _ = median_seconds(lambda: [array.array("d" if any(isinstance(v, float) for v in values[:1]) else "q", values) for values in lists], args.repetitions)
+            decode_floor, _ = median_seconds(
+                lambda: [array.array("d" if any(isinstance(v, float) for v in values[:1]) else "q", values) for values in lists],
+                args.repetitions,
+            )
     finally:
         handler.close()
     handler_seconds = max(total - parse, 0.0)
@@ -178,7 +181,9 @@ def main(argv=None) -> int:
         )
     if predict is not None:
         print(f"  of which predict (model.predict_with_score):                          {predict * 1e3:8.1f} ms")
-        print(f"  of which encode (the rest: InferenceResponse with the outputs):        {max(handler_seconds - decode - predict, 0.0) * 1e3:8.1f} ms")
+        print(
+            f"  of which encode (the rest: InferenceResponse with the outputs):        {max(handler_seconds - decode - predict, 0.0) * 1e3:8.1f} ms"
+        )
     print(f"round trip total ({largest} LS, container):                                 {round_trips[largest] * 1e3:8.1f} ms")
     print()
     print("summary")

@@ -48,10 +48,14 @@ def bad_requests(contract: Contract, arrays: dict[str, np.ndarray]) -> dict[str,
             may_be_ignored=True,
         ),
         # Not something DIALS sends either: taking one of the two copies is no defect.
-        "duplicated_input": BadRequest({"inputs": body["inputs"] + [copy.deepcopy(body["inputs"][0])]}, first.name, may_be_ignored=True),
+        "duplicated_input": BadRequest(
+            {"inputs": body["inputs"] + [copy.deepcopy(body["inputs"][0])]}, first.name, may_be_ignored=True
+        ),
         "inputs_empty_list": BadRequest({"inputs": []}, first.name),
         "wrong_datatype": BadRequest(replace_input(body, first.name, datatype=wrong_datatype), first.name),
-        "data_length_not_matching_shape": BadRequest(replace_input(body, first.name, data=first_array.ravel().tolist()[:-1]), first.name),
+        "data_length_not_matching_shape": BadRequest(
+            replace_input(body, first.name, data=first_array.ravel().tolist()[:-1]), first.name
+        ),
         "non_numeric_data": BadRequest(replace_input(body, first.name, data=["counts"] * first_array.size), first.name),
     }
     if np.dtype(v2.DTYPE_OF_DATATYPE[first.datatype]).kind in "iu":
@@ -59,11 +63,15 @@ def bad_requests(contract: Contract, arrays: dict[str, np.ndarray]) -> dict[str,
         negative = (-first_array.astype(np.int64) - 1).ravel().tolist()
         cases["negative_counts"] = BadRequest(replace_input(body, first.name, data=negative), first.name)
     if wrong_dims is not None:
-        cases["wrong_dims"] = BadRequest(replace_input(body, first.name, shape=list(wrong_dims.shape), data=wrong_dims.ravel().tolist()), first.name)
+        cases["wrong_dims"] = BadRequest(
+            replace_input(body, first.name, shape=list(wrong_dims.shape), data=wrong_dims.ravel().tolist()), first.name
+        )
     if len(contract.inputs) >= 2:
         second = contract.inputs[1]
         one_ls = small[second.name][:1]
-        cases["mismatched_batch_sizes"] = BadRequest(replace_input(body, second.name, shape=list(one_ls.shape), data=one_ls.ravel().tolist()), second.name)
+        cases["mismatched_batch_sizes"] = BadRequest(
+            replace_input(body, second.name, shape=list(one_ls.shape), data=one_ls.ravel().tolist()), second.name
+        )
     return cases
 
 

@@ -65,7 +65,11 @@ def build(template_path: Path, build_root: Path | None = None) -> Path:
                     shutil.copy2(entry, target / entry.name)
             props.CodeUri = Path(key)
             props.ModelUri = Path(props.ModelUri.name)
-            settings = {"name": props.Name, "implementation": props.Handler, "parameters": {"uri": str(props.ModelUri), "version": "0.1.0"}}
+            settings = {
+                "name": props.Name,
+                "implementation": props.Handler,
+                "parameters": {"uri": str(props.ModelUri), "version": "0.1.0"},
+            }
             with open(target / MODEL_SETTINGS, "w") as stream:
                 json.dump(settings, stream)
         with open(root / "template.yaml", "w") as stream:

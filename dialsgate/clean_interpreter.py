@@ -54,7 +54,9 @@ def _predict(spec: dict) -> dict:
 
     module_name, class_name = spec["handler"].rsplit(".", 1)
     handler_class = getattr(importlib.import_module(module_name), class_name)
-    settings = ModelSettings(name=spec["name"], implementation=handler_class, parameters=ModelParameters(uri=spec["model_file"], version="0.1.0"))
+    settings = ModelSettings(
+        name=spec["name"], implementation=handler_class, parameters=ModelParameters(uri=spec["model_file"], version="0.1.0")
+    )
     model = handler_class(settings)
     with open(spec["request"]) as stream:
         body = json.load(stream)

@@ -160,7 +160,9 @@ def _run_logged(command: list[str], log: Callable[[str], None], what: str, cwd: 
 
 def _try_pull(image: str, log: Callable[[str], None], timeout: int = 30) -> bool:
     log(f"image {image} is not present: trying docker pull (timeout {timeout} s)")
-    run = subprocess.run(["timeout", "--kill-after=5", str(timeout), "docker", "pull", "-q", image], capture_output=True, text=True)
+    run = subprocess.run(
+        ["timeout", "--kill-after=5", str(timeout), "docker", "pull", "-q", image], capture_output=True, text=True
+    )
     if run.returncode == 0:
         log(f"pulled {image}")
         return True
@@ -183,13 +185,28 @@ def _extras_image(base: str, profile, requirements: list[str], client, log: Call
 
     wheelhouse = cache_dir() / "wheelhouse" / digest
     wheelhouse.mkdir(parents=True, exist_ok=True)
-    python = client.containers.run(base, ["python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], remove=True, network_mode="none")
+    python = client.containers.run(
+        base, ["python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], remove=True, network_mode="none"
+    )
     python = python.decode().strip()
     from .serving_env import find_python
 
     host_python = find_python(tuple(int(part) for part in python.split(".")))
     _run_logged(
-        [host_python, "-m", "pip", "download", "--quiet", "--only-binary", ":all:", "-d", str(wheelhouse), *requirements, "-c", str(profile.packages_file)],
+        [
+            host_python,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary",
+            ":all:",
+            "-d",
+            str(wheelhouse),
+            *requirements,
+            "-c",
+            str(profile.packages_file),
+        ],
         log,
         "downloading the extra wheels",
     )
@@ -214,7 +231,9 @@ def _extras_image(base: str, profile, requirements: list[str], client, log: Call
     try:
         result = container.wait()
         if result.get("StatusCode") != 0:
-            raise ServingError(f"installing {requirements} into {base} failed:\n{container.logs().decode(errors='replace')[-3000:]}")
+            raise ServingError(
+                f"installing {requirements} into {base} failed:\n{container.logs().decode(errors='replace')[-3000:]}"
+            )
         base_config = client.images.get(base).attrs["Config"]
         changes = [
             f"USER {base_config.get('User') or '1000'}",
@@ -250,7 +269,9 @@ def ensure_image(
     if not image_exists(image, client) and os.environ.get("DIALSGATE_NO_PULL") != "1" and _try_pull(image, log):
         return image
     base = f"dialsgate-standin:{profile.name}-core"
-    _run_logged(["bash", str(STANDIN_SCRIPT), "--image", base, "--profile", str(profile.folder), "--no-pull"], log, f"{STANDIN_SCRIPT}")
+    _run_logged(
+        ["bash", str(STANDIN_SCRIPT), "--image", base, "--profile", str(profile.folder), "--no-pull"], log, f"{STANDIN_SCRIPT}"
+    )
     target = _extras_image(base, profile, list(requirements), client, log) if requirements else base
     # The template's name points at it too (for `dismcli start-api` by hand); the gate itself runs
     # `target`, so two gates with different package sets never race on that one name.
@@ -415,7 +436,9 @@ def model_ready_wait_strategy(url: str, model_name: str, timeout: float):
     class ModelReady(WaitStrategy):
         def wait_until_ready(self, container) -> None:
             try:
-                wait_until_model_ready(url, model_name, timeout=self._startup_timeout, still_running=lambda: _container_gone(container))
+                wait_until_model_ready(
+                    url, model_name, timeout=self._startup_timeout, still_running=lambda: _container_gone(container)
+                )
             except ModelNotReady as error:
                 raise ModelNotReady(_with_logs(str(error), _logs_of(container, LOG_TAIL_LINES))) from None
 
@@ -603,9 +626,7 @@ def container_peak_memory(container) -> PeakMemory:
 
 
 @contextlib.contextmanager
-def serve_contract(
-    contract, log: Callable[[str], None] = print, requirements: tuple[str, ...] = ()
-) -> Iterator[Served]:
+def serve_contract(contract, log: Callable[[str], None] = print, requirements: tuple[str, ...] = ()) -> Iterator[Served]:
     """ensure_image + prepared_model_folder + serve_model_folder in one step."""
     image = ensure_image(contract.image, log=log, requirements=requirements)
     with prepared_model_folder(contract) as folder, serve_model_folder(folder, contract, image=image) as served:

@@ -26,7 +26,7 @@ DTYPE_OF_DATATYPE = {
 
 def normalise_datatype(datatype: str) -> str:
     name = str(datatype).upper()
-    return name[len("TYPE_"):] if name.startswith("TYPE_") else name
+    return name[len("TYPE_") :] if name.startswith("TYPE_") else name
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,9 @@ class Worker:
 
     def call(self, op: str, **fields) -> dict:
         if self.process.poll() is not None:
-            raise WorkerFailed(f"the serving worker exited (code {self.process.returncode}); its last output:\n{self.stderr_tail()}")
+            raise WorkerFailed(
+                f"the serving worker exited (code {self.process.returncode}); its last output:\n{self.stderr_tail()}"
+            )
         self.process.stdin.write(json.dumps({"op": op, **fields}) + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
@@ -102,12 +104,16 @@ def run_once(environment: ServingEnvironment, op: str, **fields) -> dict:
 class WorkerHandler:
     """The contract's handler, loaded in its serving environment; ``predict(body) -> Outcome``."""
 
-    def __init__(self, contract: Contract, environment: ServingEnvironment, folder: Path | None = None, model_file: Path | None = None):
+    def __init__(
+        self, contract: Contract, environment: ServingEnvironment, folder: Path | None = None, model_file: Path | None = None
+    ):
         self.contract = contract
         self.worker = Worker(environment)
         folder = folder or contract.code_dir
         model_file = model_file or contract.model_file
-        answer = self.worker.call("load", folder=str(folder), handler=contract.handler, name=contract.name, model_file=str(model_file))
+        answer = self.worker.call(
+            "load", folder=str(folder), handler=contract.handler, name=contract.name, model_file=str(model_file)
+        )
         if answer.get("failed"):
             self.worker.close()
             raise WorkerFailed(f"{answer['error']}\n{answer.get('traceback', '')}")
@@ -144,7 +150,9 @@ class HttpEndpoint:
         self.session = requests.Session()
 
     def predict(self, body: dict) -> Outcome:
-        response = self.session.post(self.infer_url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=self.timeout)
+        response = self.session.post(
+            self.infer_url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=self.timeout
+        )
         if response.status_code == 200:
             return Outcome(response=response.json())
         return Outcome(status=response.status_code, error=response.text)

@@ -71,7 +71,9 @@ def rows_from_summary(layer: str, summary: dict | None, returncode: int) -> list
         return [Row(layer, "(layer)", "error", f"pytest did not finish (exit {returncode}); see its output above")]
     rows = [Row(layer, check_name(r["nodeid"]), r["outcome"], r["reason"]) for r in summary["results"]]
     rows += [Row(layer, f"(collection) {e['nodeid']}", "error", e["reason"]) for e in summary["collection_errors"]]
-    rows += [Row(layer, check_name(nodeid), "deselected", "deselected: the gate runs every check") for nodeid in summary["deselected"]]
+    rows += [
+        Row(layer, check_name(nodeid), "deselected", "deselected: the gate runs every check") for nodeid in summary["deselected"]
+    ]
     if not summary["results"]:
         rows.append(Row(layer, "(layer)", "failed", "no test ran in this layer"))
     if summary["exitstatus"] not in (0, 1) and all(row.passed for row in rows):
@@ -109,7 +111,10 @@ def run_layer(layer: str, options: list[str], runner: str, work: Path, is_own_te
         # pytest configuration and conftest files stay out of the gate.
         (work / "pytest.ini").write_text("[pytest]\n")
         pytest_args += ["-c", str(work / "pytest.ini"), "--rootdir", str(work), "-p", "dialsgate.plugin"]
-        cwd, environment = work, {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
+        cwd, environment = (
+            work,
+            {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))},
+        )
     command = layer_command(layer, runner, pytest_args)
     print(f"\n=== gate: layer {layer}: {shlex.join(command)}", flush=True)
     start = time.perf_counter()
@@ -165,7 +170,8 @@ def next_steps(contract, dials_url: str) -> list[str]:
     build_dir = folder / ".dism-artifacts" / "build" / contract.resource_key
     gate = ["python", "-m", "dialsgate", "check", str(contract.template_path), "--build-dir", str(build_dir)]
     return [
-        f"cd {shlex.quote(str(folder))} && " + shlex.join(["dismcli", "build", "-f", contract.template_path.name, "-u", dials_url]),
+        f"cd {shlex.quote(str(folder))} && "
+        + shlex.join(["dismcli", "build", "-f", contract.template_path.name, "-u", dials_url]),
         shlex.join(gate) + "   # the gate again, on exactly the files dismcli package zips",
         f"cd {shlex.quote(str(folder))} && {package}   # only after that gate passed",
     ]
@@ -180,18 +186,30 @@ def own_picture_hooks(contract) -> list[str] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Pre-deploy gate: run every layer, refuse any skip, print a verdict.")
-    parser.add_argument("--template", type=Path, default=Path("template.yaml"), help="the DISM template (default ./template.yaml)")
+    parser.add_argument(
+        "--template", type=Path, default=Path("template.yaml"), help="the DISM template (default ./template.yaml)"
+    )
     parser.add_argument("--build-dir", type=Path, help="a dismcli .dism-artifacts/build/<ResourceKey> folder")
     parser.add_argument("--resource", help="resource key, when the template has several MLServer resources")
     parser.add_argument("--reference-batch", type=Path)
-    parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated subset of fast,parity,server (a subset never passes the gate)")
-    parser.add_argument("--runner", choices=("tox", "here"), default="tox", help="tox: each layer in its own environment; here: this interpreter")
+    parser.add_argument(
+        "--layers", default=",".join(LAYERS), help="comma-separated subset of fast,parity,server (a subset never passes the gate)"
+    )
+    parser.add_argument(
+        "--runner", choices=("tox", "here"), default="tox", help="tox: each layer in its own environment; here: this interpreter"
+    )
     parser.add_argument("--fail-fast", action="store_true", help="stop after the first layer with a failure")
     parser.add_argument(
-        "--report", type=Path, help="folder for the HTML report and verdict.json (default ./report/<ResourceKey>-<hash>, see README)"
+        "--report",
+        type=Path,
+        help="folder for the HTML report and verdict.json (default ./report/<ResourceKey>-<hash>, see README)",
     )
-    parser.add_argument("--no-report", action="store_true", help="write nothing to disk (no HTML report, no verdict.json unless --verdict-json)")
-    parser.add_argument("--verdict-json", type=Path, help="also write the verdict rows as JSON to this file (even with --no-report)")
+    parser.add_argument(
+        "--no-report", action="store_true", help="write nothing to disk (no HTML report, no verdict.json unless --verdict-json)"
+    )
+    parser.add_argument(
+        "--verdict-json", type=Path, help="also write the verdict rows as JSON to this file (even with --no-report)"
+    )
     parser.add_argument("--dials-url", default=DEFAULT_DIALS_URL)
     return parser
 
@@ -246,7 +264,10 @@ def run_gate(args, extra: list[str]) -> Verdict:
             layer_rows = run_layer(layer, options, args.runner, Path(work), is_own_template, extra)
             rows += layer_rows
             if args.fail_fast and not all(row.passed for row in layer_rows):
-                rows += [Row(other, "(layer)", "not run", "--fail-fast after a failing layer") for other in layers[layers.index(layer) + 1 :]]
+                rows += [
+                    Row(other, "(layer)", "not run", "--fail-fast after a failing layer")
+                    for other in layers[layers.index(layer) + 1 :]
+                ]
                 break
     rows += [Row(layer, "(layer)", "not run", "the gate needs every layer") for layer in LAYERS if layer not in layers]
     return Verdict(rows, contract)

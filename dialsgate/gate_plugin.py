@@ -22,7 +22,9 @@ NOTE_PROPERTY = "dialsgate_note"
 
 
 def pytest_addoption(parser):
-    parser.getgroup("dialsgate").addoption("--gate-summary", default=None, help="write test outcomes as JSON here (used by the gate)")
+    parser.getgroup("dialsgate").addoption(
+        "--gate-summary", default=None, help="write test outcomes as JSON here (used by the gate)"
+    )
 
 
 def pytest_configure(config):
@@ -114,7 +116,9 @@ class _Recorder:
                 reason = next((str(value) for key, value in report.user_properties if key == NOTE_PROPERTY), reason)
         else:
             return
-        self.results.append({"nodeid": report.nodeid, "outcome": outcome, "reason": reason, "duration": round(report.duration, 3)})
+        self.results.append(
+            {"nodeid": report.nodeid, "outcome": outcome, "reason": reason, "duration": round(report.duration, 3)}
+        )
 
     def pytest_sessionfinish(self, session, exitstatus):
         self.path.parent.mkdir(parents=True, exist_ok=True)

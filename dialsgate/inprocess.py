@@ -92,7 +92,9 @@ class InProcessHandler:
             self.model = handler_class(_model_settings(contract, handler_class))
             self._loop.run_until_complete(self.model.load())
             # Keep the folder's modules for later calls (lazy imports inside predict).
-            self._modules = {key: mod for key, mod in sys.modules.items() if key.split(".")[0] in folder_module_names(contract.code_dir)}
+            self._modules = {
+                key: mod for key, mod in sys.modules.items() if key.split(".")[0] in folder_module_names(contract.code_dir)
+            }
 
     def predict(self, body: dict) -> Outcome:
         from mlserver.errors import MLServerError

@@ -133,7 +133,10 @@ def audit_joblib(path) -> Audit:
         def load(file, **kwargs):
             return _ObjectArrayUnpickler(file).load()
 
-    with _patched(numpy_pickle.NumpyUnpickler, "find_class", record_and_stub), _patched(numpy_pickle, "pickle", _PickleForJoblib()):
+    with (
+        _patched(numpy_pickle.NumpyUnpickler, "find_class", record_and_stub),
+        _patched(numpy_pickle, "pickle", _PickleForJoblib()),
+    ):
         try:
             numpy_pickle.load(path)
         except Exception as error:  # a stub may break the object graph late in the file

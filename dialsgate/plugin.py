@@ -28,11 +28,21 @@ def pytest_addoption(parser):
     group = parser.getgroup("dialsgate", "DIALS model folder under test (dialsgate)")
     group.addoption("--dials-template", default=None, help="the model's DISM template.yaml")
     group.addoption("--dials-resource", default=None, help="resource key, when the template has several MLServer resources")
-    group.addoption("--dials-build-dir", default=None, help="a dismcli .dism-artifacts/build/<ResourceKey> folder to check instead of CodeUri")
-    group.addoption("--dials-reference-batch", default=None, help=".npz with one array per template input (default: found beside the template)")
-    group.addoption("--dials-server-url", default=None, help="run the server layer against this running server instead of a container")
     group.addoption(
-        "--dials-layers", default=None, help=f"layers to collect with --dials-template (default {DEFAULT_LAYERS}; all: {','.join(LAYER_NAMES)})"
+        "--dials-build-dir", default=None, help="a dismcli .dism-artifacts/build/<ResourceKey> folder to check instead of CodeUri"
+    )
+    group.addoption(
+        "--dials-reference-batch",
+        default=None,
+        help=".npz with one array per template input (default: found beside the template)",
+    )
+    group.addoption(
+        "--dials-server-url", default=None, help="run the server layer against this running server instead of a container"
+    )
+    group.addoption(
+        "--dials-layers",
+        default=None,
+        help=f"layers to collect with --dials-template (default {DEFAULT_LAYERS}; all: {','.join(LAYER_NAMES)})",
     )
 
 
@@ -44,9 +54,16 @@ def pytest_configure(config):
         return
     # Collect the layer modules unless the caller named some of them (as the gate does).
     given = [Path(str(arg).split("::")[0]).resolve() for arg in config.args]
-    wanted = [path for layer in (config.getoption("dials_layers") or DEFAULT_LAYERS).split(",") if layer.strip() for path in layer_files(layer.strip())]
+    wanted = [
+        path
+        for layer in (config.getoption("dials_layers") or DEFAULT_LAYERS).split(",")
+        if layer.strip()
+        for path in layer_files(layer.strip())
+    ]
     if not any(layer_of(path) or path == wanted[0].parent for path in given):
-        config.args[:] = [*config.args, *map(str, wanted)] if config.args_source == pytest.Config.ArgsSource.ARGS else list(map(str, wanted))
+        config.args[:] = (
+            [*config.args, *map(str, wanted)] if config.args_source == pytest.Config.ArgsSource.ARGS else list(map(str, wanted))
+        )
 
 
 def pytest_collection_modifyitems(config, items):

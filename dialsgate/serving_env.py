@@ -124,7 +124,8 @@ def _unguarded_nodes(tree: ast.AST):
     def type_checking(node) -> bool:
         test = getattr(node, "test", None)
         return isinstance(node, ast.If) and (
-            (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+            (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+            or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
         )
 
     pending = [tree]
@@ -149,7 +150,12 @@ def module_in_folder(folder: Path, dotted: str) -> bool:
 @cache
 def stdlib_module_names(python: str) -> frozenset[str]:
     """The standard library of ``python`` (asked of the interpreter itself: 3.10 has no tomllib)."""
-    run = subprocess.run([python, "-I", "-c", "import sys; print('\\n'.join(sorted(sys.stdlib_module_names)))"], capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [python, "-I", "-c", "import sys; print('\\n'.join(sorted(sys.stdlib_module_names)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return frozenset(run.stdout.split())
 
 
@@ -196,7 +202,9 @@ def folder_needs(folder: Path, profile: ImageProfile, python: str, pickle_module
 
 def _version_of(python: str) -> tuple[int, int] | None:
     try:
-        run = subprocess.run([python, "-I", "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True, timeout=30)
+        run = subprocess.run(
+            [python, "-I", "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if run.returncode != 0:
@@ -246,7 +254,14 @@ class ServingEnvironment:
 
 def environment_key(profile: ImageProfile, python_version: str, requirements: list[str]) -> str:
     digest = hashlib.sha256()
-    for part in [RECIPE, profile.name, python_version, profile.core_file.read_text(), profile.packages_file.read_text(), *requirements]:
+    for part in [
+        RECIPE,
+        profile.name,
+        python_version,
+        profile.core_file.read_text(),
+        profile.packages_file.read_text(),
+        *requirements,
+    ]:
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:16]
 
@@ -290,11 +305,22 @@ def _build(environment: ServingEnvironment, python: str, log) -> None:
     if run.returncode != 0:
         raise ServingEnvironmentError(f"{python} -m venv {root} failed: {run.stderr.strip()}")
     pip = [str(root / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    command = [*pip, "install", "--quiet", "-r", str(profile.core_file), *environment.requirements, "-c", str(profile.packages_file)]
+    command = [
+        *pip,
+        "install",
+        "--quiet",
+        "-r",
+        str(profile.core_file),
+        *environment.requirements,
+        "-c",
+        str(profile.packages_file),
+    ]
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
-        raise ServingEnvironmentError(f"installing the image's packages failed ({' '.join(command[3:])}):\n{run.stderr.strip()[-3000:]}")
+        raise ServingEnvironmentError(
+            f"installing the image's packages failed ({' '.join(command[3:])}):\n{run.stderr.strip()[-3000:]}"
+        )
     freeze = subprocess.run([*pip, "list", "--format", "json"], capture_output=True, text=True, check=True)
     installed = {entry["name"].lower().replace("_", "-"): entry["version"] for entry in json.loads(freeze.stdout)}
     record = {"profile": profile.name, "python": python, "requirements": list(environment.requirements), "installed": installed}

@@ -58,7 +58,9 @@ class Worker:
         module_name, class_name = request["handler"].rsplit(".", 1)
         handler_class = getattr(importlib.import_module(module_name), class_name)
         settings = ModelSettings(
-            name=request["name"], implementation=handler_class, parameters=ModelParameters(uri=request["model_file"], version="0.1.0")
+            name=request["name"],
+            implementation=handler_class,
+            parameters=ModelParameters(uri=request["model_file"], version="0.1.0"),
         )
         self.model = handler_class(settings)
         self.loop.run_until_complete(self.model.load())

@@ -97,7 +97,9 @@ class Subject:
         dangerous = self.pickle_audit.dangerous()
         if dangerous:
             listed = ", ".join(f"{module}.{name}" for module, name, _ in dangerous)
-            raise CheckFailed(f"not loaded: {self.contract.model_file.name} references dangerous globals ({listed}); see check_pickle_globals_safe")
+            raise CheckFailed(
+                f"not loaded: {self.contract.model_file.name} references dangerous globals ({listed}); see check_pickle_globals_safe"
+            )
 
     # ------------------------------------------------------------------ the handler
 

@@ -58,7 +58,9 @@ def decode_metadata(request_input, datatype: str) -> np.ndarray:
     except (ValueError, TypeError) as error:
         raise InferenceError(f"input {name!r}: data is not a regular array ({error}); expected shape [N] of {datatype}") from None
     if values.ndim > 1 or values.size != shape[0]:
-        raise InferenceError(f"input {name!r}: {values.size} values of shape {list(values.shape)} received for shape {shape}; expected a flat list of {shape[0]}")
+        raise InferenceError(
+            f"input {name!r}: {values.size} values of shape {list(values.shape)} received for shape {shape}; expected a flat list of {shape[0]}"
+        )
     kinds = METADATA_KINDS[datatype]
     if values.size and values.dtype.kind not in kinds:
         raise InferenceError(f"input {name!r}: data must be {datatype} values, received dtype {values.dtype}")
@@ -91,7 +93,9 @@ def decode_counts(request_input, per_ls_shape: tuple[int, ...]) -> np.ndarray:
         except (ValueError, TypeError) as error:
             raise InferenceError(f"input {name!r}: data is not a regular numeric array ({error}); expected {expected}") from None
     if values.dtype.kind not in "iuf" or values.dtype.kind == "f" and values.size and not np.isfinite(values).all():
-        raise InferenceError(f"input {name!r}: data must be finite numeric counts for {INPUT_DATATYPE}, received dtype {values.dtype}")
+        raise InferenceError(
+            f"input {name!r}: data must be finite numeric counts for {INPUT_DATATYPE}, received dtype {values.dtype}"
+        )
     if values.dtype.kind == "f" and values.size and not (values == np.round(values)).all():
         raise InferenceError(f"input {name!r}: data must be whole-number counts for {INPUT_DATATYPE}")
     if values.size != int(np.prod(shape)):
@@ -106,14 +110,20 @@ class Handler(MLModel):
         model_uri = await get_model_uri(self._settings)
         model = joblib.load(model_uri)
         if not isinstance(model, PixelNMF):
-            raise TypeError(f"{model_uri} holds a {type(model).__module__}.{type(model).__qualname__}, expected a pixelnmf.PixelNMF from this folder")
+            raise TypeError(
+                f"{model_uri} holds a {type(model).__module__}.{type(model).__qualname__}, expected a pixelnmf.PixelNMF from this folder"
+            )
         self._model = model
         # Format 1 model files carry no metadata inputs.
         self._metadata_inputs = dict(getattr(model, "metadata_inputs", {}))
         # Model metadata (/v2/models/<name>) then advertises the contract: dismcli's
         # model-settings.json declares no inputs or outputs.
-        self.inputs = [MetadataTensor(name=name, datatype=INPUT_DATATYPE, shape=[-1, *shape]) for name, shape in model.input_shapes.items()]
-        self.inputs += [MetadataTensor(name=name, datatype=datatype, shape=[-1]) for name, datatype in self._metadata_inputs.items()]
+        self.inputs = [
+            MetadataTensor(name=name, datatype=INPUT_DATATYPE, shape=[-1, *shape]) for name, shape in model.input_shapes.items()
+        ]
+        self.inputs += [
+            MetadataTensor(name=name, datatype=datatype, shape=[-1]) for name, datatype in self._metadata_inputs.items()
+        ]
         self.outputs = [
             MetadataTensor(name=FLAG_OUTPUT, datatype="BOOL", shape=[-1]),
             MetadataTensor(name=METRIC_OUTPUT, datatype="FP32", shape=[-1]),

@@ -79,11 +79,17 @@ def check_model_settings_agree(subject) -> None:
 
     settings = json.loads(path.read_text())
     expected = subject.contract.model_settings()
-    received = {"name": settings.get("name"), "implementation": settings.get("implementation"), "uri": (settings.get("parameters") or {}).get("uri")}
+    received = {
+        "name": settings.get("name"),
+        "implementation": settings.get("implementation"),
+        "uri": (settings.get("parameters") or {}).get("uri"),
+    }
     wanted = {"name": expected["name"], "implementation": expected["implementation"], "uri": expected["parameters"]["uri"]}
     wrong = {key: (received[key], wanted[key]) for key in wanted if received[key] != wanted[key]}
     if wrong:
-        raise CheckFailed(f"{path} disagrees with the template: " + ", ".join(f"{k} is {r!r}, expected {w!r}" for k, (r, w) in wrong.items()))
+        raise CheckFailed(
+            f"{path} disagrees with the template: " + ", ".join(f"{k} is {r!r}, expected {w!r}" for k, (r, w) in wrong.items())
+        )
     if not (subject.package_folder / wanted["uri"]).is_file():
         raise CheckFailed(f"{path} points at {wanted['uri']!r}, which is not in {subject.package_folder}")
 

@@ -19,7 +19,9 @@ def check_pickle_globals_safe(subject) -> None:
     dangerous = audit.dangerous()
     if dangerous:
         listed = "; ".join(f"{module}.{name} ({danger.why})" for module, name, danger in dangerous)
-        raise CheckFailed(f"{subject.contract.model_file.name} references dangerous globals: {listed}. It was not loaded by any check.")
+        raise CheckFailed(
+            f"{subject.contract.model_file.name} references dangerous globals: {listed}. It was not loaded by any check."
+        )
     if not audit.globals:
         raise CheckFailed(f"no global found in {subject.contract.model_file}: not a joblib/pickle file? ({audit.error})")
 
@@ -49,13 +51,16 @@ def check_model_file_loads_with_image_versions(subject) -> None:
     """
     contract = subject.contract
     subject.require_safe_model_file()
-    answer = run_once(subject.environment, "load_model_strictly", folder=str(contract.code_dir), model_file=str(contract.model_file))
+    answer = run_once(
+        subject.environment, "load_model_strictly", folder=str(contract.code_dir), model_file=str(contract.model_file)
+    )
     if answer.get("failed"):
         raise CheckFailed(f"{contract.model_file.name} does not load under the image's packages: {answer['error']}")
     if answer["problems"]:
         versions = ", ".join(f"{name} {version}" for name, version in answer["versions"].items())
         raise CheckFailed(
-            f"{contract.model_file.name} was not written with the image's package versions (image: {versions}): " + "; ".join(answer["problems"])
+            f"{contract.model_file.name} was not written with the image's package versions (image: {versions}): "
+            + "; ".join(answer["problems"])
         )
 
 

@@ -67,7 +67,13 @@ def check_clean_interpreter_round_trip(subject) -> None:
     }
     (work / "request.json").write_text(json.dumps(subject.reference_body))
     (work / "spec.json").write_text(json.dumps(spec))
-    run = subprocess.run([str(python), "-I", "-B", str(CLEAN_INTERPRETER), str(work / "spec.json")], cwd=work, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [str(python), "-I", "-B", str(CLEAN_INTERPRETER), str(work / "spec.json")],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if run.returncode != 0 or not (work / "result.json").exists():
         raise CheckFailed(f"clean interpreter crashed (exit {run.returncode}):\n{run.stderr[-3000:]}")
     result = json.loads((work / "result.json").read_text())

@@ -93,7 +93,12 @@ def check_input_dims(subject, name: str) -> None:
     wider = v2.widened(arrays[name], signature.dims)
     if wider is not None:
         body = v2.request_body(contract, {**arrays, name: wider})
-        _refused(subject, body, name, f"input {name!r} with per-LS dims {list(wider.shape[1:])} instead of {list(signature.per_ls_dims)}")
+        _refused(
+            subject,
+            body,
+            name,
+            f"input {name!r} with per-LS dims {list(wider.shape[1:])} instead of {list(signature.per_ls_dims)}",
+        )
 
 
 def check_reference_batch_matches_template(subject) -> None:

@@ -50,12 +50,16 @@ class Finding:
 
 def python_files(folder: Path) -> list[Path]:
     """Every .py under ``folder`` (what MLServer may import), interpreter caches excluded."""
-    return sorted(path for path in Path(folder).rglob("*.py") if "__pycache__" not in path.relative_to(folder).parts and path.is_file())
+    return sorted(
+        path for path in Path(folder).rglob("*.py") if "__pycache__" not in path.relative_to(folder).parts and path.is_file()
+    )
 
 
 def _postpones_annotations(tree: ast.Module) -> bool:
     return any(
-        isinstance(node, ast.ImportFrom) and node.module == "__future__" and any(alias.name == "annotations" for alias in node.names)
+        isinstance(node, ast.ImportFrom)
+        and node.module == "__future__"
+        and any(alias.name == "annotations" for alias in node.names)
         for node in tree.body
     )
 
@@ -102,7 +106,12 @@ GUARD_EXCEPTIONS = {"ImportError", "ModuleNotFoundError", "AttributeError", "Nam
 
 
 def _names(node: ast.expr | None) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)} if node is not None else set()
+    return (
+        {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        | {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+        if node is not None
+        else set()
+    )
 
 
 def _lines(statements: list[ast.stmt]) -> set[int]:
@@ -248,7 +257,9 @@ BOUNDS = {
     # MLServer 1.5.0 alone (Python, uvicorn, the model runtime, before any model is loaded)
     # resides in about 150-200 MB; below 128 MiB the pod is OOM-killed at start. Above 64 GiB
     # no DIALS node schedules it: the number is a typo (Gi for Mi, an extra digit).
-    "memory": Bounds(Decimal(128 * 1024**2), Decimal(64 * 1024**3), "MLServer alone needs more than 128 MiB; more than 64 GiB fits no node"),
+    "memory": Bounds(
+        Decimal(128 * 1024**2), Decimal(64 * 1024**3), "MLServer alone needs more than 128 MiB; more than 64 GiB fits no node"
+    ),
     # A twentieth of a core is already a throttled MLServer (start-up takes minutes);
     # above 64 cores is a typo (m forgotten: "500" for "500m").
     "cpu": Bounds(Decimal("0.05"), Decimal(64), "below 0.05 cores MLServer crawls; more than 64 cores fits no node"),

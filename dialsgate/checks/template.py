@@ -46,7 +46,9 @@ def check_flag_output_is_bool(subject) -> None:
     contract = subject.contract
     names = {sig.name: sig for sig in contract.outputs}
     if contract.flagging_key in names and names[contract.flagging_key].datatype != "BOOL":
-        raise CheckFailed(f"FlaggingKey output {contract.flagging_key!r} is {names[contract.flagging_key].datatype}, expected BOOL")
+        raise CheckFailed(
+            f"FlaggingKey output {contract.flagging_key!r} is {names[contract.flagging_key].datatype}, expected BOOL"
+        )
 
 
 NUMERIC_DATATYPES = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
@@ -58,7 +60,9 @@ def check_metric_output_is_numeric(subject) -> None:
     names = {sig.name: sig for sig in contract.outputs}
     signature = names.get(contract.metric_key)
     if signature is not None and signature.datatype not in NUMERIC_DATATYPES:
-        raise CheckFailed(f"MetricKey output {contract.metric_key!r} is {signature.datatype}, expected a numeric datatype (e.g. FP32)")
+        raise CheckFailed(
+            f"MetricKey output {contract.metric_key!r} is {signature.datatype}, expected a numeric datatype (e.g. FP32)"
+        )
 
 
 def check_anomaly_threshold_finite(subject) -> None:
@@ -92,7 +96,12 @@ def check_datatypes_known(subject) -> None:
 
 
 def cases(contract):
-    found = [case(check_template_schema), case(check_datatypes_known), case(check_model_file_exists), case(check_handler_class_defined)]
+    found = [
+        case(check_template_schema),
+        case(check_datatypes_known),
+        case(check_model_file_exists),
+        case(check_handler_class_defined),
+    ]
     found += [case(check_key_in_outputs, key, key=key) for key in ("flagging_key", "metric_key") if getattr(contract, key)]
     if contract.flagging_key:
         found.append(case(check_flag_output_is_bool))

@@ -1,7 +1,7 @@
 """The fast layer's contract checks, generated from the template under test (see conftest.py).
 
-    pytest -k fast                          # all of them
-    pytest -k check_input_dims              # one check, every input
+pytest -k fast                          # all of them
+pytest -k check_input_dims              # one check, every input
 """
 
 from dialsgate.checks import fast_checks

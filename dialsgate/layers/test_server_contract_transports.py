@@ -18,7 +18,9 @@ ENDPOINTS = {"http": HttpEndpoint, "tritonclient": TritonEndpoint}
 def pytest_generate_tests(metafunc):
     if "transport_check" in metafunc.fixturenames:
         contract = contract_from_options(metafunc.config)
-        parametrize_checks(metafunc, "transport_check", [found for transport in ENDPOINTS for found in signature.cases(contract, transport)])
+        parametrize_checks(
+            metafunc, "transport_check", [found for transport in ENDPOINTS for found in signature.cases(contract, transport)]
+        )
 
 
 @pytest.fixture(scope="session")

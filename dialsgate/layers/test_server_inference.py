@@ -64,5 +64,3 @@ def test_single_lumisection(v2_client, contract, batch_of, expected_response, te
     answer = v2_client.infer(body)
     assert_same_outputs(_outputs(answer), v2.outputs_by_name(expected_response(body)))
     assert v2.output_signature(answer.json()) == template_output_signature(1)
-
-

@@ -65,7 +65,9 @@ def gather_facts(contract: Contract, out_dir, reference_batch=None, verdict_rows
         indices = sorted(chosen + ([clean] if clean is not None else []))
         pictures = run_hooks(contract, answers, indices, out_dir, picture_hooks)
         if left_out:
-            pictures.notes.append(f"{left_out} further flagged lumisections were not offered to the hooks (limit {MAX_PICTURES}).")
+            pictures.notes.append(
+                f"{left_out} further flagged lumisections were not offered to the hooks (limit {MAX_PICTURES})."
+            )
         anchors = {}
         for picture_set in pictures.sets:
             for picture in picture_set.pictures:
@@ -114,7 +116,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--reference-batch", type=Path, default=None, help=".npz with one array per input (default: beside the template)"
     )
-    parser.add_argument("--verdict", type=Path, default=None, help="the gate's verdict.json to show (list of {layer, check, result, reason})")
+    parser.add_argument(
+        "--verdict", type=Path, default=None, help="the gate's verdict.json to show (list of {layer, check, result, reason})"
+    )
     parser.add_argument(
         "--pictures", action="append", default=[], metavar="SPEC",
         help=f"a picture hook, module:function or file.py:function (repeatable; besides {ENVIRONMENT_VARIABLE} and the {GROUP} entry points)",
@@ -124,7 +128,9 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     contract = load_contract(args.template, build_dir=args.build_dir, resource_key=args.resource)
     verdict_rows = json.loads(args.verdict.read_text(encoding="utf-8")) if args.verdict else None
-    index = write_report(contract, args.out, reference_batch=args.reference_batch, verdict_rows=verdict_rows, picture_hooks=args.pictures)
+    index = write_report(
+        contract, args.out, reference_batch=args.reference_batch, verdict_rows=verdict_rows, picture_hooks=args.pictures
+    )
     pictures = sorted((index.parent / PICTURES_FOLDER).rglob("*.png"))
     size = sum(path.stat().st_size for path in [index, *pictures])
     print(f"wrote {index} and {len(pictures)} pictures ({size / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")

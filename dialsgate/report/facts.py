@@ -237,7 +237,6 @@ def docker_image(image: str | None, timeout: float = DOCKER_TIMEOUT_S) -> dict:
     }
 
 
-
 # -- the facts the page shows -----------------------------------------------------------------
 @dataclass
 class VerdictRow:
@@ -276,7 +275,9 @@ def verdict_facts(verdict_rows) -> Verdict:
     rows = []
     for entry in verdict_rows:
         layer, check = str(entry.get("layer", "")), str(entry.get("check", ""))
-        rows.append(VerdictRow(layer, check, str(entry.get("result", "")), str(entry.get("reason", "") or ""), concern_of(layer, check)))
+        rows.append(
+            VerdictRow(layer, check, str(entry.get("result", "")), str(entry.get("reason", "") or ""), concern_of(layer, check))
+        )
     groups = []
     for concern, title in CONCERNS.items():
         members = [row for row in rows if row.concern == concern]
@@ -344,7 +345,9 @@ def batch_facts(contract: Contract, answers: BatchAnswers) -> BatchFacts:
             count = int(members.sum())
             expected = int(answers.expected[members].sum()) if facts.labelled else "n/a"
             matching = int((answers.flag[members] == answers.expected[members]).sum()) if facts.labelled else "n/a"
-            facts.kinds.append(KindRow(kind, count, int(answers.flag[members].sum()), expected, matching, facts.labelled and matching != count))
+            facts.kinds.append(
+                KindRow(kind, count, int(answers.flag[members].sum()), expected, matching, facts.labelled and matching != count)
+            )
     for i in range(answers.n_ls):
         expected = None if answers.expected is None else bool(answers.expected[i])
         flag = bool(answers.flag[i])
@@ -414,7 +417,12 @@ def serving_facts(contract: Contract, pins_file: Path, image: dict) -> ServingFa
         ("size", fmt_size(image["size"])),
         ("user", image["user"] or "(image default)"),
         ("comment", image["comment"] or "-"),
-        ("which", "the local stand-in (Debian 12, Python 3.11)" if stand_in else "not marked as a stand-in (the real image, Python 3.10)"),
+        (
+            "which",
+            "the local stand-in (Debian 12, Python 3.11)"
+            if stand_in
+            else "not marked as a stand-in (the real image, Python 3.10)",
+        ),
     ]
     facts.labels = [(str(k), str(v)) for k, v in sorted(image["labels"].items())]
     return facts

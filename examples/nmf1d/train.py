@@ -61,7 +61,9 @@ def expected_shapes(rng: np.random.Generator, n: int, peak_factor=1.0, width_fac
     low = np.exp(-BIN_CENTRES / 4.0)[None, :].repeat(n, axis=0)
     low[:, :THRESHOLD_BINS] = 0.0
     low = _unit_rows(low)
-    shapes = (1 - double_fraction - low_fraction)[:, None] * main + double_fraction[:, None] * double + low_fraction[:, None] * low
+    shapes = (
+        (1 - double_fraction - low_fraction)[:, None] * main + double_fraction[:, None] * double + low_fraction[:, None] * low
+    )
     shapes[:, :THRESHOLD_BINS] = 0.0
     return _unit_rows(shapes)
 
@@ -126,7 +128,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", type=int, default=4000, help="normal lumisections to fit the components on")
     parser.add_argument("--validation", type=int, default=20000, help="normal lumisections to set the threshold on")
-    parser.add_argument("--allow-numpy-2", action="store_true", help="write the file under numpy 2 anyway (it may not load in the image)")
+    parser.add_argument(
+        "--allow-numpy-2", action="store_true", help="write the file under numpy 2 anyway (it may not load in the image)"
+    )
     args = parser.parse_args(argv)
     if int(np.__version__.split(".")[0]) >= 2 and not args.allow_numpy_2:
         parser.error(f"numpy {np.__version__}: train with the serving image's numpy 1.26 (see the docstring)")
@@ -140,7 +144,9 @@ def main(argv=None) -> int:
     unscaled = NMF1D(components, input_name=INPUT_NAME, score_scale=1.0, min_entries=MIN_ENTRIES)
     mse_train, _ = unscaled.mean_squared_error(train)
     scale = float(np.median(mse_train))
-    print(f"subset NNLS vs scipy.optimize.nnls, max |residual difference| on 500 LS: {cross_check_nnls(unscaled, fractions[:500]):.2e}")
+    print(
+        f"subset NNLS vs scipy.optimize.nnls, max |residual difference| on 500 LS: {cross_check_nnls(unscaled, fractions[:500]):.2e}"
+    )
 
     validation = normal_histograms(rng, args.validation)
     scored = NMF1D(components, input_name=INPUT_NAME, score_scale=scale, min_entries=MIN_ENTRIES)
@@ -161,7 +167,9 @@ def main(argv=None) -> int:
     print(f"wrote {model_file} ({model_file.stat().st_size} bytes) with numpy {np.__version__}, joblib {joblib.__version__}")
 
     kinds = ["normal"] * 10 + list(ANOMALIES) + ["normal"]
-    batch = np.concatenate([normal_histograms(rng, 1) if kind == "normal" else anomalous_histograms(rng, kind, 1) for kind in kinds])
+    batch = np.concatenate(
+        [normal_histograms(rng, 1) if kind == "normal" else anomalous_histograms(rng, kind, 1) for kind in kinds]
+    )
     permutation = rng.permutation(len(kinds))
     batch, kinds = batch[permutation], np.array(kinds)[permutation]
     np.savez(HERE / "reference_batch.npz", **{INPUT_NAME: batch.astype(np.int32)}, kind=kinds)

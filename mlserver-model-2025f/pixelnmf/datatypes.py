@@ -30,7 +30,7 @@ def normalise_datatype(datatype: str) -> str:
     """``TYPE_INT32`` -> ``INT32``; raises ValueError for names outside the V2 set."""
     name = str(datatype).upper()
     if name.startswith("TYPE_"):
-        name = name[len("TYPE_"):]
+        name = name[len("TYPE_") :]
     if name not in V2_TO_NUMPY:
         raise ValueError(f"unknown V2 datatype {datatype!r}; expected one of {sorted(V2_TO_NUMPY)}")
     return name

@@ -134,7 +134,9 @@ class PixelNMF:
         self.parameters = {**DEFAULT_PARAMETERS, **parameters}
         self.parameters["window"] = tuple(int(v) for v in self.parameters["window"])
         self.parameters["flag_blocks"] = tuple(tuple(int(v) for v in block) for block in self.parameters["flag_blocks"])
-        self.parameters["metadata_inputs"] = {str(name): str(datatype) for name, datatype in dict(self.parameters["metadata_inputs"]).items()}
+        self.parameters["metadata_inputs"] = {
+            str(name): str(datatype) for name, datatype in dict(self.parameters["metadata_inputs"]).items()
+        }
         self.parameters["filters"] = tuple(self._plain_filter(item) for item in self.parameters["filters"])
         self.layers = [self._plain_layer(layer) for layer in layers]
 
@@ -146,7 +148,9 @@ class PixelNMF:
         if operator not in FILTER_OPERATORS:
             raise ValueError(f"filter on {name!r}: operator {operator!r} unknown; known: {sorted(FILTER_OPERATORS)}")
         if declared[name] not in METADATA_KINDS:
-            raise ValueError(f"metadata input {name!r}: datatype {declared[name]!r} not supported; supported: {sorted(METADATA_KINDS)}")
+            raise ValueError(
+                f"metadata input {name!r}: datatype {declared[name]!r} not supported; supported: {sorted(METADATA_KINDS)}"
+            )
         return {"input": name, "operator": operator, "value": bool(value) if declared[name] == "BOOL" else float(value)}
 
     @staticmethod
@@ -225,7 +229,12 @@ class PixelNMF:
         if len(parts) == 1:
             return parts[0]
         layers = {
-            name: LayerResult(*(np.concatenate([getattr(part.layers[name], item) for part in parts]) for item in LayerResult.__dataclass_fields__))
+            name: LayerResult(
+                *(
+                    np.concatenate([getattr(part.layers[name], item) for part in parts])
+                    for item in LayerResult.__dataclass_fields__
+                )
+            )
             for name in parts[0].layers
         }
         return Evaluation(
@@ -244,7 +253,9 @@ class PixelNMF:
             passing &= FILTER_OPERATORS[item["operator"]](metadata[item["input"]], item["value"])
         return passing
 
-    def _evaluate_chunk(self, maps: dict, passes_filters: np.ndarray, keep_intermediates: bool, timer: _StageTimer, use_blas: bool) -> Evaluation:
+    def _evaluate_chunk(
+        self, maps: dict, passes_filters: np.ndarray, keep_intermediates: bool, timer: _StageTimer, use_blas: bool
+    ) -> Evaluation:
         params = self.parameters
         n_ls = len(next(iter(maps.values())))
         flats, bounds = {}, {}
@@ -254,7 +265,9 @@ class PixelNMF:
                 bounds[name] = _check_values(name, flats[name])
         with timer("entries"):
             names = [layer["name"] for layer in self.layers]
-            evaluated = entries.has_enough_entries([flats[name] for name in names], [layer["min_entries"] for layer in self.layers], [bounds[name] for name in names])
+            evaluated = entries.has_enough_entries(
+                [flats[name] for name in names], [layer["min_entries"] for layer in self.layers], [bounds[name] for name in names]
+            )
             evaluated &= passes_filters
         clustered_layers, details = [], {}
         packed = self._packed

@@ -12,7 +12,10 @@ def has_enough_entries(raw_maps: list[np.ndarray], min_entries: list[float], upp
     integer counts be summed in int32 when no total can overflow it.
     """
     upper_bounds = upper_bounds or [None] * len(raw_maps)
-    passing = [_totals(np.asarray(maps), bound) > minimum for maps, minimum, bound in zip(raw_maps, min_entries, upper_bounds, strict=True)]
+    passing = [
+        _totals(np.asarray(maps), bound) > minimum
+        for maps, minimum, bound in zip(raw_maps, min_entries, upper_bounds, strict=True)
+    ]
     return np.logical_and.reduce(passing)
 
 
@@ -20,6 +23,11 @@ def _totals(maps: np.ndarray, upper_bound: int | None = None) -> np.ndarray:
     """Total count per lumisection; integer counts are summed exactly."""
     dtype = np.float64 if maps.dtype.kind == "f" else np.int64
     n_bins = int(np.prod(maps.shape[1:]))
-    if dtype == np.int64 and maps.dtype.itemsize <= 4 and upper_bound is not None and 0 <= upper_bound * n_bins <= np.iinfo(np.int32).max:
+    if (
+        dtype == np.int64
+        and maps.dtype.itemsize <= 4
+        and upper_bound is not None
+        and 0 <= upper_bound * n_bins <= np.iinfo(np.int32).max
+    ):
         dtype = np.int32  # exact: no total can exceed the int32 range
     return maps.sum(axis=tuple(range(1, maps.ndim)), dtype=dtype)

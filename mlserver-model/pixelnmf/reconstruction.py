@@ -114,7 +114,14 @@ class FaceSolver:
         return chosen
 
     def weights_of_prepared(
-        self, ratio: np.ndarray, empty: np.ndarray, n_empty: np.ndarray, scale: np.ndarray, clip: float, use_blas: bool, never_empty: np.ndarray
+        self,
+        ratio: np.ndarray,
+        empty: np.ndarray,
+        n_empty: np.ndarray,
+        scale: np.ndarray,
+        clip: float,
+        use_blas: bool,
+        never_empty: np.ndarray,
     ) -> np.ndarray:
         """``weights(x)`` for the NMF input x of the maps ``ratio * scale`` (clipped at ``clip``,
         empty bins set to 1), without materialising x (float32 ``ratio``).

@@ -103,7 +103,9 @@ def count_per_row(flags: np.ndarray) -> np.ndarray:
     return partial.view(np.uint8).reshape(n_rows, -1).sum(axis=1, dtype=np.int64)
 
 
-def prepare_unscaled(raw_flat: np.ndarray, index: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def prepare_unscaled(
+    raw_flat: np.ndarray, index: np.ndarray, inverse: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The passes of ``prepare`` that need the data, leaving the per-map scale unapplied.
 
     Returns the ratio to the reference (N, kept bins), the empty-bin mask, the number of empty

@@ -46,7 +46,12 @@ def held_out_quality(model: PixelNMF, maps: dict[str, np.ndarray]) -> dict:
     for layer_state, (name, layer) in zip(model.layers, result.layers.items(), strict=True):
         loss = layer.loss[kept].astype(np.float64)
         live = loss[:, layer_state["reference"] > 0]
-        figures[name] = (float(loss.mean()), float((loss > threshold).mean()), float(live.mean()), float((live > threshold).mean()))
+        figures[name] = (
+            float(loss.mean()),
+            float((loss > threshold).mean()),
+            float(live.mean()),
+            float((live > threshold).mean()),
+        )
     return figures
 
 
@@ -61,7 +66,9 @@ def main(argv=None) -> int:
     maps, _ = synthetic_training_data(4, 750)
     held_out = synthetic.generate_run(args.held_out_ls, seed=HELD_OUT_SEED, conditions=synthetic.default_conditions()).maps
     geometries = [layer_by_name(name) for name in args.layers]
-    print(f"held-out clean run: {args.held_out_ls} LS (seed {HELD_OUT_SEED}); per layer: mean squared residual / fraction of bins > 0.04,")
+    print(
+        f"held-out clean run: {args.held_out_ls} LS (seed {HELD_OUT_SEED}); per layer: mean squared residual / fraction of bins > 0.04,"
+    )
     print("all bins | live bins (reference > 0)")
     print(f"{'variant':<18} " + " ".join(f"{g.name:>43}" for g in geometries) + "  flagged LS  train s")
     for variant in args.variants:
@@ -74,7 +81,13 @@ def main(argv=None) -> int:
             shipped = joblib.load(Path(__file__).resolve().parents[2] / DEPLOYMENTS["four-layer"].output)
             model = PixelNMF([layer for layer in shipped.layers if layer["name"] in args.layers])
         else:
-            model = train(maps, n_partial_fits=n_fits, log=lambda line: None, deployment=Deployment(variant, tuple(geometries), "", ""), **options)
+            model = train(
+                maps,
+                n_partial_fits=n_fits,
+                log=lambda line: None,
+                deployment=Deployment(variant, tuple(geometries), "", ""),
+                **options,
+            )
         seconds = time.perf_counter() - start
         figures = held_out_quality(model, held_out)
         cells = " ".join("{:.7f} / {:.7f} | {:.7f} / {:.7f}".format(*figures[g.name]) for g in geometries)

@@ -29,7 +29,9 @@ def main(argv=None) -> int:
     parser.add_argument("--per-kind", type=int, default=N_PER_KIND)
     args = parser.parse_args(argv)
     if args.deployment == "2025f":
-        batch = synthetic.make_reference_batch_2025f(args.seed, n_per_kind=args.per_kind, conditions=synthetic.default_conditions())
+        batch = synthetic.make_reference_batch_2025f(
+            args.seed, n_per_kind=args.per_kind, conditions=synthetic.default_conditions()
+        )
     else:
         batch = synthetic.make_reference_batch(args.seed, n_per_kind=args.per_kind, conditions=synthetic.default_conditions())
     suffix = "" if args.deployment == "four-layer" else f"_{args.deployment}"

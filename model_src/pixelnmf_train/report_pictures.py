@@ -105,7 +105,6 @@ def _thin_ticks(positions: np.ndarray, numbers: np.ndarray, per_side: int = 7) -
     return positions[keep], numbers[keep]
 
 
-
 def pixelnmf_pictures(contract, answers, indices: list[int]) -> ModelPictures | str:
     """Intermediate maps of the pictured LS, computed by the model loaded from the server folder.
 
@@ -491,7 +490,6 @@ class LSFigure:
         )
 
 
-
 def _fmt_flag(value) -> str:
     return "n/a" if value is None else ("yes" if value else "no")
 
@@ -530,7 +528,11 @@ def pictures(contract, answers, indices: list[int], out_dir: Path):
         differing = np.flatnonzero(found.batch_flag != answers.flag).tolist()
         notes.append((None, f"The model object evaluated directly disagrees with the handler on LS {differing}."))
     if not found.maps:
-        return [*notes, (None, _description(found, "", None)), (None, "No lumisection of the batch to picture (nothing flagged and no clean one).")]
+        return [
+            *notes,
+            (None, _description(found, "", None)),
+            (None, "No lumisection of the batch to picture (nothing flagged and no clean one)."),
+        ]
     style, style_note = plot_style()
     scales = common_scales(found)
     notes.append((None, _description(found, style_note, scales)))

@@ -409,8 +409,19 @@ EXPECTED_FLAG = {
 #: The 2025F reference batch's extra kinds: a two-layer dead region (flagged on its own) in an LS
 #: failing one OMS filter (values set by make_reference_batch_2025f): never flagged.
 OMS_FILTER_FAILURES = {
-    **{f"oms_{bit}_false": (f"oms_lumisection_info__{bit}", False) for bit in
-       ("cms_active", "beams_stable", "bpix_ready", "fpix_ready", "tibtid_ready", "tob_ready", "tecp_ready", "tecm_ready")},
+    **{
+        f"oms_{bit}_false": (f"oms_lumisection_info__{bit}", False)
+        for bit in (
+            "cms_active",
+            "beams_stable",
+            "bpix_ready",
+            "fpix_ready",
+            "tibtid_ready",
+            "tob_ready",
+            "tecp_ready",
+            "tecm_ready",
+        )
+    },
     "oms_pileup_below_25": ("oms_lumisection_info__pileup", 20.0),
     "oms_pileup_at_25": ("oms_lumisection_info__pileup", 25.0),
     "oms_zerobias_rate_below_5": ("hlt_zerobias__rate", 1.0),
@@ -573,7 +584,16 @@ def oms_metadata(pileup: np.ndarray, run_number: int = 398000, first_lumisection
         "oms_lumisection_info__lumisection_number": np.arange(first_lumisection, first_lumisection + n_ls, dtype=np.int32),
         "oms_lumisection_info__pileup": pileup.astype(np.float32),
     }
-    for bit in ("cms_active", "beams_stable", "bpix_ready", "fpix_ready", "tibtid_ready", "tob_ready", "tecp_ready", "tecm_ready"):
+    for bit in (
+        "cms_active",
+        "beams_stable",
+        "bpix_ready",
+        "fpix_ready",
+        "tibtid_ready",
+        "tob_ready",
+        "tecp_ready",
+        "tecm_ready",
+    ):
         out[f"oms_lumisection_info__{bit}"] = np.ones(n_ls, dtype=bool)
     out["hlt_zerobias__rate"] = (ZEROBIAS_RATE_AT_PILEUP_60 * pileup / REFERENCE_PILEUP).astype(np.float32)
     return out
@@ -582,7 +602,9 @@ def oms_metadata(pileup: np.ndarray, run_number: int = 398000, first_lumisection
 LAYERS_2025F = ("BPix2", "BPix3", "BPix4")
 
 
-def make_reference_batch_2025f(seed: int, n_per_kind: int = 4, conditions: DetectorConditions | None = None) -> dict[str, np.ndarray]:
+def make_reference_batch_2025f(
+    seed: int, n_per_kind: int = 4, conditions: DetectorConditions | None = None
+) -> dict[str, np.ndarray]:
     """The 2025F deployment's reference batch: BPix2-4 maps, OMS metadata, labels.
 
     Every kind of :data:`ANOMALY_KINDS` with anomalies placed among BPix2-4 (``n_per_kind``

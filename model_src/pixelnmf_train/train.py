@@ -48,7 +48,11 @@ def make_nmf(seed: int = TRAINING_SEED, **overrides):
 
 
 def fit_components(
-    training: np.ndarray, seed: int = TRAINING_SEED, n_partial_fits: int = N_PARTIAL_FITS, rescale_each_fit: bool = False, **overrides
+    training: np.ndarray,
+    seed: int = TRAINING_SEED,
+    n_partial_fits: int = N_PARTIAL_FITS,
+    rescale_each_fit: bool = False,
+    **overrides,
 ) -> np.ndarray:
     """Fit one layer's NMF on flattened, preprocessed maps; components rescaled to unit mean.
 
@@ -159,11 +163,15 @@ def load_training_npz(path: Path, layers=BPIX_LAYERS) -> tuple[dict[str, np.ndar
         raise SystemExit(f"{path}: no array for {missing}; keys must be layer names (BPix1) or ME paths ending in PXLayer_N")
     for geometry in layers:
         if found[geometry.name].shape[1:] != geometry.shape:
-            raise SystemExit(f"{path}: {geometry.name} has per-LS shape {found[geometry.name].shape[1:]}, expected {geometry.shape}")
+            raise SystemExit(
+                f"{path}: {geometry.name} has per-LS shape {found[geometry.name].shape[1:]}, expected {geometry.shape}"
+            )
     return found, metadata
 
 
-def synthetic_training_data(n_runs: int, n_ls: int, first_seed: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def synthetic_training_data(
+    n_runs: int, n_ls: int, first_seed: int | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Maps of ``n_runs`` synthetic runs (all four layers) and their OMS metadata."""
     from . import synthetic
 
@@ -184,7 +192,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deployment", choices=[*DEPLOYMENTS, "all"], default="all", help="default: all (synthetic data only)")
     parser.add_argument("--output", type=Path, help="the joblib (one deployment only); default: the deployment's server folder")
-    parser.add_argument("--data", type=Path, help="an .npz of real maps (DIALS export; needs --deployment); default: synthetic runs")
+    parser.add_argument(
+        "--data", type=Path, help="an .npz of real maps (DIALS export; needs --deployment); default: synthetic runs"
+    )
     parser.add_argument("--synthetic-runs", type=int, default=4, help="runs of --run-length LS (synthetic data only)")
     parser.add_argument("--run-length", type=int, default=750)
     parser.add_argument("--seed", type=int, default=TRAINING_SEED)
@@ -207,7 +217,9 @@ def main(argv=None) -> int:
         # Uncompressed: a plain pickle stream plus array payloads, readable by the pickle audit.
         joblib.dump(model, output)
         digest = hashlib.sha256(output.read_bytes()).hexdigest()
-        print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, sha256 {digest[:16]}) in {time.perf_counter() - start:.1f} s")
+        print(
+            f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, sha256 {digest[:16]}) in {time.perf_counter() - start:.1f} s"
+        )
     print(f"numpy {np.__version__}, joblib {joblib.__version__}, python {sys.version.split()[0]}")
     return 0
 

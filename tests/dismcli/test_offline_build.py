@@ -46,6 +46,8 @@ def test_offline_build_equals_dismcli_build(tmp_path, monkeypatch):
     builder_module.ApplicationBuilder("template.yaml", dials_creds=None)()
 
     ours, theirs = _tree(ours_dir / ".dism-artifacts"), _tree(theirs_dir / ".dism-artifacts")
-    assert sorted(ours) == sorted(theirs), f"file lists differ: only ours {sorted(set(ours) - set(theirs))}, only dismcli {sorted(set(theirs) - set(ours))}"
+    assert sorted(ours) == sorted(theirs), (
+        f"file lists differ: only ours {sorted(set(ours) - set(theirs))}, only dismcli {sorted(set(theirs) - set(ours))}"
+    )
     different = [name for name in ours if not filecmp.cmp(ours[name], theirs[name], shallow=False)]
     assert not different, f"contents differ from dismcli build: {different}"

@@ -45,7 +45,10 @@ class FakeEngine:
     def alive(self) -> bool:
         """Running and still our copy of sleep (not a reused pid)."""
         try:
-            return Path(f"/proc/{self.pid}/exe").resolve() == self.binary.resolve() and "(Z)" not in Path(f"/proc/{self.pid}/stat").read_text()
+            return (
+                Path(f"/proc/{self.pid}/exe").resolve() == self.binary.resolve()
+                and "(Z)" not in Path(f"/proc/{self.pid}/stat").read_text()
+            )
         except OSError:
             return False
 
@@ -58,7 +61,10 @@ def fake_engine(tmp_path):
     binary.parent.mkdir()
     shutil.copy2(shutil.which("sleep"), binary)
     launched = subprocess.run(
-        ["bash", "-c", 'setsid "$0" 300 </dev/null >/dev/null 2>&1 & echo $!', str(binary)], capture_output=True, text=True, check=True
+        ["bash", "-c", 'setsid "$0" 300 </dev/null >/dev/null 2>&1 & echo $!', str(binary)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     engine = FakeEngine(int(launched.stdout.strip()), binary)
     try:

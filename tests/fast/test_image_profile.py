@@ -77,7 +77,9 @@ def test_newer_standard_library_is_not_the_images(tmp_path, profile, python):
 
 def test_model_file_globals_count_as_imports(tmp_path, profile, python):
     folder = _folder(tmp_path, **{"app.py": "import joblib\n"})
-    needs = folder_needs(folder, profile, python, [ImportSite("xgboost.sklearn", "model.joblib (global xgboost.sklearn.XGBClassifier)")])
+    needs = folder_needs(
+        folder, profile, python, [ImportSite("xgboost.sklearn", "model.joblib (global xgboost.sklearn.XGBClassifier)")]
+    )
     assert needs.extras == {"xgboost": "2.0.3"}
 
 

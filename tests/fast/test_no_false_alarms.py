@@ -26,7 +26,9 @@ def _package(tmp_path, code: str):
 
 
 def test_data_file_the_code_loads_is_not_stray(tmp_path):
-    check_package_has_no_stray_files(_package(tmp_path, 'import numpy as np\nREFERENCE = np.load(__file__.replace("app.py", "reference.npy"))\n'))
+    check_package_has_no_stray_files(
+        _package(tmp_path, 'import numpy as np\nREFERENCE = np.load(__file__.replace("app.py", "reference.npy"))\n')
+    )
 
 
 def test_data_file_nobody_loads_is_stray(tmp_path):
@@ -49,7 +51,9 @@ def _subject(nested: Outcome):
     arrays = v2.sample_inputs(contract, n_ls=3)
     flat = Outcome(response={"outputs": [{"name": "Score", "datatype": "FP32", "shape": [3], "data": [1.0, 2.0, 3.0]}]})
     body = v2.request_body(contract, arrays)
-    return SimpleNamespace(contract=contract, reference_arrays=arrays, reference_body=body, reference_outcome=flat, handler=_Handler(nested, flat))
+    return SimpleNamespace(
+        contract=contract, reference_arrays=arrays, reference_body=body, reference_outcome=flat, handler=_Handler(nested, flat)
+    )
 
 
 def test_nested_data_refused_is_no_defect():
@@ -57,7 +61,9 @@ def test_nested_data_refused_is_no_defect():
 
 
 def test_nested_data_answered_differently_is_a_defect():
-    other = Outcome(response={"outputs": [{"name": "Score", "datatype": "FP32", "shape": [3], "data": [1.0, 2.0, np.float32(9.0).item()]}]})
+    other = Outcome(
+        response={"outputs": [{"name": "Score", "datatype": "FP32", "shape": [3], "data": [1.0, 2.0, np.float32(9.0).item()]}]}
+    )
     with pytest.raises(CheckFailed, match="Score"):
         check_flattened_and_nested_agree(_subject(other))
 

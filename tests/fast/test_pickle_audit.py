@@ -64,7 +64,17 @@ def test_plain_estimator_is_listed_but_not_dangerous(tmp_path):
 
 @pytest.mark.parametrize(
     ("module", "name"),
-    [("posix", "system"), ("nt", "system"), ("os", "execv"), ("subprocess", "Popen"), ("builtins", "eval"), ("builtins", "getattr"), ("runpy", "run_path"), ("socket", "socket"), ("types", "CodeType")],
+    [
+        ("posix", "system"),
+        ("nt", "system"),
+        ("os", "execv"),
+        ("subprocess", "Popen"),
+        ("builtins", "eval"),
+        ("builtins", "getattr"),
+        ("runpy", "run_path"),
+        ("socket", "socket"),
+        ("types", "CodeType"),
+    ],
 )
 def test_danger_list_names_execution_and_io_primitives(module, name):
     assert danger_of(module, name) is not None
@@ -72,7 +82,14 @@ def test_danger_list_names_execution_and_io_primitives(module, name):
 
 @pytest.mark.parametrize(
     ("module", "name"),
-    [("sklearn.decomposition._nmf", "NMF"), ("numpy", "dtype"), ("builtins", "set"), ("collections", "OrderedDict"), ("functools", "partial"), ("pathlib", "PosixPath")],
+    [
+        ("sklearn.decomposition._nmf", "NMF"),
+        ("numpy", "dtype"),
+        ("builtins", "set"),
+        ("collections", "OrderedDict"),
+        ("functools", "partial"),
+        ("pathlib", "PosixPath"),
+    ],
 )
 def test_danger_list_leaves_ordinary_model_globals_alone(module, name):
     assert danger_of(module, name) is None

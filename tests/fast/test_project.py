@@ -12,7 +12,9 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 def test_server_package_in_sync_with_model_src():
     found = sync.drift()
-    assert not any(found.values()), "mlserver-model/ has drifted from model_src/ (run: python -m dialsgate.sync):\n" + sync.describe(found)
+    assert not any(found.values()), (
+        "mlserver-model/ has drifted from model_src/ (run: python -m dialsgate.sync):\n" + sync.describe(found)
+    )
 
 
 def test_server_folder_holds_only_handler_package_and_model():

@@ -34,7 +34,7 @@ PROPERTIES = {
 
 #: A handler as the DIALS examples write them, with what 3.10 has: walrus, match, f-string
 #: self-documentation, X | Y annotations, dataclass(slots, kw_only), zip(strict), parenthesised with.
-COMPATIBLE_HANDLER = '''
+COMPATIBLE_HANDLER = """
 from __future__ import annotations
 
 import json
@@ -76,7 +76,7 @@ class Handler(MLModel):
 
     def describe(self) -> dict[str, Any]:
         return {"bits": int.bit_count(7), "name": "tiny".removeprefix("t")}
-'''
+"""
 
 
 def make_folder(root: Path, files: dict[str, str], resources: dict | None = None) -> SimpleNamespace:
@@ -91,7 +91,10 @@ def make_folder(root: Path, files: dict[str, str], resources: dict | None = None
     properties = dict(PROPERTIES)
     if resources is not None:
         properties["Resources"] = resources
-    template = {"TemplateFormatVersion": "2025-03-31", "Resources": {"Tiny": {"Type": "InferenceService::MLServer::SKLearn", "Properties": properties}}}
+    template = {
+        "TemplateFormatVersion": "2025-03-31",
+        "Resources": {"Tiny": {"Type": "InferenceService::MLServer::SKLearn", "Properties": properties}},
+    }
     (root / "template.yaml").write_text(yaml.safe_dump(template, sort_keys=False))
     return SimpleNamespace(contract=load_contract(root / "template.yaml"))
 
@@ -110,7 +113,9 @@ def test_target_python_is_the_images():
 
 
 def test_compatible_folder_passes(tmp_path):
-    subject = make_folder(tmp_path, {"helpers/__init__.py": "", "helpers/maths.py": "def f(x: int | None) -> int:\n    return x or 0\n"})
+    subject = make_folder(
+        tmp_path, {"helpers/__init__.py": "", "helpers/maths.py": "def f(x: int | None) -> int:\n    return x or 0\n"}
+    )
     started = time.perf_counter()
     check_python_version_compatible(subject)
     print(f"vermin on {len(list(subject.contract.code_dir.rglob('*.py')))} files: {time.perf_counter() - started:.3f} s")

@@ -41,7 +41,10 @@ def layer_subset() -> str | None:
 
 def describe(rows: list[dict]) -> str:
     """Every row with its full reason (for assertion messages)."""
-    return "\n".join(f"  {row.get('layer', '?'):<7} {row.get('check', '?')}  [{row.get('result', '?')}]\n      {row.get('reason', '')}" for row in rows)
+    return "\n".join(
+        f"  {row.get('layer', '?'):<7} {row.get('check', '?')}  [{row.get('result', '?')}]\n      {row.get('reason', '')}"
+        for row in rows
+    )
 
 
 def is_layer_not_run(row: dict) -> bool:
@@ -69,7 +72,9 @@ def run_gate(template: Path, report: Path) -> tuple[subprocess.CompletedProcess,
     if layer_subset():
         command += ["--layers", layer_subset()]
     environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    finished = subprocess.run(command, cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=GATE_TIMEOUT_SECONDS)
+    finished = subprocess.run(
+        command, cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=GATE_TIMEOUT_SECONDS
+    )
     verdict_file = report / "verdict.json"
     rows = json.loads(verdict_file.read_text()) if verdict_file.is_file() else None
     return finished, rows
@@ -101,7 +106,9 @@ def test_gate_gives_the_expected_verdict(name, scratch):
         not_passed = [row for row in rows if row.get("result") != "passed" and not excused(row)]
         assert not not_passed, f"{name}: expected to pass, these rows did not:\n{describe(not_passed)}\n\nall rows:\n{table}"
         if not layer_subset():
-            assert finished.returncode == 0, f"{name}: every row passed but the gate exited {finished.returncode}\n{output_tail(finished)}"
+            assert finished.returncode == 0, (
+                f"{name}: every row passed but the gate exited {finished.returncode}\n{output_tail(finished)}"
+            )
         return
 
     assert finished.returncode != 0, f"{name}: expected to fail, the gate exited 0:\n{table}"
@@ -114,7 +121,11 @@ def test_gate_gives_the_expected_verdict(name, scratch):
             unreachable.append(check)
             continue
         assert named, f"{name}: no row of check {check!r} in the verdict:\n{table}"
-        matching = [row for row in named if row.get("result") != "passed" and all(word in str(row.get("reason", "")) for word in words)]
-        assert matching, f"{name}: no non-passed row of {check!r} whose reason contains all of {words}:\n{describe(named)}\n\nall rows:\n{table}"
+        matching = [
+            row for row in named if row.get("result") != "passed" and all(word in str(row.get("reason", "")) for word in words)
+        ]
+        assert matching, (
+            f"{name}: no non-passed row of {check!r} whose reason contains all of {words}:\n{describe(named)}\n\nall rows:\n{table}"
+        )
     if unreachable:
         pytest.skip(f"{name}: {unreachable} not among the rows of {LAYERS_VARIABLE}={layer_subset()} (a layer that did not run)")

@@ -96,7 +96,19 @@ def test_root_cause_of_a_chained_exception_is_kept(tmp_path):
     )
     summary = tmp_path / "summary.json"
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "dialsgate.gate_plugin", "-p", "no:cacheprovider", str(test_file), "--gate-summary", str(summary)],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "dialsgate.gate_plugin",
+            "-p",
+            "no:cacheprovider",
+            str(test_file),
+            "--gate-summary",
+            str(summary),
+        ],
         cwd=tmp_path,
         capture_output=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPOSITORY), "PYTHONDONTWRITEBYTECODE": "1"},
@@ -104,7 +116,10 @@ def test_root_cause_of_a_chained_exception_is_kept(tmp_path):
     )
     results = {r["nodeid"].split("::")[-1]: r for r in json.loads(summary.read_text())["results"]}
     chained = results["test_chained"]["reason"]
-    assert "RuntimeError: the template did not load" in chained and "caused by ValueError: root cause: FlaggingKey missing" in chained
+    assert (
+        "RuntimeError: the template did not load" in chained
+        and "caused by ValueError: root cause: FlaggingKey missing" in chained
+    )
     long = results["test_multi_line"]["reason"]
     assert "second line names the defect" in long and long.endswith("x" * 100)
     version = results["test_version_warning"]["reason"]

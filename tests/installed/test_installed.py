@@ -43,7 +43,11 @@ def venv(scratch):
     root = scratch / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
     source = scratch / "source"
-    shutil.copytree(REPOSITORY, source, ignore=shutil.ignore_patterns(".git", ".tox", ".tools", ".venv", "report", "__pycache__", "*.egg-info", "build"))
+    shutil.copytree(
+        REPOSITORY,
+        source,
+        ignore=shutil.ignore_patterns(".git", ".tox", ".tools", ".venv", "report", "__pycache__", "*.egg-info", "build"),
+    )
     installed = _run([str(root / "bin" / "pip"), "install", "--quiet", str(source)], cwd=scratch)
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
     return root
@@ -56,8 +60,10 @@ def _model_copy(scratch: Path, name: str, broken: bool) -> Path:
         path.chmod(0o755 if path.is_dir() else 0o644)
     if broken:
         app = copy / "mlserver-model" / "app.py"
-        text = app.read_text().replace('SCORE_DATATYPE = "FP32"', 'SCORE_DATATYPE = "FP64"').replace(
-            "score.astype(np.float32).tolist()", "score.astype(np.float64).tolist()"
+        text = (
+            app.read_text()
+            .replace('SCORE_DATATYPE = "FP32"', 'SCORE_DATATYPE = "FP64"')
+            .replace("score.astype(np.float32).tolist()", "score.astype(np.float64).tolist()")
         )
         app.write_text(text)
     return copy
@@ -79,7 +85,18 @@ def test_dialsgate_check_passes_a_good_folder(venv, scratch):
 
 def test_dialsgate_check_fails_a_broken_folder_naming_the_check(venv, scratch):
     model = _model_copy(scratch, "broken", broken=True)
-    run = _run([str(venv / "bin" / "dialsgate"), "check", "template.yaml", "--layers", "fast", "--report", str(scratch / "broken-report")], cwd=model)
+    run = _run(
+        [
+            str(venv / "bin" / "dialsgate"),
+            "check",
+            "template.yaml",
+            "--layers",
+            "fast",
+            "--report",
+            str(scratch / "broken-report"),
+        ],
+        cwd=model,
+    )
     assert run.returncode == 1, run.stdout[-3000:]
     row = next(row for row in _verdict(scratch / "broken-report") if row["check"] == BROKEN_CHECK and row["layer"] == "fast")
     assert row["result"] == "failed" and "FP64" in row["reason"], row

@@ -71,7 +71,11 @@ def test_inputs_are_bpix2_to_4_with_their_minimum_entries(model_2025f):
 def test_metadata_inputs_are_the_templates_input_metadata(model_2025f):
     template = yaml.safe_load(TEMPLATE_FILE.read_text())
     properties = template["Resources"]["PixelNMF2025F"]["Properties"]
-    declared = {f"{meta['Name']}__{attribute['Name']}": attribute["DataType"] for meta in properties["InputMetadata"] for attribute in meta["Attributes"]}
+    declared = {
+        f"{meta['Name']}__{attribute['Name']}": attribute["DataType"]
+        for meta in properties["InputMetadata"]
+        for attribute in meta["Attributes"]
+    }
     assert declared == METADATA_DATATYPES
     assert model_2025f.metadata_inputs == METADATA_DATATYPES
     assert [item["Name"] for item in properties["InputSignature"]] == model_2025f.input_names
@@ -81,7 +85,10 @@ def test_filters_are_persisted_as_data(model_2025f):
     state = model_2025f.__getstate__()
     filters = state["parameters"]["filters"]
     expected = [{"input": f"oms_lumisection_info__{bit}", "operator": "==", "value": True} for bit in DCS_BITS]
-    expected += [{"input": "oms_lumisection_info__pileup", "operator": ">", "value": 25.0}, {"input": "hlt_zerobias__rate", "operator": ">", "value": 5.0}]
+    expected += [
+        {"input": "oms_lumisection_info__pileup", "operator": ">", "value": 25.0},
+        {"input": "hlt_zerobias__rate", "operator": ">", "value": 5.0},
+    ]
     assert [dict(item) for item in filters] == expected
     assert all(type(item) is dict for item in filters)
 

@@ -87,10 +87,23 @@ def test_undeclared_metadata_inputs_are_ignored(handler, batch):
         ("hlt_zerobias__rate", {"data": [10.0, float("nan"), 10.0]}),
         ("oms_lumisection_info__pileup", {"data": [40.0, float("inf"), 40.0]}),
     ],
-    ids=["pileup_missing", "rate_missing", "datatype", "bool_as_int32", "bool_as_float", "length_n_mismatch",
-         "too_few_values", "not_1d", "int_as_float", "int32_range", "strings", "nested", "nan", "inf"],  # fmt: skip
+    ids=[
+        "pileup_missing",
+        "rate_missing",
+        "datatype",
+        "bool_as_int32",
+        "bool_as_float",
+        "length_n_mismatch",
+        "too_few_values",
+        "not_1d",
+        "int_as_float",
+        "int32_range",
+        "strings",
+        "nested",
+        "nan",
+        "inf",
+    ],  # fmt: skip
 )
 def test_malformed_metadata_is_a_400_naming_it(handler, batch, name, change):
     with pytest.raises(InferenceError, match=name):
         handler.decode_maps(_request(handler, batch, **{name: change}))
-

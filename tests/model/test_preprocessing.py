@@ -143,6 +143,8 @@ def test_fused_prepare_equals_the_separate_stages(model, reference_inputs):
         reduced = preprocessing.remove_cross(raw, layer["kept_rows"], layer["kept_columns"])
         expected = preprocessing.normalise(reduced, layer["reference"], dtype=np.float32).reshape(len(raw), -1)
         index = preprocessing.flat_index(layer["kept_rows"], layer["kept_columns"], layer["shape"][1])
-        got, prepared = preprocessing.prepare(raw.reshape(len(raw), -1), index, preprocessing.inverse_reference(layer["reference"]), 5.0)
+        got, prepared = preprocessing.prepare(
+            raw.reshape(len(raw), -1), index, preprocessing.inverse_reference(layer["reference"]), 5.0
+        )
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0)
         np.testing.assert_array_equal(prepared, preprocessing.transform_input(got, 5.0))

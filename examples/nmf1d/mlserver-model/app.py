@@ -82,7 +82,7 @@ class Handler(MLModel):
                 f"inputs {received} received: missing {missing}, unknown {unknown}, duplicated {duplicated}; "
                 f"expected exactly {list(expected)} (plus optional metadata inputs named like a__b)"
             )
-        (name, per_ls_shape), = expected.items()
+        ((name, per_ls_shape),) = expected.items()
         item = next(item for item in payload.inputs if item.name == name)
         return decode_counts(item, per_ls_shape)
 

@@ -55,7 +55,14 @@ FOLDERS = {
     "memory_limit_250m": "image",
 }
 #: folders that hold the same NMF model (BPix1 occupancy, 20 ladders x 16 modules)
-NMF_FOLDERS = ("sklearn_nmf_plain", "sklearn_nmf_numpy2", "handler_imports_uproot", "handler_needs_py311", "pickle_os_system", "memory_limit_250m")
+NMF_FOLDERS = (
+    "sklearn_nmf_plain",
+    "sklearn_nmf_numpy2",
+    "handler_imports_uproot",
+    "handler_needs_py311",
+    "pickle_os_system",
+    "memory_limit_250m",
+)
 #: folders that ship a reference batch beside template.yaml
 BATCH_FOLDERS = ("sklearn_nmf_plain", "sklearn_nmf_numpy2", "cv2_pandas_flat", "oms_metadata_filter")
 
@@ -107,7 +114,9 @@ def anomalous_maps(rng: np.random.Generator, kind: str, n: int, rows: int, cols:
 
 def labelled_batch(rng: np.random.Generator, rows: int, cols: int, n_normal: int = 12) -> tuple[np.ndarray, np.ndarray]:
     kinds = ["normal"] * n_normal + list(ANOMALIES)
-    maps = np.concatenate([normal_maps(rng, 1, rows, cols) if k == "normal" else anomalous_maps(rng, k, 1, rows, cols) for k in kinds])
+    maps = np.concatenate(
+        [normal_maps(rng, 1, rows, cols) if k == "normal" else anomalous_maps(rng, k, 1, rows, cols) for k in kinds]
+    )
     order = rng.permutation(len(kinds))
     return maps[order], np.array(kinds)[order]
 
@@ -133,7 +142,9 @@ def handler_module(folder: str):
         sys.path.remove(server)
 
 
-def check_separation(folder: str, normal_scores: np.ndarray, anomaly_scores: dict[str, np.ndarray], threshold: float, margin: float = 0.2) -> None:
+def check_separation(
+    folder: str, normal_scores: np.ndarray, anomaly_scores: dict[str, np.ndarray], threshold: float, margin: float = 0.2
+) -> None:
     worst_normal = float(np.max(normal_scores))
     print(f"  {folder}: threshold {threshold:g}; normal LS max {worst_normal:.4g} (median {np.median(normal_scores):.4g})")
     problems = []
@@ -264,7 +275,10 @@ def oms_folder() -> None:
     }
     flags = app.filtered_flags(score(batch), meta["bpix_ready"], meta["pileup"])
     assert np.array_equal(flags, kinds != "normal"), (flags, kinds)
-    write_batch(folder, {app.INPUT_NAME: batch, **{f"{app.METADATA}__{k}": v for k, v in meta.items()}, "kind": kinds, "expected_flag": flags})
+    write_batch(
+        folder,
+        {app.INPUT_NAME: batch, **{f"{app.METADATA}__{k}": v for k, v in meta.items()}, "kind": kinds, "expected_flag": flags},
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -274,7 +288,12 @@ def running_versions() -> dict[str, str]:
     import joblib
     import sklearn
 
-    return {"python": f"{sys.version_info.major}.{sys.version_info.minor}", "numpy": np.__version__, "sklearn": sklearn.__version__, "joblib": joblib.__version__}
+    return {
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "joblib": joblib.__version__,
+    }
 
 
 def main(argv=None) -> int:
@@ -282,7 +301,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", choices=sorted(FOLDERS), help="build only this folder (repeatable)")
     args = parser.parse_args(argv)
     running = running_versions()
-    environment = next((name for name, wanted in (("image", IMAGE_VERSIONS), ("numpy2", NUMPY2_VERSIONS)) if running == wanted), None)
+    environment = next(
+        (name for name, wanted in (("image", IMAGE_VERSIONS), ("numpy2", NUMPY2_VERSIONS)) if running == wanted), None
+    )
     if environment is None:
         parser.error(f"running {running}; build under {IMAGE_VERSIONS} (image) or {NUMPY2_VERSIONS} (numpy2), see the docstring")
     folders = args.only or [f for f, env in FOLDERS.items() if env == environment]

@@ -30,14 +30,22 @@ DTYPES = {"BOOL": bool, "INT32": np.int32, "INT64": np.int64, "FP32": np.float32
 
 
 def signatures(entries, prefix: str = "") -> list[dict]:
-    return [{"name": prefix + e["Name"], "datatype": str(e["DataType"]).removeprefix("TYPE_"), "dims": list(e["Dims"])} for e in entries or []]
+    return [
+        {"name": prefix + e["Name"], "datatype": str(e["DataType"]).removeprefix("TYPE_"), "dims": list(e["Dims"])}
+        for e in entries or []
+    ]
 
 
 def read_template(folder: Path) -> dict:
-    (_, resource), = yaml.safe_load((folder / "template.yaml").read_text())["Resources"].items()
+    ((_, resource),) = yaml.safe_load((folder / "template.yaml").read_text())["Resources"].items()
     props = resource["Properties"]
     metadata = [sig for meta in props.get("InputMetadata") or [] for sig in signatures(meta["Attributes"], meta["Name"] + "__")]
-    return {"props": props, "inputs": signatures(props["InputSignature"]), "metadata": metadata, "outputs": signatures(props["OutputSignature"])}
+    return {
+        "props": props,
+        "inputs": signatures(props["InputSignature"]),
+        "metadata": metadata,
+        "outputs": signatures(props["OutputSignature"]),
+    }
 
 
 def sample_arrays(folder: Path, template: dict, n: int = 6) -> dict[str, np.ndarray]:
@@ -97,7 +105,9 @@ class Handler:
         module_name, class_name = props["Handler"].rsplit(".", 1)
         handler_class = getattr(importlib.import_module(module_name), class_name)
         uri = str((folder / props["ModelUri"]).resolve())
-        settings = ModelSettings(name=props["Name"], implementation=handler_class, parameters=ModelParameters(uri=uri, version="0.1.0"))
+        settings = ModelSettings(
+            name=props["Name"], implementation=handler_class, parameters=ModelParameters(uri=uri, version="0.1.0")
+        )
         self.model = handler_class(settings)
         self.loop = asyncio.new_event_loop()
         self.loop.run_until_complete(self.model.load())
@@ -137,7 +147,9 @@ def main(argv=None) -> int:
     folder = args.folder.resolve()
     expected = json.loads((folder / "expected.json").read_text())
     if expected.get("must_not_create") and not args.unsafe_load:
-        parser.error(f"{folder.name}: loading its model file runs code (creates {expected['must_not_create']}); pass --unsafe-load to do it anyway")
+        parser.error(
+            f"{folder.name}: loading its model file runs code (creates {expected['must_not_create']}); pass --unsafe-load to do it anyway"
+        )
     template = read_template(folder)
     handler = Handler(folder, template)
     arrays = sample_arrays(folder, template)
@@ -163,7 +175,11 @@ def main(argv=None) -> int:
     if batch.is_file() and flags is not None:
         with np.load(batch) as archive:
             if "expected_flag" in archive.files:
-                probe("flags equal the reference batch's expected_flag", np.array_equal(flags, archive["expected_flag"]), f"{flags.tolist()} vs {archive['expected_flag'].tolist()}")
+                probe(
+                    "flags equal the reference batch's expected_flag",
+                    np.array_equal(flags, archive["expected_flag"]),
+                    f"{flags.tolist()} vs {archive['expected_flag'].tolist()}",
+                )
 
     status, nested = handler.send(body_of(template, arrays, flatten=False))
     probe("nested data gives the same answer", status == 200 and nested["outputs"] == answer["outputs"], nested)
@@ -172,10 +188,20 @@ def main(argv=None) -> int:
     probe("reversed batch reverses the outputs", same, reversed_answer if status != 200 else "")
     alone = [handler.send(body_of(template, {k: v[i : i + 1] for k, v in arrays.items()})) for i in range(n)]
     singles = {k: np.concatenate([outputs(a)[k] for s, a in alone if s == 200]) for k in outputs(answer)}
-    probe("each LS alone answers as in the batch", all(s == 200 for s, _ in alone) and all(agree(singles[k], v) for k, v in outputs(answer).items()), {k: float(np.max(np.abs(singles[k].astype(float) - v))) for k, v in outputs(answer).items()})
+    probe(
+        "each LS alone answers as in the batch",
+        all(s == 200 for s, _ in alone) and all(agree(singles[k], v) for k, v in outputs(answer).items()),
+        {k: float(np.max(np.abs(singles[k].astype(float) - v))) for k, v in outputs(answer).items()},
+    )
     status, empty = handler.send(body_of(template, {k: v[:0] for k, v in arrays.items()}))
-    probe("empty batch (N=0) answers empty outputs", status == 200 and all(o["shape"] == [0] and o["data"] == [] for o in empty["outputs"]), empty)
-    status, extra = handler.send({**body, "inputs": body["inputs"] + [{"name": "other_metadata__x", "shape": [n], "datatype": "FP32", "data": [1.0] * n}]})
+    probe(
+        "empty batch (N=0) answers empty outputs",
+        status == 200 and all(o["shape"] == [0] and o["data"] == [] for o in empty["outputs"]),
+        empty,
+    )
+    status, extra = handler.send(
+        {**body, "inputs": body["inputs"] + [{"name": "other_metadata__x", "shape": [n], "datatype": "FP32", "data": [1.0] * n}]}
+    )
     probe("an undeclared metadata input a__b is ignored", status == 200 and extra["outputs"] == answer["outputs"], extra)
 
     first = template["inputs"][0]["name"]
@@ -183,10 +209,21 @@ def main(argv=None) -> int:
     data = list(item["data"])
     malformed = {
         f"missing {first}": (without(body, first), first),
-        "unknown input": ({**body, "inputs": body["inputs"] + [{**item, "name": "not_a_template_input"}]}, "not_a_template_input"),
+        "unknown input": (
+            {**body, "inputs": body["inputs"] + [{**item, "name": "not_a_template_input"}]},
+            "not_a_template_input",
+        ),
         f"{first} as FP64": (replaced(body, first, datatype="FP64"), first),
         f"{first} as BYTES": (replaced(body, first, datatype="BYTES", data=["x"] * len(data)), first),
-        f"{first} one bin wider": (replaced(body, first, shape=[*item["shape"][:-1], item["shape"][-1] + 1], data=data + [0] * int(np.prod(item["shape"][:-1]))), first),
+        f"{first} one bin wider": (
+            replaced(
+                body,
+                first,
+                shape=[*item["shape"][:-1], item["shape"][-1] + 1],
+                data=data + [0] * int(np.prod(item["shape"][:-1])),
+            ),
+            first,
+        ),
         f"{first} one value short": (replaced(body, first, data=data[:-1]), first),
         f"{first} non-numeric": (replaced(body, first, data=["counts"] * len(data)), first),
         f"{first} negative counts": (replaced(body, first, data=[-1 - int(v) for v in data]), first),
@@ -197,7 +234,10 @@ def main(argv=None) -> int:
         name = sig["name"]
         meta = next(i for i in body["inputs"] if i["name"] == name)
         malformed[f"missing {name}"] = (without(body, name), name)
-        malformed[f"{name} wrong datatype"] = (replaced(body, name, datatype="BYTES" if sig["datatype"] != "BYTES" else "FP32", data=["x"] * n), name)
+        malformed[f"{name} wrong datatype"] = (
+            replaced(body, name, datatype="BYTES" if sig["datatype"] != "BYTES" else "FP32", data=["x"] * n),
+            name,
+        )
         malformed[f"{name} wrong shape"] = (replaced(body, name, shape=[n, 1]), name)
         malformed[f"{name} one value short"] = (replaced(body, name, shape=[n - 1], data=meta["data"][:-1]), name)
         malformed[f"{name} non-numeric"] = (replaced(body, name, data=["x"] * n), name)

@@ -28,7 +28,9 @@ class NMF1D:
     not evaluated (score 0): their shape is dominated by counting noise.
     """
 
-    def __init__(self, components, *, input_name: str, score_scale: float, min_entries: int, training_quantiles: dict | None = None):
+    def __init__(
+        self, components, *, input_name: str, score_scale: float, min_entries: int, training_quantiles: dict | None = None
+    ):
         components = np.array(components, dtype=np.float64)
         if components.ndim != 2 or components.size == 0:
             raise ValueError(f"components must be a non-empty (k, n_bins) array, got shape {components.shape}")

@@ -23,7 +23,9 @@ class SubsetNNLS:
     def __init__(self, components: np.ndarray):
         components = np.asarray(components, dtype=np.float64)
         if components.ndim != 2 or not 1 <= len(components) <= MAX_COMPONENTS:
-            raise ValueError(f"components must be a (k, n_bins) array with 1 <= k <= {MAX_COMPONENTS}, got shape {components.shape}")
+            raise ValueError(
+                f"components must be a (k, n_bins) array with 1 <= k <= {MAX_COMPONENTS}, got shape {components.shape}"
+            )
         self.components = components
         k = len(components)
         self.supports = [list(support) for size in range(1, k + 1) for support in combinations(range(k), size)]

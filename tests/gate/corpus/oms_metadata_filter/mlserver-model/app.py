@@ -90,7 +90,9 @@ class FilteredPCA(MLModel):
         # Metadata inputs (a__b) not declared in the template are ignored; the declared ones are required.
         unknown = sorted(n for n in by_name if n != INPUT_NAME and "__" not in n)
         if INPUT_NAME not in by_name or unknown:
-            raise InferenceError(f"inputs {sorted(by_name)} received: expected {INPUT_NAME!r} plus {METADATA}__<attribute> (unknown: {unknown})")
+            raise InferenceError(
+                f"inputs {sorted(by_name)} received: expected {INPUT_NAME!r} plus {METADATA}__<attribute> (unknown: {unknown})"
+            )
         counts = decode_counts(by_name[INPUT_NAME])
         metadata = decode_metadata(by_name, len(counts))
         loss = reconstruction_loss(self.pca, counts)

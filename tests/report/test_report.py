@@ -28,7 +28,12 @@ PIXELNMF_HOOK = str(REPOSITORY / "model_src" / "pixelnmf_train" / "report_pictur
 VERDICT = [
     {"layer": "fast", "check": "check_input_dims[BPix1]", "result": "passed", "reason": ""},
     {"layer": "fast", "check": "check_template_schema", "result": "passed", "reason": ""},
-    {"layer": "server", "check": "check_server_answers", "result": "failed", "reason": "port <8080> busy\ncaused by <script>alert(1)</script>"},
+    {
+        "layer": "server",
+        "check": "check_server_answers",
+        "result": "failed",
+        "reason": "port <8080> busy\ncaused by <script>alert(1)</script>",
+    },
 ]
 
 
@@ -175,7 +180,9 @@ def test_package_listing_names_settings_and_model(report, contract):
 
 def test_verdict_grouped_by_concern_and_serving_pins_shown(report):
     index, parsed = report
-    assert parsed.tables["verdict-server"] == [["server", "check_server_answers", "failed", "port <8080> busy\ncaused by <script>alert(1)</script>"]]
+    assert parsed.tables["verdict-server"] == [
+        ["server", "check_server_answers", "failed", "port <8080> busy\ncaused by <script>alert(1)</script>"]
+    ]
     assert parsed.tables["passed-signature"] == [["fast", "check_input_dims[BPix1]", "passed", ""]]
     assert parsed.tables["passed-template"] == [["fast", "check_template_schema", "passed", ""]]
     assert "Gate verdict: FAIL" in parsed.ids["summary"] and "1 failed" in parsed.ids["summary"]
