@@ -18,7 +18,7 @@
 #   2. NAME exists without that label (e.g. the real image pulled by a user) -> used as is.
 #   3. `docker pull NAME` within PULL_TIMEOUT seconds (default 30) -> used.
 #   4. Build the stand-in: mmdebstrap rootfs, host-built wheelhouse (cached under
-#      ${XDG_CACHE_HOME:-~/.cache}/pixelnmf-dials/wheelhouse/<hash>), venv at /opt/mlserver/.venv
+#      ${DIALSGATE_CACHE_DIR:-~/.cache/dialsgate}/standin/wheelhouse/<hash>), venv at /opt/mlserver/.venv
 #      installed offline inside chroot, user mlserver (uid 1000), `docker import` as NAME.
 #
 # Needs: a running Docker engine (.ci/docker-engine.sh start), root for mmdebstrap/chroot,
@@ -40,7 +40,7 @@ VENV="/opt/mlserver/.venv"
 WORKDIR_IN_IMAGE="/opt/mlserver"
 PULL_TIMEOUT="${PULL_TIMEOUT:-30}"
 PYTHON="${PYTHON:-}"
-CACHE_DIR="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/pixelnmf-dials"
+CACHE_DIR="${DIALSGATE_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/dialsgate}/standin"
 BUILD_PARENT="${PIXELNMF_BUILD_TMP:-/var/tmp}"
 
 IMAGE=""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from .contract import MLSERVER_TYPE_PREFIX, MODEL_SETTINGS
+from .contract import MLSERVER_TYPE_PREFIX, MODEL_SETTINGS, model_settings
 
 DEFAULT_BUILD_ROOT = Path(".dism-artifacts") / "build"
 
@@ -65,13 +65,8 @@ def build(template_path: Path, build_root: Path | None = None) -> Path:
                     shutil.copy2(entry, target / entry.name)
             props.CodeUri = Path(key)
             props.ModelUri = Path(props.ModelUri.name)
-            settings = {
-                "name": props.Name,
-                "implementation": props.Handler,
-                "parameters": {"uri": str(props.ModelUri), "version": "0.1.0"},
-            }
             with open(target / MODEL_SETTINGS, "w") as stream:
-                json.dump(settings, stream)
+                json.dump(model_settings(props.Name, props.Handler, str(props.ModelUri)), stream)
         with open(root / "template.yaml", "w") as stream:
             yaml.dump(template.model_dump(mode="json"), stream)
     return root

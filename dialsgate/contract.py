@@ -88,11 +88,12 @@ class Contract:
 
     def model_settings(self) -> dict:
         """model-settings.json as dismcli build writes it."""
-        return {
-            "name": self.name,
-            "implementation": self.handler,
-            "parameters": {"uri": self.model_file.name, "version": "0.1.0"},
-        }
+        return model_settings(self.name, self.handler, self.model_file.name)
+
+
+def model_settings(name: str, handler: str, model_file_name: str) -> dict:
+    """The one writer of model-settings.json's content, as dismcli build writes it."""
+    return {"name": name, "implementation": handler, "parameters": {"uri": model_file_name, "version": "0.1.0"}}
 
 
 def _signatures(entries, with_me: bool) -> tuple[Signature, ...]:

@@ -17,8 +17,12 @@ def contract_from_options(config):
 
 def reference_batch_path(config, contract) -> Path | None:
     given = config.getoption("dials_reference_batch")
-    if given:
-        return Path(given)
+    return Path(given) if given else reference_batch_beside(contract)
+
+
+def reference_batch_beside(contract) -> Path | None:
+    """The one reference-batch lookup: tests/data/reference_batch.npz or reference_batch.npz
+    beside the template, if present."""
     folder = contract.template_path.parent
     for candidate in (folder / "tests" / "data" / "reference_batch.npz", folder / "reference_batch.npz"):
         if candidate.is_file():

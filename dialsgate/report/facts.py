@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import subprocess
 import tempfile
@@ -71,11 +70,9 @@ class BatchAnswers:
 
 def default_reference_batch(contract: Contract) -> Path | None:
     """tests/data/reference_batch.npz or reference_batch.npz beside the template, if present."""
-    folder = contract.template_path.parent
-    for candidate in (folder / "tests" / "data" / "reference_batch.npz", folder / "reference_batch.npz"):
-        if candidate.is_file():
-            return candidate
-    return None
+    from ..testing import reference_batch_beside
+
+    return reference_batch_beside(contract)
 
 
 def _optional_labels(path: Path, n_ls: int) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -191,19 +188,10 @@ def package_listing(contract: Contract) -> PackageListing:
             shutil.rmtree(temp, ignore_errors=True)
 
 
-def _normalise_name(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def serving_pins(pins_file: Path = DEFAULT_PINS) -> dict[str, str]:
-    pins = {}
-    if pins_file.is_file():
-        for line in pins_file.read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
-            if "==" in line:
-                name, version = line.split("==", 1)
-                pins[_normalise_name(name)] = version.strip()
-    return pins
+    from ..profiles import read_pins
+
+    return read_pins(pins_file) if pins_file.is_file() else {}
 
 
 def docker_image(image: str | None, timeout: float = DOCKER_TIMEOUT_S) -> dict:
