@@ -68,8 +68,9 @@ def parse_quantity(value) -> Decimal:
     return number.scaleb(int(suffix[1:]))
 
 
-def describe_bytes(value: Decimal) -> str:
+def describe_bytes(value: Decimal | int) -> str:
     """A memory amount for a message: '0.25 bytes', '128 MiB (134217728 bytes)'."""
+    value = Decimal(value)
     if value < 1024:
         return f"{value.normalize():f} bytes" if value != 1 else "1 byte"
     for unit, power in (("EiB", 6), ("PiB", 5), ("TiB", 4), ("GiB", 3), ("MiB", 2), ("KiB", 1)):

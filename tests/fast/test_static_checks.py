@@ -238,3 +238,14 @@ def test_memory_limit_for_the_server_layer(tmp_path):
 def test_static_checks_are_registered(tmp_path):
     names = [check.id for check in fast_checks(make_folder(tmp_path, {}).contract)]
     assert "check_python_version_compatible" in names and "check_resources_plausible" in names
+
+
+def test_memory_amounts_read_in_messages_whatever_their_type():
+    from decimal import Decimal
+
+    from dialsgate.quantity import describe_bytes
+
+    # The server layer passes the declared limit as whole bytes (int): "250m" is 0 of them.
+    assert describe_bytes(0) == "0 bytes"
+    assert describe_bytes(Decimal("0.25")) == "0.25 bytes"
+    assert describe_bytes(128 * 2**20) == "128 MiB (134217728 bytes)"
