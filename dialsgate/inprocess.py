@@ -15,17 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .contract import Contract
-
-
-def folder_module_names(folder: Path) -> set[str]:
-    """Top-level module and package names a folder provides."""
-    names = set()
-    for entry in folder.iterdir():
-        if entry.is_dir() and (entry / "__init__.py").is_file():
-            names.add(entry.name)
-        elif entry.suffix == ".py":
-            names.add(entry.stem)
-    return names
+from .serving_env import folder_module_names
 
 
 @contextlib.contextmanager
