@@ -68,6 +68,8 @@ class FaceSolver:
         self._components_f32 = self.components.astype(np.float32)
         gram = self.components @ self.components.T
         inverses = []
+        #: Index of the face of all components (-1 when it is too badly conditioned to keep).
+        self.full_face = -1
         for size in range(1, n_components + 1):
             for subset in combinations(range(n_components), size):
                 index = np.array(subset)
@@ -78,6 +80,8 @@ class FaceSolver:
                 inverse = np.zeros((n_components, n_components))
                 inverse[np.ix_(index, index)] = np.linalg.inv(block)
                 inverses.append(inverse)
+                if size == n_components:
+                    self.full_face = len(inverses) - 1
         self._inverses = np.array(inverses).reshape(-1, n_components, n_components)
         self._inverses_transposed = np.ascontiguousarray(self._inverses.transpose(0, 2, 1))
 

@@ -1,0 +1,207 @@
+"""Stages 1-3 of one layer fused into one compiled loop per lumisection (numba).
+
+The numpy stages (``preprocessing``, ``reconstruction``, ``clustering``) each make a pass over the
+whole batch, about nine passes over float32 data per layer. Here one loop per lumisection reads
+its raw map once, and everything after that (sum and sign of the counts, removing the cross,
+dividing by the reference, the unit-mean scale, clipping, the product with the components, the
+exact NNLS over the faces, the reconstruction, the loss and its threshold) runs on buffers of one
+map, which stay in the CPU cache. The result is the binarised loss, one uint64 per row (bit j =
+column j, as ``clustering.pack_rows``), for the packed clustering that follows.
+
+Same definitions as the numpy stages, in the same precisions (float32 maps and products,
+float64 NNLS algebra); only the order of float additions differs, so a bin whose loss lies
+within rounding of the threshold may differ (tests compare against the numpy stages).
+
+numba is optional: the serving image ships it (numba 0.58.1), and without it ``PixelNMF``
+runs the numpy stages. Compiled on first use (about a second per process; the handler warms
+it up when the model loads), never cached to disk: the server folder may be read-only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:  # the numpy stages serve instead
+    numba = None
+
+#: Can the fused loop run here?
+AVAILABLE = numba is not None
+
+
+def contiguous_runs(index: np.ndarray) -> np.ndarray:
+    """(runs, 3) int64 rows (first source position, first kept position, length) of the runs of
+    consecutive positions in ``index``: removing the cross copies whole runs (two per kept row),
+    which the compiler turns into vector loads instead of a gather."""
+    index = np.asarray(index, dtype=np.int64)
+    if not index.size:
+        return np.zeros((0, 3), dtype=np.int64)
+    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    lengths = np.diff(np.concatenate([starts, [index.size]]))
+    return np.stack([index[starts], starts, lengths], axis=1).astype(np.int64)
+
+
+#: (8 bytes, each 0 or 1, as a little-endian uint64) * PACK_BYTES >> 56 = the byte whose bit i
+#: is byte i: every byte lands on its own bit of the top byte and no two products overlap.
+PACK_BYTES = 0x0102040810204080
+
+# The loop, as source: a line holding "{k}" is written once per component (k = 0, 1, ...), so
+# each component gets its own accumulator and weight. The compiler then keeps them in registers
+# and runs the products of all components in one pass over the bins (one pass per component
+# with an array of accumulators is several times slower: one dependency chain, reloads).
+_FUSED_LOOP = """
+def fused(raw, runs, inverse, components, face_inverses, full_face, clip, threshold, n_columns, words, totals, negative):
+    n_ls, n_raw = raw.shape
+    n_bins = inverse.shape[0]
+    n_comp = components.shape[0]
+    n_faces = face_inverses.shape[0]
+    n_rows = words.shape[1]
+    groups = (n_columns + 7) // 8  # bytes per packed row
+    padded = groups * 8
+    ratio = np.empty(n_bins, dtype=np.float32)
+    # The loss bits, one byte each, rows padded to whole uint64 (the padding stays 0).
+    hot = np.zeros(n_rows * padded, dtype=np.uint8)
+    hot_words = hot.view(np.uint64)
+    products = np.empty(n_comp, dtype=np.float64)
+    candidate = np.empty(n_comp, dtype=np.float64)
+    weights = np.empty(n_comp, dtype=np.float64)
+    h{k} = components[{k}]
+    clip32 = np.float32(clip)
+    threshold32 = np.float32(threshold)
+    zero32 = np.float32(0.0)
+    one32 = np.float32(1.0)
+    magic = np.uint64(PACK_BYTES)
+    for i in range(n_ls):
+        row = raw[i]
+        # The total and sign of every count (the cross too: the entries filter counts them
+        # all). This pass brings the map into the cache for the next one.
+        total = 0
+        sign_bits = 0
+        for j in range(n_raw):
+            total += row[j]
+            sign_bits |= row[j]
+        totals[i] = total
+        if sign_bits < 0:
+            negative[i] = True
+            for r in range(n_rows):
+                words[i, r] = 0
+            continue
+        # Remove the cross and divide by the reference. Slices, so that every index is a range
+        # variable: no negative-index wraparound, which would keep the compiler from
+        # vectorising. The empty bins are counted in float32 (exact below 2^24 bins): an
+        # integer count beside the float sum halves the speed of this loop.
+        ratio_sum = zero32
+        n_empty = zero32
+        for run in range(runs.shape[0]):
+            source, kept, length = runs[run, 0], runs[run, 1], runs[run, 2]
+            counts = row[source : source + length]
+            inverse_run = inverse[kept : kept + length]
+            ratio_run = ratio[kept : kept + length]
+            for t in range(length):
+                value = np.float32(counts[t]) * inverse_run[t]
+                ratio_run[t] = value
+                ratio_sum += value
+                n_empty += one32 if value == zero32 else zero32
+        # The unit-mean scale, applied where the ratio is read (stage 1).
+        scale = np.float32((n_bins - np.float64(n_empty)) / np.float64(ratio_sum)) if ratio_sum > zero32 else one32
+        # b = x H^T in float32 (stage 2), x being what the NMF sees: the unit-mean map clipped,
+        # its empty bins set to 1.
+        b{k} = zero32
+        for j in range(n_bins):
+            value = ratio[j] * scale
+            x = one32 if value == zero32 else min(value, clip32)
+            b{k} += x * h{k}[j]
+        products[{k}] = b{k}
+        weights[:] = 0.0
+        # The exact NNLS: the feasible face solution with the largest w . b (none, w = 0, when
+        # no score is positive). When the solution on all components is feasible it is that
+        # one (no subset fits better), which spares the other faces for most maps.
+        best = 0.0
+        for attempt in range(n_faces + 1):
+            face = full_face if attempt == 0 else attempt - 1
+            if face < 0 or (attempt > 0 and face == full_face):
+                continue
+            feasible = True
+            score = 0.0
+            for c in range(n_comp):
+                value64 = 0.0
+                for e in range(n_comp):
+                    value64 += face_inverses[face, c, e] * products[e]
+                candidate[c] = value64
+                feasible = feasible and value64 >= 0.0
+                score += value64 * products[c]
+            if feasible and score > best:
+                best = score
+                weights[:] = candidate
+            if attempt == 0 and best > 0.0:
+                break
+        w{k} = np.float32(weights[{k}])
+        # The reconstruction w H in float32, the loss (preprocessed - reconstruction)^2 and its
+        # threshold (stage 3): one byte per bin, then eight bytes become eight bits at once.
+        if padded == n_columns:
+            for j in range(n_bins):
+                recon = zero32
+                recon += w{k} * h{k}[j]
+                difference = ratio[j] * scale - recon
+                hot[j] = difference * difference > threshold32
+        else:
+            for r in range(n_rows):
+                for column in range(n_columns):
+                    j = r * n_columns + column
+                    recon = zero32
+                    recon += w{k} * h{k}[j]
+                    difference = ratio[j] * scale - recon
+                    hot[r * padded + column] = difference * difference > threshold32
+        for r in range(n_rows):
+            word = np.uint64(0)
+            for g in range(groups):
+                byte = (hot_words[r * groups + g] * magic) >> np.uint64(56)
+                word |= byte << np.uint64(8 * g)
+            words[i, r] = word
+"""
+
+
+def fused_loop_source(n_components: int) -> str:
+    """The loop's source for ``n_components`` components (lines with "{k}" repeated per component)."""
+    lines = []
+    for line in _FUSED_LOOP.splitlines():
+        if "{k}" in line:
+            lines += [line.replace("{k}", str(k)) for k in range(n_components)]
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+_COMPILED = {}
+
+
+def _fused_loop(n_components: int):
+    """The compiled fused loop for this many components (compiled once per process)."""
+    found = _COMPILED.get(n_components)
+    if found is None:
+        namespace = {"np": np, "PACK_BYTES": PACK_BYTES}
+        exec(compile(fused_loop_source(n_components), f"<pixelnmf fused loop, {n_components} components>", "exec"), namespace)  # noqa: S102 - our own template
+        # reassoc lets the sums and products run in vector lanes; contract allows fused
+        # multiply-adds (as the BLAS of the numpy stages uses). No flag that assumes no NaN/inf.
+        found = numba.njit(nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")(namespace["fused"])
+        _COMPILED[n_components] = found
+    return found
+
+
+def layer_loss_bits(raw_flat, runs, inverse, components, face_inverses, full_face, clip, threshold, n_rows, n_columns):
+    """Run the fused loop on a batch (``raw_flat``: (N, raw bins) int32, C-contiguous).
+
+    Returns (words (N, n_rows) uint64, totals (N,) int64, negative (N,) bool).
+    """
+    if not AVAILABLE:
+        raise RuntimeError("numba is not importable here; use the numpy stages")
+    n_ls = raw_flat.shape[0]
+    words = np.zeros((n_ls, n_rows), dtype=np.uint64)
+    totals = np.zeros(n_ls, dtype=np.int64)
+    negative = np.zeros(n_ls, dtype=bool)
+    _fused_loop(components.shape[0])(
+        raw_flat, runs, inverse, components, face_inverses, int(full_face), float(clip), float(threshold), n_columns, words, totals, negative
+    )
+    return words, totals, negative
