@@ -60,6 +60,7 @@ def cache_dir() -> Path:
 class ImportSite:
     module: str  # dotted, as written
     where: str  # "app.py:12" or "the model file (global numpy.core.multiarray._reconstruct)"
+    optional: bool = False  # inside `try: ... except ImportError:`: the code runs without it
 
 
 def folder_module_names(folder: Path) -> set[str]:
@@ -89,16 +90,17 @@ def folder_imports(folder: Path) -> list[ImportSite]:
         except SyntaxError:
             continue  # reported by the Python-version check, which names the line
         package = list(relative.parts[:-1]) if relative.name == "__init__.py" else list(relative.with_suffix("").parts[:-1])
-        for node in _unguarded_nodes(tree):
+        for node, optional in _run_nodes(tree):
+            where = f"{relative}:{node.lineno}" if hasattr(node, "lineno") else str(relative)
             if isinstance(node, ast.Import):
-                sites += [ImportSite(alias.name, f"{relative}:{node.lineno}") for alias in node.names]
+                sites += [ImportSite(alias.name, where, optional) for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                sites.append(ImportSite(node.module, f"{relative}:{node.lineno}"))
+                sites.append(ImportSite(node.module, where, optional))
             elif isinstance(node, ast.ImportFrom) and node.level > 0 and node.module:
                 # `from .model import X` inside package a.b is `a.b.model`.
                 base = package[: len(package) - (node.level - 1)] if node.level - 1 <= len(package) else []
                 if base:
-                    sites.append(ImportSite(".".join([*base, node.module]), f"{relative}:{node.lineno}"))
+                    sites.append(ImportSite(".".join([*base, node.module]), where, optional))
     return sites
 
 
@@ -106,9 +108,10 @@ def folder_imports(folder: Path) -> list[ImportSite]:
 OPTIONAL_IMPORT_HANDLERS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
 
-def _unguarded_nodes(tree: ast.AST):
-    """Every node, except those of optional imports: inside a try whose handler catches the
-    ImportError, or under ``if TYPE_CHECKING:`` (never run). Such imports may well be absent."""
+def _run_nodes(tree: ast.AST):
+    """Every node that can run, with whether it sits in the body of a try whose handler catches
+    the ImportError (an optional import: the code runs without it). Nodes under
+    ``if TYPE_CHECKING:`` never run and are left out."""
 
     def guarded_try(node) -> bool:
         if not isinstance(node, ast.Try):
@@ -128,17 +131,18 @@ def _unguarded_nodes(tree: ast.AST):
             or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
         )
 
-    pending = [tree]
+    pending = [(tree, False)]
     while pending:
-        node = pending.pop()
-        yield node
+        node, optional = pending.pop()
+        yield node, optional
         if guarded_try(node):
-            pending.extend(child for part in (node.handlers, node.orelse, node.finalbody) for child in part)
-            continue  # the try body holds the optional import
-        if type_checking(node):
-            pending.extend(node.orelse)
+            pending.extend((child, True) for child in node.body)
+            pending.extend((child, optional) for part in (node.handlers, node.orelse, node.finalbody) for child in part)
             continue
-        pending.extend(ast.iter_child_nodes(node))
+        if type_checking(node):
+            pending.extend((child, optional) for child in node.orelse)
+            continue
+        pending.extend((child, optional) for child in ast.iter_child_nodes(node))
 
 
 def module_in_folder(folder: Path, dotted: str) -> bool:
@@ -181,18 +185,22 @@ def folder_needs(folder: Path, profile: ImageProfile, python: str, pickle_module
     for site in [*folder_imports(folder), *pickle_modules]:
         top = site.module.split(".")[0]
         if top in provided:
-            if not module_in_folder(folder, site.module):
+            if not module_in_folder(folder, site.module) and not site.optional:
                 needs.missing_in_folder.setdefault(site.module, []).append(site.where)
             continue
         if top in stdlib or top == "__future__":
             continue
         if top in newer:
-            needs.newer_stdlib.setdefault(top, []).append(site.where)
+            if not site.optional:
+                needs.newer_stdlib.setdefault(top, []).append(site.where)
             continue
         distribution = profile.distribution_of(site.module)
         if distribution is None:
-            needs.missing.setdefault(top, []).append(site.where)
+            if not site.optional:
+                needs.missing.setdefault(top, []).append(site.where)
         elif distribution not in profile.core:
+            # An optional import the image has is imported there, and that branch is the one
+            # DIALS runs: so it is the one the checks must run.
             needs.extras[distribution] = profile.packages[distribution]
     return needs
 

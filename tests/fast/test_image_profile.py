@@ -101,3 +101,26 @@ def test_optional_imports_are_not_required(tmp_path, profile, python):
     )
     needs = folder_needs(folder, profile, python)
     assert needs.missing == {"pyarrow_missing_for_real": ["app.py:9"]}
+
+
+def test_optional_imports_the_image_has_are_installed(tmp_path, profile, python):
+    """The image has numba, so `try: import numba` succeeds there and DIALS runs that branch:
+    the serving environment must have it too, or the checks would judge the other branch."""
+    folder = _folder(
+        tmp_path,
+        **{
+            "app.py": """
+                try:
+                    import numba
+                except ImportError:
+                    numba = None
+                try:
+                    from .accelerated import kernel
+                except ImportError:
+                    kernel = None
+            """,
+        },
+    )
+    needs = folder_needs(folder, profile, python)
+    assert needs.extras == {"numba": "0.58.1"}
+    assert needs.missing == needs.missing_in_folder == needs.newer_stdlib == {}
