@@ -2,7 +2,10 @@
 
 For 100, 750 and 3000 lumisections (LS) of synthetic runs, per deployment, in one run:
 
-* ours: the median wall time of ``model.predict_with_score`` (with OMS filtering for 2025F);
+* ours: the median wall time of ``model.predict_with_score`` (with OMS filtering for 2025F),
+  with the engine the server uses (the compiled loop of ``pixelnmf.compiled`` when numba is
+  importable, as in the serving image);
+* numpy s: the same with the numpy stages (``evaluate(engine="numpy")``), for comparison;
 * floor: one pass over the input (a max over every map) plus one single-threaded float32
   product of the preprocessed data with the components per layer (``x @ H.T`` under
   threadpoolctl, one BLAS thread): the work no implementation can avoid;
@@ -14,7 +17,9 @@ For 100, 750 and 3000 lumisections (LS) of synthetic runs, per deployment, in on
 * peak MB: peak memory allocated by one evaluation beyond its input (tracemalloc);
 * per-stage split of our time.
 
-    python benchmarks/bench_predict.py [--repeat 7] [--sizes 100 750 3000] [--no-sklearn]
+    python benchmarks/bench_predict.py [--repeat 7] [--sizes 100 750 3000] [--no-sklearn] [--busy]
+
+``--busy`` keeps the other core busy (a second process multiplying matrices) while measuring.
 
 Goal on a 2-core machine: 750 LS in at most 0.05 s and at most 3x the floor; peak < 50 MB.
 Prints figures; asserts nothing.
@@ -118,13 +123,31 @@ def peak_memory(model, inputs: dict) -> float:
     return peak
 
 
+def _spin() -> None:
+    """A busy core: BLAS products on one thread, until killed."""
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).random((400, 400))
+    with threadpool_limits(limits=1):
+        while True:
+            a = a @ a
+            a /= np.abs(a).max()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deployments", nargs="+", choices=list(DEPLOYMENTS), default=list(DEPLOYMENTS))
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 750, 3000])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--no-sklearn", action="store_true", help="skip the (slow) iterative reference")
+    parser.add_argument("--busy", action="store_true", help="keep another core busy while measuring")
     args = parser.parse_args(argv)
+    if args.busy:
+        import multiprocessing
+
+        spinner = multiprocessing.Process(target=_spin, daemon=True)
+        spinner.start()
+        print(f"another core kept busy by process {spinner.pid}")
 
     import sklearn
     import threadpoolctl
@@ -136,24 +159,33 @@ def main(argv=None) -> int:
     )
     print(f"python {platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}, {platform.machine()}, "
           f"{os.cpu_count()} CPUs, BLAS: {blas}")  # fmt: skip
+    from pixelnmf import compiled
+
+    numba_version = compiled.numba.__version__ if compiled.AVAILABLE else "not importable"
+    print(f"numba {numba_version}")
     for key in args.deployments:
         deployment = DEPLOYMENTS[key]
         model = joblib.load(REPOSITORY / deployment.output)
+        model.warm_up()  # compiling the loop is part of loading the model, not of a request
         print(f"\n{key}: {deployment.output}, inputs {model.input_names}, {len(model.filters)} metadata filters")
         print(
-            f"{'LS':>6} {'ours s':>8} {'floor s':>8} {'(pass':>7} {'+ prod)':>8} {'x floor':>8} {'sklearn s':>10} {'sklearn x':>10} {'peak MB':>8}  per stage (s)"
+            f"{'LS':>6} {'ours s':>8} {'numpy s':>8} {'floor s':>8} {'(pass':>7} {'+ prod)':>8} {'x floor':>8} {'sklearn s':>10} {'sklearn x':>10} {'peak MB':>8}  per stage (s)"
         )
         for n_ls in args.sizes:
             inputs = synthetic_inputs(model, n_ls)
+            engine = model.compiled_unavailable(inputs)
+            if n_ls == args.sizes[0]:
+                print(f"{'':>6} engine: {'compiled' if engine is None else 'numpy stages (' + engine + ')'}")
             stages: dict = {}
             ours = median_time(lambda model=model, inputs=inputs: model.predict_with_score(inputs), args.repeat)
+            numpy_stages = median_time(lambda model=model, inputs=inputs: model.evaluate(inputs, engine="numpy"), args.repeat)
             for _ in range(args.repeat):
                 model.evaluate(inputs, stage_times=stages)
             split = "  ".join(f"{name} {seconds / args.repeat:.4f}" for name, seconds in stages.items())
             floor, input_pass, product = floor_time(model, inputs, args.repeat)
             reference = float("nan") if args.no_sklearn else sklearn_time(model, inputs)
             peak = peak_memory(model, inputs)
-            print(f"{n_ls:>6} {ours:>8.4f} {floor:>8.4f} {input_pass:>7.4f} {product:>8.4f} {ours / floor:>8.1f} "
+            print(f"{n_ls:>6} {ours:>8.4f} {numpy_stages:>8.4f} {floor:>8.4f} {input_pass:>7.4f} {product:>8.4f} {ours / floor:>8.1f} "
                   f"{reference:>10.2f} {reference / ours:>10.0f} {peak / 1e6:>8.1f}  {split}", flush=True)  # fmt: skip
     return 0
 

@@ -2,7 +2,7 @@
 
 The numpy stages (``preprocessing``, ``reconstruction``, ``clustering``) each make a pass over the
 whole batch, about nine passes over float32 data per layer. Here one loop per lumisection reads
-its raw map once, and everything after that (sum and sign of the counts, removing the cross,
+its raw map from memory once, and everything after that (sum and sign of the counts, removing the cross,
 dividing by the reference, the unit-mean scale, clipping, the product with the components, the
 exact NNLS over the faces, the reconstruction, the loss and its threshold) runs on buffers of one
 map, which stay in the CPU cache. The result is the binarised loss, one uint64 per row (bit j =
@@ -13,8 +13,10 @@ float64 NNLS algebra); only the order of float additions differs, so a bin whose
 within rounding of the threshold may differ (tests compare against the numpy stages).
 
 numba is optional: the serving image ships it (numba 0.58.1), and without it ``PixelNMF``
-runs the numpy stages. Compiled on first use (about a second per process; the handler warms
-it up when the model loads), never cached to disk: the server folder may be read-only.
+runs the numpy stages. Compiled on first use, once per process and number of components (2-5 s
+measured here; ``PixelNMF.warm_up``, which the handler calls when it loads the model), never
+cached to disk: the server folder may be read-only. The bit packing reads bytes as a uint64,
+which assumes a little-endian machine (x86-64, aarch64: what DIALS runs on).
 """
 
 from __future__ import annotations
