@@ -279,9 +279,10 @@ class PixelNMF:
         for (index, _), layer in zip(self._preparations, self.layers, strict=True):
             if np.any(np.diff(index) <= 0):
                 return f"layer {layer['name']!r}: kept rows or columns are not in increasing order"
-        for name, array in maps.items():
-            if array.dtype != np.int32:
-                return f"input {name!r} holds {array.dtype}, not int32 counts"
+        for name in self.input_names:  # the maps; metadata inputs are not the loop's business
+            dtype = np.asarray(maps[name]).dtype
+            if dtype != np.int32:
+                return f"input {name!r} holds {dtype}, not int32 counts"
         return None
 
     def warm_up(self) -> None:

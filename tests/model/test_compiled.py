@@ -204,10 +204,16 @@ def test_without_numba_auto_runs_the_numpy_stages(model, reference_inputs, monke
     np.testing.assert_array_equal(model.predict(reference_inputs), expected)
 
 
-def test_warm_up_compiles_the_loop(model):
-    model.warm_up()
-    n_components = model.layers[0]["components"].shape[0]
-    assert n_components in compiled._COMPILED
+def test_warm_up_compiles_the_loop(model, model_2025f_and_inputs, monkeypatch):
+    for each in (model, model_2025f_and_inputs[0]):
+        monkeypatch.setattr(compiled, "_COMPILED", {})
+        each.warm_up()  # the 2025F model: with its metadata inputs (BOOL, INT32, FP32)
+        assert each.layers[0]["components"].shape[0] in compiled._COMPILED
+
+
+def test_metadata_inputs_do_not_keep_the_loop_from_running(model_2025f_and_inputs):
+    model_2025f, inputs = model_2025f_and_inputs
+    assert model_2025f.compiled_unavailable(inputs) is None
 
 
 def test_the_generated_source_has_one_accumulator_per_component():
