@@ -295,9 +295,8 @@ class PixelNMF:
             self.evaluate(zeros, engine="compiled")
 
     def _evaluate_compiled(self, maps: dict, passes_filters: np.ndarray, timer: _StageTimer) -> Evaluation:
-        """Stages 1-3 fused per layer (``compiled``) on the whole batch, then the packed
-        clustering, combination and flagging in blocks of CHUNK_SIZE LS (their temporaries,
-        a few uint64 per row, then stay in the cache: twice as fast as on the whole batch)."""
+        """Stages 1-3 fused per layer and LS (``compiled.layer_loss_bits``), then clustering,
+        combination and flagging per LS on the packed rows (``compiled.cluster_combine_flag``)."""
         params = self.parameters
         n_ls = len(passes_filters)
         evaluated = passes_filters.copy()
@@ -315,6 +314,22 @@ class PixelNMF:
             with timer("entries"):
                 evaluated &= totals > layer["min_entries"]
             loss_words.append(words)
+        if params["max_misses"] > compiled.MAX_MISSES_COMPILED:
+            flag, metric = self._packed_stages_numpy(loss_words, evaluated, timer)
+            return Evaluation(flag, metric, evaluated, None, {}, passes_filters)
+        with timer("clustering, combination, flagging"):
+            offsets, first_rows, last_rows, required, blocks = self._compiled_grid
+            flag, metric = compiled.cluster_combine_flag(
+                np.concatenate(loss_words, axis=1), offsets, self.grid_shape[1], params["window"], params["max_misses"],
+                first_rows, last_rows, required, blocks, evaluated,
+            )  # fmt: skip
+        return Evaluation(flag, metric, evaluated, None, {}, passes_filters)
+
+    def _packed_stages_numpy(self, loss_words: list, evaluated: np.ndarray, timer: _StageTimer) -> tuple[np.ndarray, np.ndarray]:
+        """Clustering, combination and flagging of packed loss rows with numpy, in blocks of
+        CHUNK_SIZE LS (their temporaries then stay in the cache)."""
+        params = self.parameters
+        n_ls = len(evaluated)
         n_rows, n_columns = self.grid_shape
         flag = np.zeros(n_ls, dtype=bool)
         metric = np.zeros(n_ls, dtype=np.float32)
@@ -331,7 +346,32 @@ class PixelNMF:
                 combined[~evaluated[block]] = 0
             with timer("flagging"):
                 flag[block], metric[block] = flagging.flag_and_score_words(combined, n_columns, params["flag_blocks"])
-        return Evaluation(flag, metric, evaluated, None, {}, passes_filters)
+        return flag, metric
+
+    @property
+    def _compiled_grid(self) -> tuple[np.ndarray, ...]:
+        """What ``compiled.cluster_combine_flag`` needs of the layers and the grid (once per
+        process): row offsets of the layers' words, the source rows overlapping each grid row,
+        the packed required-layer masks and the flagging blocks."""
+        found = self.__dict__.get("_grid_cache")
+        if found is None:
+            n_grid_rows = self.grid_shape[0]
+            sizes = [len(layer["kept_rows"]) for layer in self.layers]
+            first_rows, last_rows = [], []
+            for n_source in sizes:
+                overlap = combination.overlap_matrix(n_grid_rows, n_source)
+                first = overlap.argmax(axis=1)
+                first_rows.append(first)
+                last_rows.append(first + overlap.sum(axis=1) - 1)  # the overlapping rows are contiguous
+            found = (
+                np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+                np.array(first_rows, dtype=np.int64),
+                np.array(last_rows, dtype=np.int64),
+                np.array(self._required_layers, dtype=np.uint64),
+                np.array(self.parameters["flag_blocks"], dtype=np.int64).reshape(-1, 2),
+            )
+            self.__dict__["_grid_cache"] = found
+        return found
 
     @property
     def _compiled_inputs(self) -> list[tuple]:

@@ -192,6 +192,171 @@ def _fused_loop(n_components: int):
     return found
 
 
+def _popcount(word):
+    """Set bits of a uint64 (SWAR: pairs, nibbles, bytes, then one multiply sums the bytes)."""
+    word = word - ((word >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    word = (word & np.uint64(0x3333333333333333)) + ((word >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    word = (word + (word >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (word * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+def _low_bits(n):
+    """A uint64 with its n lowest bits set (n <= 64; a shift by 64 is undefined)."""
+    return ~np.uint64(0) if n >= 64 else (np.uint64(1) << np.uint64(n)) - np.uint64(1)
+
+
+def _add_one_saturating(planes, bits):
+    """planes[k] = "count >= k + 1", per bit; add 1 where ``bits`` is set (saturating)."""
+    for k in range(planes.shape[0] - 1, 0, -1):
+        planes[k] |= planes[k - 1] & bits
+    planes[0] |= bits
+
+
+#: The compiled clustering keeps its saturated counts in two scalars: windows may miss 0 or 1 bin
+#: (the model's default is 1). Other values run the numpy clustering.
+MAX_MISSES_COMPILED = 1
+
+
+def _cluster_rows(rows, out, n_columns, height, width, max_misses, at_least_one, at_least_two):
+    """``clustering.cluster_words`` for the rows of one map (``max_misses`` 0 or 1): ``out`` =
+    every bin of the windows (height x width) with at most ``max_misses`` unset bins. The count
+    of unset bins per window, saturated at 2, is two bit planes ("at least one", "at least two");
+    runs of columns are counted by doubling (1, 2, 4, ... columns), as the numpy version does."""
+    n_rows = rows.shape[0]
+    all_columns = _low_bits(n_columns)
+    for r in range(n_rows):
+        out[r] = 0
+    if height > n_rows or width > n_columns:
+        return
+    anchor_columns = _low_bits(n_columns - width + 1)
+    for r in range(n_rows):
+        run_one, run_two = ~rows[r] & all_columns, np.uint64(0)  # the run of width 1
+        one, two = np.uint64(0), np.uint64(0)
+        offset, run_width, remaining, started = 0, 1, width, False
+        while remaining:
+            if remaining & 1:
+                piece_one, piece_two = run_one >> np.uint64(offset), run_two >> np.uint64(offset)
+                if started:
+                    two = two | piece_two | (one & piece_one)
+                    one = one | piece_one
+                else:
+                    one, two, started = piece_one, piece_two, True
+                offset += run_width
+            remaining >>= 1
+            if remaining:
+                next_one, next_two = run_one >> np.uint64(run_width), run_two >> np.uint64(run_width)
+                run_two = run_two | next_two | (run_one & next_one)
+                run_one = run_one | next_one
+                run_width *= 2
+        at_least_one[r], at_least_two[r] = one, two
+    for r in range(n_rows - height + 1):
+        one, two = at_least_one[r], at_least_two[r]
+        for below in range(1, height):
+            two = two | at_least_two[r + below] | (one & at_least_one[r + below])
+            one = one | at_least_one[r + below]
+        anchors = ~(two if max_misses == 1 else one) & anchor_columns
+        if anchors:
+            covered = np.uint64(0)
+            for shift in range(width):
+                covered |= anchors << np.uint64(shift)
+            for below in range(height):
+                out[r + below] |= covered & all_columns
+
+
+def _cluster_combine_flag(
+    loss_words, offsets, n_columns, height, width, max_misses, first_rows, last_rows, required, blocks, evaluated, flag, metric
+):
+    """Stages 3 (clustering), 4 (combination) and 5 (flagging) per LS on packed rows: the
+    layers' loss words side by side in ``loss_words`` (N, all layers' rows; layer l at
+    offsets[l]:offsets[l + 1]); ``first_rows``/``last_rows`` (layers, grid rows) the source rows
+    overlapping each grid row; ``required`` (layers, grid rows) the bins needing exactly k + 1
+    layers; ``blocks`` (B, 2) the flagging blocks. Writes ``flag`` and ``metric``."""
+    n_ls = loss_words.shape[0]
+    n_layers = offsets.shape[0] - 1
+    n_grid_rows = required.shape[1]
+    all_columns = _low_bits(n_columns)
+    most_rows = 0
+    for layer in range(n_layers):
+        most_rows = max(most_rows, offsets[layer + 1] - offsets[layer])
+    clustered = np.zeros(offsets[n_layers], dtype=np.uint64)
+    at_least_one = np.zeros(most_rows, dtype=np.uint64)
+    at_least_two = np.zeros(most_rows, dtype=np.uint64)
+    layer_planes = np.zeros((n_grid_rows, n_layers), dtype=np.uint64)
+    combined = np.zeros(n_grid_rows, dtype=np.uint64)
+    covered = np.zeros(n_grid_rows, dtype=np.uint64)
+    for i in range(n_ls):
+        flag[i] = False
+        metric[i] = 0.0
+        if not evaluated[i]:
+            continue
+        for layer in range(n_layers):
+            begin, end = offsets[layer], offsets[layer + 1]
+            _cluster_rows(
+                loss_words[i, begin:end], clustered[begin:end], n_columns, height, width, max_misses, at_least_one, at_least_two
+            )
+        # Per grid row: how many layers are set (saturating), against the layers required.
+        for t in range(n_grid_rows):
+            for k in range(n_layers):
+                layer_planes[t, k] = 0
+            for layer in range(n_layers):
+                rebinned = np.uint64(0)
+                for source in range(first_rows[layer, t], last_rows[layer, t] + 1):
+                    rebinned |= clustered[offsets[layer] + source]
+                _add_one_saturating(layer_planes[t], rebinned)
+            combined[t] = 0
+            for k in range(n_layers):
+                combined[t] |= layer_planes[t, k] & required[k, t]
+            covered[t] = 0
+        # Flagging: every bin of a fully set block of one of the given shapes.
+        for b in range(blocks.shape[0]):
+            block_height, block_width = blocks[b, 0], blocks[b, 1]
+            if block_height > n_grid_rows or block_width > n_columns:
+                continue
+            anchor_columns = _low_bits(n_columns - block_width + 1)
+            for t in range(n_grid_rows - block_height + 1):
+                anchors = anchor_columns
+                for below in range(block_height):
+                    for shift in range(block_width):
+                        anchors &= combined[t + below] >> np.uint64(shift)
+                if anchors:
+                    spread = np.uint64(0)
+                    for shift in range(block_width):
+                        spread |= anchors << np.uint64(shift)
+                    for below in range(block_height):
+                        covered[t + below] |= spread & all_columns
+        area = 0
+        for t in range(n_grid_rows):
+            area += _popcount(covered[t])
+        flag[i] = area > 0
+        metric[i] = np.float32(area)
+
+
+if AVAILABLE:
+    _popcount = numba.njit(inline="always")(_popcount)
+    _low_bits = numba.njit(inline="always")(_low_bits)
+    _add_one_saturating = numba.njit(inline="always")(_add_one_saturating)
+    _cluster_rows = numba.njit(_cluster_rows)
+    _cluster_combine_flag = numba.njit(nogil=True)(_cluster_combine_flag)
+
+
+def cluster_combine_flag(loss_words, offsets, n_columns, window, max_misses, first_rows, last_rows, required, blocks, evaluated):
+    """Stages 3-5 on the layers' loss words: (flag (N,) bool, metric (N,) float32); the same
+    answers as ``clustering.cluster_words``, ``combination.combine_words`` and
+    ``flagging.flag_and_score_words``. Rows of at most 64 columns."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not importable here; use the numpy stages")
+    if not 0 <= max_misses <= MAX_MISSES_COMPILED:
+        raise ValueError(f"max_misses {max_misses}: the compiled clustering takes 0..{MAX_MISSES_COMPILED}")
+    n_ls = loss_words.shape[0]
+    flag = np.zeros(n_ls, dtype=bool)
+    metric = np.zeros(n_ls, dtype=np.float32)
+    _cluster_combine_flag(
+        loss_words, offsets, int(n_columns), int(window[0]), int(window[1]), int(max_misses),
+        first_rows, last_rows, required, blocks, evaluated, flag, metric,
+    )  # fmt: skip
+    return flag, metric
+
+
 def layer_loss_bits(raw_flat, runs, inverse, components, face_inverses, full_face, clip, threshold, n_rows, n_columns):
     """Run the fused loop on a batch (``raw_flat``: (N, raw bins) int32, C-contiguous).
 
@@ -204,6 +369,17 @@ def layer_loss_bits(raw_flat, runs, inverse, components, face_inverses, full_fac
     totals = np.zeros(n_ls, dtype=np.int64)
     negative = np.zeros(n_ls, dtype=bool)
     _fused_loop(components.shape[0])(
-        raw_flat, runs, inverse, components, face_inverses, int(full_face), float(clip), float(threshold), n_columns, words, totals, negative
+        raw_flat,
+        runs,
+        inverse,
+        components,
+        face_inverses,
+        int(full_face),
+        float(clip),
+        float(threshold),
+        n_columns,
+        words,
+        totals,
+        negative,
     )
     return words, totals, negative

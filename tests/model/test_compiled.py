@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from pixelnmf import InputError, PixelNMF, clustering, compiled
 from pixelnmf import model as model_module
 from pixelnmf_train import synthetic
-
 from test_model import REGION, _toy_maps, _toy_model  # the toy model of test_model.py (same folder)
 
 SETTINGS = settings(max_examples=20, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -220,3 +219,61 @@ def test_the_generated_source_has_one_accumulator_per_component():
     source = compiled.fused_loop_source(3)
     assert "b0 = zero32" in source and "b2 = zero32" in source and "b3" not in source
     assert "{k}" not in source
+
+
+def test_more_misses_than_the_compiled_clustering_takes_runs_the_numpy_clustering(model, reference_inputs):
+    state = model.__getstate__()
+    lenient = PixelNMF(state["layers"], **{**state["parameters"], "max_misses": 3})
+    assert compiled.MAX_MISSES_COMPILED < 3
+    fast = _assert_same_answers(lenient, reference_inputs)
+    assert fast.flag.sum() >= model.predict(reference_inputs).sum(), "more misses allowed: no fewer flags"
+
+
+@st.composite
+def packed_layers(draw):
+    """Loss words of 1-3 layers (rows 2..20, 8..64 columns), a window, misses 0/1, blocks."""
+    n_columns = draw(st.sampled_from([8, 40, 64]))
+    n_ls = draw(st.integers(1, 5))
+    rows = draw(st.lists(st.integers(2, 20), min_size=1, max_size=3))
+    density = draw(st.sampled_from([0.5, 0.9, 0.97]))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    words = [clustering.pack_rows(rng.random((n_ls, n, n_columns)) < density) for n in rows]
+    window = (draw(st.integers(1, 3)), draw(st.integers(1, min(16, n_columns))))
+    blocks = tuple((draw(st.integers(1, 2)), draw(st.integers(1, 8))) for _ in range(draw(st.integers(1, 2))))
+    max_misses = draw(st.integers(0, compiled.MAX_MISSES_COMPILED))
+    mask = rng.integers(0, len(rows) + 1, size=(rows[0], n_columns))
+    evaluated = rng.random(n_ls) < 0.8
+    return words, n_columns, window, max_misses, blocks, mask, evaluated
+
+
+@SETTINGS
+@given(case=packed_layers())
+def test_compiled_clustering_combination_flagging_equal_the_numpy_packed_stages(case):
+    """Against the numpy functions on packed rows, which test_clustering, test_combination and
+    test_flagging check against brute-force scans."""
+    from pixelnmf import combination, flagging
+
+    words, n_columns, window, max_misses, blocks, mask, evaluated = case
+    n_grid_rows = words[0].shape[1]
+    clustered = [
+        clustering.dilate_anchors(clustering.window_anchors(w, n_columns, window, max_misses), n_columns, window) for w in words
+    ]
+    required = combination.required_layers(mask, 2, len(words))
+    combined = combination.combine_words(clustered, n_grid_rows, required)
+    combined[~evaluated] = 0
+    expected_flag, expected_metric = flagging.flag_and_score_words(combined, n_columns, blocks)
+
+    sizes = [w.shape[1] for w in words]
+    first_rows, last_rows = [], []
+    for n_source in sizes:
+        overlap = combination.overlap_matrix(n_grid_rows, n_source)
+        first_rows.append(overlap.argmax(axis=1))
+        last_rows.append(first_rows[-1] + overlap.sum(axis=1) - 1)
+    flag, metric = compiled.cluster_combine_flag(
+        np.concatenate(words, axis=1), np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), n_columns, window, max_misses,
+        np.array(first_rows, dtype=np.int64), np.array(last_rows, dtype=np.int64), np.array(required, dtype=np.uint64),
+        np.array(blocks, dtype=np.int64), evaluated,
+    )  # fmt: skip
+    np.testing.assert_array_equal(flag, expected_flag)
+    np.testing.assert_array_equal(metric, expected_metric)
