@@ -1,6 +1,7 @@
 """Serving figures of a DIALS model folder: image, start-up, round trips, the handler's share.
 
-    /tmp/envs/fast/bin/python benchmarks/bench_server.py [--template template.yaml]
+    python3 -m venv .venv-bench && .venv-bench/bin/pip install -r requirements/bench.txt
+    .venv-bench/bin/python benchmarks/bench_server.py [--template template.yaml]
         [--build-dir .dism-artifacts/build/PixelNMF] [--sizes 1,100,750] [--repetitions 5] [--starts 3]
 
 Prints (nothing is asserted; goals are reported against):
@@ -119,12 +120,22 @@ def main(argv=None) -> int:
     verdict = re.sub(r"^\[[^]]*\]\s*", "", verdict)
     print(f"image: {image_seconds:6.1f} s  {verdict}")
 
+    # The image the server layer runs: the stand-in plus the image packages this folder imports
+    # (for our model: numba, so that the compiled engine runs as in the serving image).
+    from dialsgate.subject import Subject
+
+    subject = Subject(contract, arrays)
+    subject.require_safe_model_file()
+    extras = subject.needs.requirements(subject.profile)
+    served_image = serving.ensure_image(contract.image, log=lambda line: None, profile=subject.profile, requirements=extras)
+    print(f"served by: {served_image} (the folder's extra image packages: {', '.join(extras) or 'none'})")
+
     bodies = {n: json.dumps(v2.request_body(contract, batch_of(arrays, n), request_id=f"bench-{n}")).encode() for n in sizes}
     ready_times: list[float] = []
     starts = max(1, args.starts)
     with serving.prepared_model_folder(contract) as folder:
         for start_number in range(starts):
-            with serving.serve_model_folder(folder, contract) as served:
+            with serving.serve_model_folder(folder, contract, image=served_image) as served:
                 ready_times.append(served.ready_seconds)
                 print(
                     f"container start -> model ready: {served.ready_seconds:5.2f} s ({served.network_mode} network, {served.url})"
@@ -160,6 +171,9 @@ def main(argv=None) -> int:
             model = getattr(handler.model, "_model", None)
             if hasattr(model, "predict_with_score"):
                 predict, _ = median_seconds(lambda: model.predict_with_score(decoded), args.repetitions)
+            if hasattr(model, "compiled_unavailable"):
+                why_not = model.compiled_unavailable(decoded)
+                print(f"in-process model engine: {'compiled' if why_not is None else 'numpy stages (' + why_not + ')'}")
             # Floor of the decode: one conversion of each input's JSON list into a machine array.
             lists = [item["data"] for item in body["inputs"]]
             decode_floor, _ = median_seconds(

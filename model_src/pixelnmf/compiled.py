@@ -332,9 +332,9 @@ def _cluster_combine_flag(
 
 
 if AVAILABLE:
-    _popcount = numba.njit(inline="always")(_popcount)
-    _low_bits = numba.njit(inline="always")(_low_bits)
-    _add_one_saturating = numba.njit(inline="always")(_add_one_saturating)
+    _popcount = numba.njit(_popcount)
+    _low_bits = numba.njit(_low_bits)
+    _add_one_saturating = numba.njit(_add_one_saturating)
     _cluster_rows = numba.njit(_cluster_rows)
     _cluster_combine_flag = numba.njit(nogil=True)(_cluster_combine_flag)
 
