@@ -6,6 +6,8 @@ model file loads wherever numpy and this package are importable.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ import numpy as np
 
 from . import clustering, combination, compiled, entries, flagging, preprocessing, reconstruction
 
+LOG = logging.getLogger("pixelnmf")
 #: 2: parameters carry ``metadata_inputs`` and ``filters`` (format 1 files load without them).
 FORMAT_VERSION = 2
 SUPPORTED_FORMAT_VERSIONS = (1, 2)
@@ -233,7 +236,7 @@ class PixelNMF:
             passes_filters = self.passes_filters(metadata, n_ls)
         if engine != "numpy" and not keep_intermediates:
             why_not = self.compiled_unavailable(maps)
-            if why_not is None:
+            if why_not is None and (engine == "compiled" or self.compiled_ready):
                 return self._evaluate_compiled(maps, passes_filters, timer)
             if engine == "compiled":
                 raise RuntimeError(f"the compiled engine cannot run: {why_not}")
@@ -285,14 +288,49 @@ class PixelNMF:
                 return f"input {name!r} holds {dtype}, not int32 counts"
         return None
 
-    def warm_up(self) -> None:
-        """Compile the fused loop now, on one empty LS (a second or two, once per process),
-        rather than within the first request. Nothing happens where it cannot run."""
+    def warm_up(self, background: bool = False) -> threading.Thread | None:
+        """Compile the fused loop on one empty LS (seconds, once per process) rather than within
+        the first request. Nothing happens where the loop cannot run.
+
+        ``background``: compile in a daemon thread (returned) and answer with the numpy stages
+        (the same answers) until it is done, so a server is ready in seconds. A failure to
+        compile is logged and leaves the numpy stages in use.
+        """
         zeros = {name: np.zeros((1, *shape), dtype=np.int32) for name, shape in self.input_shapes.items()}
         for name, datatype in self.metadata_inputs.items():
             zeros[name] = np.zeros(1, dtype=bool if datatype == "BOOL" else datatype.lower().replace("fp", "float"))
-        if self.compiled_unavailable(zeros) is None:
+        if self.compiled_unavailable(zeros) is not None:
+            return None
+        if not background:
             self.evaluate(zeros, engine="compiled")
+            return None
+        done = threading.Event()
+        self.__dict__["_warm_up_done"] = done
+
+        def compile_loop() -> None:
+            start = time.perf_counter()
+            try:
+                self.evaluate(zeros, engine="compiled")
+                LOG.info(
+                    "pixelnmf: compiled engine ready after %.1f s; the numpy stages answered until now",
+                    time.perf_counter() - start,
+                )
+            except Exception as error:  # noqa: BLE001 - any failure: stay on the numpy stages
+                self.__dict__["_warm_up_error"] = f"{type(error).__name__}: {error}"
+                LOG.warning("pixelnmf: compiling the fused loop failed (%s); the numpy stages answer", error)
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=compile_loop, name="pixelnmf-compile", daemon=True)
+        thread.start()
+        return thread
+
+    @property
+    def compiled_ready(self) -> bool:
+        """False while a background warm-up compiles, or after it failed: ``evaluate`` with
+        engine "auto" then runs the numpy stages."""
+        done = self.__dict__.get("_warm_up_done")
+        return done is None or (done.is_set() and "_warm_up_error" not in self.__dict__)
 
     def _evaluate_compiled(self, maps: dict, passes_filters: np.ndarray, timer: _StageTimer) -> Evaluation:
         """Stages 1-3 fused per layer and LS (``compiled.layer_loss_bits``), then clustering,
