@@ -292,7 +292,7 @@ class PixelNMF:
         """Compile the fused loop on one empty LS (seconds, once per process) rather than within
         the first request. Nothing happens where the loop cannot run.
 
-        ``background``: compile in a daemon thread (returned) and answer with the numpy stages
+        ``background``: compile in a thread (returned) and answer with the numpy stages
         (the same answers) until it is done, so a server is ready in seconds. A failure to
         compile is logged and leaves the numpy stages in use.
         """
@@ -321,7 +321,9 @@ class PixelNMF:
             finally:
                 done.set()
 
-        thread = threading.Thread(target=compile_loop, name="pixelnmf-compile", daemon=True)
+        # Not a daemon: the interpreter waits for it at exit rather than unloading LLVM under
+        # a compilation in progress.
+        thread = threading.Thread(target=compile_loop, name="pixelnmf-compile", daemon=False)
         thread.start()
         return thread
 

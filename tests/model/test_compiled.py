@@ -332,3 +332,28 @@ def test_a_persisted_model_carries_no_warm_up_state(model, tmp_path):
     joblib.dump(fresh, tmp_path / "model.joblib")
     loaded = joblib.load(tmp_path / "model.joblib")
     assert "_warm_up_done" not in loaded.__dict__ and loaded.compiled_ready
+
+
+def test_a_process_that_exits_during_a_background_warm_up_exits_cleanly(tmp_path):
+    """The interpreter waits for the compile thread rather than unloading LLVM under it: the
+    thread is joined before atexit handlers run (a daemon thread would still be compiling)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import atexit, joblib\n"
+        f"model = joblib.load({str(REPOSITORY / 'mlserver-model' / 'pixelnmf.joblib')!r})\n"
+        "atexit.register(lambda: print('compiled at exit:', model.compiled_ready, flush=True))\n"
+        "model.warm_up(background=True)\n"
+        "print('leaving', flush=True)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(REPOSITORY / "model_src"), "PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split("\n")[:2] == ["leaving", "compiled at exit: True"], (run.stdout, run.stderr[-2000:])
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
