@@ -217,6 +217,16 @@ def _add_one_saturating(planes, bits):
 MAX_MISSES_COMPILED = 1
 
 
+def _cover_windows(rows, first_row, anchors, height, width, all_columns):
+    """Set every bin of the height x width windows anchored (top-left) at the bits of
+    ``anchors`` in row ``first_row``."""
+    spread = np.uint64(0)
+    for shift in range(width):
+        spread |= anchors << np.uint64(shift)
+    for below in range(height):
+        rows[first_row + below] |= spread & all_columns
+
+
 def _cluster_rows(rows, out, n_columns, height, width, max_misses, at_least_one, at_least_two):
     """``clustering.cluster_words`` for the rows of one map (``max_misses`` 0 or 1): ``out`` =
     every bin of the windows (height x width) with at most ``max_misses`` unset bins. The count
@@ -256,11 +266,7 @@ def _cluster_rows(rows, out, n_columns, height, width, max_misses, at_least_one,
             one = one | at_least_one[r + below]
         anchors = ~(two if max_misses == 1 else one) & anchor_columns
         if anchors:
-            covered = np.uint64(0)
-            for shift in range(width):
-                covered |= anchors << np.uint64(shift)
-            for below in range(height):
-                out[r + below] |= covered & all_columns
+            _cover_windows(out, r, anchors, height, width, all_columns)
 
 
 def _cluster_combine_flag(
@@ -319,11 +325,7 @@ def _cluster_combine_flag(
                     for shift in range(block_width):
                         anchors &= combined[t + below] >> np.uint64(shift)
                 if anchors:
-                    spread = np.uint64(0)
-                    for shift in range(block_width):
-                        spread |= anchors << np.uint64(shift)
-                    for below in range(block_height):
-                        covered[t + below] |= spread & all_columns
+                    _cover_windows(covered, t, anchors, block_height, block_width, all_columns)
         area = 0
         for t in range(n_grid_rows):
             area += _popcount(covered[t])
@@ -335,6 +337,7 @@ if AVAILABLE:
     _popcount = numba.njit(_popcount)
     _low_bits = numba.njit(_low_bits)
     _add_one_saturating = numba.njit(_add_one_saturating)
+    _cover_windows = numba.njit(_cover_windows)
     _cluster_rows = numba.njit(_cluster_rows)
     _cluster_combine_flag = numba.njit(nogil=True)(_cluster_combine_flag)
 
