@@ -114,11 +114,10 @@ class Handler(MLModel):
                 f"{model_uri} holds a {type(model).__module__}.{type(model).__qualname__}, expected a pixelnmf.PixelNMF from this folder"
             )
         self._model = model
-        # The compiled loop (numba, in the image) compiles in the background for a few
-        # seconds; until then the numpy stages answer (the same answers), so the model is
-        # ready as soon as it is loaded.
+        # The compiled loop (numba, in the image) is compiled here, a few seconds: the model
+        # is ready once it is, and the first request is answered at full speed.
         if hasattr(model, "warm_up"):
-            model.warm_up(background=True)
+            model.warm_up()
         # Format 1 model files carry no metadata inputs.
         self._metadata_inputs = dict(getattr(model, "metadata_inputs", {}))
         # Model metadata (/v2/models/<name>) then advertises the contract: dismcli's

@@ -6,8 +6,6 @@ model file loads wherever numpy and this package are importable.
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +14,6 @@ import numpy as np
 
 from . import clustering, combination, compiled, entries, flagging, preprocessing, reconstruction
 
-LOG = logging.getLogger("pixelnmf")
 #: 2: parameters carry ``metadata_inputs`` and ``filters`` (format 1 files load without them).
 FORMAT_VERSION = 2
 SUPPORTED_FORMAT_VERSIONS = (1, 2)
@@ -236,7 +233,7 @@ class PixelNMF:
             passes_filters = self.passes_filters(metadata, n_ls)
         if engine != "numpy" and not keep_intermediates:
             why_not = self.compiled_unavailable(maps)
-            if why_not is None and (engine == "compiled" or self.compiled_ready):
+            if why_not is None:
                 return self._evaluate_compiled(maps, passes_filters, timer)
             if engine == "compiled":
                 raise RuntimeError(f"the compiled engine cannot run: {why_not}")
@@ -288,51 +285,19 @@ class PixelNMF:
                 return f"input {name!r} holds {dtype}, not int32 counts"
         return None
 
-    def warm_up(self, background: bool = False) -> threading.Thread | None:
+    def warm_up(self) -> None:
         """Compile the fused loop on one empty LS (seconds, once per process) rather than within
         the first request. Nothing happens where the loop cannot run.
 
-        ``background``: compile in a thread (returned) and answer with the numpy stages
-        (the same answers) until it is done, so a server is ready in seconds. A failure to
-        compile is logged and leaves the numpy stages in use.
+        Synchronous on purpose: compiling in a background thread while the numpy stages answer
+        deadlocked (the compile thread imported a scipy extension, holding the GIL, while
+        threadpoolctl's library scan in the main thread held the loader lock and waited for it).
         """
         zeros = {name: np.zeros((1, *shape), dtype=np.int32) for name, shape in self.input_shapes.items()}
         for name, datatype in self.metadata_inputs.items():
             zeros[name] = np.zeros(1, dtype=bool if datatype == "BOOL" else datatype.lower().replace("fp", "float"))
-        if self.compiled_unavailable(zeros) is not None:
-            return None
-        if not background:
+        if self.compiled_unavailable(zeros) is None:
             self.evaluate(zeros, engine="compiled")
-            return None
-        done = threading.Event()
-        self.__dict__["_warm_up_done"] = done
-
-        def compile_loop() -> None:
-            start = time.perf_counter()
-            try:
-                self.evaluate(zeros, engine="compiled")
-                LOG.info(
-                    "pixelnmf: compiled engine ready after %.1f s; the numpy stages answered until now",
-                    time.perf_counter() - start,
-                )
-            except Exception as error:  # noqa: BLE001 - any failure: stay on the numpy stages
-                self.__dict__["_warm_up_error"] = f"{type(error).__name__}: {error}"
-                LOG.warning("pixelnmf: compiling the fused loop failed (%s); the numpy stages answer", error)
-            finally:
-                done.set()
-
-        # Not a daemon: the interpreter waits for it at exit rather than unloading LLVM under
-        # a compilation in progress.
-        thread = threading.Thread(target=compile_loop, name="pixelnmf-compile", daemon=False)
-        thread.start()
-        return thread
-
-    @property
-    def compiled_ready(self) -> bool:
-        """False while a background warm-up compiles, or after it failed: ``evaluate`` with
-        engine "auto" then runs the numpy stages."""
-        done = self.__dict__.get("_warm_up_done")
-        return done is None or (done.is_set() and "_warm_up_error" not in self.__dict__)
 
     def _evaluate_compiled(self, maps: dict, passes_filters: np.ndarray, timer: _StageTimer) -> Evaluation:
         """Stages 1-3 fused per layer and LS (``compiled.layer_loss_bits``), then clustering,

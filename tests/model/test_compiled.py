@@ -10,7 +10,6 @@ numbers of components, including degenerate ones.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -278,82 +277,3 @@ def test_compiled_clustering_combination_flagging_equal_the_numpy_packed_stages(
     )  # fmt: skip
     np.testing.assert_array_equal(flag, expected_flag)
     np.testing.assert_array_equal(metric, expected_metric)
-
-
-def _fresh_copy(model: PixelNMF) -> PixelNMF:
-    """A model of its own (background warm-ups leave their state on the object)."""
-    fresh = PixelNMF.__new__(PixelNMF)
-    fresh.__setstate__(model.__getstate__())
-    return fresh
-
-
-def test_background_warm_up_answers_with_numpy_until_compiled(model, reference_inputs, monkeypatch):
-    fresh = _fresh_copy(model)
-    expected = model.predict(reference_inputs)
-    thread = fresh.warm_up(background=True)
-    thread.join(timeout=120)
-    assert not thread.is_alive() and fresh.compiled_ready
-    # While a warm-up runs (its event not set), "auto" must not touch the compiled loop.
-    compiling = threading.Event()
-    fresh.__dict__["_warm_up_done"] = compiling
-    assert not fresh.compiled_ready
-    monkeypatch.setattr(PixelNMF, "_evaluate_compiled", _must_not_run)
-    np.testing.assert_array_equal(fresh.predict(reference_inputs), expected)
-    monkeypatch.undo()
-    compiling.set()
-    assert fresh.compiled_ready
-    np.testing.assert_array_equal(fresh.evaluate(reference_inputs, engine="auto").flag, expected)
-
-
-def _must_not_run(*args, **kwargs):
-    raise AssertionError("the compiled loop ran during a background warm-up")
-
-
-def test_background_warm_up_that_fails_leaves_the_numpy_stages(model, reference_inputs, monkeypatch, caplog):
-    fresh = _fresh_copy(model)
-    expected = model.predict(reference_inputs)
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("no LLVM here")
-
-    monkeypatch.setattr(compiled, "layer_loss_bits", broken)
-    with caplog.at_level("WARNING", logger="pixelnmf"):
-        fresh.warm_up(background=True).join(timeout=120)
-    assert not fresh.compiled_ready
-    assert "no LLVM here" in caplog.text and "numpy stages answer" in caplog.text
-    np.testing.assert_array_equal(fresh.predict(reference_inputs), expected)
-
-
-def test_a_persisted_model_carries_no_warm_up_state(model, tmp_path):
-    import joblib
-
-    fresh = _fresh_copy(model)
-    fresh.warm_up(background=True).join(timeout=120)
-    joblib.dump(fresh, tmp_path / "model.joblib")
-    loaded = joblib.load(tmp_path / "model.joblib")
-    assert "_warm_up_done" not in loaded.__dict__ and loaded.compiled_ready
-
-
-def test_a_process_that_exits_during_a_background_warm_up_exits_cleanly(tmp_path):
-    """The interpreter waits for the compile thread rather than unloading LLVM under it: the
-    thread is joined before atexit handlers run (a daemon thread would still be compiling)."""
-    import subprocess
-    import sys
-
-    script = (
-        "import atexit, joblib\n"
-        f"model = joblib.load({str(REPOSITORY / 'mlserver-model' / 'pixelnmf.joblib')!r})\n"
-        "atexit.register(lambda: print('compiled at exit:', model.compiled_ready, flush=True))\n"
-        "model.warm_up(background=True)\n"
-        "print('leaving', flush=True)\n"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PYTHONPATH": str(REPOSITORY / "model_src"), "PATH": "/usr/bin:/bin"},
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.split("\n")[:2] == ["leaving", "compiled at exit: True"], (run.stdout, run.stderr[-2000:])
-    assert "Traceback" not in run.stderr, run.stderr[-2000:]
