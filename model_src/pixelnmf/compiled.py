@@ -54,7 +54,11 @@ PACK_BYTES = 0x0102040810204080
 # and runs the products of all components in one pass over the bins (one pass per component
 # with an array of accumulators is several times slower: one dependency chain, reloads).
 _FUSED_LOOP = """
-def fused(raw, runs, inverse, components, face_inverses, full_face, clip, threshold, n_columns, words, totals, negative):
+def fused(raw, runs, inverse, components, face_inverses, full_face, clip, threshold, n_columns, words, totals, negative,
+          ratio, hot, hot_words, products, candidate, weights):
+    # ratio, hot (the loss bits, one byte each, rows padded to whole uint64; the padding stays
+    # 0), hot_words (hot seen as uint64), products, candidate, weights: scratch buffers from the
+    # caller (allocating them here compiled numba's np.zeros/np.empty/view, 1 s of the warm-up).
     n_ls, n_raw = raw.shape
     n_bins = inverse.shape[0]
     n_comp = components.shape[0]
@@ -62,13 +66,6 @@ def fused(raw, runs, inverse, components, face_inverses, full_face, clip, thresh
     n_rows = words.shape[1]
     groups = (n_columns + 7) // 8  # bytes per packed row
     padded = groups * 8
-    ratio = np.empty(n_bins, dtype=np.float32)
-    # The loss bits, one byte each, rows padded to whole uint64 (the padding stays 0).
-    hot = np.zeros(n_rows * padded, dtype=np.uint8)
-    hot_words = hot.view(np.uint64)
-    products = np.empty(n_comp, dtype=np.float64)
-    candidate = np.empty(n_comp, dtype=np.float64)
-    weights = np.empty(n_comp, dtype=np.float64)
     h{k} = components[{k}]
     clip32 = np.float32(clip)
     threshold32 = np.float32(threshold)
@@ -270,26 +267,19 @@ def _cluster_rows(rows, out, n_columns, height, width, max_misses, at_least_one,
 
 
 def _cluster_combine_flag(
-    loss_words, offsets, n_columns, height, width, max_misses, first_rows, last_rows, required, blocks, evaluated, flag, metric
-):
+    loss_words, offsets, n_columns, height, width, max_misses, first_rows, last_rows, required, blocks, evaluated, flag, metric,
+    clustered, at_least_one, at_least_two, layer_planes, combined, covered,
+):  # fmt: skip
     """Stages 3 (clustering), 4 (combination) and 5 (flagging) per LS on packed rows: the
     layers' loss words side by side in ``loss_words`` (N, all layers' rows; layer l at
     offsets[l]:offsets[l + 1]); ``first_rows``/``last_rows`` (layers, grid rows) the source rows
     overlapping each grid row; ``required`` (layers, grid rows) the bins needing exactly k + 1
-    layers; ``blocks`` (B, 2) the flagging blocks. Writes ``flag`` and ``metric``."""
+    layers; ``blocks`` (B, 2) the flagging blocks. Writes ``flag`` and ``metric``. The last six
+    arguments are uint64 scratch buffers from the caller (``_cluster_buffers``)."""
     n_ls = loss_words.shape[0]
     n_layers = offsets.shape[0] - 1
     n_grid_rows = required.shape[1]
     all_columns = _low_bits(n_columns)
-    most_rows = 0
-    for layer in range(n_layers):
-        most_rows = max(most_rows, offsets[layer + 1] - offsets[layer])
-    clustered = np.zeros(offsets[n_layers], dtype=np.uint64)
-    at_least_one = np.zeros(most_rows, dtype=np.uint64)
-    at_least_two = np.zeros(most_rows, dtype=np.uint64)
-    layer_planes = np.zeros((n_grid_rows, n_layers), dtype=np.uint64)
-    combined = np.zeros(n_grid_rows, dtype=np.uint64)
-    covered = np.zeros(n_grid_rows, dtype=np.uint64)
     for i in range(n_ls):
         flag[i] = False
         metric[i] = 0.0
@@ -355,9 +345,25 @@ def cluster_combine_flag(loss_words, offsets, n_columns, window, max_misses, fir
     metric = np.zeros(n_ls, dtype=np.float32)
     _cluster_combine_flag(
         loss_words, offsets, int(n_columns), int(window[0]), int(window[1]), int(max_misses),
-        first_rows, last_rows, required, blocks, evaluated, flag, metric,
+        first_rows, last_rows, required, blocks, evaluated, flag, metric, *_cluster_buffers(offsets, required),
     )  # fmt: skip
     return flag, metric
+
+
+def _cluster_buffers(offsets, required):
+    """Scratch buffers of ``_cluster_combine_flag`` (allocated here: allocating them in the
+    compiled function compiled numba's np.zeros for each shape, about 1 s of the warm-up)."""
+    rows_per_layer = np.diff(offsets)
+    most_rows = int(rows_per_layer.max()) if rows_per_layer.size else 0
+    n_layers, n_grid_rows = len(offsets) - 1, required.shape[1]
+    return (
+        np.zeros(int(offsets[-1]), dtype=np.uint64),  # clustered
+        np.zeros(most_rows, dtype=np.uint64),  # at_least_one
+        np.zeros(most_rows, dtype=np.uint64),  # at_least_two
+        np.zeros((n_grid_rows, n_layers), dtype=np.uint64),  # layer_planes
+        np.zeros(n_grid_rows, dtype=np.uint64),  # combined
+        np.zeros(n_grid_rows, dtype=np.uint64),  # covered
+    )
 
 
 def layer_loss_bits(raw_flat, runs, inverse, components, face_inverses, full_face, clip, threshold, n_rows, n_columns):
@@ -371,7 +377,9 @@ def layer_loss_bits(raw_flat, runs, inverse, components, face_inverses, full_fac
     words = np.zeros((n_ls, n_rows), dtype=np.uint64)
     totals = np.zeros(n_ls, dtype=np.int64)
     negative = np.zeros(n_ls, dtype=bool)
-    _fused_loop(components.shape[0])(
+    n_components = components.shape[0]
+    hot = np.zeros(n_rows * ((n_columns + 7) // 8) * 8, dtype=np.uint8)  # rows padded to whole uint64
+    _fused_loop(n_components)(
         raw_flat,
         runs,
         inverse,
@@ -384,5 +392,11 @@ def layer_loss_bits(raw_flat, runs, inverse, components, face_inverses, full_fac
         words,
         totals,
         negative,
+        np.empty(inverse.shape[0], dtype=np.float32),  # ratio
+        hot,
+        hot.view(np.uint64),
+        np.empty(n_components, dtype=np.float64),  # products
+        np.empty(n_components, dtype=np.float64),  # candidate
+        np.empty(n_components, dtype=np.float64),  # weights
     )
     return words, totals, negative
