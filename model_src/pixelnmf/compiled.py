@@ -13,10 +13,10 @@ float64 NNLS algebra); only the order of float additions differs, so a bin whose
 within rounding of the threshold may differ (tests compare against the numpy stages).
 
 numba is optional: the serving image ships it (numba 0.58.1), and without it ``PixelNMF``
-runs the numpy stages. Compiled on first use, once per process and number of components (2-5 s
-measured here; ``PixelNMF.warm_up``, which the handler calls when it loads the model), never
-cached to disk: the server folder may be read-only. The bit packing reads bytes as a uint64,
-which assumes a little-endian machine (x86-64, aarch64: what DIALS runs on).
+runs the numpy stages. Compiled on first use, once per process and number of components (5-6 s
+in the stand-in serving container; ``PixelNMF.warm_up``, which the handler calls when it loads
+the model), never cached to disk: the server folder may be read-only. The bit packing reads
+bytes as a uint64, which assumes a little-endian machine (x86-64, aarch64: what DIALS runs on).
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def fused(raw, runs, inverse, components, face_inverses, full_face, clip, thresh
             x = one32 if value == zero32 else min(value, clip32)
             b{k} += x * h{k}[j]
         products[{k}] = b{k}
-        weights[:] = 0.0
+        for c in range(n_comp):
+            weights[c] = 0.0
         # The exact NNLS: the feasible face solution with the largest w . b (none, w = 0, when
         # no score is positive). When the solution on all components is feasible it is that
         # one (no subset fits better), which spares the other faces for most maps.
@@ -133,7 +134,8 @@ def fused(raw, runs, inverse, components, face_inverses, full_face, clip, thresh
                 score += value64 * products[c]
             if feasible and score > best:
                 best = score
-                weights[:] = candidate
+                for c in range(n_comp):
+                    weights[c] = candidate[c]
             if attempt == 0 and best > 0.0:
                 break
         w{k} = np.float32(weights[{k}])
@@ -184,7 +186,10 @@ def _fused_loop(n_components: int):
         exec(compile(fused_loop_source(n_components), f"<pixelnmf fused loop, {n_components} components>", "exec"), namespace)  # noqa: S102 - our own template
         # reassoc lets the sums and products run in vector lanes; contract allows fused
         # multiply-adds (as the BLAS of the numpy stages uses). No flag that assumes no NaN/inf.
-        found = numba.njit(nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")(namespace["fused"])
+        # no_cfunc_wrapper: only Python calls it, and each wrapper costs compile time at load.
+        found = numba.njit(nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy", no_cfunc_wrapper=True)(
+            namespace["fused"]
+        )
         _COMPILED[n_components] = found
     return found
 
@@ -324,12 +329,16 @@ def _cluster_combine_flag(
 
 
 if AVAILABLE:
-    _popcount = numba.njit(_popcount)
-    _low_bits = numba.njit(_low_bits)
-    _add_one_saturating = numba.njit(_add_one_saturating)
-    _cover_windows = numba.njit(_cover_windows)
-    _cluster_rows = numba.njit(_cluster_rows)
-    _cluster_combine_flag = numba.njit(nogil=True)(_cluster_combine_flag)
+    # The helpers are called only from compiled code: no Python or C wrappers to compile (the
+    # compile happens while the server loads the model; wrappers and allocations inside
+    # compiled code were about 40 % of it).
+    _helper = numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+    _popcount = _helper(_popcount)
+    _low_bits = _helper(_low_bits)
+    _add_one_saturating = _helper(_add_one_saturating)
+    _cover_windows = _helper(_cover_windows)
+    _cluster_rows = _helper(_cluster_rows)
+    _cluster_combine_flag = numba.njit(nogil=True, no_cfunc_wrapper=True)(_cluster_combine_flag)
 
 
 def cluster_combine_flag(loss_words, offsets, n_columns, window, max_misses, first_rows, last_rows, required, blocks, evaluated):
