@@ -161,9 +161,13 @@ class Handler(MLModel):
             flag, metric = self._model.predict_with_score(maps)
         except InputError as error:
             raise InferenceError(str(error)) from None
+        return self.encode_answer(payload.id, flag, metric)
+
+    def encode_answer(self, request_id: str | None, flag: np.ndarray, metric: np.ndarray) -> InferenceResponse:
+        """The V2 answer: Flag BOOL [N] and Metric FP32 [N] in request order, the request's id echoed."""
         n_ls = len(flag)
         return InferenceResponse(
-            id=payload.id,
+            id=request_id,
             model_name=self.name,
             model_version=self.version,
             outputs=[
