@@ -134,11 +134,15 @@ def dilate_anchors(anchors: np.ndarray, n_columns: int, window: tuple[int, int])
     return _smear(_smear(anchors, width, axis=1), height, axis=0) & np.uint64((1 << n_columns) - 1)
 
 
+def cluster_packed(words: np.ndarray, n_columns: int, window: tuple[int, int], max_misses: int) -> np.ndarray:
+    """Clustering of packed binary rows (N, R) uint64: every bin of the windows with at most
+    ``max_misses`` unset bins, as packed rows."""
+    return dilate_anchors(window_anchors(words, n_columns, window, max_misses), n_columns, window)
+
+
 def cluster_words(loss: np.ndarray, threshold: float, window: tuple[int, int], max_misses: int) -> np.ndarray:
     """cluster_loss as packed rows (N, R) uint64, for maps with at most 64 columns."""
-    n_columns = loss.shape[2]
-    anchors = window_anchors(pack_rows(loss > threshold), n_columns, window, max_misses)
-    return dilate_anchors(anchors, n_columns, window)
+    return cluster_packed(pack_rows(loss > threshold), loss.shape[2], window, max_misses)
 
 
 def cluster_loss_packed(loss: np.ndarray, threshold: float, window: tuple[int, int], max_misses: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import clustering, combination, compiled, entries, flagging, preprocessing, reconstruction
+from . import clustering, combination, compiled, datatypes, entries, flagging, preprocessing, reconstruction
 
 #: 2: parameters carry ``metadata_inputs`` and ``filters`` (format 1 files load without them).
 FORMAT_VERSION = 2
@@ -295,7 +295,7 @@ class PixelNMF:
         """
         zeros = {name: np.zeros((1, *shape), dtype=np.int32) for name, shape in self.input_shapes.items()}
         for name, datatype in self.metadata_inputs.items():
-            zeros[name] = np.zeros(1, dtype=bool if datatype == "BOOL" else datatype.lower().replace("fp", "float"))
+            zeros[name] = np.zeros(1, dtype=datatypes.numpy_dtype(datatype))
         if self.compiled_unavailable(zeros) is None:
             self.evaluate(zeros, engine="compiled")
 
@@ -335,23 +335,29 @@ class PixelNMF:
         CHUNK_SIZE LS (their temporaries then stay in the cache)."""
         params = self.parameters
         n_ls = len(evaluated)
-        n_rows, n_columns = self.grid_shape
         flag = np.zeros(n_ls, dtype=bool)
         metric = np.zeros(n_ls, dtype=np.float32)
         for start in range(0, n_ls, CHUNK_SIZE):
             block = slice(start, start + CHUNK_SIZE)
-            clustered_layers = []
             with timer("clustering"):
-                for layer, words in zip(self.layers, loss_words, strict=True):
-                    n_layer_columns = len(layer["kept_columns"])
-                    anchors = clustering.window_anchors(words[block], n_layer_columns, params["window"], params["max_misses"])
-                    clustered_layers.append(clustering.dilate_anchors(anchors, n_layer_columns, params["window"]))
-            with timer("combination"):
-                combined = combination.combine_words(clustered_layers, n_rows, self._required_layers)
-                combined[~evaluated[block]] = 0
-            with timer("flagging"):
-                flag[block], metric[block] = flagging.flag_and_score_words(combined, n_columns, params["flag_blocks"])
+                clustered_layers = [
+                    clustering.cluster_packed(words[block], len(layer["kept_columns"]), params["window"], params["max_misses"])
+                    for layer, words in zip(self.layers, loss_words, strict=True)
+                ]
+            flag[block], metric[block], _ = self._combine_and_flag_words(clustered_layers, evaluated[block], timer)
         return flag, metric
+
+    def _combine_and_flag_words(
+        self, clustered_layers: list, evaluated: np.ndarray, timer: _StageTimer
+    ) -> tuple[np.ndarray, ...]:
+        """Stages 4 and 5 on the layers' packed clustered rows: (flag, metric, combined words)."""
+        n_rows, n_columns = self.grid_shape
+        with timer("combination"):
+            combined = combination.combine_words(clustered_layers, n_rows, self._required_layers)
+            combined[~evaluated] = 0
+        with timer("flagging"):
+            flag, metric = flagging.flag_and_score_words(combined, n_columns, self.parameters["flag_blocks"])
+        return flag, metric, combined
 
     @property
     def _compiled_grid(self) -> tuple[np.ndarray, ...]:
@@ -437,14 +443,9 @@ class PixelNMF:
             if keep_intermediates:
                 clustered_map = clustering.unpack_rows(clustered, reduced_shape[2]) if packed else clustered
                 details[layer["name"]] = LayerResult(preprocessed, layer_recon, layer_loss, clustered_map)
-        n_rows, n_columns = self.grid_shape
         if packed:
-            with timer("combination"):
-                combined = combination.combine_words(clustered_layers, n_rows, self._required_layers)
-                combined[~evaluated] = 0
-            with timer("flagging"):
-                flag, metric = flagging.flag_and_score_words(combined, n_columns, params["flag_blocks"])
-            combined = clustering.unpack_rows(combined, n_columns) if keep_intermediates else None
+            flag, metric, combined = self._combine_and_flag_words(clustered_layers, evaluated, timer)
+            combined = clustering.unpack_rows(combined, self.grid_shape[1]) if keep_intermediates else None
         else:
             with timer("combination"):
                 combined = combination.combine_layers(clustered_layers, self.grid_shape, self.loss_mask, params["min_layers"])
