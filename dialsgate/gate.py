@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .contract import load_contract
+from .gate_plugin import ADVICE, PASSING_RESULTS
 
 #: The checkout dialsgate runs from (this repository, with its tox.ini), or site-packages when installed.
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -56,7 +57,8 @@ class Row:
 
     @property
     def passed(self) -> bool:
-        return self.result == "passed"
+        """Does not fail the gate: passed, not applicable, or advice (recorded as failed under strict)."""
+        return self.result in (*PASSING_RESULTS, ADVICE)
 
 
 def check_name(nodeid: str) -> str:
@@ -210,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verdict-json", type=Path, help="also write the verdict rows as JSON to this file (even with --no-report)"
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="advice rows (hardening against requests DIALS never sends) fail the gate (also: strict = true in dialsgate.toml)",
+    )
     parser.add_argument("--dials-url", default=DEFAULT_DIALS_URL)
     return parser
 
@@ -241,6 +248,8 @@ def run_gate(args, extra: list[str]) -> Verdict:
         options += ["--dials-resource", args.resource]
     if args.reference_batch is not None:
         options += ["--dials-reference-batch", str(args.reference_batch.resolve())]
+    if args.strict:
+        options += ["--dials-strict"]
     layers = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
     unknown = sorted(set(layers) - set(LAYERS))
     if unknown:

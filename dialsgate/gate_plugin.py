@@ -21,10 +21,59 @@ MAX_CHAIN = 10
 NOTE_PROPERTY = "dialsgate_note"
 
 
+#: Results that do not fail the gate (advice only outside strict mode).
+PASSING_RESULTS = ("passed", "not applicable")
+ADVICE = "advice"
+
+
 def pytest_addoption(parser):
-    parser.getgroup("dialsgate").addoption(
-        "--gate-summary", default=None, help="write test outcomes as JSON here (used by the gate)"
+    group = parser.getgroup("dialsgate")
+    group.addoption("--gate-summary", default=None, help="write test outcomes as JSON here (used by the gate)")
+    group.addoption(
+        "--dials-strict",
+        action="store_true",
+        default=False,
+        help="advice rows (hardening against requests DIALS never sends) fail like failures",
     )
+
+
+def strict_mode(config) -> bool:
+    """``--dials-strict`` given, or ``strict = true`` in the settings beside the template."""
+    if config.getoption("dials_strict", default=False):
+        return True
+    from .testing import settings_from_options  # late: testing imports the plugin's options
+
+    return bool(settings_from_options(config).get("strict", False))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """The check's result kinds as pytest outcomes: advice passes (fails under strict), not
+    applicable and not run are recorded apart (pytest shows them as skips; the gate does not)."""
+    from .checks import CheckAdvice, CheckNotApplicable, CheckNotRun
+
+    report = yield
+    excinfo = call.excinfo
+    if excinfo is None or call.when != "call" or hasattr(report, "wasxfail"):
+        return report
+    text = str(excinfo.value).strip()
+    if excinfo.errisinstance(CheckAdvice):
+        if strict_mode(item.config):
+            report.dialsgate_result = "failed"
+            report.dialsgate_reason = f"advice, failing under strict: {text}"
+        else:
+            report.outcome = "passed"
+            report.longrepr = None
+            report.dialsgate_result = ADVICE
+            report.dialsgate_reason = text
+            report.sections.append(("dialsgate advice", text))
+    elif excinfo.errisinstance((CheckNotApplicable, CheckNotRun)):
+        result = "not applicable" if excinfo.errisinstance(CheckNotApplicable) else "not run"
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"{result}: {text}")
+        report.dialsgate_result = result
+        report.dialsgate_reason = text
+    return report
 
 
 def pytest_configure(config):
@@ -105,7 +154,9 @@ class _Recorder:
             self.collection_errors.append({"nodeid": report.nodeid, "reason": _crash_text(report)})
 
     def pytest_runtest_logreport(self, report):
-        if hasattr(report, "wasxfail"):
+        if report.when == "call" and getattr(report, "dialsgate_result", None):
+            outcome, reason = report.dialsgate_result, report.dialsgate_reason
+        elif hasattr(report, "wasxfail"):
             outcome = "xpassed" if report.passed else "xfailed"
             reason = report.wasxfail or _reason(report)
         elif report.when != "call" and report.failed:

@@ -42,16 +42,17 @@ def parametrize_checks(metafunc, argname: str, cases) -> None:
     metafunc.parametrize(argname, params)
 
 
-KNOWN_FAILURES_FILE = "dialsgate.toml"
+SETTINGS_FILE = "dialsgate.toml"
 
 
-def known_failures(contract) -> dict[str, str]:
-    """{check id: reason} from ``[known_failures]`` of a dialsgate.toml beside the template.
+def settings(contract) -> dict:
+    """The author's gate settings for this template: ``dialsgate.toml`` beside it.
 
-    Declared by the model's author, never in dialsgate: they run as strict xfails (seen, and a
-    fix is noticed) and the pre-deploy gate refuses any of them.
+    Top-level keys (``strict``, ``[known_failures]``, ...) apply to every template of the folder;
+    a ``[template."<file name>"]`` table adds to them for one template (its ``known_failures``
+    merged with the shared ones), so two templates beside one file keep their own settings.
     """
-    path = contract.template_path.parent / KNOWN_FAILURES_FILE
+    path = contract.template_path.parent / SETTINGS_FILE
     if not path.is_file():
         return {}
     try:
@@ -59,4 +60,23 @@ def known_failures(contract) -> dict[str, str]:
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
     with open(path, "rb") as stream:
-        return {str(key): str(value) for key, value in tomllib.load(stream).get("known_failures", {}).items()}
+        data = tomllib.load(stream)
+    per_template = data.pop("template", {}).get(contract.template_path.name, {})
+    merged = {**data, **per_template}
+    merged["known_failures"] = {**data.get("known_failures", {}), **per_template.get("known_failures", {})}
+    return merged
+
+
+def settings_from_options(config) -> dict:
+    if config.getoption("dials_template", default=None) is None:
+        return {}
+    return settings(contract_from_options(config))
+
+
+def known_failures(contract) -> dict[str, str]:
+    """{check id: reason} from ``known_failures`` of the settings (``dialsgate.toml``).
+
+    Declared by the model's author, never in dialsgate: they run as strict xfails (seen, and a
+    fix is noticed) and the pre-deploy gate refuses any of them.
+    """
+    return {str(key): str(value) for key, value in settings(contract).get("known_failures", {}).items()}

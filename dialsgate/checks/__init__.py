@@ -19,6 +19,23 @@ class CheckFailed(AssertionError):
     """A conformance check found a defect; the message says which and where."""
 
 
+class CheckAdvice(AssertionError):
+    """Hardening against a request outside the template's contract (DIALS never sends it), or
+    other good practice: shown with its reason, fails the gate only under ``--strict``."""
+
+
+class CheckNotApplicable(Exception):  # noqa: N818  (a result, not an error)
+    """The check does not apply to this folder (e.g. a pickle audit of an ONNX file): no failure, no skip."""
+
+
+class CheckNotRun(Exception):  # noqa: N818  (a result, not an error)
+    """The check could not run because another row failed first; ``root`` names that row."""
+
+    def __init__(self, root: str, reason: str):
+        super().__init__(f"not run: {reason} (see {root})")
+        self.root = root
+
+
 @dataclass(frozen=True)
 class CheckCase:
     id: str

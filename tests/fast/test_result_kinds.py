@@ -1,0 +1,86 @@
+"""The kinds of result a check can give, as the gate records them (dialsgate.gate_plugin).
+
+A check raises CheckFailed (failure), CheckAdvice (hardening: passes unless strict),
+CheckNotApplicable (does not apply to this folder) or CheckNotRun (behind a root failure).
+Run in a pytester session with --gate-summary, the recorded outcomes are read back.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest_plugins = ("pytester",)
+
+CHECKS = """
+from dialsgate.checks import CheckAdvice, CheckFailed, CheckNotApplicable, CheckNotRun
+
+def test_failure():
+    raise CheckFailed("output 'Metric' is FP64, the template declares FP32")
+
+def test_advice():
+    raise CheckAdvice("a request without input 'x' answered HTTP 500")
+
+def test_not_applicable():
+    raise CheckNotApplicable("model.onnx is an ONNX model, not a pickle")
+
+def test_not_run():
+    raise CheckNotRun("check_handler_loads", "the handler did not load")
+
+def test_passes():
+    pass
+"""
+
+
+def run(pytester, *options) -> tuple[int, dict[str, dict]]:
+    pytester.makepyfile(test_kinds=CHECKS)
+    summary = pytester.path / "summary.json"
+    result = pytester.runpytest_inprocess("-p", "dialsgate.gate_plugin", "--gate-summary", str(summary), *options)
+    rows = {row["nodeid"].split("::")[-1]: row for row in json.loads(summary.read_text())["results"]}
+    return result.ret, rows
+
+
+@pytest.fixture
+def outcomes(pytester):
+    return run(pytester)
+
+
+def test_failure_is_failed(outcomes):
+    _, rows = outcomes
+    assert rows["test_failure"]["outcome"] == "failed"
+    assert "FP64" in rows["test_failure"]["reason"]
+
+
+def test_advice_is_recorded_as_advice_with_its_reason(outcomes):
+    _, rows = outcomes
+    assert rows["test_advice"]["outcome"] == "advice"
+    assert rows["test_advice"]["reason"] == "a request without input 'x' answered HTTP 500"
+
+
+def test_not_applicable_and_not_run_are_recorded_apart(outcomes):
+    _, rows = outcomes
+    assert rows["test_not_applicable"]["outcome"] == "not applicable"
+    assert rows["test_not_run"]["outcome"] == "not run"
+    assert "check_handler_loads" in rows["test_not_run"]["reason"]
+
+
+def test_advice_alone_does_not_fail_pytest(pytester):
+    pytester.makepyfile(test_advice_only="from dialsgate.checks import CheckAdvice\n\ndef test_a():\n    raise CheckAdvice('x')\n")
+    assert pytester.runpytest_inprocess("-p", "dialsgate.gate_plugin").ret == 0
+
+
+def test_strict_turns_advice_into_a_failure(pytester):
+    code, rows = run(pytester, "--dials-strict")
+    assert code == 1
+    assert rows["test_advice"]["outcome"] == "failed"
+    assert rows["test_advice"]["reason"].startswith("advice, failing under strict:")
+
+
+def test_gate_rows_advice_and_not_applicable_pass_not_run_fails():
+    from dialsgate.gate import Row
+
+    assert Row("fast", "c", "advice").passed
+    assert Row("fast", "c", "not applicable").passed
+    assert not Row("fast", "c", "not run").passed
+    assert not Row("fast", "c", "failed").passed
