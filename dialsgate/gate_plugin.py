@@ -48,16 +48,16 @@ def strict_mode(config) -> bool:
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
-    """The check's result kinds as pytest outcomes: advice passes (fails under strict), not
-    applicable and not run are recorded apart (pytest shows them as skips; the gate does not)."""
+    """The check's result kinds as pytest outcomes, recorded apart for the gate: advice and not
+    applicable pass (advice fails under strict), not run is a skip naming its root row."""
     from .checks import CheckAdvice, CheckNotApplicable, CheckNotRun
 
     report = yield
     excinfo = call.excinfo
-    if excinfo is None or call.when != "call" or hasattr(report, "wasxfail"):
+    if excinfo is None or call.when == "teardown" or hasattr(report, "wasxfail"):
         return report
     text = str(excinfo.value).strip()
-    if excinfo.errisinstance(CheckAdvice):
+    if excinfo.errisinstance(CheckAdvice) and call.when == "call":
         if strict_mode(item.config):
             report.dialsgate_result = "failed"
             report.dialsgate_reason = f"advice, failing under strict: {text}"
@@ -67,11 +67,16 @@ def pytest_runtest_makereport(item, call):
             report.dialsgate_result = ADVICE
             report.dialsgate_reason = text
             report.sections.append(("dialsgate advice", text))
-    elif excinfo.errisinstance((CheckNotApplicable, CheckNotRun)):
-        result = "not applicable" if excinfo.errisinstance(CheckNotApplicable) else "not run"
+    elif excinfo.errisinstance(CheckNotApplicable):
+        # A result about the folder, not a test that did not run: pytest shows it as passed.
+        report.outcome = "passed"
+        report.longrepr = None
+        report.dialsgate_result = "not applicable"
+        report.dialsgate_reason = text
+    elif excinfo.errisinstance(CheckNotRun):
         report.outcome = "skipped"
-        report.longrepr = (str(item.path), item.location[1] or 0, f"{result}: {text}")
-        report.dialsgate_result = result
+        report.longrepr = (str(item.path), item.location[1] or 0, f"not run: {text}")
+        report.dialsgate_result = "not run"
         report.dialsgate_reason = text
     return report
 
@@ -154,7 +159,7 @@ class _Recorder:
             self.collection_errors.append({"nodeid": report.nodeid, "reason": _crash_text(report)})
 
     def pytest_runtest_logreport(self, report):
-        if report.when == "call" and getattr(report, "dialsgate_result", None):
+        if getattr(report, "dialsgate_result", None):
             outcome, reason = report.dialsgate_result, report.dialsgate_reason
         elif hasattr(report, "wasxfail"):
             outcome = "xpassed" if report.passed else "xfailed"

@@ -7,6 +7,7 @@ A model file whose pickle names a dangerous global is never loaded at all.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from functools import cached_property
@@ -47,10 +48,19 @@ class Subject:
             raise CheckFailed(str(error)) from None
 
     @cached_property
+    def model_format(self):
+        """The model file's format when it is positively not a pickle (ONNX, XGBoost, ...), else None."""
+        from .model_formats import recognise
+
+        return recognise(self.contract.model_file) if self.contract.model_file.is_file() else None
+
+    @cached_property
     def pickle_audit(self):
-        """Every global of the model file, found without running any of them."""
+        """Every global of the model file, found without running any of them (None: not a pickle)."""
         from .pickle_audit import audit_joblib
 
+        if self.model_format is not None or not self.contract.model_file.is_file():
+            return None
         return audit_joblib(self.contract.model_file)
 
     @cached_property
@@ -59,7 +69,7 @@ class Subject:
         from .serving_env import ImportSite, folder_needs
 
         model = self.contract.model_file
-        globals_ = self.pickle_audit.to_resolve() if model.is_file() else []
+        globals_ = self.pickle_audit.to_resolve() if self.pickle_audit is not None else []
         pickled = [ImportSite(module, f"{model.name} (global {module}.{name})") for module, name in globals_]
         return folder_needs(self.contract.code_dir, self.profile, self._serving_python(), pickled)
 
@@ -91,33 +101,57 @@ class Subject:
         return self._environment
 
     def require_safe_model_file(self) -> None:
-        """Refuse to load a model file that names a dangerous global (nothing of it may run)."""
-        from .checks import CheckFailed
+        """Refuse to load a model file that was not fully audited or names a dangerous global:
+        nothing of it may run, in no check, worker, container or report hook."""
+        from .checks import CheckNotRun
 
-        dangerous = self.pickle_audit.dangerous()
-        if dangerous:
-            listed = ", ".join(f"{module}.{name}" for module, name, _ in dangerous)
-            raise CheckFailed(
-                f"not loaded: {self.contract.model_file.name} references dangerous globals ({listed}); see check_pickle_globals_safe"
-            )
+        audit = self.pickle_audit
+        refusal = audit.refusal() if audit is not None else None
+        if refusal:
+            raise CheckNotRun("check_pickle_globals_safe", f"{refusal}: it is loaded nowhere")
+
+    # ------------------------------------------------------------------ root causes
+
+    def require_importable_folder(self) -> None:
+        """The handler is not even tried when a module it imports is missing from the image."""
+        from .checks import CheckNotRun
+
+        needs = self.needs
+        missing = sorted({*needs.missing, *needs.missing_in_folder, *needs.newer_stdlib})
+        if missing:
+            raise CheckNotRun("check_imports_available_in_image", f"{', '.join(map(repr, missing))} cannot be imported in the image")
 
     # ------------------------------------------------------------------ the handler
 
     @cached_property
-    def handler(self):
-        """The handler loaded from the folder in its serving environment (see endpoint.py)."""
+    def handler_load(self):
+        """(handler, None) or (None, why it did not load): tried once per session, so one cause
+        is one failure (``check_handler_loads``) and every row behind it is "not run"."""
         from .checks import CheckFailed
         from .endpoint import WorkerFailed, WorkerHandler
 
         self.require_safe_model_file()
-        environment = self.environment
+        self.require_importable_folder()
         try:
-            return WorkerHandler(self.contract, environment)
+            environment = self.environment
+            return WorkerHandler(self.contract, environment), None
+        except CheckFailed as error:  # the serving environment could not be built
+            return None, str(error)
         except WorkerFailed as error:
-            raise CheckFailed(
+            return None, (
                 f"the handler {self.contract.handler} did not load from {self.contract.code_dir} "
-                f"under the image's packages (Python {self.profile.python}): {error}"
-            ) from None
+                f"under the image's packages (Python {self.profile.python}): {explain_load_error(str(error))}"
+            )
+
+    @cached_property
+    def handler(self):
+        """The handler loaded from the folder in its serving environment (see endpoint.py)."""
+        from .checks import CheckNotRun
+
+        handler, failure = self.handler_load
+        if handler is None:
+            raise CheckNotRun("check_handler_loads", failure.splitlines()[0][:300])
+        return handler
 
     def over(self, endpoint) -> Subject:
         """The same folder and batch, its requests sent through ``endpoint`` (HTTP, tritonclient)."""
@@ -161,5 +195,29 @@ class Subject:
     def close(self) -> None:
         if "handler" in self.__dict__:
             self.handler.close()
+        elif self.__dict__.get("handler_load", (None, None))[0] is not None:
+            self.handler_load[0].close()
         for folder in self._temp_folders:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+#: A pickled class that lived in ``__main__`` (a notebook or a training script) is looked up in
+#: whatever ``__main__`` is at load time: in MLServer, its own entry point.
+_MAIN_ATTRIBUTE = re.compile(r"Can't get attribute '(?P<name>[^']+)' on <module '__main__'[^>]*>")
+
+
+def main_module_remedy(name: str) -> str:
+    return (
+        f"the model file holds an instance of __main__.{name}, a class pickled from a notebook or a script; "
+        f"MLServer's __main__ has no {name}. Move class {name} into a module of the server folder, "
+        f"import it from there when training, and dump the model again"
+    )
+
+
+def explain_load_error(text: str) -> str:
+    """The worker's error, with a pickled-from-__main__ class named as the cause with its remedy
+    (and without the worker's own file, which is not the user's __main__)."""
+    match = _MAIN_ATTRIBUTE.search(text)
+    if match:
+        return main_module_remedy(match["name"])
+    return text

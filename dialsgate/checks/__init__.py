@@ -55,7 +55,7 @@ def case(function: Callable, label: str | None = None, /, **arguments) -> CheckC
 def fast_checks(contract: Contract) -> list[CheckCase]:
     """Everything that runs without Docker. Model code runs in the folder's serving environment
     (the image's Python and packages, built once and cached), never in the caller's."""
-    from . import image, package, pickles, roundtrip, signature, static, template
+    from . import image, loading, package, pickles, roundtrip, signature, static, template
 
     if contract.unknown_datatypes():
         # Requests cannot be built for an unknown datatype: the template checks say which field.
@@ -65,6 +65,7 @@ def fast_checks(contract: Contract) -> list[CheckCase]:
         *static.cases(contract),
         *image.cases(contract),
         *pickles.cases(contract),
+        *loading.cases(contract),
         *signature.cases(contract),
         *roundtrip.cases(contract),
         *package.cases(contract),

@@ -1,36 +1,73 @@
-"""Pickle audit: judged by danger and by resolution, not by a fixed allowlist.
+"""Pickle audit: judged by danger and by resolution, not by a fixed allowlist; fails closed.
 
 A global of the model file passes when it resolves from the server folder or from a package of
 the image (scikit-learn estimators are normal). It fails, named, when it is a code-execution or
 I/O primitive (``pickle-danger.toml``), or when it resolves nowhere. The walk that lists the
-globals never calls any of them (``pickle_audit``); resolution imports modules and looks names
-up in the serving environment, without unpickling.
+globals never calls any of them (``pickle_audit``); a walk that could not read the whole file
+fails the audit, since what it did not reach was not seen. Resolution imports modules and looks
+names up in the serving environment, without unpickling. A model file positively recognised as
+another format (``model_formats``: ONNX, XGBoost, LightGBM, numeric arrays) has nothing to audit.
 """
 
 from __future__ import annotations
 
 from ..endpoint import run_once
-from . import CheckFailed, case
+from ..pickle_audit import audit_any, folder_pickles
+from ..subject import main_module_remedy
+from . import CheckFailed, CheckNotApplicable, case
 
 
-def check_pickle_globals_safe(subject) -> None:
-    """No code-execution or I/O primitive (os.system, subprocess, eval, open...) in the model file."""
-    audit = subject.pickle_audit
+def _not_a_pickle(subject) -> None:
+    if subject.model_format is not None:
+        found = subject.model_format
+        raise CheckNotApplicable(f"{subject.contract.model_file.name} is a {found.name} file ({found.detail}), not a pickle")
+    if subject.pickle_audit is None:
+        raise CheckNotApplicable(f"there is no model file {subject.contract.model_file} (see check_model_file_exists)")
+
+
+def _audit_failure(audit) -> str | None:
     dangerous = audit.dangerous()
     if dangerous:
         listed = "; ".join(f"{module}.{name} ({danger.why})" for module, name, danger in dangerous)
-        raise CheckFailed(
-            f"{subject.contract.model_file.name} references dangerous globals: {listed}. It was not loaded by any check."
+        return f"{audit.path.name} references dangerous globals: {listed}. It was not loaded by any check."
+    if audit.error:
+        return (
+            f"{audit.path.name} could not be fully audited: {audit.error}. What follows that point was never seen, "
+            f"so the file is loaded nowhere. A model file joblib or pickle writes from plain estimators and arrays "
+            f"walks to its end; if this is an ONNX, XGBoost or LightGBM file, it did not parse as one."
         )
-    if not audit.globals:
-        raise CheckFailed(f"no global found in {subject.contract.model_file}: not a joblib/pickle file? ({audit.error})")
+    return None
+
+
+def check_pickle_globals_safe(subject) -> None:
+    """No code-execution or I/O primitive (os.system, subprocess, eval, open...) in the model file,
+    and the whole file was walked (an audit that stopped early fails closed)."""
+    _not_a_pickle(subject)
+    failure = _audit_failure(subject.pickle_audit)
+    if failure:
+        raise CheckFailed(failure)
+
+
+def check_folder_pickles_safe(subject) -> None:
+    """Other pickles in the server folder (a scaler.pkl the handler loads, an object .npy) pass the same audit."""
+    contract = subject.contract
+    found = folder_pickles(contract.code_dir, contract.model_file)
+    if not found:
+        raise CheckNotApplicable(f"no pickle in {contract.code_dir.name}/ besides the model file")
+    failures = [failure for path in found if (failure := _audit_failure(audit_any(path)))]
+    if failures:
+        raise CheckFailed(" | ".join(failures))
 
 
 def check_pickle_globals_resolvable(subject) -> None:
     """Every global resolves from the server folder plus the image's packages, at the image's versions."""
     contract = subject.contract
+    _not_a_pickle(subject)
     subject.require_safe_model_file()
     wanted = subject.pickle_audit.to_resolve()
+    from_main = sorted(name for module, name in wanted if module == "__main__")
+    if from_main:
+        raise CheckFailed("; ".join(main_module_remedy(name) for name in from_main))
     answer = run_once(subject.environment, "resolve", folder=str(contract.code_dir), globals=wanted)
     if answer.get("failed"):
         raise CheckFailed(f"resolving the globals of {contract.model_file.name} failed: {answer['error']}")
@@ -50,6 +87,7 @@ def check_model_file_loads_with_image_versions(subject) -> None:
     and misbehave in DIALS.
     """
     contract = subject.contract
+    _not_a_pickle(subject)
     subject.require_safe_model_file()
     answer = run_once(
         subject.environment, "load_model_strictly", folder=str(contract.code_dir), model_file=str(contract.model_file)
@@ -65,7 +103,7 @@ def check_model_file_loads_with_image_versions(subject) -> None:
 
 
 def cases(contract):
-    return [case(check_pickle_globals_safe), case(check_pickle_globals_resolvable)]
+    return [case(check_pickle_globals_safe), case(check_folder_pickles_safe), case(check_pickle_globals_resolvable)]
 
 
 def parity_cases(contract):

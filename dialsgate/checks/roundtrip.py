@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from ..serving_env import folder_module_names
+from ..subject import explain_load_error
 from . import CheckFailed, case
 from .signature import _same_outputs
 
@@ -44,6 +45,7 @@ def check_clean_interpreter_round_trip(subject) -> None:
     """The server folder, copied alone, loads and answers in a clean ``python -I`` of the image's packages."""
     contract = subject.contract
     subject.require_safe_model_file()
+    expected = subject.reference_outcome  # the handler loaded in the worker first (else: not run, see check_handler_loads)
     python = subject.environment.python
     work = subject.temp_folder("dialsgate-clean-")
     folder = work / "model"
@@ -64,6 +66,8 @@ def check_clean_interpreter_round_trip(subject) -> None:
         "result": str(work / "result.json"),
         "forbidden": repository_module_names(sorted({repository, contract.template_path.parent}), provided),
         "provided": sorted(provided),
+        # A pickle is loaded strictly first (version warnings as errors); another format only by the handler.
+        "load_as_pickle": subject.pickle_audit is not None,
     }
     (work / "request.json").write_text(json.dumps(subject.reference_body))
     (work / "spec.json").write_text(json.dumps(spec))
@@ -84,9 +88,9 @@ def check_clean_interpreter_round_trip(subject) -> None:
         raise CheckFailed(f"modules of the server folder were imported from elsewhere: {outside}")
     if "error" in result:
         raise CheckFailed(
-            f"server folder alone (copied to {folder}) failed: {result['error']}\n{result.get('traceback', '')[-2500:]}"
+            f"server folder alone (copied to {folder}) failed: {explain_load_error(result['error'])}\n"
+            f"{result.get('traceback', '')[-2500:]}"
         )
-    expected = subject.reference_outcome
     if expected.status != 200:
         raise CheckFailed(f"in-process handler failed on the reference batch: {expected.error}")
     _same_outputs(expected.response, result["response"], "clean interpreter vs in-process")

@@ -22,8 +22,11 @@ Hooks are found, in this order, without duplicates:
 A spec is ``module:function`` (an importable module) or ``path/to/file.py:function`` (a file
 loaded by path, so a project's development code need not be on sys.path).
 
-Hooks load the model file; none is called when the pickle audit of the model file finds
-dangerous globals or cannot read it.
+A hook declares the folders it is for: ``hook.applies_to(contract) -> bool`` (an attribute of
+the callable). A hook without it, or that declines, is not called: hooks run in the gate's own
+interpreter and may load the model file, so they run only on the folders they were written for.
+None is called when the pickle audit of the model file finds dangerous globals or could not
+walk the whole file.
 """
 
 from __future__ import annotations
@@ -92,21 +95,27 @@ def registered_hooks(picture_hooks=None) -> list[tuple[str, Hook | str]]:
 
 
 def model_file_refusal(contract: Contract) -> str | None:
-    """Why the model file must not be loaded by a hook, or None when its pickle audit is clean."""
-    from ..pickle_audit import audit_joblib
+    """Why the model file must not be loaded by a hook, or None when its pickle audit is clean
+    (or the file is positively another format than a pickle)."""
+    from ..pickle_audit import audit_model_file
 
     if not contract.model_file.is_file():
         return None  # nothing to load; a hook that needs it says so itself
     try:
-        audit = audit_joblib(contract.model_file)
+        audit = audit_model_file(contract.model_file)
     except Exception as error:
         return f"the pickle audit could not read the model file ({type(error).__name__}: {error}): no hook is called"
-    if audit.error:
-        return f"the pickle audit could not read the model file ({audit.error}): no hook is called"
-    dangerous = audit.dangerous()
-    if dangerous:
-        names = ", ".join(f"{module}.{name}" for module, name, _ in dangerous)
-        return f"the model file references dangerous globals ({names}): it is not loaded, no hook is called"
+    refusal = audit.refusal() if audit is not None else None
+    return f"{refusal}: it is not loaded, no hook is called" if refusal else None
+
+
+def hook_declines(function, contract: Contract) -> str | None:
+    """Why a hook is not called for this folder (None: it declared itself for it)."""
+    applies_to = getattr(function, "applies_to", None)
+    if not callable(applies_to):
+        return "the hook declares no applies_to(contract): it is called for no folder"
+    if not applies_to(contract):
+        return f"the hook is not for this folder ({contract.code_dir})"
     return None
 
 
@@ -136,6 +145,10 @@ def run_hooks(contract: Contract, answers: BatchAnswers, indices: list[int], out
         facts.sets.append(picture_set)
         try:
             function = load_spec(hook) if isinstance(hook, str) else hook
+            declined = hook_declines(function, contract)
+            if declined:
+                picture_set.sentence = declined
+                continue
             answered = function(contract, answers, list(indices), subfolder)
         except Exception as error:  # the pictures are an extra: say why they are missing
             picture_set.sentence = f"the hook failed: {type(error).__name__}: {error}"

@@ -97,3 +97,69 @@ def test_danger_list_leaves_ordinary_model_globals_alone(module, name):
 
 def test_danger_list_entries_say_why():
     assert all(entry.why for entry in dangerous_globals())
+
+
+# -- the audit fails closed: a walk that stops early leaves the rest unseen -----------------------
+
+
+class _BreaksTheWalk:
+    """Unpickles as set(collections.deque([...])): with deque replaced by the walk's inert stub,
+    set() of it raises, and the walk stops before whatever follows."""
+
+    def __reduce__(self):
+        import collections
+
+        return (set, (collections.deque([1, 2]),))
+
+
+def test_walk_broken_before_a_dangerous_global_fails_closed(tmp_path, marker):
+    model_file = tmp_path / "model.joblib"
+    joblib.dump({"weights": np.ones(50), "provenance": (_BreaksTheWalk(), _RunsCommand(f"touch {marker}"))}, model_file)
+    audit = audit_joblib(model_file)
+    assert ("collections", "deque") in audit.globals
+    assert not audit.dangerous(), "the walk should not have reached the payload (else this test proves nothing)"
+    assert not audit.complete and not audit.safe_to_load
+    assert "could not be fully audited" in audit.refusal() and "TypeError" in audit.refusal()
+
+
+def test_a_second_pickle_after_the_first_fails_closed(tmp_path, marker):
+    import pickle
+
+    model_file = tmp_path / "model.pkl"
+    with open(model_file, "wb") as stream:
+        pickle.dump({"weights": [1.0, 2.0]}, stream)
+        pickle.dump(_RunsCommand(f"touch {marker}"), stream)  # read by a handler calling pickle.load twice
+    audit = audit_joblib(model_file)
+    assert not audit.complete and "bytes follow the end of the pickle" in audit.error
+
+
+def test_protocol_0_pickle_is_walked(tmp_path, marker):
+    import pickle
+
+    model_file = tmp_path / "model.pkl"
+    model_file.write_bytes(pickle.dumps([1, _RunsCommand(f"touch {marker}")], protocol=0))
+    assert [name for _, name, _ in audit_joblib(model_file).dangerous()] == ["system"]
+
+
+def test_a_file_that_is_no_pickle_fails_closed(tmp_path):
+    model_file = tmp_path / "model.bin"
+    model_file.write_bytes(b"PK\x03\x04 a torch zip or anything else")
+    audit = audit_joblib(model_file)
+    assert not audit.safe_to_load and "could not be fully audited" in audit.refusal()
+
+
+def test_object_npy_in_the_folder_is_audited(tmp_path, marker):
+    from dialsgate.pickle_audit import audit_any, folder_pickles
+
+    objects = np.empty(1, dtype=object)
+    objects[0] = _RunsCommand(f"touch {marker}")
+    np.save(tmp_path / "lookup.npy", objects, allow_pickle=True)
+    np.save(tmp_path / "numbers.npy", np.arange(4))
+    joblib.dump({"a": 1}, tmp_path / "scaler.pkl")
+    (tmp_path / "app.py").write_text("import numpy\n")
+    model_file = tmp_path / "model.joblib"
+    joblib.dump({"b": 2}, model_file)
+    found = folder_pickles(tmp_path, model_file)
+    assert [path.name for path in found] == ["lookup.npy", "scaler.pkl"]
+    assert [name for _, name, _ in audit_any(tmp_path / "lookup.npy").dangerous()] == ["system"]
+    assert audit_any(tmp_path / "scaler.pkl").safe_to_load

@@ -272,6 +272,9 @@ def fake_hook(contract, answers, indices, out_dir):
     return [(None, "a note <b>escaped</b>"), ("one.png", f"LS {indices[0]} & more", indices[0])]
 
 
+fake_hook.applies_to = lambda contract: True
+
+
 def test_hook_from_the_environment_variable_is_called(tmp_path, monkeypatch):
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, f"{__name__}:fake_hook")
     _CALLS.clear()
@@ -292,6 +295,8 @@ def test_hook_from_the_argument_and_a_failing_hook(tmp_path, monkeypatch):
     def broken(contract, answers, indices, out_dir):
         raise RuntimeError("no <luck>")
 
+    broken.applies_to = lambda contract: True
+
     _CALLS.clear()
     index = write_report(load_contract(EXAMPLE), tmp_path, picture_hooks=[fake_hook, broken])
     assert len(_CALLS) == 1
@@ -300,18 +305,43 @@ def test_hook_from_the_argument_and_a_failing_hook(tmp_path, monkeypatch):
 
 
 def test_hooks_not_called_on_a_dangerous_model_file(tmp_path, monkeypatch):
+    from dialsgate.pickle_audit import Audit
     from dialsgate.report import hooks
 
-    class Dangerous:
-        def dangerous(self):
-            return [("os", "system", None)]
-
-        error = None
-
-    monkeypatch.setattr("dialsgate.pickle_audit.audit_joblib", lambda path: Dangerous())
+    dangerous = Audit(path=Path("m.joblib"), globals=[("posix", "system")])
+    monkeypatch.setattr("dialsgate.pickle_audit.audit_model_file", lambda path: dangerous)
     _CALLS.clear()
     facts = hooks.run_hooks(load_contract(EXAMPLE), None, [0], tmp_path, picture_hooks=[fake_hook])
-    assert _CALLS == [] and "dangerous globals (os.system)" in facts.sentence
+    assert _CALLS == [] and "dangerous globals (posix.system)" in facts.sentence
+
+
+def test_hooks_not_called_on_a_model_file_not_fully_audited(tmp_path, monkeypatch):
+    from dialsgate.pickle_audit import Audit
+    from dialsgate.report import hooks
+
+    stopped = Audit(path=Path("m.joblib"), globals=[("builtins", "set")], error="the walk stopped at TypeError: x")
+    monkeypatch.setattr("dialsgate.pickle_audit.audit_model_file", lambda path: stopped)
+    _CALLS.clear()
+    facts = hooks.run_hooks(load_contract(EXAMPLE), None, [0], tmp_path, picture_hooks=[fake_hook])
+    assert _CALLS == [] and "could not be fully audited" in facts.sentence
+
+
+def test_a_hook_runs_only_on_the_folders_it_declares(tmp_path):
+    from dialsgate.report import hooks
+
+    def undeclared(contract, answers, indices, out_dir):
+        _CALLS.append("undeclared")
+        return []
+
+    def elsewhere(contract, answers, indices, out_dir):
+        _CALLS.append("elsewhere")
+        return []
+
+    elsewhere.applies_to = lambda contract: False
+    _CALLS.clear()
+    facts = hooks.run_hooks(load_contract(EXAMPLE), None, [0], tmp_path, picture_hooks=[undeclared, elsewhere])
+    assert _CALLS == []
+    assert "declares no applies_to" in facts.sets[0].sentence and "not for this folder" in facts.sets[1].sentence
 
 
 def test_verdict_json_on_the_command_line(tmp_path, monkeypatch):

@@ -1,0 +1,96 @@
+"""Model files that are positively not pickles are recognised by their whole structure, and a
+pickle with a misleading name is not."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import joblib
+import numpy as np
+
+from dialsgate.model_formats import recognise
+from dialsgate.pickle_audit import audit_model_file
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def onnx_model_bytes() -> bytes:
+    """A ModelProto as protobuf writes it: ir_version 8, producer, graph, opset_import."""
+    graph = _field(1, b"\x0a\x01x\x12\x01y\x22\x08Identity") + _field(2, b"graph")
+    return _varint(1 << 3) + _varint(8) + _field(2, b"hand") + _field(7, graph) + _field(8, _varint(2 << 3) + _varint(17))
+
+
+def ubj_string(text: str) -> bytes:
+    data = text.encode()
+    return b"U" + bytes([len(data)]) + data
+
+
+def test_onnx_is_recognised(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(onnx_model_bytes())
+    found = recognise(path)
+    assert found is not None and found.name == "ONNX" and "ir_version 8" in found.detail
+    assert audit_model_file(path) is None
+
+
+def test_truncated_onnx_is_not_recognised(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(onnx_model_bytes()[:-3])
+    assert recognise(path) is None
+
+
+def test_xgboost_json_is_recognised(tmp_path):
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"learner": {"gradient_booster": {}}, "version": [2, 0, 3]}))
+    assert recognise(path).name == "XGBoost JSON"
+
+
+def test_other_json_is_not_recognised(tmp_path):
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"weights": [1, 2]}))
+    assert recognise(path) is None
+
+
+def test_xgboost_ubj_is_recognised(tmp_path):
+    # {"learner": {"weights": [$d#i3 ...]}, "version": [2, 0, 3]} in UBJ, with a typed array.
+    weights = b"[$d#i\x03" + struct.pack(">3f", 1, 2, 3)
+    learner = b"{" + ubj_string("weights") + weights + b"}"
+    body = b"{" + ubj_string("learner") + learner + ubj_string("version") + b"[i\x02i\x00i\x03]" + b"}"
+    path = tmp_path / "model.ubj"
+    path.write_bytes(body)
+    found = recognise(path)
+    assert found is not None and found.name == "XGBoost UBJ" and "2.0.3" in found.detail
+
+
+def test_lightgbm_text_is_recognised(tmp_path):
+    path = tmp_path / "model.txt"
+    path.write_text("tree\nversion=v4\nnum_class=1\n\nTree=0\nnum_leaves=1\n\nend of trees\n")
+    assert recognise(path).name == "LightGBM text"
+
+
+def test_numeric_npy_is_recognised_and_object_npy_is_not(tmp_path):
+    np.save(tmp_path / "w.npy", np.arange(6.0).reshape(2, 3))
+    objects = np.empty(1, dtype=object)
+    objects[0] = {"a": 1}
+    np.save(tmp_path / "o.npy", objects, allow_pickle=True)
+    assert recognise(tmp_path / "w.npy").name == "NumPy .npy"
+    assert recognise(tmp_path / "o.npy") is None
+
+
+def test_a_pickle_named_onnx_is_audited_as_a_pickle(tmp_path):
+    path = tmp_path / "model.onnx"
+    joblib.dump({"weights": np.ones(3)}, path)
+    assert recognise(path) is None
+    assert audit_model_file(path).safe_to_load
