@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import stat
@@ -45,6 +46,8 @@ CONTAINER_GRPC_PORT = 8081
 #: Builds the core of a stand-in image (shipped with dialsgate).
 STANDIN_SCRIPT = Path(__file__).resolve().parent / "build-standin-image.sh"
 LOG_TAIL_LINES = 200
+#: Containers that serve a model folder are named <prefix><model Name>-<random>.
+SERVED_NAME_PREFIX = "dialsgate-serve-"
 
 
 class ServingError(RuntimeError):
@@ -517,6 +520,8 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
         .with_envs(PYTHONDONTWRITEBYTECODE="1")
         .with_volume_mapping(str(folder), mount_point, "ro")
         .with_command(["mlserver", "start", mount_point])
+        # Named for what it serves, so `docker ps` (and a test watching engine events) can tell.
+        .with_name(f"{SERVED_NAME_PREFIX}{contract.name}-{secrets.token_hex(4)}")
     )
     if mode == "host":
         http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()

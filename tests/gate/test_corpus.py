@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,27 @@ def run_gate(template: Path, report: Path) -> tuple[subprocess.CompletedProcess,
     return finished, rows
 
 
+SERVED_NAME_PREFIX = "dialsgate-serve-"  # dialsgate.container names the containers it serves in
+
+
+def containers_served(model_name: str, since: float, until: float) -> list[str]:
+    """Names of the containers the engine created for ``model_name`` between two times (its event log)."""
+    finished = subprocess.run(
+        ["docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container",
+         "--filter", "event=create", "--format", "{{.Actor.Attributes.name}}"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    prefix = f"{SERVED_NAME_PREFIX}{model_name}-"
+    return [name for name in finished.stdout.split() if name.startswith(prefix)]
+
+
+def model_name(template: Path) -> str:
+    import yaml
+
+    resources = yaml.safe_load(template.read_text())["Resources"]
+    return next(iter(resources.values()))["Properties"]["Name"]
+
+
 def output_tail(finished: subprocess.CompletedProcess, chars: int = 4000) -> str:
     return f"--- gate stdout (tail) ---\n{finished.stdout[-chars:]}\n--- gate stderr (tail) ---\n{finished.stderr[-chars:]}"
 
@@ -93,13 +115,21 @@ def test_gate_gives_the_expected_verdict(name, scratch):
         Path(marker).unlink(missing_ok=True)
     copy = copy_folder(name, scratch)
 
+    started = time.time()
     finished, rows = run_gate(copy / "template.yaml", scratch / "report")
+    served = containers_served(model_name(copy / "template.yaml"), started, time.time() + 1)
 
     assert rows is not None, f"{name}: the gate wrote no verdict.json (exit {finished.returncode})\n{output_tail(finished)}"
     assert rows, f"{name}: verdict.json holds no row\n{output_tail(finished)}"
     table = describe(rows)
     if marker:
         assert not Path(marker).exists(), f"{name}: the gate ran the model file's payload ({marker} exists)\n{table}"
+    if expected.get("must_not_serve"):
+        # A payload inside a container would write its marker there, out of sight: so the file
+        # must never reach one (nor a worker: the marker above is on this machine).
+        assert not served, f"{name}: the gate served a model file it must load nowhere: containers {served}\n{table}"
+    elif expected["verdict"] == "pass" and not layer_subset():
+        assert served, f"{name}: no container served it (the served-container watch would see nothing)\n{table}"
 
     if expected["verdict"] == "pass":
         excused = is_layer_not_run if layer_subset() else (lambda row: False)

@@ -52,6 +52,7 @@ FOLDERS = {
     "handler_imports_uproot": "image",
     "handler_needs_py311": "image",
     "pickle_os_system": "image",
+    "pickle_walk_breaker": "image",
     "memory_limit_250m": "image",
 }
 #: folders that hold the same NMF model (BPix1 occupancy, 20 ladders x 16 modules)
@@ -61,12 +62,14 @@ NMF_FOLDERS = (
     "handler_imports_uproot",
     "handler_needs_py311",
     "pickle_os_system",
+    "pickle_walk_breaker",
     "memory_limit_250m",
 )
 #: folders that ship a reference batch beside template.yaml
 BATCH_FOLDERS = ("sklearn_nmf_plain", "sklearn_nmf_numpy2", "cv2_pandas_flat", "oms_metadata_filter")
 
 OS_SYSTEM_MARKER = "/tmp/dialsgate-corpus-os-system-ran"
+WALK_BREAKER_MARKER = "/tmp/dialsgate-corpus-walk-breaker-ran"
 SEED = 20261128
 ANOMALIES = ("dead_block", "dead_row", "hot_column", "noisy_bin")
 
@@ -203,6 +206,14 @@ def nmf_folders(folders: list[str]) -> None:
         target = HERE / folder / SERVER_FOLDER / "nmf_bpix1.joblib"
         if folder == "pickle_os_system":
             write_joblib({"model": model, "provenance": RunsOsSystem(f"touch {OS_SYSTEM_MARKER}")}, target)
+        elif folder == "pickle_walk_breaker":
+            # A working NMF carrying, in an attribute of its own, an object that stops a stub
+            # walk (set of a deque) followed by the payload: the estimator still works when loaded.
+            import copy
+
+            carrier = copy.deepcopy(model)
+            carrier.training_provenance_ = (BreaksStubWalk(), RunsOsSystem(f"touch {WALK_BREAKER_MARKER}"))
+            write_joblib(carrier, target)
         else:
             write_joblib(model, target)
         if folder in BATCH_FOLDERS:
@@ -219,6 +230,16 @@ class RunsOsSystem:
 
     def __reduce__(self):
         return (os.system, (self.command,))
+
+
+class BreaksStubWalk:
+    """Pickles as ``set(collections.deque([...]))``: real containers, but a walk that replaces
+    deque by an inert stub cannot build the set and stops there."""
+
+    def __reduce__(self):
+        import collections
+
+        return (set, (collections.deque(["run 396598", "era 2025F"]),))
 
 
 def cv2_pandas_folder() -> None:
