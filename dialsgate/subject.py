@@ -70,7 +70,8 @@ class Subject:
 
         model = self.contract.model_file
         globals_ = self.pickle_audit.to_resolve() if self.pickle_audit is not None else []
-        pickled = [ImportSite(module, f"{model.name} (global {module}.{name})") for module, name in globals_]
+        # __main__ is no module to install: check_pickle_globals_resolvable names that class and the remedy.
+        pickled = [ImportSite(module, f"{model.name} (global {module}.{name})") for module, name in globals_ if module != "__main__"]
         return folder_needs(self.contract.code_dir, self.profile, self._serving_python(), pickled)
 
     def _serving_python(self) -> str:
@@ -112,6 +113,15 @@ class Subject:
 
     # ------------------------------------------------------------------ root causes
 
+    def require_no_class_from_main(self) -> None:
+        """A model file naming ``__main__.X`` cannot load in MLServer: known before trying."""
+        from .checks import CheckNotRun
+
+        audit = self.pickle_audit
+        names = sorted(name for module, name in (audit.to_resolve() if audit else []) if module == "__main__")
+        if names:
+            raise CheckNotRun("check_pickle_globals_resolvable", f"the model file needs __main__.{names[0]}, which no server has")
+
     def require_importable_folder(self) -> None:
         """The handler is not even tried when a module it imports is missing from the image."""
         from .checks import CheckNotRun
@@ -132,6 +142,7 @@ class Subject:
 
         self.require_safe_model_file()
         self.require_importable_folder()
+        self.require_no_class_from_main()
         try:
             environment = self.environment
             return WorkerHandler(self.contract, environment), None

@@ -32,7 +32,7 @@ class CheckNotRun(Exception):  # noqa: N818  (a result, not an error)
     """The check could not run because another row failed first; ``root`` names that row."""
 
     def __init__(self, root: str, reason: str):
-        super().__init__(f"not run: {reason} (see {root})")
+        super().__init__(f"{reason} (see {root})")
         self.root = root
 
 

@@ -89,6 +89,7 @@ def check_model_file_loads_with_image_versions(subject) -> None:
     contract = subject.contract
     _not_a_pickle(subject)
     subject.require_safe_model_file()
+    subject.require_no_class_from_main()
     answer = run_once(
         subject.environment, "load_model_strictly", folder=str(contract.code_dir), model_file=str(contract.model_file)
     )

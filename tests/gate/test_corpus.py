@@ -157,5 +157,11 @@ def test_gate_gives_the_expected_verdict(name, scratch):
         assert matching, (
             f"{name}: no non-passed row of {check!r} whose reason contains all of {words}:\n{describe(named)}\n\nall rows:\n{table}"
         )
+    for check in expected.get("must_not_run", []):
+        rows_of = [row for row in rows if str(row.get("check", "")) == check]
+        assert rows_of and all(row.get("result") == "not run" for row in rows_of), (
+            f"{name}: {check} should be 'not run' behind the root failure:\n{describe(rows_of) or '(no row)'}\n\nall rows:\n{table}"
+        )
+    assert "serving_worker.py" not in table, f"{name}: a reason names dialsgate's own worker file:\n{table}"
     if unreachable:
         pytest.skip(f"{name}: {unreachable} not among the rows of {LAYERS_VARIABLE}={layer_subset()} (a layer that did not run)")

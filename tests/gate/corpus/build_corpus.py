@@ -53,6 +53,7 @@ FOLDERS = {
     "handler_needs_py311": "image",
     "pickle_os_system": "image",
     "pickle_walk_breaker": "image",
+    "class_from_main": "image",
     "memory_limit_250m": "image",
 }
 #: folders that hold the same NMF model (BPix1 occupancy, 20 ladders x 16 modules)
@@ -63,6 +64,7 @@ NMF_FOLDERS = (
     "handler_needs_py311",
     "pickle_os_system",
     "pickle_walk_breaker",
+    "class_from_main",
     "memory_limit_250m",
 )
 #: folders that ship a reference batch beside template.yaml
@@ -214,6 +216,9 @@ def nmf_folders(folders: list[str]) -> None:
             carrier = copy.deepcopy(model)
             carrier.training_provenance_ = (BreaksStubWalk(), RunsOsSystem(f"touch {WALK_BREAKER_MARKER}"))
             write_joblib(carrier, target)
+        elif folder == "class_from_main":
+            # As a notebook does: a small wrapper class defined in __main__, pickled by reference.
+            write_joblib(OccupancyScorer(model.components_, app.LOSS_THRESHOLD), target)
         else:
             write_joblib(model, target)
         if folder in BATCH_FOLDERS:
@@ -230,6 +235,15 @@ class RunsOsSystem:
 
     def __reduce__(self):
         return (os.system, (self.command,))
+
+
+class OccupancyScorer:
+    """The NMF's components and threshold in a class of the training session: run as a script
+    (or a notebook cell), its module is ``__main__``, which is how pickle records it."""
+
+    def __init__(self, components, threshold: float):
+        self.components_ = components
+        self.threshold = threshold
 
 
 class BreaksStubWalk:

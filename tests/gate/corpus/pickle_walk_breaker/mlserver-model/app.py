@@ -1,7 +1,7 @@
 """MLServer handler: flags BPix1 occupancy maps that a scikit-learn NMF cannot reconstruct.
 
-The joblib holds a plain ``sklearn.decomposition.NMF`` (4 components, fitted on flattened,
-unit-mean 20 x 16 maps). DIALS sends the map flattened: ``shape`` [N, 20, 16], ``data`` N*320
+The joblib holds a ``sklearn.decomposition.NMF`` (4 components, fitted on flattened,
+unit-mean 20 x 16 maps), with its training provenance as an extra attribute. DIALS sends the map flattened: ``shape`` [N, 20, 16], ``data`` N*320
 INT32 counts. Each map is divided by its mean, fitted as a non-negative combination of the
 components (exact NNLS per lumisection, so an LS scores the same in any batch), and its loss is
 the mean squared residual. ``Flag`` (BOOL) is loss > LOSS_THRESHOLD; ``Loss`` (FP32) is the
