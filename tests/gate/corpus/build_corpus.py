@@ -54,6 +54,7 @@ FOLDERS = {
     "pickle_os_system": "image",
     "pickle_walk_breaker": "image",
     "class_from_main": "image",
+    "onnx_pca_runtime": "image",
     "memory_limit_250m": "image",
 }
 #: folders that hold the same NMF model (BPix1 occupancy, 20 ladders x 16 modules)
@@ -319,6 +320,57 @@ def oms_folder() -> None:
 # --------------------------------------------------------------------------- main
 
 
+def onnx_folder() -> None:
+    """sklearn PCA of unit-mean 20 x 16 maps, written as an ONNX graph with onnx.helper (needs onnx
+    and onnxruntime at the image's versions beside the image's core: onnx 1.15.0, onnxruntime 1.17.1)."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+    from sklearn.decomposition import PCA
+
+    rows, cols = 20, 16
+    rng = np.random.default_rng(SEED + 3)
+    train = normal_maps(rng, 2000, rows, cols).reshape(2000, -1).astype(np.float64)
+    train /= train.mean(axis=1, keepdims=True)
+    pca = PCA(n_components=6, random_state=0).fit(train)
+    mean = pca.mean_.astype(np.float32)
+    components = pca.components_.astype(np.float32)  # (6, 320), orthonormal rows
+    nodes = [
+        helper.make_node("Sub", ["maps", "mean"], ["centred"]),
+        helper.make_node("MatMul", ["centred", "to_scores"], ["scores"]),
+        helper.make_node("MatMul", ["scores", "from_scores"], ["offsets"]),
+        helper.make_node("Add", ["offsets", "mean"], ["reconstruction"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "pca_bpix1",
+        [helper.make_tensor_value_info("maps", TensorProto.FLOAT, [None, rows * cols])],
+        [helper.make_tensor_value_info("reconstruction", TensorProto.FLOAT, [None, rows * cols])],
+        initializer=[
+            numpy_helper.from_array(mean, "mean"),
+            numpy_helper.from_array(np.ascontiguousarray(components.T), "to_scores"),
+            numpy_helper.from_array(components, "from_scores"),
+        ],
+    )
+    model = helper.make_model(graph, producer_name="dialsgate-corpus", opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # what onnxruntime 1.17 reads
+    onnx.checker.check_model(model)
+    target = HERE / "onnx_pca_runtime" / SERVER_FOLDER / "pca_bpix1.onnx"
+    target.write_bytes(model.SerializeToString())
+    session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    app = handler_module("onnx_pca_runtime")
+
+    def score(maps):
+        flat = maps.reshape(len(maps), -1).astype(np.float32)
+        scaled = flat / flat.mean(axis=1, keepdims=True)
+        return ((scaled - session.run(None, {"maps": scaled})[0]) ** 2).mean(axis=1)
+
+    validation = normal_maps(rng, 3000, rows, cols)
+    anomalies = {kind: anomalous_maps(rng, kind, 200, rows, cols) for kind in ANOMALIES}
+    check_separation("onnx_pca_runtime", score(validation), {k: score(v) for k, v in anomalies.items()}, app.LOSS_THRESHOLD)
+    print(f"  wrote {target.relative_to(HERE)} ({target.stat().st_size} bytes)")
+
+
 def running_versions() -> dict[str, str]:
     import joblib
     import sklearn
@@ -352,6 +404,8 @@ def main(argv=None) -> int:
         cv2_pandas_folder()
     if "oms_metadata_filter" in folders:
         oms_folder()
+    if "onnx_pca_runtime" in folders:
+        onnx_folder()
     return 0
 
 
