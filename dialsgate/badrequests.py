@@ -1,12 +1,14 @@
 """Malformed V2 requests built from a template, each with the input its error message must name.
 
-DIALS sends counts of monitoring elements; a handler must refuse anything else with HTTP 400
-and a message naming the input (and stay ready). Every case starts from a valid body.
+DIALS sends counts of monitoring elements, exactly as the template declares them; a hardened
+handler refuses anything else with HTTP 400 and a message naming the input (and stays ready).
+Every case starts from a valid body.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,8 +33,14 @@ def replace_input(body: dict, name: str, **changes) -> dict:
     return broken
 
 
-def bad_requests(contract: Contract, arrays: dict[str, np.ndarray]) -> dict[str, BadRequest]:
-    """{label: BadRequest} for every defect that applies to the template."""
+def bad_requests(contract: Contract, arrays: dict[str, np.ndarray], signed: Iterable[str] = ()) -> dict[str, BadRequest]:
+    """{label: BadRequest} for every defect that applies to the template.
+
+    None of them is something DIALS sends (they are outside the template's contract): a handler
+    that refuses them is hardened, one that does not gets advice, not a failure. ``signed``:
+    integer inputs whose negative values are normal (no ``negative_counts`` request for them).
+    """
+    signed = set(signed)
     small = {name: array[:2] for name, array in arrays.items()}
     body = v2.request_body(contract, small)
     first = contract.inputs[0]
@@ -58,10 +66,14 @@ def bad_requests(contract: Contract, arrays: dict[str, np.ndarray]) -> dict[str,
         ),
         "non_numeric_data": BadRequest(replace_input(body, first.name, data=["counts"] * first_array.size), first.name),
     }
-    if np.dtype(v2.DTYPE_OF_DATATYPE[first.datatype]).kind in "iu":
-        # Integer inputs are counts (monitoring-element entries): a negative one is corrupt data.
-        negative = (-first_array.astype(np.int64) - 1).ravel().tolist()
-        cases["negative_counts"] = BadRequest(replace_input(body, first.name, data=negative), first.name)
+    counts = [
+        sig for sig in contract.inputs if np.dtype(v2.DTYPE_OF_DATATYPE[sig.datatype]).kind in "iu" and sig.name not in signed
+    ]
+    if counts:
+        # Integer inputs are counts (monitoring-element entries): a negative one is corrupt data,
+        # unless the author declares the input signed (``signed_inputs`` in dialsgate.toml).
+        negative = (-small[counts[0].name].astype(np.int64) - 1).ravel().tolist()
+        cases["negative_counts"] = BadRequest(replace_input(body, counts[0].name, data=negative), counts[0].name)
     if wrong_dims is not None:
         cases["wrong_dims"] = BadRequest(
             replace_input(body, first.name, shape=list(wrong_dims.shape), data=wrong_dims.ravel().tolist()), first.name

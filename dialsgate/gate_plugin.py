@@ -46,19 +46,52 @@ def strict_mode(config) -> bool:
     return bool(settings_from_options(config).get("strict", False))
 
 
+def check_case_of(item):
+    """The CheckCase a test item runs (a parameter of the layers' generated tests), or None."""
+    from .checks import CheckCase
+
+    callspec = getattr(item, "callspec", None)
+    return next((value for value in (callspec.params if callspec else {}).values() if isinstance(value, CheckCase)), None)
+
+
+#: A known failure declared for an advice row, accepted as advice (also under strict).
+KNOWN_PREFIX = "known: "
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     """The check's result kinds as pytest outcomes, recorded apart for the gate: advice and not
-    applicable pass (advice fails under strict), not run is a skip naming its root row."""
+    applicable pass (advice fails under strict), not run (setup or call) is a skip naming its
+    root row.
+
+    A known failure (dialsgate.toml) of an advice check is accepted: recorded as advice with
+    the author's reason, under strict too; of a failure check it stays an xfail (the gate
+    refuses it). Advice raised by a check declared as a failure check is a failure."""
     from .checks import CheckAdvice, CheckNotApplicable, CheckNotRun
 
     report = yield
     excinfo = call.excinfo
-    if excinfo is None or call.when == "teardown" or hasattr(report, "wasxfail"):
+    if call.when == "teardown":
+        return report
+    found = check_case_of(item)
+    kind = found.kind if found is not None else None
+    if hasattr(report, "wasxfail"):
+        if kind == "advice" and report.skipped and excinfo is not None and excinfo.errisinstance(CheckAdvice):
+            report.outcome = "passed"
+            report.longrepr = None
+            report.dialsgate_result = ADVICE
+            report.dialsgate_reason = f"{KNOWN_PREFIX}{report.wasxfail.removeprefix('reason: ')}: {str(excinfo.value).strip()}"
+            report.sections.append(("dialsgate advice", report.dialsgate_reason))
+            del report.wasxfail
+        return report
+    if excinfo is None:
         return report
     text = str(excinfo.value).strip()
     if excinfo.errisinstance(CheckAdvice) and call.when == "call":
-        if strict_mode(item.config):
+        if kind == "failure":
+            report.dialsgate_result = "failed"
+            report.dialsgate_reason = f"{text} (advice raised by {found.id}, a failure check: it fails)"
+        elif strict_mode(item.config):
             report.dialsgate_result = "failed"
             report.dialsgate_reason = f"advice, failing under strict: {text}"
         else:

@@ -71,7 +71,9 @@ class Subject:
         model = self.contract.model_file
         globals_ = self.pickle_audit.to_resolve() if self.pickle_audit is not None else []
         # __main__ is no module to install: check_pickle_globals_resolvable names that class and the remedy.
-        pickled = [ImportSite(module, f"{model.name} (global {module}.{name})") for module, name in globals_ if module != "__main__"]
+        pickled = [
+            ImportSite(module, f"{model.name} (global {module}.{name})") for module, name in globals_ if module != "__main__"
+        ]
         return folder_needs(self.contract.code_dir, self.profile, self._serving_python(), pickled)
 
     def _serving_python(self) -> str:
@@ -129,7 +131,9 @@ class Subject:
         needs = self.needs
         missing = sorted({*needs.missing, *needs.missing_in_folder, *needs.newer_stdlib})
         if missing:
-            raise CheckNotRun("check_imports_available_in_image", f"{', '.join(map(repr, missing))} cannot be imported in the image")
+            raise CheckNotRun(
+                "check_imports_available_in_image", f"{', '.join(map(repr, missing))} cannot be imported in the image"
+            )
 
     # ------------------------------------------------------------------ the handler
 

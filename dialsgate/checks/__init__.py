@@ -1,9 +1,15 @@
 """Conformance checks for a DIALS MLServer model folder, generated from its template.
 
-Each check is a plain function ``check_<property>(subject, ...)`` that raises ``CheckFailed``
-with a message naming the defect. ``fast_checks`` / ``parity_checks`` turn a contract into
-``CheckCase``s with readable ids (``check_input_dims[BPix3]``), so ``pytest -k check_input_dims``
-selects one.
+Each check is a plain function ``check_<property>(subject, ...)`` declared with ``@check(kind=...,
+concern=...)``. A **failure** check (``kind="failure"``) raises ``CheckFailed`` when the folder
+breaks the template's contract or would break in DIALS: a request inside the contract (the
+declared inputs, datatypes and Dims, flattened, with the declared metadata) refused, crashing or
+answered with outputs not as declared. An **advice** check (``kind="advice"``) raises
+``CheckAdvice`` when the handler is not hardened against a request outside the contract, which
+DIALS never sends (a missing input, a wrong datatype, NaN, an empty batch, ...): recorded as
+"advice", it fails the gate only under ``--strict``. ``fast_checks`` / ``parity_checks`` turn a
+contract into ``CheckCase``s with readable ids (``check_input_dims[BPix3]``), so
+``pytest -k check_input_dims`` selects one. docs/checks.md lists every check with its kind.
 """
 
 from __future__ import annotations
@@ -36,20 +42,70 @@ class CheckNotRun(Exception):  # noqa: N818  (a result, not an error)
         self.root = root
 
 
+#: The two kinds of finding. failure: the folder breaks the contract or would break in DIALS;
+#: advice: hardening against requests outside the contract (DIALS never sends them).
+KINDS = ("failure", "advice")
+#: What a check is about (the report groups its rows by concern; dialsgate.report.concerns).
+CONCERNS = ("template", "signature", "robustness", "packaging", "versions", "server")
+
+#: {check function name: function} of every check declared with ``@check``.
+REGISTRY: dict[str, Callable] = {}
+
+
+def check(*, kind: str, concern: str) -> Callable[[Callable], Callable]:
+    """Declare a check function's kind and concern where it is defined (data on the function)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r}: choose from {KINDS}")
+    if concern not in CONCERNS:
+        raise ValueError(f"concern {concern!r}: choose from {CONCERNS}")
+
+    def declare(function: Callable) -> Callable:
+        if not function.__name__.startswith("check_"):
+            raise ValueError(f"{function.__name__}: a check's name starts with check_")
+        function.dialsgate_kind = kind
+        function.dialsgate_concern = concern
+        REGISTRY[function.__name__] = function
+        return function
+
+    return declare
+
+
+def declared(function: Callable) -> tuple[str, str]:
+    """(kind, concern) of a check function; TypeError when it was not declared with ``@check``."""
+    kind, concern = getattr(function, "dialsgate_kind", None), getattr(function, "dialsgate_concern", None)
+    if kind is None or concern is None:
+        raise TypeError(f"{getattr(function, '__name__', function)!r} is not declared with @check(kind=..., concern=...)")
+    return kind, concern
+
+
+def check_of(check_id: str) -> Callable | None:
+    """The registered check function of a row id (``check_input_dims[BPix3]@http`` -> check_input_dims)."""
+    _register_all()
+    return REGISTRY.get(check_id.split("[", 1)[0].split("@", 1)[0])
+
+
+def _register_all() -> None:
+    from . import image, loading, package, pickles, roundtrip, signature, static, template  # noqa: F401  (declares them)
+
+
 @dataclass(frozen=True)
 class CheckCase:
     id: str
     function: Callable = field(repr=False)
     arguments: dict = field(default_factory=dict, repr=False)
     transport: str = "in-process"  # how its requests reach the handler (checks.signature.TRANSPORTS)
+    kind: str = "failure"  # KINDS
+    concern: str = "signature"  # CONCERNS
 
     def __call__(self, subject) -> None:
         self.function(subject, **self.arguments)
 
 
 def case(function: Callable, label: str | None = None, /, **arguments) -> CheckCase:
+    """One check case; the function must be declared with ``@check`` (its kind and concern)."""
+    kind, concern = declared(function)
     name = function.__name__ if label is None else f"{function.__name__}[{label}]"
-    return CheckCase(name, partial(function), arguments)
+    return CheckCase(name, partial(function), arguments, kind=kind, concern=concern)
 
 
 def fast_checks(contract: Contract) -> list[CheckCase]:

@@ -11,17 +11,19 @@ import json
 import subprocess
 
 from ..profiles import normalise
-from . import CheckFailed, case
+from . import CheckFailed, case, check
 
 #: Installed by venv/pip themselves, not part of what a model can rely on either way.
 PACKAGING_TOOLS = {"pip", "setuptools", "wheel"}
 
 
+@check(kind="failure", concern="template")
 def check_image_has_profile(subject) -> None:
     """The template's Image is one the gate knows (Python version and package set)."""
     subject.profile  # noqa: B018  (raises CheckFailed naming the supported images)
 
 
+@check(kind="failure", concern="packaging")
 def check_imports_available_in_image(subject) -> None:
     """Every module the folder (or its model file) imports is in the folder, the stdlib or the image."""
     needs = subject.needs
@@ -43,6 +45,7 @@ def check_imports_available_in_image(subject) -> None:
         raise CheckFailed("; ".join(problems))
 
 
+@check(kind="failure", concern="versions")
 def check_serving_environment_matches_image(subject) -> None:
     """The environment that ran the model code holds the image's Python and exactly its versions."""
     environment = subject.environment

@@ -6,9 +6,10 @@ the handler is then "not run" naming this check (``Subject.handler``), not a sec
 
 from __future__ import annotations
 
-from . import CheckFailed, case
+from . import CheckFailed, case, check
 
 
+@check(kind="failure", concern="packaging")
 def check_handler_loads(subject) -> None:
     """MLServer can import the Handler from CodeUri and its load() succeeds under the image's packages."""
     _, failure = subject.handler_load

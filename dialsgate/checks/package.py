@@ -10,7 +10,7 @@ import fnmatch
 from pathlib import Path
 
 from ..contract import MODEL_SETTINGS
-from . import CheckFailed, case
+from . import CheckFailed, case, check
 
 #: Patterns (of any path component) that must never reach DIALS.
 STRAY_PATTERNS = (
@@ -46,6 +46,7 @@ def names_in_code(folder: Path) -> set[str]:
     return found
 
 
+@check(kind="failure", concern="packaging")
 def check_package_has_no_stray_files(subject) -> None:
     """Nothing in the zip that the model does not use: caches, notebooks, tests, stray data.
 
@@ -63,6 +64,7 @@ def check_package_has_no_stray_files(subject) -> None:
         raise CheckFailed(f"dismcli package would ship these from {folder}: {stray[:20]} (remove them from CodeUri)")
 
 
+@check(kind="failure", concern="packaging")
 def check_package_size(subject) -> None:
     folder = subject.package_folder
     total = sum((folder / path).stat().st_size for path in package_files(folder))
@@ -70,6 +72,7 @@ def check_package_size(subject) -> None:
         raise CheckFailed(f"{folder} holds {total / 1e6:.1f} MB, above the {MAX_PACKAGE_BYTES / 1e6:.0f} MB limit")
 
 
+@check(kind="failure", concern="packaging")
 def check_model_settings_agree(subject) -> None:
     """model-settings.json (written by dismcli build) names the template's model, handler and file."""
     path = subject.package_folder / MODEL_SETTINGS

@@ -14,7 +14,7 @@ from __future__ import annotations
 from ..endpoint import run_once
 from ..pickle_audit import audit_any, folder_pickles
 from ..subject import main_module_remedy
-from . import CheckFailed, CheckNotApplicable, case
+from . import CheckFailed, CheckNotApplicable, case, check
 
 
 def _not_a_pickle(subject) -> None:
@@ -39,6 +39,7 @@ def _audit_failure(audit) -> str | None:
     return None
 
 
+@check(kind="failure", concern="packaging")
 def check_pickle_globals_safe(subject) -> None:
     """No code-execution or I/O primitive (os.system, subprocess, eval, open...) in the model file,
     and the whole file was walked (an audit that stopped early fails closed)."""
@@ -48,6 +49,7 @@ def check_pickle_globals_safe(subject) -> None:
         raise CheckFailed(failure)
 
 
+@check(kind="failure", concern="packaging")
 def check_folder_pickles_safe(subject) -> None:
     """Other pickles in the server folder (a scaler.pkl the handler loads, an object .npy) pass the same audit."""
     contract = subject.contract
@@ -59,6 +61,7 @@ def check_folder_pickles_safe(subject) -> None:
         raise CheckFailed(" | ".join(failures))
 
 
+@check(kind="failure", concern="packaging")
 def check_pickle_globals_resolvable(subject) -> None:
     """Every global resolves from the server folder plus the image's packages, at the image's versions."""
     contract = subject.contract
@@ -79,6 +82,7 @@ def check_pickle_globals_resolvable(subject) -> None:
         )
 
 
+@check(kind="failure", concern="versions")
 def check_model_file_loads_with_image_versions(subject) -> None:
     """The model file was written with the image's versions: it loads without version warnings.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..serving_env import folder_module_names
 from ..subject import explain_load_error
-from . import CheckFailed, case
+from . import CheckFailed, case, check
 from .signature import _same_outputs
 
 CLEAN_INTERPRETER = Path(__file__).resolve().parent.parent / "clean_interpreter.py"
@@ -41,6 +41,7 @@ def repository_module_names(folders: list[Path], provided: set[str]) -> list[str
     return sorted(name for name in names - provided if name.isidentifier() and not name.startswith("__"))
 
 
+@check(kind="failure", concern="packaging")
 def check_clean_interpreter_round_trip(subject) -> None:
     """The server folder, copied alone, loads and answers in a clean ``python -I`` of the image's packages."""
     contract = subject.contract

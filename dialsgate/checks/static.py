@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..quantity import describe_bytes, describe_cores
 from ..resources import declared_resources
-from . import CheckFailed, case
+from . import CheckFailed, case, check
 
 #: Python of registry.cern.ch/docker.io/seldonio/mlserver:1.5.0 (conda, 3.10.12).
 
@@ -224,6 +224,7 @@ def vermin_findings(path: Path, target: tuple[int, int]) -> list[Finding]:
     return findings
 
 
+@check(kind="failure", concern="packaging")
 def check_python_version_compatible(subject) -> None:
     """The serving image's Python runs every module of the server folder (no 3.11+ construct on 3.10)."""
     contract = subject.contract
@@ -267,6 +268,7 @@ BOUNDS = {
 DESCRIBE = {"memory": describe_bytes, "cpu": describe_cores}
 
 
+@check(kind="failure", concern="template")
 def check_resources_plausible(subject) -> None:
     """Requests/Limits are Kubernetes quantities within BOUNDS, and no request exceeds its limit."""
     contract = subject.contract

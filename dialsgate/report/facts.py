@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import v2
 from ..contract import Contract
+from ..gate_plugin import ADVICE, PASSING_RESULTS
 from ..profiles import PROFILES_DIR
 from .concerns import CONCERNS, concern_of
 
@@ -236,15 +237,21 @@ class VerdictRow:
 
     @property
     def passed(self) -> bool:
-        return self.result == "passed"
+        """Passed or not applicable (advice rows are apart: they pass the gate, shown with their reasons)."""
+        return self.result in PASSING_RESULTS
+
+    @property
+    def advice(self) -> bool:
+        return self.result == ADVICE
 
 
 @dataclass
 class ConcernGroup:
     concern: str
     title: str
-    failing: list[VerdictRow]  # anything but "passed", in the gate's order
+    failing: list[VerdictRow]  # rows that fail the gate, in the gate's order
     passed: list[VerdictRow]
+    advice: list[VerdictRow] = field(default_factory=list)  # advice rows: pass the gate, shown with their reasons
 
 
 @dataclass
@@ -270,12 +277,22 @@ def verdict_facts(verdict_rows) -> Verdict:
     for concern, title in CONCERNS.items():
         members = [row for row in rows if row.concern == concern]
         if members:
-            groups.append(ConcernGroup(concern, title, [r for r in members if not r.passed], [r for r in members if r.passed]))
+            groups.append(
+                ConcernGroup(
+                    concern,
+                    title,
+                    [r for r in members if not (r.passed or r.advice)],
+                    [r for r in members if r.passed],
+                    [r for r in members if r.advice],
+                )
+            )
     groups.sort(key=lambda group: not group.failing)  # stable: the concerns' order within each half
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.result] = counts.get(row.result, 0) + 1
-    return Verdict(given=True, passed=all(row.passed for row in rows), total=len(rows), counts=counts, groups=groups)
+    return Verdict(
+        given=True, passed=all(row.passed or row.advice for row in rows), total=len(rows), counts=counts, groups=groups
+    )
 
 
 @dataclass

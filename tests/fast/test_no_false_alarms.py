@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dialsgate import v2
-from dialsgate.checks import CheckFailed
+from dialsgate.checks import CheckAdvice, CheckFailed
 from dialsgate.checks.package import check_package_has_no_stray_files
 from dialsgate.checks.signature import check_flattened_and_nested_agree
 from dialsgate.contract import load_contract
@@ -60,14 +60,15 @@ def test_nested_data_refused_is_no_defect():
     check_flattened_and_nested_agree(_subject(Outcome(status=400, error="Input 'ChargeBPix1': send flattened data")))
 
 
-def test_nested_data_answered_differently_is_a_defect():
+def test_nested_data_answered_differently_is_advice():
+    """DIALS only sends flattened data: a nested request is outside the contract (advice, not a failure)."""
     other = Outcome(
         response={"outputs": [{"name": "Score", "datatype": "FP32", "shape": [3], "data": [1.0, 2.0, np.float32(9.0).item()]}]}
     )
-    with pytest.raises(CheckFailed, match="Score"):
+    with pytest.raises(CheckAdvice, match="Score"):
         check_flattened_and_nested_agree(_subject(other))
 
 
-def test_nested_data_crashing_is_a_defect():
-    with pytest.raises(CheckFailed, match="HTTP 500"):
+def test_nested_data_crashing_is_advice():
+    with pytest.raises(CheckAdvice, match="HTTP 500"):
         check_flattened_and_nested_agree(_subject(Outcome(status=500, error="ValueError")))

@@ -222,7 +222,10 @@ def test_concern_table():
     assert concern_of("fast", "check_package_size") == "packaging"
     assert concern_of("parity", "check_anything") == "versions"
     assert concern_of("fast", "check_model_file_loads_with_image_versions") == "versions"
-    assert concern_of("server", "check_template_schema") == "server"
+    assert concern_of("server", "check_input_dims[BPix1]@http") == "signature", "a transported check keeps its concern"
+    assert concern_of("server", "check_bad_request_refused[missing_input]@http") == "robustness"
+    assert concern_of("server", "test_server_health::test_ready") == "server"
+    assert concern_of("server", "(layer)") == "server"
     assert concern_of("fast", "test_properties::test_x") == "other"
 
 
@@ -231,14 +234,18 @@ def test_failing_rows_first_and_passed_rows_folded(tmp_path):
         {"layer": "fast", "check": "check_input_dims[A]", "result": "passed", "reason": ""},
         {"layer": "fast", "check": "check_bad_request_refused", "result": "passed", "reason": ""},
         {"layer": "fast", "check": "check_input_datatype[A]", "result": "failed", "reason": "line one\nline two"},
-        {"layer": "fast", "check": "check_input_required[A]", "result": "skipped", "reason": "why"},
+        {"layer": "fast", "check": "check_output_matches_signature[A]", "result": "skipped", "reason": "why"},
     ]
     index = write_report(load_contract(EXAMPLE), tmp_path, verdict_rows=verdict)
     page = _page(index)
     signature = page[page.index('id="concern-signature"') :]
     assert page.index('id="concern-signature"') < page.index('id="concern-robustness"'), "the failing concern comes first"
     failing, folded = signature.split("<details>", 1)
-    assert "check_input_datatype[A]" in failing and "check_input_required[A]" in failing and "line one\nline two" in failing
+    assert (
+        "check_input_datatype[A]" in failing
+        and "check_output_matches_signature[A]" in failing
+        and "line one\nline two" in failing
+    )
     assert "check_input_dims[A]" not in failing and "check_input_dims[A]" in folded.split("</details>", 1)[0]
     robustness = page[page.index('id="concern-robustness"') :].split("</section>", 1)[0]
     assert "<details>" in robustness and "1 passed" in robustness
@@ -352,3 +359,18 @@ def test_verdict_json_on_the_command_line(tmp_path, monkeypatch):
     verdict.write_text(json.dumps(VERDICT))
     assert main(["--template", str(EXAMPLE), "--verdict", str(verdict), "--out", str(tmp_path / "out")]) == 0
     assert "Gate verdict: FAIL" in _page(tmp_path / "out" / "index.html")
+
+
+def test_advice_rows_pass_and_are_shown_with_their_reasons(tmp_path):
+    verdict = [
+        {"layer": "fast", "check": "check_input_dims[A]", "result": "passed", "reason": ""},
+        {"layer": "fast", "check": "check_empty_batch_answered", "result": "advice", "reason": "an empty batch (N=0) crashed"},
+        {"layer": "fast", "check": "check_pickle_globals_safe", "result": "not applicable", "reason": "not a pickle"},
+    ]
+    page = _page(write_report(load_contract(EXAMPLE), tmp_path, verdict_rows=verdict))
+    parsed = _Tables()
+    parsed.feed(page)
+    assert "Gate verdict: PASS" in parsed.ids["summary"] and "1 advice" in parsed.ids["summary"]
+    robustness = page[page.index('id="concern-robustness"') :].split("</section>", 1)[0]
+    unfolded = robustness.split("<details>", 1)[0]
+    assert 'id="advice-robustness"' in unfolded and "an empty batch (N=0) crashed" in unfolded and "1 advice" in robustness
