@@ -113,13 +113,33 @@ def read_template(path: Path) -> dict:
         return yaml.safe_load(stream)
 
 
+class UnsupportedResourceType(KeyError):
+    """The resource is a DISM type the gate does not judge yet (Tritonserver)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def unsupported_message(key: str, resource_type: str) -> str:
+    return (
+        f"resource {key!r} is {resource_type}: dialsgate judges MLServer resources only "
+        f"({MLSERVER_TYPE_PREFIX}SKLearn, ::XGBoost, ::LightGBM); Tritonserver resources are not supported yet, "
+        "so this folder was not judged (no check ran)"
+    )
+
+
 def select_resource(template: dict, resource_key: str | None = None) -> tuple[str, dict]:
     resources = template.get("Resources") or {}
     mlserver = {key: value for key, value in resources.items() if str(value.get("Type", "")).startswith(MLSERVER_TYPE_PREFIX)}
+    others = {key: str(value.get("Type", "")) for key, value in resources.items() if key not in mlserver}
     if resource_key is not None:
+        if resource_key in others:
+            raise UnsupportedResourceType(unsupported_message(resource_key, others[resource_key]))
         if resource_key not in mlserver:
             raise KeyError(f"resource {resource_key!r} is not an MLServer resource of the template; found {sorted(mlserver)}")
         return resource_key, mlserver[resource_key]
+    if not mlserver and len(others) == 1:
+        raise UnsupportedResourceType(unsupported_message(*next(iter(others.items()))))
     if len(mlserver) != 1:
         raise KeyError(f"the template has {len(mlserver)} MLServer resources {sorted(mlserver)}; name one with --resource")
     return next(iter(mlserver.items()))

@@ -27,8 +27,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .contract import load_contract
+from .contract import UnsupportedResourceType, load_contract
 from .gate_plugin import ADVICE, PASSING_RESULTS
+from .provenance import gate_version, provenance
+from .testing import reference_batch_beside, settings
 
 #: The checkout dialsgate runs from (this repository, with its tox.ini), or site-packages when installed.
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -158,6 +160,21 @@ def print_verdict(rows: list[Row], columns: int | None = None) -> None:
     print("\n" + ", ".join(f"{count} {result}" for result, count in sorted(counts.items())))
 
 
+def print_provenance(origin: dict | None) -> None:
+    """Two lines: what was judged (folder and model file hashes), by what (gate, image), how (strict)."""
+    if not origin or "folder_sha256" not in origin:
+        return
+    image = origin.get("image", {})
+    print(
+        f"judged: {origin['folder']} (sha256 {origin['folder_sha256'][:12]}), model file sha256 "
+        f"{(origin['model_file_sha256'] or 'missing')[:12]}, batch {origin['reference_batch'] or 'sample data'}"
+    )
+    print(
+        f"by: dialsgate {origin['dialsgate']}, image {image.get('name')} ({image.get('kind')}"
+        f"{', pins ' + image['pins_sha256'][:12] if image.get('pins_sha256') else ''}), strict {origin['strict']}"
+    )
+
+
 def next_steps(contract, dials_url: str) -> list[str]:
     """What to run after a pass; the gate is never skipped between build and package.
 
@@ -239,6 +256,9 @@ def run_gate(args, extra: list[str]) -> Verdict:
     template = args.template.resolve()
     try:
         contract = load_contract(template, build_dir=args.build_dir, resource_key=args.resource)
+    except UnsupportedResourceType as error:
+        # One clear row: the gate cannot judge the folder, so it cannot pass it either.
+        return Verdict([Row("gate", "resource_type_supported", "not supported", f"{template}: {error}")], None)
     except Exception as error:
         return Verdict([Row("gate", "load_contract", "error", f"{template}: {type(error).__name__}: {error}")], None)
     options = ["--dials-template", str(template)]
@@ -297,11 +317,27 @@ def default_report_folder(template: Path, build_dir: Path | None, resource_key: 
 VERDICT_FILE = "verdict.json"
 
 
-def write_verdict_json(rows: list[Row], path: Path) -> Path:
-    """The verdict as a JSON list of {layer, check, result, reason} (full reasons), in the gate's order."""
+def write_verdict_json(rows: list[Row], path: Path, provenance: dict | None = None) -> Path:
+    """The verdict as JSON: ``{"provenance": {...}, "rows": [{layer, check, result, reason}, ...]}``
+    (full reasons, in the gate's order; provenance: dialsgate.provenance)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([asdict(row) for row in rows], indent=1) + "\n", encoding="utf-8")
+    document = {"provenance": provenance, "rows": [asdict(row) for row in rows]}
+    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+def read_verdict_rows(path: Path) -> list[dict]:
+    """The rows of a verdict.json (also the plain list older gates wrote)."""
+    document = json.loads(Path(path).read_text(encoding="utf-8"))
+    return document["rows"] if isinstance(document, dict) else document
+
+
+def verdict_provenance(verdict: Verdict, args) -> dict | None:
+    if verdict.contract is None:
+        return {"dialsgate": gate_version(), "template": str(Path(args.template).resolve())}
+    batch = args.reference_batch.resolve() if args.reference_batch is not None else reference_batch_beside(verdict.contract)
+    strict = bool(args.strict or settings(verdict.contract).get("strict", False))
+    return provenance(verdict.contract, strict=strict, reference_batch=batch, with_image="server" in args.layers)
 
 
 def main(argv=None) -> int:
@@ -309,12 +345,14 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     verdict = run_gate(args, extra)
     print_verdict(verdict.rows)
+    origin = verdict_provenance(verdict, args)
+    print_provenance(origin)
     if args.verdict_json is not None:
-        print(f"verdict: {write_verdict_json(verdict.rows, args.verdict_json)}")
+        print(f"verdict: {write_verdict_json(verdict.rows, args.verdict_json, origin)}")
     if not args.no_report:
         key = verdict.contract.resource_key if verdict.contract is not None else (args.resource or Path(args.template).stem)
         folder = args.report or default_report_folder(args.template, args.build_dir, key)
-        print(f"verdict: {write_verdict_json(verdict.rows, folder / VERDICT_FILE)}")
+        print(f"verdict: {write_verdict_json(verdict.rows, folder / VERDICT_FILE, origin)}")
         if verdict.contract is not None:
             try:
                 from .report import write_report
@@ -324,6 +362,7 @@ def main(argv=None) -> int:
                     folder,
                     reference_batch=args.reference_batch,
                     verdict_rows=[asdict(row) for row in verdict.rows],
+                    provenance=origin,
                     picture_hooks=own_picture_hooks(verdict.contract),
                 )
                 print(f"report: {index}")

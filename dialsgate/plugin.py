@@ -101,10 +101,11 @@ def reference_arrays(request, contract):
 
 
 @pytest.fixture(scope="session")
-def subject(contract, reference_arrays):
+def subject(request, contract, reference_arrays):
     """The model folder under test, with its handler (serving environment) and build made once."""
     from .subject import Subject
+    from .testing import reference_batch_path
 
-    made = Subject(contract, reference_arrays)
+    made = Subject(contract, reference_arrays, reference_is_sample=reference_batch_path(request.config, contract) is None)
     yield made
     made.close()

@@ -29,9 +29,11 @@ def readable_temp_folder(prefix: str) -> Path:
 class Subject:
     """The model folder under test. Expensive things (environment, handler, build) are made once."""
 
-    def __init__(self, contract: Contract, reference_arrays: dict[str, np.ndarray]):
+    def __init__(self, contract: Contract, reference_arrays: dict[str, np.ndarray], reference_is_sample: bool = False):
         self.contract = contract
         self.reference_arrays = reference_arrays
+        #: True when no reference batch was given: the arrays are the gate's sample data.
+        self.reference_is_sample = reference_is_sample
         self._temp_folders: list[Path] = []
 
     # ------------------------------------------------------------------ the image and its packages
@@ -170,7 +172,7 @@ class Subject:
 
     def over(self, endpoint) -> Subject:
         """The same folder and batch, its requests sent through ``endpoint`` (HTTP, tritonclient)."""
-        other = Subject(self.contract, self.reference_arrays)
+        other = Subject(self.contract, self.reference_arrays, self.reference_is_sample)
         other.__dict__["handler"] = endpoint  # takes the place of the cached in-process handler
         return other
 

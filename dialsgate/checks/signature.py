@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import badrequests, v2
 from ..testing import settings
-from . import CheckAdvice, CheckFailed, CheckNotRun, case, check
+from . import CheckAdvice, CheckFailed, CheckNotApplicable, CheckNotRun, case, check
 
 
 def _answer(subject, body: dict, what: str) -> dict:
@@ -208,6 +208,34 @@ def check_outputs_in_request_order(subject) -> None:
     _same_outputs(expected, answer, "reversed batch")
 
 
+@check(kind="advice", concern="signature")
+def check_answers_vary_across_lumisections(subject) -> None:
+    """The answers every comparison rests on differ between lumisections (else they cannot fail).
+
+    Request order, batch against single lumisection, parity and the server's answers are all
+    compared with the answer to the reference batch. When every lumisection gets the same
+    answer (a model whose filters leave every sample lumisection unevaluated answers alike),
+    those comparisons cannot see a difference.
+    """
+    outcome = subject.reference_outcome
+    if outcome.status != 200:
+        raise CheckNotRun("check_handler_answers_template_request", "the reference request was not answered")
+    n_ls = _n_ls(subject)
+    if n_ls < 2:
+        raise CheckNotApplicable(f"the reference batch holds {n_ls} lumisection: nothing to compare")
+    outputs = v2.outputs_by_name(outcome.response)
+    varying = [name for name, array in outputs.items() if len(array) == n_ls and not (array == array[:1]).all()]
+    if varying:
+        return
+    source = "the gate's sample data (no reference batch was given)" if subject.reference_is_sample else "the reference batch"
+    raise CheckAdvice(
+        f"every lumisection of {source} got the same answer ({', '.join(sorted(outputs))}): the checks that compare "
+        "answers (request order, parity, the server's answers) cannot fail on it; give lumisections your model "
+        "answers differently with --reference-batch (an .npz with one array per input, e.g. normal and anomalous "
+        "lumisections that pass your filters)"
+    )
+
+
 #: Why an empty batch is advice, not a failure.
 EMPTY_BATCH_OUTSIDE = (
     "DIALS never sends an empty batch (the production upstream pixel handler cannot answer one and runs in DIALS)"
@@ -286,6 +314,8 @@ def cases(contract, transport: str = "in-process"):
         found += [case(check_metadata_input_malformed_not_crashing, sig.name, name=sig.name) for sig in contract.metadata_inputs]
         found.append(case(check_flattened_and_nested_agree))
     found += [case(check_outputs_in_request_order), case(check_empty_batch_answered)]
+    if transport == "in-process":  # a property of the batch and the model, not of the transport
+        found.append(case(check_answers_vary_across_lumisections))
     if not well_formed_only:
         labels = badrequests.bad_requests(contract, _placeholder_arrays(contract), signed=signed_inputs(contract)).keys()
         found += [case(check_bad_request_refused, label, label=label) for label in labels]

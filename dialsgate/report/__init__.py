@@ -41,6 +41,7 @@ from .facts import (
     header_facts,
     package_facts,
     picture_indices,
+    provenance_facts,
     serving_facts,
     verdict_facts,
 )
@@ -51,7 +52,7 @@ __all__ = ["ENVIRONMENT_VARIABLE", "GROUP", "BatchAnswers", "ReportFacts", "gath
 
 
 def gather_facts(contract: Contract, out_dir, reference_batch=None, verdict_rows=None, pins_file: Path = DEFAULT_PINS,
-                 picture_hooks=None) -> ReportFacts:  # fmt: skip
+                 picture_hooks=None, provenance=None) -> ReportFacts:  # fmt: skip
     """Everything the page shows; the picture hooks write their PNG files under ``out_dir``."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -86,11 +87,12 @@ def gather_facts(contract: Contract, out_dir, reference_batch=None, verdict_rows
         serving=serving_facts(contract, Path(pins_file), docker_image(contract.image)),
         package=package_facts(contract),
         elapsed_s=time.perf_counter() - started,
+        provenance=provenance_facts(provenance),
     )
 
 
 def write_report(contract: Contract, out_dir, reference_batch=None, verdict_rows=None, pins_file: Path = DEFAULT_PINS,
-                 picture_hooks=None) -> Path:  # fmt: skip
+                 picture_hooks=None, provenance=None) -> Path:  # fmt: skip
     """Write ``out_dir/index.html`` and its pictures; returns the index.html path.
 
     ``picture_hooks``: callables or ``module:function`` / ``file.py:function`` specs, called
@@ -98,7 +100,7 @@ def write_report(contract: Contract, out_dir, reference_batch=None, verdict_rows
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    facts = gather_facts(contract, out_dir, reference_batch, verdict_rows, pins_file, picture_hooks)
+    facts = gather_facts(contract, out_dir, reference_batch, verdict_rows, pins_file, picture_hooks, provenance)
     index = out_dir / "index.html"
     index.write_text(render(facts), encoding="utf-8")
     return index
@@ -117,7 +119,10 @@ def main(argv=None) -> int:
         "--reference-batch", type=Path, default=None, help=".npz with one array per input (default: beside the template)"
     )
     parser.add_argument(
-        "--verdict", type=Path, default=None, help="the gate's verdict.json to show (list of {layer, check, result, reason})"
+        "--verdict",
+        type=Path,
+        default=None,
+        help="the gate's verdict.json to show ({provenance, rows: [{layer, check, result, reason}]})",
     )
     parser.add_argument(
         "--pictures", action="append", default=[], metavar="SPEC",
@@ -127,9 +132,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     contract = load_contract(args.template, build_dir=args.build_dir, resource_key=args.resource)
-    verdict_rows = json.loads(args.verdict.read_text(encoding="utf-8")) if args.verdict else None
+    document = json.loads(args.verdict.read_text(encoding="utf-8")) if args.verdict else None
+    # verdict.json: {"provenance", "rows"}; a plain list of rows from an older gate.
+    verdict_rows, origin = (document.get("rows"), document.get("provenance")) if isinstance(document, dict) else (document, None)
     index = write_report(
-        contract, args.out, reference_batch=args.reference_batch, verdict_rows=verdict_rows, picture_hooks=args.pictures
+        contract,
+        args.out,
+        reference_batch=args.reference_batch,
+        verdict_rows=verdict_rows,
+        picture_hooks=args.pictures,
+        provenance=origin,
     )
     pictures = sorted((index.parent / PICTURES_FOLDER).rglob("*.png"))
     size = sum(path.stat().st_size for path in [index, *pictures])

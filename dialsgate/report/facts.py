@@ -452,6 +452,29 @@ class ReportFacts:
     serving: ServingFacts
     package: PackageFacts
     elapsed_s: float = 0.0
+    provenance: list[tuple[str, str, bool]] = field(default_factory=list)  # where the verdict comes from
+
+
+def provenance_facts(origin: dict | None) -> list[tuple[str, str, bool]]:
+    """The verdict's provenance (dialsgate.provenance) as (label, value, shown as code) rows."""
+    if not origin:
+        return []
+    image = origin.get("image") or {}
+    image_text = f"{image.get('name')} ({image.get('kind')})"
+    for key in ("id", "pins_sha256"):
+        if image.get(key):
+            image_text += f", {key.replace('_', ' ')} {image[key]}"
+    rows = [
+        ("dialsgate", str(origin.get("dialsgate")), False),
+        ("serving image", image_text, True),
+        ("server folder sha256", str(origin.get("folder_sha256")), True),
+        ("model file sha256", str(origin.get("model_file_sha256")), True),
+        ("batch sent", str(origin.get("reference_batch") or "the gate's sample data (no reference batch)"), True),
+        ("strict", "yes: advice rows fail the gate" if origin.get("strict") else "no: advice rows pass the gate", False),
+    ]
+    if origin.get("reference_batch_sha256"):
+        rows.insert(5, ("batch sha256", str(origin["reference_batch_sha256"]), True))
+    return rows
 
 
 def header_facts(contract: Contract) -> list[tuple[str, str, bool]]:

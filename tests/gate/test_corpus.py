@@ -1,13 +1,17 @@
 """The whole gate on a corpus of third-party-style DIALS model folders, each with its verdict.
 
 Every folder of ``tests/gate/corpus`` (see its README) holds template.yaml, mlserver-model/ and
-expected.json: ``verdict`` "pass" or "fail" and, for "fail", the rows that must not pass
-(``must_fail``: a check name prefix and substrings of its reason). One case per folder (the id
-is the folder name: ``pytest tests/gate/test_corpus.py -k oms_metadata_filter``). Each case
-copies the folder to a fresh 0755 temporary folder (the serving container runs as another
-uid), runs ``python -m dialsgate.gate --template <copy>/template.yaml --report <tmp>/report`` as
-a subprocess (the gate finds reference_batch.npz beside the template itself) and reads
-``<tmp>/report/verdict.json``, a list of {layer, check, result, reason}.
+expected.json: ``verdict`` "pass" or "fail"; ``must_fail``, the rows that must fail (a check name
+prefix and substrings of its reason); ``must_advise``, the check name prefixes whose rows must be
+advice. Every row of the verdict is accounted for: it fails only where ``must_fail`` says, is
+advice only where ``must_advise`` says, is ``not run`` only behind a root row that failed, and
+otherwise passed or is not applicable (so a false alarm shows in a failing folder too). One case
+per folder (the id is the folder name: ``pytest tests/gate/test_corpus.py -k oms_metadata_filter``).
+Each case copies the folder to a fresh 0755 temporary folder (the serving container runs as
+another uid), runs ``python -m dialsgate.gate --template <copy>/template.yaml --report <tmp>/report``
+as a subprocess (the gate finds reference_batch.npz beside the template itself) and reads
+``<tmp>/report/verdict.json`` ({provenance, rows: [{layer, check, result, reason}]}).
+``DIALSGATE_CORPUS_KEEP=<folder>`` keeps each folder's verdict.json there (<name>.json).
 
     DIALSGATE_CORPUS_LAYERS=fast pytest tests/gate/test_corpus.py   # quick local run
 
@@ -77,7 +81,11 @@ def run_gate(template: Path, report: Path) -> tuple[subprocess.CompletedProcess,
         command, cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=GATE_TIMEOUT_SECONDS
     )
     verdict_file = report / "verdict.json"
-    rows = json.loads(verdict_file.read_text()) if verdict_file.is_file() else None
+    rows = json.loads(verdict_file.read_text())["rows"] if verdict_file.is_file() else None
+    keep = os.environ.get("DIALSGATE_CORPUS_KEEP")
+    if keep and verdict_file.is_file():
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(verdict_file, Path(keep) / f"{template.parent.name}.json")
     return finished, rows
 
 
@@ -131,37 +139,66 @@ def test_gate_gives_the_expected_verdict(name, scratch):
     elif expected["verdict"] == "pass" and not layer_subset():
         assert served, f"{name}: no container served it (the served-container watch would see nothing)\n{table}"
 
-    if expected["verdict"] == "pass":
-        excused = is_layer_not_run if layer_subset() else (lambda row: False)
-        not_passed = [row for row in rows if row.get("result") not in ("passed", "not applicable") and not excused(row)]
-        assert not not_passed, f"{name}: expected to pass, these rows did not:\n{describe(not_passed)}\n\nall rows:\n{table}"
-        if not layer_subset():
-            assert finished.returncode == 0, (
-                f"{name}: every row passed but the gate exited {finished.returncode}\n{output_tail(finished)}"
-            )
-        return
-
-    assert finished.returncode != 0, f"{name}: expected to fail, the gate exited 0:\n{table}"
-    assert any(row.get("result") != "passed" for row in rows), f"{name}: expected to fail, every row passed:\n{table}"
-    unreachable = []
-    for entry in expected["must_fail"]:
-        check, words = entry["check"], entry.get("reason_contains", [])
-        named = [row for row in rows if str(row.get("check", "")).startswith(check)]
-        if not named and layer_subset():
-            unreachable.append(check)
+    excused = is_layer_not_run if layer_subset() else (lambda row: False)
+    unexpected, unreachable = [], []
+    failed_checks = {str(row.get("check")) for row in rows if row.get("result") not in ACCOUNTED}
+    for row in rows:
+        result, check = row.get("result"), str(row.get("check", ""))
+        if result in ("passed", "not applicable") or excused(row):
             continue
-        assert named, f"{name}: no row of check {check!r} in the verdict:\n{table}"
-        matching = [
-            row for row in named if row.get("result") != "passed" and all(word in str(row.get("reason", "")) for word in words)
-        ]
-        assert matching, (
-            f"{name}: no non-passed row of {check!r} whose reason contains all of {words}:\n{describe(named)}\n\nall rows:\n{table}"
+        if result == "advice":
+            if not any(check.startswith(prefix) for prefix in expected.get("must_advise", [])):
+                unexpected.append(row)
+        elif result == "not run":
+            if not any(f"(see {root})" in str(row.get("reason", "")) for root in failed_checks):
+                unexpected.append(row)
+        elif not any(_matches(row, entry) for entry in expected.get("must_fail", [])):
+            unexpected.append(row)
+    assert not unexpected, f"{name}: rows expected.json does not account for:\n{describe(unexpected)}\n\nall rows:\n{table}"
+
+    for entry in expected.get("must_fail", []):
+        named = [row for row in rows if str(row.get("check", "")).startswith(entry["check"])]
+        if not named and layer_subset():
+            unreachable.append(entry["check"])
+            continue
+        assert any(_matches(row, entry) for row in named), (
+            f"{name}: no failing row of {entry['check']!r} whose reason contains all of {entry.get('reason_contains', [])}:\n"
+            f"{describe(named) or '(no row)'}\n\nall rows:\n{table}"
         )
+    for prefix in expected.get("must_advise", []):
+        advised = [row for row in rows if str(row.get("check", "")).startswith(prefix) and row.get("result") == "advice"]
+        if not advised and layer_subset() and not any(str(row.get("check", "")).startswith(prefix) for row in rows):
+            unreachable.append(prefix)
+            continue
+        assert advised, f"{name}: no advice row of {prefix!r}:\n\nall rows:\n{table}"
     for check in expected.get("must_not_run", []):
         rows_of = [row for row in rows if str(row.get("check", "")) == check]
         assert rows_of and all(row.get("result") == "not run" for row in rows_of), (
             f"{name}: {check} should be 'not run' behind the root failure:\n{describe(rows_of) or '(no row)'}\n\nall rows:\n{table}"
         )
     assert "serving_worker.py" not in table, f"{name}: a reason names dialsgate's own worker file:\n{table}"
+
+    if expected["verdict"] == "pass":
+        assert not expected.get("must_fail"), f"{name}/expected.json: a pass verdict with must_fail rows"
+        if not layer_subset():
+            assert finished.returncode == 0, (
+                f"{name}: every row is accounted for but the gate exited {finished.returncode}\n{output_tail(finished)}"
+            )
+    else:
+        assert expected.get("must_fail"), f"{name}/expected.json: a fail verdict names no must_fail row"
+        assert finished.returncode != 0, f"{name}: expected to fail, the gate exited 0:\n{table}"
     if unreachable:
         pytest.skip(f"{name}: {unreachable} not among the rows of {LAYERS_VARIABLE}={layer_subset()} (a layer that did not run)")
+
+
+#: Results that are no failure of their own (a "not run" row points at its root).
+ACCOUNTED = ("passed", "not applicable", "advice", "not run")
+
+
+def _matches(row: dict, entry: dict) -> bool:
+    """A failing row of the entry's check (prefix) whose reason holds every reason_contains word."""
+    return (
+        str(row.get("check", "")).startswith(entry["check"])
+        and row.get("result") not in ACCOUNTED
+        and all(word in str(row.get("reason", "")) for word in entry.get("reason_contains", []))
+    )

@@ -56,6 +56,10 @@ FOLDERS = {
     "class_from_main": "image",
     "onnx_pca_runtime": "image",
     "memory_limit_250m": "image",
+    "trusting_handler_nmf": "image",
+    "codec_outputs_declared": "image",
+    "codec_outputs_undeclared": "image",
+    "xgboost_booster_json": "image",
 }
 #: folders that hold the same NMF model (BPix1 occupancy, 20 ladders x 16 modules)
 NMF_FOLDERS = (
@@ -67,6 +71,9 @@ NMF_FOLDERS = (
     "pickle_walk_breaker",
     "class_from_main",
     "memory_limit_250m",
+    "trusting_handler_nmf",
+    "codec_outputs_declared",
+    "codec_outputs_undeclared",
 )
 #: folders that ship a reference batch beside template.yaml
 BATCH_FOLDERS = ("sklearn_nmf_plain", "sklearn_nmf_numpy2", "cv2_pandas_flat", "oms_metadata_filter")
@@ -371,6 +378,44 @@ def onnx_folder() -> None:
     print(f"  wrote {target.relative_to(HERE)} ({target.stat().st_size} bytes)")
 
 
+def xgboost_folder() -> None:
+    """A binary XGBoost classifier (normal vs anomalous unit-mean 20 x 16 maps) saved in XGBoost's
+    own JSON format (needs xgboost at the image's version beside the image's core: xgboost 2.0.3)."""
+    import xgboost as xgb
+
+    rows, cols = 20, 16
+    rng = np.random.default_rng(SEED + 4)
+
+    app = handler_module("xgboost_booster_json")
+
+    def features(maps):  # the handler's own features
+        return app.features(maps.astype(np.float32))
+
+    normal = normal_maps(rng, 6000, rows, cols)
+    anomalous = np.concatenate([anomalous_maps(rng, kind, 1000, rows, cols) for kind in ANOMALIES])
+    x = np.concatenate([features(normal), features(anomalous)])
+    y = np.concatenate([np.zeros(len(normal)), np.ones(len(anomalous))])
+    params = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.2, "nthread": 1, "seed": 0}
+    booster = xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=120)
+    target = HERE / "xgboost_booster_json" / SERVER_FOLDER / "anomaly_bdt.json"
+    booster.save_model(str(target))
+    loaded = xgb.Booster()
+    loaded.load_model(str(target))
+
+    def score(maps):
+        return loaded.predict(xgb.DMatrix(features(maps)))
+
+    validation = normal_maps(rng, 3000, rows, cols)
+    anomalies = {kind: anomalous_maps(rng, kind, 200, rows, cols) for kind in ANOMALIES}
+    # A classifier, not a threshold on a loss: judged by its error rates, not by a margin.
+    normal_wrong = float(np.mean(score(validation) > app.PROBABILITY_CUT))
+    missed = {kind: float(np.mean(score(maps) <= app.PROBABILITY_CUT)) for kind, maps in anomalies.items()}
+    print(f"  xgboost_booster_json: normal LS flagged {normal_wrong:.2%}; anomalies missed {missed}")
+    if normal_wrong > 0.005 or max(missed.values()) > 0.02:
+        raise SystemExit("xgboost_booster_json: the classifier does not separate the synthetic data")
+    print(f"  wrote {target.relative_to(HERE)} ({target.stat().st_size} bytes)")
+
+
 def running_versions() -> dict[str, str]:
     import joblib
     import sklearn
@@ -406,6 +451,8 @@ def main(argv=None) -> int:
         oms_folder()
     if "onnx_pca_runtime" in folders:
         onnx_folder()
+    if "xgboost_booster_json" in folders:
+        xgboost_folder()
     return 0
 
 
