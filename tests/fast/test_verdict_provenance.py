@@ -1,0 +1,93 @@
+"""A verdict says where it came from and what it could not see (provenance, answers that never vary,
+resource types the gate does not judge)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from dialsgate import v2
+from dialsgate.checks import CheckAdvice, CheckNotApplicable
+from dialsgate.checks.signature import check_answers_vary_across_lumisections
+from dialsgate.contract import UnsupportedResourceType, load_contract
+from dialsgate.endpoint import Outcome
+from dialsgate.gate import Row, build_parser, read_verdict_rows, run_gate, write_verdict_json
+from dialsgate.provenance import provenance, tree_sha256
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+EXAMPLE = REPOSITORY / "examples" / "nmf1d"
+
+
+def _answering(scores: list[float], *, sample: bool) -> SimpleNamespace:
+    contract = load_contract(EXAMPLE / "template.yaml")
+    arrays = v2.sample_inputs(contract, n_ls=len(scores))
+    response = {"outputs": [{"name": "Score", "datatype": "FP32", "shape": [len(scores)], "data": scores}]}
+    return SimpleNamespace(
+        contract=contract, reference_arrays=arrays, reference_outcome=Outcome(response=response), reference_is_sample=sample
+    )
+
+
+def test_answers_that_vary_pass():
+    check_answers_vary_across_lumisections(_answering([0.1, 0.7, 0.1], sample=True))
+
+
+def test_sample_data_answered_alike_is_advice_asking_for_a_reference_batch():
+    with pytest.raises(CheckAdvice, match=r"sample data .* --reference-batch"):
+        check_answers_vary_across_lumisections(_answering([0.0, 0.0, 0.0], sample=True))
+
+
+def test_a_reference_batch_answered_alike_is_advice_too():
+    with pytest.raises(CheckAdvice, match="every lumisection of the reference batch"):
+        check_answers_vary_across_lumisections(_answering([0.5, 0.5], sample=False))
+
+
+def test_one_lumisection_is_not_applicable():
+    with pytest.raises(CheckNotApplicable):
+        check_answers_vary_across_lumisections(_answering([0.5], sample=False))
+
+
+def test_folder_hash_follows_every_file(tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(EXAMPLE / "mlserver-model", folder)
+    before = tree_sha256(folder)
+    assert tree_sha256(folder) == before
+    (folder / "notes.txt").write_text("a stray file dismcli package would zip\n")
+    assert tree_sha256(folder) != before
+
+
+def test_verdict_json_records_where_it_came_from(tmp_path):
+    contract = load_contract(EXAMPLE / "template.yaml")
+    batch = EXAMPLE / "reference_batch.npz"
+    origin = provenance(contract, strict=True, reference_batch=batch, with_image=False)
+    assert origin["strict"] is True and origin["dialsgate"]
+    assert origin["folder_sha256"] == tree_sha256(contract.code_dir)
+    assert len(origin["model_file_sha256"]) == 64 and len(origin["reference_batch_sha256"]) == 64
+    assert origin["image"] == {"name": contract.image, "kind": "not used"}
+    path = write_verdict_json([Row("fast", "check_x", "passed")], tmp_path / "verdict.json", origin)
+    document = json.loads(path.read_text())
+    assert document["provenance"] == origin
+    assert read_verdict_rows(path) == [{"layer": "fast", "check": "check_x", "result": "passed", "reason": ""}]
+
+
+def test_a_tritonserver_resource_is_named_as_not_supported(tmp_path):
+    template = yaml.safe_load((EXAMPLE / "template.yaml").read_text())
+    resource = next(iter(template["Resources"].values()))
+    resource["Type"] = "InferenceService::Tritonserver::ONNX"
+    (tmp_path / "template.yaml").write_text(yaml.safe_dump(template))
+    with pytest.raises(UnsupportedResourceType, match=r"Tritonserver::ONNX.*not supported yet"):
+        load_contract(tmp_path / "template.yaml")
+
+
+def test_the_gate_gives_one_not_supported_row_for_a_tritonserver_resource(tmp_path):
+    template = yaml.safe_load((EXAMPLE / "template.yaml").read_text())
+    next(iter(template["Resources"].values()))["Type"] = "InferenceService::Tritonserver::Python"
+    (tmp_path / "template.yaml").write_text(yaml.safe_dump(template))
+    args = build_parser().parse_args(["--template", str(tmp_path / "template.yaml"), "--runner", "here", "--no-report"])
+    verdict = run_gate(args, [])
+    assert [(row.check, row.result) for row in verdict.rows] == [("resource_type_supported", "not supported")]
+    assert "Tritonserver::Python" in verdict.rows[0].reason and not verdict.passed
