@@ -40,7 +40,7 @@ import joblib
 import numpy as np
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPOSITORY / "model_src")]
+sys.path[:0] = [str(REPOSITORY / "mlserver-model"), str(REPOSITORY / "model_src")]
 
 from pixelnmf import preprocessing  # noqa: E402
 from pixelnmf_train import synthetic  # noqa: E402

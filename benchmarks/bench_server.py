@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-for entry in (REPOSITORY / "model_src", REPOSITORY):
+for entry in (REPOSITORY / "mlserver-model", REPOSITORY / "model_src", REPOSITORY):
     if str(entry) not in sys.path:
         sys.path.insert(0, str(entry))
 
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     parser.add_argument("--starts", type=int, default=3, help="fresh containers to time start-to-ready over")
     args = parser.parse_args(argv)
 
-    from dialsgate.inprocess import InProcessHandler, _parse
+    from pixelnmf_train.inprocess import InProcessHandler, _parse
 
     contract = load_contract(args.template, build_dir=args.build_dir, resource_key=args.resource)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]

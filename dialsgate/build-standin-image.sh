@@ -10,12 +10,13 @@
 #   --profile DIR image profile folder (default: dialsgate/profiles/mlserver-1.5.0)
 #   --force       rebuild the stand-in even if an up-to-date one exists (a foreign image of
 #                 that name is still left alone)
-#   --no-pull     do not try `docker pull` (also: PIXELNMF_NO_PULL=1)
+#   --no-pull     do not try `docker pull` (also: DIALSGATE_NO_PULL=1)
 #
 # Decision order:
-#   1. NAME exists locally with label org.pixelnmf-dials.pins-sha256=<sha256 of pins +
+#   1. NAME exists locally with label org.dialsgate.pins-sha256=<sha256 of pins +
 #      constraints>  -> up to date, nothing to do.
-#   2. NAME exists without that label (e.g. the real image pulled by a user) -> used as is.
+#   2. NAME exists without that label and without org.dialsgate.standin (e.g. the real image
+#      pulled by a user) -> used as is.
 #   3. `docker pull NAME` within PULL_TIMEOUT seconds (default 30) -> used.
 #   4. Build the stand-in: mmdebstrap rootfs, host-built wheelhouse (cached under
 #      ${DIALSGATE_CACHE_DIR:-~/.cache/dialsgate}/standin/wheelhouse/<hash>), venv at /opt/mlserver/.venv
@@ -30,8 +31,8 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROFILE_DIR="$SCRIPT_DIR/profiles/mlserver-1.5.0"
 
-LABEL_KEY="org.pixelnmf-dials.pins-sha256"
-RECIPE_KEY="org.pixelnmf-dials.standin-recipe"
+LABEL_KEY="org.dialsgate.pins-sha256"
+RECIPE_KEY="org.dialsgate.standin-recipe"
 RECIPE_VERSION="3"           # bump when the build recipe below changes in a way images must follow
 STANDIN_KEY="org.dialsgate.standin"
 SUITE="bookworm"
@@ -41,11 +42,11 @@ WORKDIR_IN_IMAGE="/opt/mlserver"
 PULL_TIMEOUT="${PULL_TIMEOUT:-30}"
 PYTHON="${PYTHON:-}"
 CACHE_DIR="${DIALSGATE_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/dialsgate}/standin"
-BUILD_PARENT="${PIXELNMF_BUILD_TMP:-/var/tmp}"
+BUILD_PARENT="${DIALSGATE_BUILD_TMP:-/var/tmp}"
 
 IMAGE=""
 FORCE=0
-NO_PULL="${PIXELNMF_NO_PULL:-0}"
+NO_PULL="${DIALSGATE_NO_PULL:-0}"
 
 log() { printf '[standin-image %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[standin-image] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -116,6 +117,8 @@ fi
 
 # 1./2. Present locally?
 if existing_sha="$(image_label "$IMAGE" "$LABEL_KEY")"; then
+    # A stand-in of ours carries STANDIN_KEY; one from an older recipe may lack the pins label.
+    if [[ -z "$existing_sha" && -n "$(image_label "$IMAGE" "$STANDIN_KEY")" ]]; then existing_sha="(none)"; fi
     if [[ -n "$existing_sha" ]]; then
         if [[ "$FORCE" == 0 ]] && image_is_ours_current "$IMAGE"; then
             log "up to date: $IMAGE is the stand-in for these pins ($(since "$T_TOTAL") s)"
@@ -182,7 +185,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$BUILD_PARENT"
-BUILD_DIR="$(mktemp -d "$BUILD_PARENT/pixelnmf-standin.XXXXXX")"
+BUILD_DIR="$(mktemp -d "$BUILD_PARENT/dialsgate-standin.XXXXXX")"
 ROOTFS="$BUILD_DIR/rootfs"
 
 # Phase: Debian root file system (mmdebstrap's default mirror; no host name here).
@@ -271,7 +274,7 @@ tar --numeric-owner -C "$ROOTFS" -c . | docker import \
     --change "LABEL $LABEL_KEY=$PINS_SHA" \
     --change "LABEL $RECIPE_KEY=$RECIPE_VERSION" \
     --change "LABEL $STANDIN_KEY=$PROFILE_NAME" \
-    --message "pixelnmf-dials stand-in for $IMAGE" \
+    --message "dialsgate stand-in for $IMAGE" \
     - "$IMAGE" >/dev/null
 if [[ -n "${OLD_ID:-}" && "$OLD_ID" != "$(docker image inspect --format '{{.Id}}' "$IMAGE")" ]]; then
     # The replaced stand-in is now untagged; drop it (fails harmlessly if a container uses it).

@@ -139,7 +139,7 @@ def is_standin(image: str, client=None) -> bool:
     """True when ``image`` is one of our stand-ins (labelled), False for a real or foreign image."""
     client = client or docker_client()
     labels = client.images.get(image).labels or {}
-    return STANDIN_LABEL in labels or "org.pixelnmf-dials.pins-sha256" in labels
+    return STANDIN_LABEL in labels
 
 
 def package_set_hash(profile, requirements) -> str:

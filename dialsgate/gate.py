@@ -1,7 +1,7 @@
 """The pre-deploy gate: every layer against one model folder, one verdict, and a report.
 
     tox -e gate                                                   # this repository's model
-    tox -e gate -- --build-dir .dism-artifacts/build/PixelNMF     # exactly what dismcli package zips
+    tox -e gate -- --build-dir .dism-artifacts/build/<ResourceKey>  # exactly what dismcli package zips
     tox -e gate -- --template examples/nmf1d/template.yaml        # another DIALS MLServer model
 
 Runs between ``dismcli build`` and ``dismcli package``. Any check that fails, errors, is
@@ -34,13 +34,8 @@ from .testing import reference_batch_beside, settings
 
 #: The checkout dialsgate runs from (this repository, with its tox.ini), or site-packages when installed.
 REPOSITORY = Path(__file__).resolve().parent.parent
-#: What makes the directory around a template this repository (its own model's tests and tox envs).
-OWN_MARKER = Path("model_src") / "pixelnmf_train"
 LAYERS = ("fast", "parity", "server")
 DEFAULT_DIALS_URL = "https://dev-cmsdials-api.web.cern.ch"
-#: Tests of this repository's own model and tooling; they run when the gate checks this
-#: repository's template, never for another model.
-PROJECT_TESTS = {"fast": ["tests/fast", "tests/model"]}
 
 
 def contract_tests(layer: str) -> list[str]:
@@ -64,7 +59,7 @@ class Row:
 
 
 def check_name(nodeid: str) -> str:
-    """tests/fast/test_contract.py::test_contract[check_input_dims[BPix3]] -> check_input_dims[BPix3]."""
+    """tests/fast/test_contract.py::test_contract[check_input_dims[Occupancy]] -> check_input_dims[Occupancy]."""
     name = nodeid.split("::")[-1]
     match = re.fullmatch(r"test_(?:contract|parity|contract_over_transport)\[(.*)\]", name)
     return match.group(1) if match else f"{Path(nodeid.split('::')[0]).stem}::{name}"
@@ -104,12 +99,11 @@ def runner_is_venv() -> bool:
     return sys.prefix != getattr(sys, "base_prefix", sys.prefix)
 
 
-def run_layer(layer: str, options: list[str], runner: str, work: Path, is_own_template: bool, extra: list[str]) -> list[Row]:
+def run_layer(layer: str, options: list[str], runner: str, work: Path, extra: list[str]) -> list[Row]:
     summary_file = work / f"{layer}.json"
-    paths = [*PROJECT_TESTS.get(layer, []), *contract_tests(layer)] if is_own_template else contract_tests(layer)
-    pytest_args = [*paths, *options, "--gate-summary", str(summary_file), "-p", "no:cacheprovider", *extra]
-    if runner == "tox" or is_own_template:
-        cwd, environment = REPOSITORY, (_clean_environment() if runner == "tox" else dict(os.environ))
+    pytest_args = [*contract_tests(layer), *options, "--gate-summary", str(summary_file), "-p", "no:cacheprovider", *extra]
+    if runner == "tox":
+        cwd, environment = REPOSITORY, _clean_environment()
     else:
         # Anywhere else (a model author's repository): our plugin and an empty ini, so their
         # pytest configuration and conftest files stay out of the gate.
@@ -196,11 +190,16 @@ def next_steps(contract, dials_url: str) -> list[str]:
     ]
 
 
-def own_picture_hooks(contract) -> list[str] | None:
-    """This repository's model (either deployment) registers its report pictures; the generic
-    report knows no model."""
-    hook = contract.template_path.parent / OWN_MARKER / "report_pictures.py"
-    return [f"{hook}:pictures"] if hook.is_file() else None
+def picture_hooks(contract) -> list[str]:
+    """The report picture hooks the author lists in dialsgate.toml (``report_pictures``); a
+    ``file.py:function`` spec is relative to the template's folder. The report knows no model."""
+    specs = []
+    for spec in settings(contract).get("report_pictures", []):
+        target, _, function = str(spec).rpartition(":")
+        if target.endswith(".py") and not Path(target).is_absolute():
+            spec = f"{contract.template_path.parent / target}:{function}"
+        specs.append(spec)
+    return specs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,7 +273,6 @@ def run_gate(args, extra: list[str]) -> Verdict:
     unknown = sorted(set(layers) - set(LAYERS))
     if unknown:
         raise SystemExit(f"unknown layers {unknown}; choose from {LAYERS}")
-    is_own_template = template == (REPOSITORY / "template.yaml").resolve() and (REPOSITORY / OWN_MARKER).is_dir()
 
     rows: list[Row] = []
     if "server" in layers and not any(arg.startswith(("--server-url", "--dials-server-url")) for arg in extra):
@@ -290,7 +288,7 @@ def run_gate(args, extra: list[str]) -> Verdict:
 
     with tempfile.TemporaryDirectory(prefix="dialsgate-gate-") as work:
         for layer in layers:
-            layer_rows = run_layer(layer, options, args.runner, Path(work), is_own_template, extra)
+            layer_rows = run_layer(layer, options, args.runner, Path(work), extra)
             rows += layer_rows
             if args.fail_fast and not all(row.passed for row in layer_rows):
                 rows += [
@@ -363,7 +361,7 @@ def main(argv=None) -> int:
                     reference_batch=args.reference_batch,
                     verdict_rows=[asdict(row) for row in verdict.rows],
                     provenance=origin,
-                    picture_hooks=own_picture_hooks(verdict.contract),
+                    picture_hooks=picture_hooks(verdict.contract),
                 )
                 print(f"report: {index}")
             except Exception as error:  # the report illustrates the verdict; it never changes it

@@ -31,7 +31,7 @@ def reference_batch_beside(contract) -> Path | None:
 
 
 def parametrize_checks(metafunc, argname: str, cases) -> None:
-    """Parametrize ``argname`` with check cases; ids like check_input_dims[BPix3]."""
+    """Parametrize ``argname`` with check cases; ids like check_input_dims[Occupancy]."""
     import pytest
 
     known = known_failures(contract_from_options(metafunc.config))

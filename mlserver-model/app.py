@@ -9,7 +9,7 @@ naming the input; the server stays ready.
 One handler serves every deployment of the model: which maps and which metadata inputs are
 required comes from the model file (``PixelNMF.input_shapes`` and ``metadata_inputs``, the
 template's InputSignature and InputMetadata). Metadata inputs the model does not declare are
-ignored. ``python -m dialsgate.sync`` copies this file into every deployment's server folder.
+ignored. Both templates name this folder as CodeUri, each with its own model file (models/).
 """
 
 from __future__ import annotations

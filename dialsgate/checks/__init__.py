@@ -8,7 +8,7 @@ answered with outputs not as declared. An **advice** check (``kind="advice"``) r
 ``CheckAdvice`` when the handler is not hardened against a request outside the contract, which
 DIALS never sends (a missing input, a wrong datatype, NaN, an empty batch, ...): recorded as
 "advice", it fails the gate only under ``--strict``. ``fast_checks`` / ``parity_checks`` turn a
-contract into ``CheckCase``s with readable ids (``check_input_dims[BPix3]``), so
+contract into ``CheckCase``s with readable ids (``check_input_dims[Occupancy]``), so
 ``pytest -k check_input_dims`` selects one. docs/checks.md lists every check with its kind.
 """
 
@@ -79,7 +79,7 @@ def declared(function: Callable) -> tuple[str, str]:
 
 
 def check_of(check_id: str) -> Callable | None:
-    """The registered check function of a row id (``check_input_dims[BPix3]@http`` -> check_input_dims)."""
+    """The registered check function of a row id (``check_input_dims[Occupancy]@http`` -> check_input_dims)."""
     _register_all()
     return REGISTRY.get(check_id.split("[", 1)[0].split("@", 1)[0])
 

@@ -31,7 +31,7 @@ def repository_root(template_folder: Path) -> Path:
 
 
 def repository_module_names(folders: list[Path], provided: set[str]) -> list[str]:
-    """Modules of the given folders and of their subfolders (e.g. model_src/*)."""
+    """Modules of the given folders and of their subfolders (e.g. src/*)."""
     names = set()
     for top in folders:
         for folder in [top, *(p for p in top.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))]:

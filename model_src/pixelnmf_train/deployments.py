@@ -52,9 +52,9 @@ class Deployment:
 
 DEPLOYMENTS = {
     # The four-layer model as first deployed (template.yaml).
-    "four-layer": Deployment("four-layer", BPIX_LAYERS, "mlserver-model/pixelnmf.joblib", "template.yaml"),
+    "four-layer": Deployment("four-layer", BPIX_LAYERS, "models/pixelnmf.joblib", "template.yaml"),
     # The production model since era 2025F: BPix1 dropped, OMS filters (template-2025f.yaml).
     "2025f": Deployment(
-        "2025f", BPIX_LAYERS[1:], "mlserver-model-2025f/pixelnmf.joblib", "template-2025f.yaml", METADATA_2025F, FILTERS_2025F
+        "2025f", BPIX_LAYERS[1:], "models/pixelnmf-2025f.joblib", "template-2025f.yaml", METADATA_2025F, FILTERS_2025F
     ),
 }

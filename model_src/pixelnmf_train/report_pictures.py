@@ -110,8 +110,8 @@ def pixelnmf_pictures(contract, answers, indices: list[int]) -> ModelPictures | 
 
     Returns a sentence instead when the model file does not hold a PixelNMF-like object.
     """
-    from dialsgate.inprocess import isolated_imports
     from dialsgate.pickle_audit import audit_joblib
+    from pixelnmf_train.inprocess import isolated_imports
 
     if audit_joblib(contract.model_file).dangerous():
         return "the model file references dangerous globals: it is not loaded, no pictures"

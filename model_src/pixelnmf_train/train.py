@@ -8,8 +8,8 @@ arrays and builtins, but numpy's own pickle format still differs between major r
     python -m pixelnmf_train.train --deployment 2025f --data dials_export.npz   # real data
 
 Deployments (``pixelnmf_train.deployments``): ``four-layer`` (BPix1-4, template.yaml,
-mlserver-model/pixelnmf.joblib) and ``2025f`` (BPix2-4, OMS filters, template-2025f.yaml,
-mlserver-model-2025f/pixelnmf.joblib). Each is trained on its own layers only: the
+models/pixelnmf.joblib) and ``2025f`` (BPix2-4, OMS filters, template-2025f.yaml,
+models/pixelnmf-2025f.joblib). Each is trained on its own layers only: the
 minimum-entries filter that selects training LS uses those layers, and for 2025F the OMS
 filters too (on the synthetic runs' metadata, or on real data's metadata arrays if present).
 

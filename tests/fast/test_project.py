@@ -1,25 +1,40 @@
-"""Project checks of this repository (not part of the generic contract): the server folder is a
-synced copy of the model package, and the handler advertises the template's signature."""
+"""Project checks of this repository (not part of the generic contract): one server folder for
+both deployments, each template pointing at its own model file outside it, and the handler
+advertises the template's signature."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
-from dialsgate import sync
+import yaml
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+TEMPLATES = ("template.yaml", "template-2025f.yaml")
 
 
-def test_server_package_in_sync_with_model_src():
-    found = sync.drift()
-    assert not any(found.values()), (
-        "mlserver-model/ has drifted from model_src/ (run: python -m dialsgate.sync):\n" + sync.describe(found)
-    )
+def _properties(template: str) -> dict:
+    resources = yaml.safe_load((REPOSITORY / template).read_text())["Resources"]
+    return next(iter(resources.values()))["Properties"]
 
 
-def test_server_folder_holds_only_handler_package_and_model():
+def test_server_folder_holds_only_handler_and_package():
     entries = sorted(p.name for p in (REPOSITORY / "mlserver-model").iterdir() if p.name != "__pycache__")
-    assert entries == ["app.py", "pixelnmf", "pixelnmf.joblib"], f"unexpected entries in mlserver-model/: {entries}"
+    assert entries == ["app.py", "pixelnmf"], f"unexpected entries in mlserver-model/: {entries}"
+
+
+def test_both_deployments_share_the_server_folder_each_with_its_own_model_file():
+    code = {_properties(t)["CodeUri"].rstrip("/") for t in TEMPLATES}
+    models = [_properties(t)["ModelUri"] for t in TEMPLATES]
+    assert code == {"mlserver-model"}
+    assert len(set(models)) == len(models) and all(m.startswith("models/") for m in models), models
+
+
+def test_the_model_package_exists_once_in_git():
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPOSITORY, capture_output=True, text=True, check=True).stdout.split()
+    copies = [path for path in tracked if path.endswith("pixelnmf/model.py")]
+    assert copies == ["mlserver-model/pixelnmf/model.py"], copies
 
 
 def test_handler_metadata_advertises_the_template_signature(subject, contract):
@@ -30,3 +45,16 @@ def test_handler_metadata_advertises_the_template_signature(subject, contract):
     # The declared OMS metadata inputs are required too, so they are advertised with the maps.
     assert advertised_inputs == {sig.name: (sig.datatype, list(sig.dims)) for sig in contract.inputs + contract.metadata_inputs}
     assert advertised_outputs == {sig.name: (sig.datatype, list(sig.dims)) for sig in contract.outputs}
+
+
+def test_dialsgate_names_no_model_and_no_repository():
+    """dialsgate is every DIALS author's tool: what this repository adds to its own gate (tests,
+    report pictures, settings) comes through the plugin, entry points or dialsgate.toml."""
+    pattern = re.compile(r"pixelnmf|bpix|model_src", re.IGNORECASE)
+    found = []
+    for path in sorted((REPOSITORY / "dialsgate").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+                if pattern.search(line):
+                    found.append(f"{path.relative_to(REPOSITORY)}:{number}: {line.strip()}")
+    assert not found, "dialsgate names this repository's model:\n" + "\n".join(found)

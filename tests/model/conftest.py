@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-MODEL_FILE = REPOSITORY / "mlserver-model" / "pixelnmf.joblib"
+MODEL_FILE = REPOSITORY / "models" / "pixelnmf.joblib"
 REFERENCE_BATCH_FILE = REPOSITORY / "tests" / "data" / "reference_batch.npz"
 
 

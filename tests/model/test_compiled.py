@@ -89,7 +89,7 @@ def test_reference_batch_2025f_same_answers_from_both_engines(model_2025f_and_in
 def model_2025f_and_inputs():
     import joblib
 
-    model_2025f = joblib.load(REPOSITORY / "mlserver-model-2025f" / "pixelnmf.joblib")
+    model_2025f = joblib.load(REPOSITORY / "models" / "pixelnmf-2025f.joblib")
     with np.load(REPOSITORY / "tests" / "data" / "reference_batch_2025f.npz", allow_pickle=False) as archive:
         inputs = {name: archive[name] for name in [*model_2025f.input_names, *model_2025f.metadata_inputs]}
     return model_2025f, inputs

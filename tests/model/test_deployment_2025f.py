@@ -16,7 +16,7 @@ from pixelnmf import InputError, PixelNMF
 from pixelnmf_train import synthetic
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-MODEL_FILE = REPOSITORY / "mlserver-model-2025f" / "pixelnmf.joblib"
+MODEL_FILE = REPOSITORY / "models" / "pixelnmf-2025f.joblib"
 TEMPLATE_FILE = REPOSITORY / "template-2025f.yaml"
 REFERENCE_BATCH_FILE = REPOSITORY / "tests" / "data" / "reference_batch_2025f.npz"
 

@@ -15,7 +15,8 @@ from mlserver.errors import InferenceError  # noqa: E402
 from mlserver.types import InferenceRequest, RequestInput  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-SERVER_FOLDER = REPOSITORY / "mlserver-model-2025f"
+SERVER_FOLDER = REPOSITORY / "mlserver-model"  # one server folder for both deployments
+MODEL_FILE = REPOSITORY / "models" / "pixelnmf-2025f.joblib"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def handler():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     handler = module.Handler.__new__(module.Handler)  # no MLServer settings needed to decode
-    handler._model = joblib.load(SERVER_FOLDER / "pixelnmf.joblib")
+    handler._model = joblib.load(MODEL_FILE)
     handler._metadata_inputs = dict(handler._model.metadata_inputs)
     return handler
 

@@ -24,7 +24,7 @@ TEMPLATE = REPOSITORY / "template.yaml"
 EXAMPLE = REPOSITORY / "examples" / "nmf1d" / "template.yaml"
 BATCH = REPOSITORY / "tests" / "data" / "reference_batch.npz"
 #: This repository's picture hook, by file (nothing of the repository is installed in tox).
-PIXELNMF_HOOK = str(REPOSITORY / "model_src" / "pixelnmf_train" / "report_pictures.py") + ":pictures"
+PICTURE_HOOK = str(REPOSITORY / "model_src" / "pixelnmf_train" / "report_pictures.py") + ":pictures"
 VERDICT = [
     {"layer": "fast", "check": "check_input_dims[BPix1]", "result": "passed", "reason": ""},
     {"layer": "fast", "check": "check_template_schema", "result": "passed", "reason": ""},
@@ -110,7 +110,7 @@ def batch_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, contract, server_folder_caches, batch_file):
     out = tmp_path_factory.mktemp("report")
-    index = write_report(contract, out, reference_batch=batch_file, verdict_rows=VERDICT, picture_hooks=[PIXELNMF_HOOK])
+    index = write_report(contract, out, reference_batch=batch_file, verdict_rows=VERDICT, picture_hooks=[PICTURE_HOOK])
     parsed = _Tables()
     parsed.feed(index.read_text(encoding="utf-8"))
     return index, parsed

@@ -1,4 +1,7 @@
-"""Run a model folder's MLServer handler inside this interpreter, as MLServer would load it.
+"""Run this repository's MLServer handler inside this interpreter, as MLServer would load it.
+
+Development code (the report pictures and the serving benchmark); the gate itself never runs a
+folder's code in its own interpreter.
 
 The handler module and the helper packages beside it are imported from the model folder only:
 while a handler is loaded, the folder is first on ``sys.path`` and any module of the same name
@@ -14,8 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .contract import Contract
-from .serving_env import folder_module_names
+from dialsgate.contract import Contract
+from dialsgate.serving_env import folder_module_names
 
 
 @contextlib.contextmanager
