@@ -29,7 +29,9 @@ from pathlib import Path
 
 from .contract import UnsupportedResourceType, load_contract
 from .gate_plugin import ADVICE, PASSING_RESULTS
+from .junit import write_junit_xml
 from .provenance import gate_version, provenance
+from .report.concerns import CONCERNS, concern_of
 from .testing import reference_batch_beside, settings
 
 #: The checkout dialsgate runs from (this repository, with its tox.ini), or site-packages when installed.
@@ -134,8 +136,8 @@ def wrap_reason(reason: str, width: int) -> list[str]:
     return lines or [""]
 
 
-def print_verdict(rows: list[Row], columns: int | None = None) -> None:
-    """One row per check; long reasons wrap onto indented continuation lines, never cut."""
+def print_table(rows: list[Row], columns: int | None = None) -> None:
+    """The full table (``-v``): one row per check; long reasons wrap onto indented lines, never cut."""
     width = min(max((len(row.check) for row in rows), default=10), 60)
     columns = columns or shutil.get_terminal_size(fallback=(160, 24)).columns
     indent = 7 + 1 + width + 1 + 10 + 1
@@ -148,10 +150,67 @@ def print_verdict(rows: list[Row], columns: int | None = None) -> None:
         print(f"{row.layer:<7} {check:<{width}} {row.result:<10} {first}".rstrip())
         for line in rest:
             print(" " * indent + line)
-    counts = {}
+
+
+#: "... (see check_handler_loads)": the root row a "not run" row names (checks.CheckNotRun).
+ROOT_OF_NOT_RUN = re.compile(r"\(see ([^)]+)\)\s*$")
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} {result}" for result, count in sorted(counts.items()))
+
+
+def _print_rows(title: str, rows: list[Row], columns: int) -> None:
+    """Rows of one check over several transports (``check_x@http``) once, with where it was seen
+    and the first one's full reason."""
+    grouped: dict[str, list[Row]] = {}
     for row in rows:
+        grouped.setdefault(row.check.split("@", 1)[0], []).append(row)
+    print(f"\n{title}")
+    for check, members in grouped.items():
+        where = ", ".join(
+            dict.fromkeys(f"{m.layer}" + (f" @{m.check.split('@', 1)[1]}" if "@" in m.check else "") for m in members)
+        )
+        print(f"  {check}  ({where})")
+        for line in wrap_reason(members[0].reason, max(MIN_REASON_WIDTH, columns - 6)):
+            print(f"      {line}")
+
+
+def print_verdict(rows: list[Row], columns: int | None = None, verbose: bool = False) -> None:
+    """One screen: a line per concern with its counts, then every failure and every advice row
+    with its full reason; rows not run behind a root row are counted under it. ``verbose``: the
+    full table first."""
+    columns = columns or shutil.get_terminal_size(fallback=(160, 24)).columns
+    if verbose:
+        print_table(rows, columns)
+    by_concern: dict[str, dict[str, int]] = {}
+    for row in rows:
+        counts = by_concern.setdefault(concern_of(row.layer, row.check), {})
         counts[row.result] = counts.get(row.result, 0) + 1
-    print("\n" + ", ".join(f"{count} {result}" for result, count in sorted(counts.items())))
+    print("\nverdict by concern (every row: -v, the report, verdict.json)")
+    for concern in [*CONCERNS, *sorted(set(by_concern) - set(CONCERNS))]:
+        if concern in by_concern:
+            print(f"  {concern:<11} {_counts_text(by_concern[concern])}")
+    behind: dict[str, int] = {}
+    failing = []
+    for row in rows:
+        root = ROOT_OF_NOT_RUN.search(row.reason) if row.result == "not run" else None
+        if root:
+            behind[root.group(1)] = behind.get(root.group(1), 0) + 1
+        elif not row.passed:
+            failing.append(row)
+    if failing:
+        _print_rows(f"failures ({len(failing)}): each fails the gate", failing, columns)
+    if behind:
+        print("\nnot run behind a failed row: " + "; ".join(f"{count} behind {root}" for root, count in behind.items()))
+    advice = [row for row in rows if row.result == ADVICE]
+    if advice:
+        _print_rows(
+            f"advice ({len(advice)}): hardening against requests DIALS never sends; fails the gate only under --strict",
+            advice,
+            columns,
+        )
+    print("\n" + _counts_text({row.result: sum(1 for r in rows if r.result == row.result) for row in rows}))
 
 
 def print_provenance(origin: dict | None) -> None:
@@ -233,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="advice rows (hardening against requests DIALS never sends) fail the gate (also: strict = true in dialsgate.toml)",
     )
+    parser.add_argument(
+        "--junit-xml", type=Path, help="also write every row of every layer as one JUnit test case (merge request test reports)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the full table of rows before the summary")
     parser.add_argument("--dials-url", default=DEFAULT_DIALS_URL)
     return parser
 
@@ -342,9 +405,11 @@ def main(argv=None) -> int:
     args, extra = build_parser().parse_known_args(argv)
     start = time.perf_counter()
     verdict = run_gate(args, extra)
-    print_verdict(verdict.rows)
+    print_verdict(verdict.rows, verbose=args.verbose)
     origin = verdict_provenance(verdict, args)
     print_provenance(origin)
+    if args.junit_xml is not None:
+        print(f"junit: {write_junit_xml(verdict.rows, args.junit_xml, origin)}")
     if args.verdict_json is not None:
         print(f"verdict: {write_verdict_json(verdict.rows, args.verdict_json, origin)}")
     if not args.no_report:

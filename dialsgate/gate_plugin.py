@@ -139,6 +139,8 @@ def exception_chain(error: BaseException) -> list[BaseException]:
 def full_reason(excinfo) -> str:
     """The failure as pytest shows it (all lines), then each deeper cause not already quoted."""
     head = excinfo.exconly().strip()
+    # A check's own finding speaks for itself: no "dialsgate.checks.CheckFailed: " in front of it.
+    head = head.removeprefix("dialsgate.checks.CheckFailed: ")
     parts = [head]
     for inner in exception_chain(excinfo.value)[1:]:
         text = _exception_text(inner)
