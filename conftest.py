@@ -1,12 +1,12 @@
 """Root pytest configuration of this repository: our model by default, layer markers.
 
-    pytest -k fast                                   # the fast layer, on ./template.yaml
-    pytest --template other/template.yaml            # another DIALS MLServer model
-    pytest --build-dir .dism-artifacts/build/PixelNMF  # exactly what dismcli package zips
-    pytest -m server --server-url http://127.0.0.1:8080   # an already running server
+    pytest -k fast                                            # this repository's fast tests and layer, on ./template.yaml
+    pytest --dials-template other/template.yaml               # another DIALS MLServer model
+    pytest --dials-build-dir .dism-artifacts/build/PixelNMF   # exactly what dismcli package zips
+    pytest -m server --dials-server-url http://127.0.0.1:8080 # an already running server
 
-The options are short aliases of the dialsgate plugin's (--dials-template, ...), which carries
-the fixtures and the layer modules (dialsgate/layers); this file only picks our template.
+The options, fixtures and layer modules (dialsgate/layers) are the dialsgate plugin's; this
+file only picks our template when none is named, and marks our test folders with their layer.
 """
 
 from __future__ import annotations
@@ -30,25 +30,8 @@ LAYER_OF_FOLDER = {
 }
 
 
-#: Short option -> the plugin's option it stands for.
-ALIASES = {"template": "dials_template", "resource": "dials_resource", "build_dir": "dials_build_dir",
-           "reference_batch": "dials_reference_batch", "server_url": "dials_server_url"}  # fmt: skip
-
-
-def pytest_addoption(parser):
-    group = parser.getgroup("dialsgate")
-    group.addoption("--template", default=None, help="--dials-template (default here: ./template.yaml)")
-    group.addoption("--resource", default=None, help="--dials-resource")
-    group.addoption("--build-dir", default=None, help="--dials-build-dir")
-    group.addoption("--reference-batch", default=None, help="--dials-reference-batch")
-    group.addoption("--server-url", default=None, help="--dials-server-url")
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
-    for alias, option in ALIASES.items():
-        if getattr(config.option, option) is None:
-            setattr(config.option, option, getattr(config.option, alias))
     if config.option.dials_template is None:
         config.option.dials_template = str(REPOSITORY / "template.yaml")
 
