@@ -11,6 +11,8 @@ file only picks our template when none is named, and marks our test folders with
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,21 @@ import pytest
 pytest_plugins = ("dialsgate.plugin",)
 
 REPOSITORY = Path(__file__).resolve().parent
+
+
+def _model_compile_cache() -> Path:
+    """Where this repository's tests may cache the model's compiled loop (numba's
+    NUMBA_CACHE_DIR): one folder per content of the model package, outside the server folder."""
+    digest = hashlib.sha256()
+    for path in sorted((REPOSITORY / "mlserver-model" / "pixelnmf").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "pixelnmf-dials" / "compiled" / digest.hexdigest()[:16]
+
+
+# The compiled-engine tests compile the loop in the test process; the second run loads it. (The
+# gate's worker gets its own cache per server folder; in DIALS nothing is cached.)
+os.environ.setdefault("NUMBA_CACHE_DIR", str(_model_compile_cache()))
 #: Layer of each test folder; the folder decides the marker, so `-k fast` / `-m fast` select it.
 LAYER_OF_FOLDER = {
     "fast": "fast",

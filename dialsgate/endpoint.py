@@ -8,6 +8,7 @@ package versions, not the caller's, decide every answer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -16,7 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .contract import Contract
-from .serving_env import ServingEnvironment
+from .provenance import tree_sha256
+from .serving_env import ServingEnvironment, cache_dir
+
+#: numba's own setting for where it may cache compiled code (nowhere when unset).
+COMPILE_CACHE_VARIABLE = "NUMBA_CACHE_DIR"
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "serving_worker.py"
 
@@ -34,17 +39,34 @@ class WorkerFailed(RuntimeError):
     """The worker process died or answered an operation with an error."""
 
 
-def worker_environment() -> dict:
-    """The caller's environment without its Python settings; no bytecode written into the folder."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON") and key != "VIRTUAL_ENV"}
+def worker_environment(compile_cache: Path | None = None) -> dict:
+    """The caller's environment without its Python settings; no bytecode written into the folder.
+
+    ``compile_cache``: where compiled model code may be cached (``compile_cache_dir``); without
+    it nothing is cached (as in DIALS)."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PYTHON") and key not in ("VIRTUAL_ENV", COMPILE_CACHE_VARIABLE)
+    }
     environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    if compile_cache is not None:
+        environment[COMPILE_CACHE_VARIABLE] = str(compile_cache)
     return environment
+
+
+def compile_cache_dir(folder: Path, environment: ServingEnvironment) -> Path:
+    """A compile cache for one server folder's content in one serving environment (a model that
+    compiles its code when it loads, e.g. with numba, loads in a fraction of the time the second
+    time): never shared between folders, never in the folder."""
+    key = hashlib.sha256(f"{tree_sha256(folder)}\0{environment.python}".encode()).hexdigest()[:16]
+    return cache_dir() / "compile" / key
 
 
 class Worker:
     """One worker process in a serving environment; ``call(op, **fields)`` returns its answer."""
 
-    def __init__(self, environment: ServingEnvironment, cwd: Path | None = None):
+    def __init__(self, environment: ServingEnvironment, cwd: Path | None = None, compile_cache: Path | None = None):
         self._stderr_tail: list[str] = []
         self.process = subprocess.Popen(
             [str(environment.python), "-I", "-B", str(WORKER_SCRIPT)],
@@ -54,7 +76,7 @@ class Worker:
             text=True,
             bufsize=1,
             cwd=str(cwd) if cwd else None,
-            env=worker_environment(),
+            env=worker_environment(compile_cache),
         )
         # Drain stderr continuously (a chatty model must not block on a full pipe); keep the tail.
         self._reader = threading.Thread(target=self._drain, daemon=True)
@@ -108,8 +130,8 @@ class WorkerHandler:
         self, contract: Contract, environment: ServingEnvironment, folder: Path | None = None, model_file: Path | None = None
     ):
         self.contract = contract
-        self.worker = Worker(environment)
         folder = folder or contract.code_dir
+        self.worker = Worker(environment, compile_cache=compile_cache_dir(Path(folder), environment))
         model_file = model_file or contract.model_file
         answer = self.worker.call(
             "load", folder=str(folder), handler=contract.handler, name=contract.name, model_file=str(model_file)

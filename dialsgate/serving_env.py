@@ -275,7 +275,8 @@ def environment_key(profile: ImageProfile, python_version: str, requirements: li
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def locked(path: Path):
+    """An exclusive lock on ``path`` (created), for work two gate runs must not do at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -294,7 +295,7 @@ def ensure_environment(profile: ImageProfile, requirements: list[str], log=print
     environment = ServingEnvironment(root, profile, tuple(requirements))
     if (root / "dialsgate-env.json").is_file():
         return environment
-    with _locked(cache_dir() / "envs" / f".{root.name}.lock"):
+    with locked(cache_dir() / "envs" / f".{root.name}.lock"):
         if (root / "dialsgate-env.json").is_file():
             return environment
         _build(environment, python, log)

@@ -1,10 +1,11 @@
 """Clean-interpreter round trip: the server folder alone, plus site-packages, must be enough.
 
 The seed deployment's joblib loaded only where the author's repository was importable; in the
-serving container only the CodeUri folder exists. So the folder is copied to a fresh 0755 temp
-folder and loaded in a new ``python -I`` of the serving environment (the image's Python and
-packages) whose import path is that folder plus site-packages, with the repository's own
-packages proven unimportable.
+serving container only the CodeUri folder exists. So the folder is copied alone (to a place of
+its own under the gate's cache, which depends only on its content, so that a model compiling
+its code at load finds its compile cache again) and loaded in a new ``python -I`` of the serving
+environment (the image's Python and packages) whose import path is that folder plus
+site-packages, with the repository's own packages proven unimportable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..serving_env import folder_module_names
+from ..endpoint import compile_cache_dir, worker_environment
+from ..serving_env import folder_module_names, locked
 from ..subject import explain_load_error
 from . import CheckFailed, case, check
 from .signature import _same_outputs
@@ -49,36 +51,43 @@ def check_clean_interpreter_round_trip(subject) -> None:
     expected = subject.reference_outcome  # the handler loaded in the worker first (else: not run, see check_handler_loads)
     python = subject.environment.python
     work = subject.temp_folder("dialsgate-clean-")
-    folder = work / "model"
-    shutil.copytree(contract.code_dir, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    folder.chmod(0o755)
-    model_file = folder / contract.model_file.name
-    if not model_file.exists():
-        shutil.copy2(contract.model_file, model_file)
-    provided = folder_module_names(folder)
-    repository = repository_root(contract.template_path.parent)
-    spec = {
-        "folder": str(folder),
-        "repository": str(repository),
-        "model_file": str(model_file),
-        "handler": contract.handler,
-        "name": contract.name,
-        "request": str(work / "request.json"),
-        "result": str(work / "result.json"),
-        "forbidden": repository_module_names(sorted({repository, contract.template_path.parent}), provided),
-        "provided": sorted(provided),
-        # A pickle is loaded strictly first (version warnings as errors); another format only by the handler.
-        "load_as_pickle": subject.pickle_audit is not None,
-    }
-    (work / "request.json").write_text(json.dumps(subject.reference_body))
-    (work / "spec.json").write_text(json.dumps(spec))
-    run = subprocess.run(
-        [str(python), "-I", "-B", str(CLEAN_INTERPRETER), str(work / "spec.json")],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # The copy's place depends only on the folder's content, so a model that compiles its code
+    # when it loads finds its compile cache again (endpoint.compile_cache_dir; one run at a time).
+    compile_cache = compile_cache_dir(contract.code_dir, subject.environment)
+    with locked(compile_cache.with_name(compile_cache.name + ".clean.lock")):
+        folder = compile_cache.with_name(compile_cache.name + ".clean") / "model"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(contract.code_dir, folder, ignore=shutil.ignore_patterns("__pycache__"))
+        folder.chmod(0o755)
+        model_file = folder / contract.model_file.name
+        if not model_file.exists():
+            shutil.copy2(contract.model_file, model_file)
+        provided = folder_module_names(folder)
+        repository = repository_root(contract.template_path.parent)
+        spec = {
+            "folder": str(folder),
+            "repository": str(repository),
+            "model_file": str(model_file),
+            "handler": contract.handler,
+            "name": contract.name,
+            "request": str(work / "request.json"),
+            "result": str(work / "result.json"),
+            "forbidden": repository_module_names(sorted({repository, contract.template_path.parent}), provided),
+            "provided": sorted(provided),
+            # A pickle is loaded strictly first (version warnings as errors); another format only by the handler.
+            "load_as_pickle": subject.pickle_audit is not None,
+        }
+        (work / "request.json").write_text(json.dumps(subject.reference_body))
+        (work / "spec.json").write_text(json.dumps(spec))
+        run = subprocess.run(
+            [str(python), "-I", "-B", str(CLEAN_INTERPRETER), str(work / "spec.json")],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=worker_environment(compile_cache),  # a fresh process; only its compile cache is kept
+        )
+        shutil.rmtree(folder, ignore_errors=True)
     if run.returncode != 0 or not (work / "result.json").exists():
         raise CheckFailed(f"clean interpreter crashed (exit {run.returncode}):\n{run.stderr[-3000:]}")
     result = json.loads((work / "result.json").read_text())

@@ -15,11 +15,16 @@ within rounding of the threshold may differ (tests compare against the numpy sta
 numba is optional: the serving image ships it (numba 0.58.1), and without it ``PixelNMF``
 runs the numpy stages. Compiled on first use, once per process and number of components (5-6 s
 in the stand-in serving container; ``PixelNMF.warm_up``, which the handler calls when it loads
-the model), never cached to disk: the server folder may be read-only. The bit packing reads
+the model). Cached to disk only where the caller names a folder for it with numba's own
+``NUMBA_CACHE_DIR`` (a test session, the gate's worker: one folder per server-folder content);
+unset, as in DIALS, nothing is written anywhere (the server folder is read-only there). The bit packing reads
 bytes as a uint64, which assumes a little-endian machine (x86-64, aarch64: what DIALS runs on).
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +35,8 @@ except ImportError:  # the numpy stages serve instead
 
 #: Can the fused loop run here?
 AVAILABLE = numba is not None
+#: The on-disk compile cache, only when the caller provides its folder (never the server folder).
+CACHE_DIR = os.environ.get("NUMBA_CACHE_DIR") or None
 
 
 def contiguous_runs(index: np.ndarray) -> np.ndarray:
@@ -182,14 +189,25 @@ def _fused_loop(n_components: int):
     """The compiled fused loop for this many components (compiled once per process)."""
     found = _COMPILED.get(n_components)
     if found is None:
-        namespace = {"np": np, "PACK_BYTES": PACK_BYTES}
-        exec(compile(fused_loop_source(n_components), f"<pixelnmf fused loop, {n_components} components>", "exec"), namespace)  # noqa: S102 - our own template
+        # __name__: the loop belongs to this module (numba imports it to reload a cached loop).
+        namespace = {"np": np, "PACK_BYTES": PACK_BYTES, "__name__": __name__}
+        source = fused_loop_source(n_components)
+        filename = f"<pixelnmf fused loop, {n_components} components>"
+        if CACHE_DIR:
+            # numba caches only functions with a source file: the generated loop gets one in the
+            # cache folder (rewritten only when it changes, so its stamp keeps the cache valid).
+            path = Path(CACHE_DIR) / f"pixelnmf_fused_loop_{n_components}.py"
+            if not path.is_file() or path.read_text() != source:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(source)
+            filename = str(path)
+        exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own template
         # reassoc lets the sums and products run in vector lanes; contract allows fused
         # multiply-adds (as the BLAS of the numpy stages uses). No flag that assumes no NaN/inf.
         # no_cfunc_wrapper: only Python calls it, and each wrapper costs compile time at load.
-        found = numba.njit(nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy", no_cfunc_wrapper=True)(
-            namespace["fused"]
-        )
+        found = numba.njit(
+            nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy", no_cfunc_wrapper=True, cache=bool(CACHE_DIR)
+        )(namespace["fused"])
         _COMPILED[n_components] = found
     return found
 
@@ -332,13 +350,13 @@ if AVAILABLE:
     # The helpers are called only from compiled code: no Python or C wrappers to compile (the
     # compile happens while the server loads the model; wrappers and allocations inside
     # compiled code were about 40 % of it).
-    _helper = numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+    _helper = numba.njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, cache=bool(CACHE_DIR))
     _popcount = _helper(_popcount)
     _low_bits = _helper(_low_bits)
     _add_one_saturating = _helper(_add_one_saturating)
     _cover_windows = _helper(_cover_windows)
     _cluster_rows = _helper(_cluster_rows)
-    _cluster_combine_flag = numba.njit(nogil=True, no_cfunc_wrapper=True)(_cluster_combine_flag)
+    _cluster_combine_flag = numba.njit(nogil=True, no_cfunc_wrapper=True, cache=bool(CACHE_DIR))(_cluster_combine_flag)
 
 
 def cluster_combine_flag(loss_words, offsets, n_columns, window, max_misses, first_rows, last_rows, required, blocks, evaluated):
