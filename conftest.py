@@ -5,7 +5,7 @@
     pytest --dials-build-dir .dism-artifacts/build/PixelNMF   # exactly what dismcli package zips
     pytest -m server --dials-server-url http://127.0.0.1:8080 # an already running server
 
-The options, fixtures and layer modules (dialsgate/layers) are the dialsgate plugin's; this
+The options, fixtures and layer modules (dialsgate/pytest_plugin/layers) are the dialsgate plugin's; this
 file only picks our template when none is named, and marks our test folders with their layer.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 #: Options, fixtures, layers and --gate-summary (installed, the plugin loads by its entry point).
-pytest_plugins = ("dialsgate.plugin",)
+pytest_plugins = ("dialsgate.pytest_plugin.plugin",)
 
 REPOSITORY = Path(__file__).resolve().parent
 

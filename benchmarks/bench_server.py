@@ -37,9 +37,10 @@ for entry in (REPOSITORY / "mlserver-model", REPOSITORY / "model_src", REPOSITOR
 
 import numpy as np  # noqa: E402
 
-from dialsgate import container as serving  # noqa: E402
-from dialsgate import v2  # noqa: E402
-from dialsgate.contract import load_contract  # noqa: E402
+from dialsgate.container.image import ensure_image, image_build_or_check  # noqa: E402
+from dialsgate.container.serve import prepared_model_folder, serve_model_folder  # noqa: E402
+from dialsgate.contract.template import load_contract  # noqa: E402
+from dialsgate.protocol import v2  # noqa: E402
 
 READY_GOAL_SECONDS = 10.0
 HANDLER_SHARE_GOAL = 0.10
@@ -116,26 +117,26 @@ def main(argv=None) -> int:
     print(f"reference batch: {batch_file or 'template-shaped sample inputs'}; sizes {sizes}; {args.repetitions} repetitions")
 
     # Image.
-    verdict, image_seconds = serving.image_build_or_check(contract.image, log=lambda line: None)
+    verdict, image_seconds = image_build_or_check(contract.image, log=lambda line: None)
     verdict = re.sub(r"^\[[^]]*\]\s*", "", verdict)
     print(f"image: {image_seconds:6.1f} s  {verdict}")
 
     # The image the server layer runs: the stand-in plus the image packages this folder imports
     # (for our model: numba, so that the compiled engine runs as in the serving image).
-    from dialsgate.subject import Subject
+    from dialsgate.checks.subject import Subject
 
     subject = Subject(contract, arrays)
     subject.require_safe_model_file()
     extras = subject.needs.requirements(subject.profile)
-    served_image = serving.ensure_image(contract.image, log=lambda line: None, profile=subject.profile, requirements=extras)
+    served_image = ensure_image(contract.image, log=lambda line: None, profile=subject.profile, requirements=extras)
     print(f"served by: {served_image} (the folder's extra image packages: {', '.join(extras) or 'none'})")
 
     bodies = {n: json.dumps(v2.request_body(contract, batch_of(arrays, n), request_id=f"bench-{n}")).encode() for n in sizes}
     ready_times: list[float] = []
     starts = max(1, args.starts)
-    with serving.prepared_model_folder(contract) as folder:
+    with prepared_model_folder(contract) as folder:
         for start_number in range(starts):
-            with serving.serve_model_folder(folder, contract, image=served_image) as served:
+            with serve_model_folder(folder, contract, image=served_image) as served:
                 ready_times.append(served.ready_seconds)
                 print(
                     f"container start -> model ready: {served.ready_seconds:5.2f} s ({served.network_mode} network, {served.url})"

@@ -1,7 +1,7 @@
-"""``python -m dialsgate check template.yaml``: the same as the ``dialsgate`` command."""
+"""``python -m dialsgate``: the ``dialsgate`` command (dialsgate.gate.cli)."""
 
 import sys
 
-from .cli import main
+from dialsgate.gate.cli import main
 
 sys.exit(main())

@@ -15,104 +15,39 @@ contract into ``CheckCase``s with readable ids (``check_input_dims[Occupancy]``)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
 
-from ..contract import Contract
+from dialsgate.checks import image, loading, package, pickles, roundtrip, signature, static, template
+from dialsgate.checks.base import (
+    ADVICE,
+    CONCERNS,
+    KINDS,
+    PASSING_RESULTS,
+    REGISTRY,
+    CheckAdvice,
+    CheckCase,
+    CheckFailed,
+    CheckNotApplicable,
+    CheckNotRun,
+    case,
+    check,
+    declared,
+)
+from dialsgate.contract.template import Contract
 
-
-class CheckFailed(AssertionError):
-    """A conformance check found a defect; the message says which and where."""
-
-
-class CheckAdvice(AssertionError):
-    """Hardening against a request outside the template's contract (DIALS never sends it), or
-    other good practice: shown with its reason, fails the gate only under ``--strict``."""
-
-
-class CheckNotApplicable(Exception):  # noqa: N818  (a result, not an error)
-    """The check does not apply to this folder (e.g. a pickle audit of an ONNX file): no failure, no skip."""
-
-
-class CheckNotRun(Exception):  # noqa: N818  (a result, not an error)
-    """The check could not run because another row failed first; ``root`` names that row."""
-
-    def __init__(self, root: str, reason: str):
-        super().__init__(f"{reason} (see {root})")
-        self.root = root
-
-
-#: The two kinds of finding. failure: the folder breaks the contract or would break in DIALS;
-#: advice: hardening against requests outside the contract (DIALS never sends them).
-KINDS = ("failure", "advice")
-#: What a check is about (the report groups its rows by concern; dialsgate.report.concerns).
-CONCERNS = ("template", "signature", "robustness", "packaging", "versions", "server")
-
-#: {check function name: function} of every check declared with ``@check``.
-REGISTRY: dict[str, Callable] = {}
-
-
-def check(*, kind: str, concern: str) -> Callable[[Callable], Callable]:
-    """Declare a check function's kind and concern where it is defined (data on the function)."""
-    if kind not in KINDS:
-        raise ValueError(f"kind {kind!r}: choose from {KINDS}")
-    if concern not in CONCERNS:
-        raise ValueError(f"concern {concern!r}: choose from {CONCERNS}")
-
-    def declare(function: Callable) -> Callable:
-        if not function.__name__.startswith("check_"):
-            raise ValueError(f"{function.__name__}: a check's name starts with check_")
-        function.dialsgate_kind = kind
-        function.dialsgate_concern = concern
-        REGISTRY[function.__name__] = function
-        return function
-
-    return declare
-
-
-def declared(function: Callable) -> tuple[str, str]:
-    """(kind, concern) of a check function; TypeError when it was not declared with ``@check``."""
-    kind, concern = getattr(function, "dialsgate_kind", None), getattr(function, "dialsgate_concern", None)
-    if kind is None or concern is None:
-        raise TypeError(f"{getattr(function, '__name__', function)!r} is not declared with @check(kind=..., concern=...)")
-    return kind, concern
+__all__ = [
+    "ADVICE", "CONCERNS", "KINDS", "PASSING_RESULTS", "REGISTRY", "CheckAdvice", "CheckCase", "CheckFailed",
+    "CheckNotApplicable", "CheckNotRun", "case", "check", "check_of", "declared", "fast_checks", "parity_checks",
+]  # fmt: skip
 
 
 def check_of(check_id: str) -> Callable | None:
     """The registered check function of a row id (``check_input_dims[Occupancy]@http`` -> check_input_dims)."""
-    _register_all()
     return REGISTRY.get(check_id.split("[", 1)[0].split("@", 1)[0])
-
-
-def _register_all() -> None:
-    from . import image, loading, package, pickles, roundtrip, signature, static, template  # noqa: F401  (declares them)
-
-
-@dataclass(frozen=True)
-class CheckCase:
-    id: str
-    function: Callable = field(repr=False)
-    arguments: dict = field(default_factory=dict, repr=False)
-    transport: str = "in-process"  # how its requests reach the handler (checks.signature.TRANSPORTS)
-    kind: str = "failure"  # KINDS
-    concern: str = "signature"  # CONCERNS
-
-    def __call__(self, subject) -> None:
-        self.function(subject, **self.arguments)
-
-
-def case(function: Callable, label: str | None = None, /, **arguments) -> CheckCase:
-    """One check case; the function must be declared with ``@check`` (its kind and concern)."""
-    kind, concern = declared(function)
-    name = function.__name__ if label is None else f"{function.__name__}[{label}]"
-    return CheckCase(name, partial(function), arguments, kind=kind, concern=concern)
 
 
 def fast_checks(contract: Contract) -> list[CheckCase]:
     """Everything that runs without Docker. Model code runs in the folder's serving environment
     (the image's Python and packages, built once and cached), never in the caller's."""
-    from . import image, loading, package, pickles, roundtrip, signature, static, template
-
     if contract.unknown_datatypes():
         # Requests cannot be built for an unknown datatype: the template checks say which field.
         return [*template.cases(contract), *static.cases(contract)]
@@ -130,6 +65,4 @@ def fast_checks(contract: Contract) -> list[CheckCase]:
 
 def parity_checks(contract: Contract) -> list[CheckCase]:
     """The serving environment itself: exactly the image's versions, and a model file written with them."""
-    from . import image, pickles
-
     return [*image.parity_cases(contract), *pickles.parity_cases(contract)]

@@ -1,6 +1,6 @@
 """The serving image: does the template name one we know, and does the folder fit inside it?
 
-The image profile (``dialsgate/profiles``) lists the image's Python and its full package set.
+The image profile (``dialsgate/environment/profiles``) lists the image's Python and its full package set.
 A folder may import the standard library of that Python, any package of the image, and its
 own modules; anything else is missing in DIALS, however well it works on the author's laptop.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from ..profiles import normalise
-from . import CheckFailed, case, check
+from dialsgate.checks.base import CheckFailed, case, check
+from dialsgate.environment.profiles import normalise
 
 #: Installed by venv/pip themselves, not part of what a model can rely on either way.
 PACKAGING_TOOLS = {"pip", "setuptools", "wheel"}

@@ -6,7 +6,7 @@ the handler is then "not run" naming this check (``Subject.handler``), not a sec
 
 from __future__ import annotations
 
-from . import CheckFailed, case, check
+from dialsgate.checks.base import CheckFailed, case, check
 
 
 @check(kind="failure", concern="packaging")

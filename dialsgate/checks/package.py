@@ -6,11 +6,13 @@ and data files go to DIALS too unless they are kept out of CodeUri.
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import json
 from pathlib import Path
 
-from ..contract import MODEL_SETTINGS
-from . import CheckFailed, case, check
+from dialsgate.checks.base import CheckFailed, case, check
+from dialsgate.contract.template import MODEL_SETTINGS
 
 #: Patterns (of any path component) that must never reach DIALS.
 STRAY_PATTERNS = (
@@ -30,7 +32,6 @@ def package_files(folder: Path) -> list[Path]:
 
 def names_in_code(folder: Path) -> set[str]:
     """File names the folder's code mentions in string literals (data files it loads on purpose)."""
-    import ast
 
     found = set()
     for path in folder.rglob("*.py"):
@@ -78,7 +79,6 @@ def check_model_settings_agree(subject) -> None:
     path = subject.package_folder / MODEL_SETTINGS
     if not path.is_file():
         raise CheckFailed(f"{path} is missing: the folder was not built by dismcli build")
-    import json
 
     settings = json.loads(path.read_text())
     expected = subject.contract.model_settings()

@@ -11,10 +11,10 @@ another format (``model_formats``: ONNX, XGBoost, LightGBM, numeric arrays) has 
 
 from __future__ import annotations
 
-from ..endpoint import run_once
-from ..pickle_audit import audit_any, folder_pickles
-from ..subject import main_module_remedy
-from . import CheckFailed, CheckNotApplicable, case, check
+from dialsgate.checks.base import CheckFailed, CheckNotApplicable, case, check
+from dialsgate.checks.subject import main_module_remedy
+from dialsgate.modelfile.pickle_audit import audit_any, folder_pickles
+from dialsgate.transports.worker import run_once
 
 
 def _not_a_pickle(subject) -> None:

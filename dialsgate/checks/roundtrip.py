@@ -15,13 +15,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..endpoint import compile_cache_dir, worker_environment
-from ..serving_env import folder_module_names, locked
-from ..subject import explain_load_error
-from . import CheckFailed, case, check
-from .signature import _same_outputs
-
-CLEAN_INTERPRETER = Path(__file__).resolve().parent.parent / "clean_interpreter.py"
+from dialsgate.checks.base import CheckFailed, case, check
+from dialsgate.checks.signature import _same_outputs
+from dialsgate.checks.subject import explain_load_error
+from dialsgate.environment.serving import folder_module_names, locked
+from dialsgate.transports.worker import WORKER_SCRIPT, compile_cache_dir, worker_environment
 
 
 def repository_root(template_folder: Path) -> Path:
@@ -80,7 +78,7 @@ def check_clean_interpreter_round_trip(subject) -> None:
         (work / "request.json").write_text(json.dumps(subject.reference_body))
         (work / "spec.json").write_text(json.dumps(spec))
         run = subprocess.run(
-            [str(python), "-I", "-B", str(CLEAN_INTERPRETER), str(work / "spec.json")],
+            [str(python), "-I", "-B", str(WORKER_SCRIPT), "--clean", str(work / "spec.json")],
             cwd=work,
             capture_output=True,
             text=True,

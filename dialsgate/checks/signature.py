@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from .. import badrequests, v2
-from ..testing import settings
-from . import CheckAdvice, CheckFailed, CheckNotApplicable, CheckNotRun, case, check
+from dialsgate.checks.base import CheckAdvice, CheckFailed, CheckNotApplicable, CheckNotRun, case, check
+from dialsgate.protocol import badrequests, v2
+from dialsgate.settings import settings
 
 
 def _answer(subject, body: dict, what: str) -> dict:

@@ -16,16 +16,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from ..quantity import describe_bytes, describe_cores
-from ..resources import declared_resources
-from . import CheckFailed, case, check
+import vermin
+from vermin.formats import ParsableFormat
+
+from dialsgate.checks.base import CheckFailed, case, check
+from dialsgate.contract.quantity import describe_bytes, describe_cores
+from dialsgate.contract.resources import declared_resources
+from dialsgate.environment.profiles import UnsupportedImage, profile_for_image
 
 #: Python of registry.cern.ch/docker.io/seldonio/mlserver:1.5.0 (conda, 3.10.12).
 
 
 def target_python(contract) -> tuple[int, int]:
     """The Python (major, minor) the serving image runs the folder with, from its image profile."""
-    from ..profiles import UnsupportedImage, profile_for_image
 
     try:
         return profile_for_image(contract.image).python_minor
@@ -174,8 +177,6 @@ def vermin_findings(path: Path, target: tuple[int, int]) -> list[Finding]:
     vermin parses with this interpreter (3.11 in the fast layer): a file this interpreter cannot
     parse (3.12 syntax, or no Python at all) is reported with vermin's parse message.
     """
-    import vermin
-    from vermin.formats import ParsableFormat
 
     source = path.read_bytes()
     try:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from ..contract import DTYPE_OF_DATATYPE
-from . import CheckFailed, case, check
+import math
+
+from dism_core import Template
+from dism_core.validation.utils import has_handler_class
+
+from dialsgate.checks.base import CheckFailed, case, check
+from dialsgate.contract.template import DTYPE_OF_DATATYPE
 
 
 @check(kind="failure", concern="template")
 def check_template_schema(subject) -> None:
     """The template loads with dism-core, the schema library dismcli itself uses."""
-    from dism_core import Template
 
     try:
         Template.from_yaml_file(subject.contract.template_path)
@@ -27,7 +31,6 @@ def check_model_file_exists(subject) -> None:
 @check(kind="failure", concern="template")
 def check_handler_class_defined(subject) -> None:
     """dismcli build requires CodeUri/<module>.py to define ``class <Class>`` (its own regex)."""
-    from dism_core.validation.utils import has_handler_class
 
     contract = subject.contract
     if not contract.handler_file.is_file():
@@ -74,7 +77,6 @@ def check_metric_output_is_numeric(subject) -> None:
 @check(kind="failure", concern="template")
 def check_anomaly_threshold_finite(subject) -> None:
     """With BuiltinThreshold false, DIALS flags Metric > AnomalyThreshold: NaN or inf never works."""
-    import math
 
     value = subject.contract.anomaly_threshold
     try:

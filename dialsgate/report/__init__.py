@@ -17,7 +17,7 @@ hooks (relative links; no JavaScript). The page shows:
 6. the model file's sha256 and every file ``dismcli package`` would zip.
 
 The work is split into facts (:mod:`.facts`: plain data, no HTML) and rendering
-(:mod:`.render`: Jinja2 templates in ``dialsgate/report_templates``, autoescaped).
+(:mod:`.render`: Jinja2 templates in ``dialsgate/report/templates``, autoescaped).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import json
 import time
 from pathlib import Path
 
-from ..contract import Contract, load_contract
-from .facts import (
+from dialsgate.contract.template import Contract, load_contract
+from dialsgate.report.facts import (
     DEFAULT_PINS,
     MAX_PICTURES,
     BatchAnswers,
@@ -45,8 +45,8 @@ from .facts import (
     serving_facts,
     verdict_facts,
 )
-from .hooks import ENVIRONMENT_VARIABLE, GROUP, PICTURES_FOLDER, run_hooks
-from .render import render
+from dialsgate.report.hooks import ENVIRONMENT_VARIABLE, GROUP, PICTURES_FOLDER, run_hooks
+from dialsgate.report.render import render
 
 __all__ = ["ENVIRONMENT_VARIABLE", "GROUP", "BatchAnswers", "ReportFacts", "gather_facts", "main", "render", "write_report"]
 

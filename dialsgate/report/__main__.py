@@ -2,6 +2,6 @@
 
 import sys
 
-from . import main
+from dialsgate.report import main
 
 sys.exit(main())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dialsgate.checks import check_of
+
 #: Rows that are not a declared check (``@check`` in dialsgate.checks carries the concern of
 #: every check): (layer or None, name prefix, concern), read top to bottom, first match wins.
 #: Layer-level rows ("(layer)") and the server layer's own test functions are "server" there.
@@ -25,7 +27,6 @@ CONCERNS: dict[str, str] = {
 def concern_of(layer: str, check: str) -> str:
     """The concern of one verdict row: its check's declared concern (any transport), else the
     fallback rules; "other" when nothing matches (project tests, layer rows outside the server)."""
-    from ..checks import check_of
 
     function = check_of(check)
     if function is not None:

@@ -19,11 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import v2
-from ..contract import Contract
-from ..gate_plugin import ADVICE, PASSING_RESULTS
-from ..profiles import PROFILES_DIR
-from .concerns import CONCERNS, concern_of
+from dialsgate.checks import ADVICE, PASSING_RESULTS
+from dialsgate.checks.package import package_files
+from dialsgate.checks.subject import Subject
+from dialsgate.contract.build import build
+from dialsgate.contract.template import Contract
+from dialsgate.environment.profiles import PROFILES_DIR, read_pins
+from dialsgate.protocol import v2
+from dialsgate.report.concerns import CONCERNS, concern_of
+from dialsgate.settings import reference_batch_beside
 
 #: The core package set of the serving image (the profile of the image the templates name).
 DEFAULT_PINS = PROFILES_DIR / "mlserver-1.5.0" / "core.txt"
@@ -32,7 +36,7 @@ DEFAULT_PINS = PROFILES_DIR / "mlserver-1.5.0" / "core.txt"
 SERVING_PACKAGES = ("numpy", "scikit-learn", "joblib", "scipy", "mlserver", "mlserver-sklearn", "pydantic")
 PYTHON_NOTE = (
     "Python 3.10.12 (conda) in the real seldonio/mlserver:1.5.0 image; "
-    "Python 3.10 (the host's 3.10 copied into Debian 12) in the local stand-in built by dialsgate/build-standin-image.sh"
+    "Python 3.10 (the host's 3.10 copied into Debian 12) in the local stand-in built by dialsgate/container/build-standin-image.sh"
 )
 #: At most this many lumisections are offered to the picture hooks (the clean one included).
 MAX_PICTURES = 24
@@ -71,7 +75,6 @@ class BatchAnswers:
 
 def default_reference_batch(contract: Contract) -> Path | None:
     """tests/data/reference_batch.npz or reference_batch.npz beside the template, if present."""
-    from ..testing import reference_batch_beside
 
     return reference_batch_beside(contract)
 
@@ -87,7 +90,6 @@ def _optional_labels(path: Path, n_ls: int) -> tuple[np.ndarray | None, np.ndarr
 
 def answer_batch(contract: Contract, path: Path) -> BatchAnswers:
     """Send the batch as DIALS would (flattened V2 request) to the handler in its serving environment."""
-    from ..subject import Subject
 
     try:
         arrays = v2.reference_arrays(path, contract)
@@ -165,20 +167,17 @@ class PackageListing:
 
 def package_listing(contract: Contract) -> PackageListing:
     """What dismcli package would zip: the build folder, or an offline build made for the purpose."""
-    from ..checks.package import package_files
 
     temp = None
     try:
         if contract.built:
             folder, origin = contract.code_dir, "the build folder given (--build-dir)"
         else:
-            from ..build import build
-
             temp = Path(tempfile.mkdtemp(prefix="dialsgate-report-build-"))
             build(contract.template_path, temp / "build")
             folder, origin = (
                 temp / "build" / contract.resource_key,
-                "an offline build (python -m dialsgate.build) made for this report",
+                "an offline build (dialsgate build) made for this report",
             )
         files = [(path.as_posix(), (folder / path).stat().st_size, sha256_of(folder / path)) for path in package_files(folder)]
         return PackageListing(folder=None if temp else folder, origin=origin, files=files)
@@ -190,7 +189,6 @@ def package_listing(contract: Contract) -> PackageListing:
 
 
 def serving_pins(pins_file: Path = DEFAULT_PINS) -> dict[str, str]:
-    from ..profiles import read_pins
 
     return read_pins(pins_file) if pins_file.is_file() else {}
 

@@ -41,8 +41,9 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from ..contract import Contract
-from .facts import BatchAnswers, Picture, PictureFacts, PictureSet
+from dialsgate.contract.template import Contract
+from dialsgate.modelfile.pickle_audit import audit_model_file
+from dialsgate.report.facts import BatchAnswers, Picture, PictureFacts, PictureSet
 
 GROUP = "dialsgate.report_pictures"
 ENVIRONMENT_VARIABLE = "DIALSGATE_REPORT_PICTURES"
@@ -97,7 +98,6 @@ def registered_hooks(picture_hooks=None) -> list[tuple[str, Hook | str]]:
 def model_file_refusal(contract: Contract) -> str | None:
     """Why the model file must not be loaded by a hook, or None when its pickle audit is clean
     (or the file is positively another format than a pickle)."""
-    from ..pickle_audit import audit_model_file
 
     if not contract.model_file.is_file():
         return None  # nothing to load; a hook that needs it says so itself

@@ -1,4 +1,4 @@
-"""The facts as HTML: Jinja2 templates from dialsgate/report_templates, autoescaped."""
+"""The facts as HTML: Jinja2 templates from dialsgate/report/templates, autoescaped."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from .facts import ReportFacts
+from dialsgate.report.facts import ReportFacts
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "report_templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 INDEX_TEMPLATE = "index.html.j2"
 
 

@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from dialsgate.contract import Contract
-from dialsgate.serving_env import folder_module_names
+from dialsgate.contract.template import Contract
+from dialsgate.environment.serving import folder_module_names
 
 
 @contextlib.contextmanager

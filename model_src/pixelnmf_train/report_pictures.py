@@ -110,7 +110,7 @@ def pixelnmf_pictures(contract, answers, indices: list[int]) -> ModelPictures | 
 
     Returns a sentence instead when the model file does not hold a PixelNMF-like object.
     """
-    from dialsgate.pickle_audit import audit_joblib
+    from dialsgate.modelfile.pickle_audit import audit_joblib
     from pixelnmf_train.inprocess import isolated_imports
 
     if audit_joblib(contract.model_file).dangerous():

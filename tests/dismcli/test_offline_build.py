@@ -1,4 +1,4 @@
-"""Our offline build (dialsgate.build) writes exactly what dismcli build writes.
+"""Our offline build (dialsgate.contract.build) writes exactly what dismcli build writes.
 
 dismcli (cmsdism) pins urllib3 < 2 through its DIALS client while MLServer >= 1.6 needs
 tritonclient with urllib3 >= 2, so this runs in its own environment: `tox -e dismcli`.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dialsgate.build import build
+from dialsgate.contract.build import build
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-from dialsgate.endpoint import COMPILE_CACHE_VARIABLE, compile_cache_dir, worker_environment
+from dialsgate.transports.worker import COMPILE_CACHE_VARIABLE, compile_cache_dir, worker_environment
 
 EXAMPLE_FOLDER = Path(__file__).resolve().parents[2] / "examples" / "nmf1d" / "mlserver-model"
 ENVIRONMENT = SimpleNamespace(python=Path("/envs/a/bin/python"))

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from dialsgate.profiles import UnsupportedImage, profile_for_image
-from dialsgate.serving_env import ImportSite, find_python, folder_needs
+from dialsgate.environment.profiles import UnsupportedImage, profile_for_image
+from dialsgate.environment.serving import ImportSite, find_python, folder_needs
 
 IMAGE = "registry.cern.ch/docker.io/seldonio/mlserver:1.5.0"
 

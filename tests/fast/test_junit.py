@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import junitparser
 
-from dialsgate.gate import Row
-from dialsgate.junit import write_junit_xml
+from dialsgate.gate.junit import write_junit_xml
+from dialsgate.gate.runner import Row
 
 ROWS = [
     Row("fast", "check_template_schema", "passed"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dialsgate.testing import known_failures
+from dialsgate.settings import known_failures
 
 
 def test_known_failures_are_read_beside_the_template(tmp_path):
@@ -22,9 +22,9 @@ def test_no_file_means_no_known_failure(tmp_path):
 def test_signed_inputs_get_no_negative_counts_request(tmp_path):
     from pathlib import Path
 
-    from dialsgate import badrequests, v2
     from dialsgate.checks.signature import signed_inputs
-    from dialsgate.contract import load_contract
+    from dialsgate.contract.template import load_contract
+    from dialsgate.protocol import badrequests, v2
 
     example = Path(__file__).resolve().parents[2] / "examples" / "nmf1d"
     contract = load_contract(example / "template.yaml")

@@ -9,8 +9,8 @@ import struct
 import joblib
 import numpy as np
 
-from dialsgate.model_formats import recognise
-from dialsgate.pickle_audit import audit_model_file
+from dialsgate.modelfile.formats import recognise
+from dialsgate.modelfile.pickle_audit import audit_model_file
 
 
 def _varint(value: int) -> bytes:

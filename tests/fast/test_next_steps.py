@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dialsgate.contract import load_contract
-from dialsgate.gate import next_steps
+from dialsgate.contract.template import load_contract
+from dialsgate.gate.verdict import next_steps
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 URL = "https://dev-cmsdials-api.web.cern.ch"

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dialsgate import v2
 from dialsgate.checks import CheckAdvice, CheckFailed
 from dialsgate.checks.package import check_package_has_no_stray_files
 from dialsgate.checks.signature import check_flattened_and_nested_agree
-from dialsgate.contract import load_contract
-from dialsgate.endpoint import Outcome
+from dialsgate.contract.template import load_contract
+from dialsgate.protocol import v2
+from dialsgate.transports.outcome import Outcome
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 

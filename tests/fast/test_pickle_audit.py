@@ -8,7 +8,7 @@ import joblib
 import numpy as np
 import pytest
 
-from dialsgate.pickle_audit import audit_joblib, danger_of, dangerous_globals
+from dialsgate.modelfile.pickle_audit import audit_joblib, danger_of, dangerous_globals
 
 
 class _RunsCommand:
@@ -149,7 +149,7 @@ def test_a_file_that_is_no_pickle_fails_closed(tmp_path):
 
 
 def test_object_npy_in_the_folder_is_audited(tmp_path, marker):
-    from dialsgate.pickle_audit import audit_any, folder_pickles
+    from dialsgate.modelfile.pickle_audit import audit_any, folder_pickles
 
     objects = np.empty(1, dtype=object)
     objects[0] = _RunsCommand(f"touch {marker}")

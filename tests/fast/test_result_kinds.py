@@ -1,4 +1,4 @@
-"""The kinds of result a check can give, as the gate records them (dialsgate.gate_plugin).
+"""The kinds of result a check can give, as the gate records them (dialsgate.pytest_plugin.results).
 
 A check raises CheckFailed (failure), CheckAdvice (hardening: passes unless strict),
 CheckNotApplicable (does not apply to this folder) or CheckNotRun (behind a root failure).
@@ -36,7 +36,7 @@ def test_passes():
 def run(pytester, *options) -> tuple[int, dict[str, dict]]:
     pytester.makepyfile(test_kinds=CHECKS)
     summary = pytester.path / "summary.json"
-    result = pytester.runpytest_inprocess("-p", "dialsgate.gate_plugin", "--gate-summary", str(summary), *options)
+    result = pytester.runpytest_inprocess("-p", "dialsgate.pytest_plugin.results", "--gate-summary", str(summary), *options)
     rows = {row["nodeid"].split("::")[-1]: row for row in json.loads(summary.read_text())["results"]}
     return result.ret, rows
 
@@ -69,7 +69,7 @@ def test_advice_alone_does_not_fail_pytest(pytester):
     pytester.makepyfile(
         test_advice_only="from dialsgate.checks import CheckAdvice\n\ndef test_a():\n    raise CheckAdvice('x')\n"
     )
-    assert pytester.runpytest_inprocess("-p", "dialsgate.gate_plugin").ret == 0
+    assert pytester.runpytest_inprocess("-p", "dialsgate.pytest_plugin.results").ret == 0
 
 
 def test_strict_turns_advice_into_a_failure(pytester):
@@ -80,7 +80,7 @@ def test_strict_turns_advice_into_a_failure(pytester):
 
 
 def test_gate_rows_advice_and_not_applicable_pass_not_run_fails():
-    from dialsgate.gate import Row
+    from dialsgate.gate.runner import Row
 
     assert Row("fast", "c", "advice").passed
     assert Row("fast", "c", "not applicable").passed
@@ -135,10 +135,10 @@ def test_contract(contract_check):
 
 
 def run_declared(pytester, *options) -> dict[str, dict]:
-    """Check cases parametrized as dialsgate.testing.parametrize_checks does (known failures: strict xfails)."""
+    """Check cases parametrized as dialsgate.pytest_plugin.parametrize does (known failures: strict xfails)."""
     pytester.makepyfile(test_declared=DECLARED_CHECKS)
     summary = pytester.path / "summary.json"
-    pytester.runpytest_inprocess("-p", "dialsgate.gate_plugin", "--gate-summary", str(summary), *options)
+    pytester.runpytest_inprocess("-p", "dialsgate.pytest_plugin.results", "--gate-summary", str(summary), *options)
     return {row["nodeid"].split("[")[-1].rstrip("]"): row for row in json.loads(summary.read_text())["results"]}
 
 
@@ -152,7 +152,7 @@ def test_known_advice_is_accepted_as_advice_with_the_authors_reason(pytester, op
 
 
 def test_known_failure_of_a_failure_check_stays_an_xfail_the_gate_refuses(pytester):
-    from dialsgate.gate import Row
+    from dialsgate.gate.runner import Row
 
     rows = run_declared(pytester)
     assert rows["check_known_failure"]["outcome"] == "xfailed"

@@ -16,9 +16,9 @@ import yaml
 
 from dialsgate.checks import CheckFailed, fast_checks
 from dialsgate.checks.static import check_python_version_compatible, check_resources_plausible, target_python
-from dialsgate.contract import load_contract
-from dialsgate.quantity import QuantityError, parse_quantity
-from dialsgate.resources import declared_memory_limit_bytes
+from dialsgate.contract.quantity import QuantityError, parse_quantity
+from dialsgate.contract.resources import declared_memory_limit_bytes
+from dialsgate.contract.template import load_contract
 
 PROPERTIES = {
     "Name": "tiny",
@@ -243,7 +243,7 @@ def test_static_checks_are_registered(tmp_path):
 def test_memory_amounts_read_in_messages_whatever_their_type():
     from decimal import Decimal
 
-    from dialsgate.quantity import describe_bytes
+    from dialsgate.contract.quantity import describe_bytes
 
     # The server layer passes the declared limit as whole bytes (int): "250m" is 0 of them.
     assert describe_bytes(0) == "0 bytes"

@@ -11,13 +11,16 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from dialsgate import v2
 from dialsgate.checks import CheckAdvice, CheckNotApplicable
 from dialsgate.checks.signature import check_answers_vary_across_lumisections
-from dialsgate.contract import UnsupportedResourceType, load_contract
-from dialsgate.endpoint import Outcome
-from dialsgate.gate import Row, build_parser, read_verdict_rows, run_gate, write_verdict_json
-from dialsgate.provenance import provenance, tree_sha256
+from dialsgate.contract.template import UnsupportedResourceType, load_contract
+from dialsgate.fingerprint import tree_sha256
+from dialsgate.gate.cli import check_parser
+from dialsgate.gate.provenance import provenance
+from dialsgate.gate.runner import Row, run_gate
+from dialsgate.gate.verdict import read_verdict_rows, write_verdict_json
+from dialsgate.protocol import v2
+from dialsgate.transports.outcome import Outcome
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 EXAMPLE = REPOSITORY / "examples" / "nmf1d"
@@ -87,7 +90,7 @@ def test_the_gate_gives_one_not_supported_row_for_a_tritonserver_resource(tmp_pa
     template = yaml.safe_load((EXAMPLE / "template.yaml").read_text())
     next(iter(template["Resources"].values()))["Type"] = "InferenceService::Tritonserver::Python"
     (tmp_path / "template.yaml").write_text(yaml.safe_dump(template))
-    args = build_parser().parse_args(["--template", str(tmp_path / "template.yaml"), "--runner", "here", "--no-report"])
+    args = check_parser().parse_args([str(tmp_path / "template.yaml"), "--runner", "here", "--no-report"])
     verdict = run_gate(args, [])
     assert [(row.check, row.result) for row in verdict.rows] == [("resource_type_supported", "not supported")]
     assert "Tritonserver::Python" in verdict.rows[0].reason and not verdict.passed

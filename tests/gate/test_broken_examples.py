@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from dialsgate.gate import build_parser, run_gate
+from dialsgate.gate.cli import check_parser
+from dialsgate.gate.runner import run_gate
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 EXAMPLE = REPOSITORY / "examples" / "nmf1d"
@@ -32,9 +33,7 @@ INPUT = "ChargeBPix1"
 
 def run_fast_gate(template: Path):
     """The gate's fast layer on ``template`` in this interpreter: a Verdict with one row per check."""
-    args = build_parser().parse_args(
-        ["--template", str(template), "--runner", "here", "--layers", "fast", "--fail-fast", "--no-report"]
-    )
+    args = check_parser().parse_args([str(template), "--runner", "here", "--layers", "fast", "--fail-fast", "--no-report"])
     return run_gate(args, [])
 
 

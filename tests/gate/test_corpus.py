@@ -8,7 +8,7 @@ advice only where ``must_advise`` says, is ``not run`` only behind a root row th
 otherwise passed or is not applicable (so a false alarm shows in a failing folder too). One case
 per folder (the id is the folder name: ``pytest tests/gate/test_corpus.py -k oms_metadata_filter``).
 Each case copies the folder to a fresh 0755 temporary folder (the serving container runs as
-another uid), runs ``python -m dialsgate.gate --template <copy>/template.yaml --report <tmp>/report``
+another uid), runs ``python -m dialsgate check <copy>/template.yaml --runner tox --report <tmp>/report``
 as a subprocess (the gate finds reference_batch.npz beside the template itself) and reads
 ``<tmp>/report/verdict.json`` ({provenance, rows: [{layer, check, result, reason}]}).
 ``DIALSGATE_CORPUS_KEEP=<folder>`` keeps each folder's verdict.json there (<name>.json).
@@ -73,7 +73,7 @@ def copy_folder(name: str, scratch: Path) -> Path:
 
 
 def run_gate(template: Path, report: Path) -> tuple[subprocess.CompletedProcess, list[dict] | None]:
-    command = [sys.executable, "-m", "dialsgate.gate", "--template", str(template), "--report", str(report)]
+    command = [sys.executable, "-m", "dialsgate", "check", str(template), "--runner", "tox", "--report", str(report)]
     if layer_subset():
         command += ["--layers", layer_subset()]
     environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -89,7 +89,7 @@ def run_gate(template: Path, report: Path) -> tuple[subprocess.CompletedProcess,
     return finished, rows
 
 
-SERVED_NAME_PREFIX = "dialsgate-serve-"  # dialsgate.container names the containers it serves in
+SERVED_NAME_PREFIX = "dialsgate-serve-"  # dialsgate.container.serve names the containers it serves in
 
 
 def containers_served(model_name: str, since: float, until: float) -> list[str]:

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from dialsgate.gate import Row, default_report_folder, main, print_verdict, wrap_reason
-from dialsgate.gate_plugin import exception_chain
+from dialsgate.gate.cli import main
+from dialsgate.gate.runner import Row
+from dialsgate.gate.verdict import default_report_folder, print_table, print_verdict, wrap_reason
+from dialsgate.pytest_plugin.results import exception_chain
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 EXAMPLE = REPOSITORY / "examples" / "nmf1d"
@@ -53,7 +55,7 @@ def without_flagging_key(copy: Path) -> Path:
 def test_verdict_keeps_dism_core_sentence_naming_flagging_key(example_copy, capsys):
     template = without_flagging_key(example_copy)
     report = example_copy.parent / "report"
-    code = main(["--template", str(template), "--runner", "here", "--layers", "fast", "--fail-fast", "--report", str(report)])
+    code = main(["check", str(template), "--runner", "here", "--layers", "fast", "--fail-fast", "--report", str(report)])
     out = capsys.readouterr().out
     assert code == 1
     rows = json.loads((report / "verdict.json").read_text())["rows"]
@@ -102,7 +104,7 @@ def test_root_cause_of_a_chained_exception_is_kept(tmp_path):
             "pytest",
             "-q",
             "-p",
-            "dialsgate.gate_plugin",
+            "dialsgate.pytest_plugin.results",
             "-p",
             "no:cacheprovider",
             str(test_file),
@@ -142,9 +144,10 @@ def test_exception_chain_follows_context_and_stops_on_cycles():
     assert exception_chain(loop) == [loop]
 
 
-def test_table_wraps_long_reasons_with_indented_continuation(capsys):
+def test_full_table_wraps_long_reasons_with_indented_continuation(capsys):
+    """The -v table: long reasons wrap onto indented lines, never cut."""
     reason = "word " * 100 + "END"
-    print_verdict([Row("fast", "check_x", "failed", reason), Row("fast", "check_y", "passed", "")], columns=100)
+    print_table([Row("fast", "check_x", "failed", reason), Row("fast", "check_y", "passed", "")], columns=100)
     lines = capsys.readouterr().out.splitlines()
     body = lines[lines.index(next(line for line in lines if line.startswith("fast    check_x"))) :]
     continuation = [line for line in body[1:] if line.startswith(" ")]
@@ -153,6 +156,24 @@ def test_table_wraps_long_reasons_with_indented_continuation(capsys):
     assert all(line.startswith(" " * indent) and not line.startswith(" " * (indent + 1)) for line in continuation)
     assert "END" in "\n".join(body)
     assert wrap_reason("a\nb", 10) == ["a", "b"]
+
+
+def test_one_screen_verdict_shows_failures_and_advice_in_full_and_counts_the_rest(capsys):
+    rows = [
+        Row("fast", "check_template_schema", "passed"),
+        Row("fast", "check_output_matches_signature[Score]", "failed", "output 'Score' is FP64 " + "word " * 60 + "END"),
+        Row("server", "check_output_matches_signature[Score]@http", "failed", "output 'Score' is FP64 over HTTP"),
+        Row("fast", "check_handler_answers_template_request", "not run", "the handler did not load (see check_handler_loads)"),
+        Row("fast", "check_empty_batch_answered", "advice", "an empty batch crashed the handler"),
+    ]
+    print_verdict(rows, columns=100)
+    out = capsys.readouterr().out
+    assert "signature" in out and "1 advice" in out and "failures (2)" in out
+    assert out.count("check_output_matches_signature[Score]") == 1, "one check over several transports is listed once"
+    assert "(fast, server @http)" in out and "END" in out and all(len(line) <= 100 for line in out.splitlines())
+    assert "1 behind check_handler_loads" in out and "check_handler_answers_template_request" not in out
+    assert "advice (1)" in out and "an empty batch crashed the handler" in out
+    assert "check_template_schema" not in out, "passed rows only in -v, the report and verdict.json"
 
 
 def test_report_folders_of_two_models_with_one_resource_key_differ(tmp_path):

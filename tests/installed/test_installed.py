@@ -37,6 +37,15 @@ def scratch():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def _ignored_in_the_copy(folder: str, names: list[str]) -> set[str]:
+    """What pip must not see of the checkout: caches, environments, and the gate's own report
+    folder at the top (dialsgate/report is a package and must stay)."""
+    ignored = set(shutil.ignore_patterns(".git", ".tox", ".tools", ".venv", "__pycache__", "*.egg-info")(folder, names))
+    if Path(folder) == REPOSITORY:
+        ignored |= {"report", "build"} & set(names)
+    return ignored
+
+
 @pytest.fixture(scope="module")
 def venv(scratch):
     """A fresh venv with dialsgate installed from this repository (a copy of it: pip builds in place)."""
@@ -46,7 +55,7 @@ def venv(scratch):
     shutil.copytree(
         REPOSITORY,
         source,
-        ignore=shutil.ignore_patterns(".git", ".tox", ".tools", ".venv", "report", "__pycache__", "*.egg-info", "build"),
+        ignore=_ignored_in_the_copy,
     )
     installed = _run([str(root / "bin" / "pip"), "install", "--quiet", str(source)], cwd=scratch)
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]

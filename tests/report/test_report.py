@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dialsgate.contract import load_contract
+from dialsgate.contract.template import load_contract
 from dialsgate.report import ENVIRONMENT_VARIABLE, write_report
 from dialsgate.report.concerns import concern_of
 
@@ -312,22 +312,22 @@ def test_hook_from_the_argument_and_a_failing_hook(tmp_path, monkeypatch):
 
 
 def test_hooks_not_called_on_a_dangerous_model_file(tmp_path, monkeypatch):
-    from dialsgate.pickle_audit import Audit
+    from dialsgate.modelfile.pickle_audit import Audit
     from dialsgate.report import hooks
 
     dangerous = Audit(path=Path("m.joblib"), globals=[("posix", "system")])
-    monkeypatch.setattr("dialsgate.pickle_audit.audit_model_file", lambda path: dangerous)
+    monkeypatch.setattr("dialsgate.report.hooks.audit_model_file", lambda path: dangerous)
     _CALLS.clear()
     facts = hooks.run_hooks(load_contract(EXAMPLE), None, [0], tmp_path, picture_hooks=[fake_hook])
     assert _CALLS == [] and "dangerous globals (posix.system)" in facts.sentence
 
 
 def test_hooks_not_called_on_a_model_file_not_fully_audited(tmp_path, monkeypatch):
-    from dialsgate.pickle_audit import Audit
+    from dialsgate.modelfile.pickle_audit import Audit
     from dialsgate.report import hooks
 
     stopped = Audit(path=Path("m.joblib"), globals=[("builtins", "set")], error="the walk stopped at TypeError: x")
-    monkeypatch.setattr("dialsgate.pickle_audit.audit_model_file", lambda path: stopped)
+    monkeypatch.setattr("dialsgate.report.hooks.audit_model_file", lambda path: stopped)
     _CALLS.clear()
     facts = hooks.run_hooks(load_contract(EXAMPLE), None, [0], tmp_path, picture_hooks=[fake_hook])
     assert _CALLS == [] and "could not be fully audited" in facts.sentence

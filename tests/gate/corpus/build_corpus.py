@@ -6,12 +6,12 @@ maps (seconds) and writes ``<folder>/mlserver-model/*.joblib`` and ``<folder>/re
 
 Which interpreter builds which folder matters (that is what the corpus tests):
 
-* every folder but one: the serving image's versions, Python 3.10 with dialsgate/profiles/mlserver-1.5.0/core.txt
+* every folder but one: the serving image's versions, Python 3.10 with dialsgate/environment/profiles/mlserver-1.5.0/core.txt
   (numpy 1.26.4, scikit-learn 1.4.1.post1, joblib 1.3.2, scipy 1.12.0, opencv-python(-headless) 4.9.0.80,
   pandas 2.2.1)::
 
       /root/.pyenv/versions/3.10.13/bin/python3.10 -m venv /tmp/corpus-serving
-      /tmp/corpus-serving/bin/pip install -r dialsgate/profiles/mlserver-1.5.0/core.txt -c dialsgate/profiles/mlserver-1.5.0/image-packages.txt
+      /tmp/corpus-serving/bin/pip install -r dialsgate/environment/profiles/mlserver-1.5.0/core.txt -c dialsgate/environment/profiles/mlserver-1.5.0/image-packages.txt
       /tmp/corpus-serving/bin/python tests/gate/corpus/build_corpus.py
 
 * ``sklearn_nmf_numpy2``: what a user with a recent laptop environment writes, Python 3.11 with

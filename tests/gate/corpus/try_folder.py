@@ -2,7 +2,7 @@
 
     /tmp/corpus-serving/bin/python tests/gate/corpus/try_folder.py tests/gate/corpus/sklearn_nmf_plain
 
-Run it in the serving image's package set (Python 3.10 + dialsgate/profiles/mlserver-1.5.0/core.txt, see build_corpus.py).
+Run it in the serving image's package set (Python 3.10 + dialsgate/environment/profiles/mlserver-1.5.0/core.txt, see build_corpus.py).
 It imports the handler from the folder's CodeUri only, builds ``ModelSettings`` as
 ``model-settings.json`` would (name, implementation, parameters.uri), awaits ``load()``, then sends
 V2 requests built from template.yaml, flattened as DIALS sends them (the reference batch's maps

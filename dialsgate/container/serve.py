@@ -1,0 +1,338 @@
+"""Serve a DIALS model folder in its serving image, the way ``dismcli start-api`` does.
+
+``dismcli start-api -r <ResourceKey>`` runs the template's ``Image`` with the command
+``mlserver start /mnt/<Name>``, the build folder bind-mounted read-only at ``/mnt/<Name>`` and
+``PYTHONDONTWRITEBYTECODE=1``. :func:`serve_model_folder` does the same through testcontainers,
+waits until the *model* (not only the server) is ready, and always removes the container.
+
+Settings (environment):
+
+``DIALSGATE_DOCKER_NETWORK``
+    ``host``: host networking, MLServer bound to 127.0.0.1 on free ports (the only choice on
+    machines whose engine runs with ``--bridge=none``). ``bridge``: Docker's default bridge,
+    container port 8080 (and 8081 for gRPC) published on free ports of 127.0.0.1.
+    ``auto`` (default): ``host`` when the engine has no network named ``bridge``, else ``bridge``.
+``DIALSGATE_READY_TIMEOUT``
+    seconds to wait for the model to become ready (default 120).
+
+Used by the server layer (``dialsgate/pytest_plugin/layers/test_server_*.py``), the pre-deploy gate and ``benchmarks``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import stat
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dialsgate.container.engine import NETWORK_ENV, ServingError, docker_client, image_exists, resolve_network_mode
+from dialsgate.container.image import ensure_image
+from dialsgate.contract.build import build
+
+READY_TIMEOUT_ENV = "DIALSGATE_READY_TIMEOUT"
+
+
+DEFAULT_READY_TIMEOUT = 120.0
+
+
+#: MLServer's ports inside the container when it is not on the host's network.
+CONTAINER_HTTP_PORT = 8080
+
+
+CONTAINER_GRPC_PORT = 8081
+
+
+LOG_TAIL_LINES = 200
+
+
+#: Containers that serve a model folder are named <prefix><model Name>-<random>.
+SERVED_NAME_PREFIX = "dialsgate-serve-"
+
+
+class ModelNotReady(ServingError):
+    """The container ran but the model did not become ready; the message carries its log."""
+
+
+def ready_timeout() -> float:
+    raw = os.environ.get(READY_TIMEOUT_ENV, "")
+    if not raw.strip():
+        return DEFAULT_READY_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ServingError(f"{READY_TIMEOUT_ENV}={raw!r}: expected a number of seconds") from None
+    if value <= 0:
+        raise ServingError(f"{READY_TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def make_readable_by_others(root: Path) -> None:
+    """chmod o+r on every file and o+rx on every folder under ``root`` (the container runs as uid 1000)."""
+    root = Path(root)
+    paths = [root, *root.rglob("*")]
+    for path in paths:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        wanted = mode | stat.S_IROTH | stat.S_IRGRP
+        if path.is_dir() or mode & stat.S_IXUSR:
+            wanted |= stat.S_IXOTH | stat.S_IXGRP
+        if wanted != mode:
+            path.chmod(stat.S_IMODE(wanted))
+
+
+@contextlib.contextmanager
+def prepared_model_folder(contract, workdir: Path | str | None = None) -> Iterator[Path]:
+    """The folder MLServer should load for ``contract``, readable by the container's user.
+
+    A dismcli build folder (``contract.built``) is copied (it is what will be zipped: its files
+    and modes are never changed). Otherwise the template is built offline
+    (``dialsgate.build.build``). Either way into a fresh 0755 temporary folder (under
+    ``workdir`` when given), removed afterwards.
+    """
+    temporary = Path(tempfile.mkdtemp(prefix="dialsgate-serve-", dir=str(workdir) if workdir else None))
+    try:
+        temporary.chmod(0o755)
+        if contract.built:
+            # The user's build folder is what dismcli package will zip: never touch it; serve a copy.
+            source = Path(contract.code_dir)
+            if not (source / "model-settings.json").is_file():
+                raise ServingError(f"{source} is not a dismcli build folder: it has no model-settings.json")
+            folder = temporary / contract.resource_key
+            shutil.copytree(source, folder, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            build_root = temporary / "build"
+            build(contract.template_path, build_root=build_root)
+            folder = build_root / contract.resource_key
+        make_readable_by_others(temporary)
+        yield folder
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_status(url: str, timeout: float = 5.0) -> int | None:
+    """Status code of a GET, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return None
+
+
+def wait_until_model_ready(
+    url: str,
+    model_name: str,
+    timeout: float | None = None,
+    still_running: Callable[[], str | None] | None = None,
+) -> float:
+    """Poll ``/v2/models/<name>/ready`` until it answers 200; returns the seconds waited.
+
+    ``/v2/health/ready`` may answer 200 while the model failed to load, hence the model's own
+    endpoint (MLServer answers 400 until the model is loaded). ``still_running()`` returns a
+    reason string when the server is gone (e.g. the container exited) so the wait ends early.
+    Raises ModelNotReady on the deadline.
+    """
+    timeout = ready_timeout() if timeout is None else timeout
+    ready_url = f"{url.rstrip('/')}/v2/models/{model_name}/ready"
+    start = time.monotonic()
+    deadline = start + timeout
+    delay = 0.05
+    last = None
+    while True:
+        last = http_status(ready_url, timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+        if last == 200:
+            return time.monotonic() - start
+        if still_running is not None:
+            gone = still_running()
+            if gone:
+                raise ModelNotReady(f"{gone} before model {model_name!r} was ready (last {ready_url} answer: {last})")
+        if time.monotonic() >= deadline:
+            raise ModelNotReady(
+                f"model {model_name!r} not ready after {timeout:.0f} s: GET {ready_url} last answered "
+                f"{last if last is not None else 'nothing (no connection)'} (set {READY_TIMEOUT_ENV} to wait longer)"
+            )
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 1.0)
+
+
+def configure_testcontainers() -> None:
+    """testcontainers' settings for serving a model here, unless the environment sets them.
+
+    Machines that carry /.dockerenv make testcontainers believe it runs inside a container and
+    look for a gateway address: talk to the engine on this host (127.0.0.1, docker_host mode).
+    Its Ryuk reaper image may not be pullable: serve_model_folder removes its containers itself.
+    Set in testcontainers' configuration object, never in os.environ.
+    """
+    # Late: testcontainers reads its settings when imported (configured here first), and only
+    # the server layer's environment has it.
+    from testcontainers.core.config import ConnectionMode, testcontainers_config
+
+    if "TC_HOST" not in os.environ and "TESTCONTAINERS_HOST_OVERRIDE" not in os.environ:
+        testcontainers_config.tc_host_override = "127.0.0.1"
+    if "TESTCONTAINERS_CONNECTION_MODE" not in os.environ:
+        testcontainers_config.connection_mode_override = ConnectionMode.docker_host
+    if "TESTCONTAINERS_RYUK_DISABLED" not in os.environ:
+        testcontainers_config.ryuk_disabled = True
+
+
+def model_ready_wait_strategy(url: str, model_name: str, timeout: float):
+    """A testcontainers wait strategy: the *model* answers ready (not only the server).
+
+    It notices a container that exited (no point waiting out the deadline) and its error
+    carries the container's last log lines.
+    """
+    from testcontainers.core.waiting_utils import WaitStrategy  # Late: see configure_testcontainers
+
+    class ModelReady(WaitStrategy):
+        def wait_until_ready(self, container) -> None:
+            try:
+                wait_until_model_ready(
+                    url, model_name, timeout=self._startup_timeout, still_running=lambda: _container_gone(container)
+                )
+            except ModelNotReady as error:
+                raise ModelNotReady(_with_logs(str(error), _logs_of(container, LOG_TAIL_LINES))) from None
+
+    return ModelReady().with_startup_timeout(timeout)
+
+
+def _logs_of(container, tail: int | None = None) -> str:
+    try:
+        raw = container.get_wrapped_container().logs(stdout=True, stderr=True, tail=tail if tail is not None else "all")
+    except Exception as error:  # the container may already be gone
+        return f"(container logs unavailable: {type(error).__name__}: {error})"
+    return raw.decode("utf-8", errors="replace")
+
+
+@dataclass
+class Served:
+    """A model served from a container (or an external server when ``container`` is None)."""
+
+    url: str
+    http_port: int
+    grpc_port: int | None
+    model_name: str
+    ready_seconds: float
+    network_mode: str
+    container: object | None = field(default=None, repr=False)
+
+    def logs(self, tail: int | None = None) -> str:
+        """The container's stdout and stderr, interleaved (MLServer logs mostly to stderr)."""
+        return "" if self.container is None else _logs_of(self.container, tail)
+
+
+def _container_gone(container) -> str | None:
+    wrapped = container.get_wrapped_container()
+    try:
+        wrapped.reload()
+    except Exception as error:
+        return f"the container disappeared ({type(error).__name__}: {error})"
+    status = wrapped.status
+    if status in ("created", "running"):
+        return None
+    exit_code = wrapped.attrs.get("State", {}).get("ExitCode")
+    return f"the container stopped (status {status}, exit code {exit_code})"
+
+
+def _with_logs(message: str, logs: str) -> str:
+    return f"{message}\n---- container log (last {LOG_TAIL_LINES} lines) ----\n{logs.rstrip()}\n---- end of container log ----"
+
+
+@contextlib.contextmanager
+def serve_model_folder(folder: Path | str, contract, image: str | None = None, timeout: float | None = None) -> Iterator[Served]:
+    """Run ``folder`` in the contract's image exactly as ``dismcli start-api`` does; yield :class:`Served`.
+
+    Waits (backoff, deadline :func:`ready_timeout`) for the model's readiness; on failure raises
+    ModelNotReady with the container's last log lines. The container is always removed.
+    """
+    from testcontainers.core.container import DockerContainer  # Late: see configure_testcontainers
+
+    folder = Path(folder).resolve()
+    if not (folder / "model-settings.json").is_file():
+        raise ServingError(f"{folder} has no model-settings.json: not a folder MLServer can start (build it first)")
+    image = image or contract.image
+    if not image:
+        raise ServingError(f"the template {contract.template_path} names no Image for {contract.resource_key}")
+    client = docker_client()
+    if not image_exists(image, client):
+        raise ServingError(f"image {image} is not present locally; call ensure_image first (or docker pull {image})")
+    mode = resolve_network_mode(client)
+    mount_point = f"/mnt/{contract.name}"
+
+    configure_testcontainers()
+    container = (
+        DockerContainer(image, **({"network_mode": "host"} if mode == "host" else {}))
+        .with_envs(PYTHONDONTWRITEBYTECODE="1")
+        .with_volume_mapping(str(folder), mount_point, "ro")
+        .with_command(["mlserver", "start", mount_point])
+        # Named for what it serves, so `docker ps` (and a test watching engine events) can tell.
+        .with_name(f"{SERVED_NAME_PREFIX}{contract.name}-{secrets.token_hex(4)}")
+    )
+    if mode == "host":
+        http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+        container.with_envs(
+            MLSERVER_HOST="127.0.0.1",
+            MLSERVER_HTTP_PORT=str(http_port),
+            MLSERVER_GRPC_PORT=str(grpc_port),
+            MLSERVER_METRICS_PORT=str(metrics_port),
+        )
+    else:
+        # Published on the loopback interface only; MLServer listens on its defaults inside.
+        http_port, grpc_port = free_port(), free_port()
+        container.with_bind_ports(CONTAINER_HTTP_PORT, ("127.0.0.1", http_port))
+        container.with_bind_ports(CONTAINER_GRPC_PORT, ("127.0.0.1", grpc_port))
+    url = f"http://127.0.0.1:{http_port}"
+    container.waiting_for(model_ready_wait_strategy(url, contract.name, ready_timeout() if timeout is None else timeout))
+
+    import docker.errors  # Late: the docker package is in the server layer's environment only
+
+    started = time.monotonic()
+    try:
+        container.start()  # returns once the wait strategy saw the model ready
+    except docker.errors.DockerException as error:
+        with contextlib.suppress(Exception):
+            container.stop()
+        hint = f" (set {NETWORK_ENV}=host when the engine has no bridge network)" if mode == "bridge" else ""
+        raise ServingError(f"could not start {image} for {folder} ({mode} network){hint}: {error}") from None
+    except ModelNotReady as error:
+        with contextlib.suppress(Exception):
+            container.stop()
+        raise ModelNotReady(f"serving {folder} in {image} ({mode} network, {url}): {error}") from None
+    try:
+        served = Served(
+            url=url,
+            http_port=http_port,
+            grpc_port=grpc_port,
+            model_name=contract.name,
+            ready_seconds=float("nan"),
+            network_mode=mode,
+            container=container,
+        )
+        served.ready_seconds = time.monotonic() - started
+        yield served
+    finally:
+        container.stop()  # removes the container (force, with its anonymous volumes)
+
+
+@contextlib.contextmanager
+def serve_contract(contract, log: Callable[[str], None] = print, requirements: tuple[str, ...] = ()) -> Iterator[Served]:
+    """ensure_image + prepared_model_folder + serve_model_folder in one step."""
+    image = ensure_image(contract.image, log=log, requirements=requirements)
+    with prepared_model_folder(contract) as folder, serve_model_folder(folder, contract, image=image) as served:
+        yield served

@@ -1,0 +1,88 @@
+"""Offline equivalent of ``dismcli build``: the same build folder, without the DIALS look-ups.
+
+dismcli 0.6.1 validates the template with dism-core, then (after checking every monitoring
+element against DIALS, which needs a CERN login and is skipped here) writes, relative to the
+directory it runs in:
+
+    .dism-artifacts/build/<ResourceKey>/      every entry of CodeUri, the ModelUri file,
+                                              model-settings.json
+    .dism-artifacts/build/template.yaml       the template, CodeUri/ModelUri rewritten
+
+    python -m dialsgate build -f template.yaml [--build-root .dism-artifacts/build]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+from dism_core import InferenceServiceValidator, Template
+
+from dialsgate.contract.template import MLSERVER_TYPE_PREFIX, MODEL_SETTINGS, model_settings
+
+DEFAULT_BUILD_ROOT = Path(".dism-artifacts") / "build"
+
+
+@contextlib.contextmanager
+def working_directory(path: Path):
+    """dismcli resolves CodeUri and ModelUri against the directory it is run from."""
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def build(template_path: Path, build_root: Path | None = None) -> Path:
+    """Write the build folder; returns the build root. Runs from the template's directory."""
+
+    template_path = Path(template_path).resolve()
+    with working_directory(template_path.parent):
+        root = Path(build_root or DEFAULT_BUILD_ROOT).absolute()
+        template = Template.from_yaml_file(template_path)
+        InferenceServiceValidator(template)()
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        for key, resource in template.Resources.items():
+            if not resource.Type.startswith(MLSERVER_TYPE_PREFIX):
+                raise NotImplementedError(f"resource {key}: {resource.Type} is not an MLServer resource")
+            props = resource.Properties
+            target = root / key
+            target.mkdir(parents=True)
+            shutil.copy2(props.ModelUri, target / props.ModelUri.name)
+            for entry in props.CodeUri.glob("*"):
+                if entry.is_dir():
+                    shutil.copytree(entry, target / entry.name)
+                else:
+                    shutil.copy2(entry, target / entry.name)
+            props.CodeUri = Path(key)
+            props.ModelUri = Path(props.ModelUri.name)
+            with open(target / MODEL_SETTINGS, "w") as stream:
+                json.dump(model_settings(props.Name, props.Handler, str(props.ModelUri)), stream)
+        with open(root / "template.yaml", "w") as stream:
+            yaml.dump(template.model_dump(mode="json"), stream)
+    return root
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Write .dism-artifacts/build as dismcli build does, offline.")
+    parser.add_argument("-f", "--template", type=Path, default=Path("template.yaml"))
+    parser.add_argument("--build-root", type=Path, help="default: .dism-artifacts/build beside the template")
+    args = parser.parse_args(argv)
+    root = build(args.template, args.build_root)
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        print(f"built {folder}")
+    print(f"built {root / 'template.yaml'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Runs inside a serving environment (the image's Python and packages): model code lives here,
+and only here is a handler loaded as MLServer loads it (``Worker.load``).
+
+Started by ``dialsgate.transports.worker.WorkerHandler`` as ``<env>/bin/python -I worker_main.py``;
+it imports nothing of dialsgate and nothing of the caller's environment. Requests arrive one JSON
+object per line on stdin, answers leave one JSON object per line on the original stdout; anything
+the model prints goes to stderr so it cannot corrupt the answers.
+
+``worker_main.py --clean SPEC.json`` (the clean-interpreter round trip, ``checks.roundtrip``):
+a fresh process whose import path is only a copied server folder plus site-packages, the
+repository's own packages proven unimportable, the model file loaded strictly (numpy
+DeprecationWarnings and scikit-learn version warnings as errors), then the same ``load`` and
+``predict`` on one request. SPEC: folder, repository, model_file, handler, name, request (file),
+result (file), forbidden, provided, load_as_pickle. RESULT: {"response", "origins",
+"importable_forbidden", "sys_path"} or {"error", "traceback"}.
+
+Operations:
+  {"op": "load", "folder", "handler", "name", "model_file"}  import the handler as MLServer does, load()
+  {"op": "predict", "body"}                                   -> {"status", "response" | "error"}
+  {"op": "metadata"}                                          -> {"metadata": model metadata as MLServer serves it}
+  {"op": "resolve", "folder", "globals": [[module, name]]}    -> {"unresolved": {"module.name": reason}}
+  {"op": "load_model_strictly", "model_file", "folder"}       -> {"problems": [...], "versions": {...}}
+"""
+
+import asyncio
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import traceback
+import warnings
+
+import joblib
+import numpy
+from joblib import numpy_pickle
+from mlserver.errors import MLServerError
+from mlserver.settings import ModelParameters, ModelSettings
+from mlserver.types import InferenceRequest
+
+try:  # a model file may be a scikit-learn estimator; a folder need not use it
+    import sklearn
+    import sklearn.exceptions
+except ImportError:
+    sklearn = None
+
+
+def _answer_channel():
+    # Keep a private copy of stdout for answers; fd 1 then points at stderr, so prints of the
+    # model (Python or C level) never interleave with the protocol.
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return channel
+
+
+def _jsonable(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+class Worker:
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.model = None
+        self.folder = None
+
+    def _use_folder(self, folder):
+        # MLServer puts the model folder first on sys.path before importing the handler.
+        if folder and folder not in sys.path:
+            sys.path.insert(0, folder)
+        importlib.invalidate_caches()
+
+    def load(self, request):
+
+        self._use_folder(request["folder"])
+        module_name, class_name = request["handler"].rsplit(".", 1)
+        handler_class = getattr(importlib.import_module(module_name), class_name)
+        settings = ModelSettings(
+            name=request["name"],
+            implementation=handler_class,
+            parameters=ModelParameters(uri=request["model_file"], version="0.1.0"),
+        )
+        self.model = handler_class(settings)
+        self.loop.run_until_complete(self.model.load())
+        return {"loaded": True, "python": sys.version.split()[0]}
+
+    def predict(self, request):
+
+        try:
+            parsed = InferenceRequest.parse_obj(request["body"])
+        except Exception as error:  # MLServer itself refuses such a body (422) before the handler
+            return {"status": 422, "error": f"invalid V2 request: {error}"}
+        try:
+            response = self.loop.run_until_complete(self.model.predict(parsed))
+        except MLServerError as error:
+            return {"status": error.status_code, "error": str(error)}
+        except Exception as error:  # MLServer answers 500 for anything that is not an MLServerError
+            return {"status": 500, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()[-4000:]}
+        return {"status": 200, "response": response.dict(exclude_none=True)}
+
+    def metadata(self, request):
+        """What MLServer answers at /v2/models/<name> (the handler's advertised signature)."""
+        return {"metadata": self.loop.run_until_complete(self.model.metadata()).dict(exclude_none=True)}
+
+    def resolve(self, request):
+        self._use_folder(request["folder"])
+        unresolved = {}
+        for module, name in request["globals"]:
+            try:
+                target = importlib.import_module(module)
+                for part in name.split("."):
+                    target = getattr(target, part)
+            except BaseException as error:  # ImportError, AttributeError, or the module failing at import
+                unresolved[f"{module}.{name}"] = f"{type(error).__name__}: {error}"
+        return {"unresolved": unresolved}
+
+    def load_model_strictly(self, request):
+        """joblib.load with every warning recorded; numpy-2 pickles are read again to find more."""
+
+        self._use_folder(request["folder"])
+        versions = {"numpy": numpy.__version__, "joblib": joblib.__version__}
+        if sklearn is not None:
+            versions["scikit-learn"] = sklearn.__version__
+        problems = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                joblib.load(request["model_file"])
+            except ModuleNotFoundError as error:
+                if not str(error.name or "").startswith("numpy._core"):
+                    raise
+                problems.append(
+                    f"written with numpy >= 2.0 (it references {error.name}, which numpy {numpy.__version__} of the image does not have)"
+                )
+                _load_with_numpy2_names(request["model_file"])  # to hear what else was written elsewhere
+        for warning in caught:
+            category = warning.category.__name__
+            if category in ("InconsistentVersionWarning", "DeprecationWarning", "UserWarning", "FutureWarning"):
+                text = f"{category}: {warning.message}"
+                if text not in problems:
+                    problems.append(text)
+        return {"problems": problems, "versions": versions}
+
+
+def _load_with_numpy2_names(model_file):
+
+    original = numpy_pickle.NumpyUnpickler.find_class
+
+    def find_class(self, module, name):
+        if module.startswith("numpy._core"):
+            module = "numpy.core" + module[len("numpy._core") :]
+        return original(self, module, name)
+
+    numpy_pickle.NumpyUnpickler.find_class = find_class
+    try:
+        numpy_pickle.load(model_file)
+    except Exception:
+        pass  # only the warnings matter here
+    finally:
+        numpy_pickle.NumpyUnpickler.find_class = original
+
+
+def _isolate(folder: str, repository: str) -> None:
+    # Keep the standard library and this environment's site-packages (which may live inside the
+    # repository, e.g. .tox/parity); drop every other entry inside the repository.
+    own = tuple(os.path.abspath(prefix) + os.sep for prefix in {sys.prefix, sys.base_prefix})
+
+    def kept(entry: str) -> bool:
+        path = os.path.abspath(entry) + os.sep
+        return path.startswith(own) or not path.startswith(repository + os.sep)
+
+    sys.path[:] = [folder] + [entry for entry in sys.path if entry and kept(entry)]
+    # Editable installs put finders on sys.meta_path instead of path entries.
+    sys.meta_path[:] = [finder for finder in sys.meta_path if "__editable__" not in type(finder).__module__]
+    importlib.invalidate_caches()
+
+
+def _load_model_strictly(model_file: str) -> None:
+    """joblib.load with numpy DeprecationWarnings and sklearn version warnings as errors."""
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        if sklearn is not None:
+            warnings.simplefilter("error", sklearn.exceptions.InconsistentVersionWarning)
+        joblib.load(model_file)
+
+
+def clean_round_trip(spec_file: str) -> int:
+    """The --clean mode (see the module docstring)."""
+    with open(spec_file) as stream:
+        spec = json.load(stream)
+    result = {}
+    try:
+        _isolate(spec["folder"], spec["repository"])
+        result["sys_path"] = list(sys.path)
+        result["importable_forbidden"] = [name for name in spec["forbidden"] if importlib.util.find_spec(name) is not None]
+        result["origins"] = {name: getattr(importlib.util.find_spec(name), "origin", None) for name in spec["provided"]}
+        if spec.get("load_as_pickle", True):
+            _load_model_strictly(spec["model_file"])
+        worker = Worker()
+        worker.load({key: spec[key] for key in ("folder", "handler", "name", "model_file")})
+        with open(spec["request"]) as stream:
+            answer = worker.predict({"body": json.load(stream)})
+        if answer["status"] == 200:
+            result["response"] = answer["response"]
+        else:
+            result["error"] = f"HTTP {answer['status']}: {answer['error']}"
+            result["traceback"] = answer.get("traceback", "")
+    except BaseException as error:  # reported to the check, which names it
+        result["error"] = f"{type(error).__name__}: {error}"
+        result["traceback"] = traceback.format_exc()
+    with open(spec["result"], "w") as stream:
+        json.dump(result, stream, default=_jsonable)
+    return 0
+
+
+def main():
+    if sys.argv[1:2] == ["--clean"]:
+        return clean_round_trip(sys.argv[2])
+    channel = _answer_channel()
+    worker = Worker()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        try:
+            answer = getattr(worker, request["op"])(request)
+        except BaseException as error:  # reported to the caller, which names it in a check
+            answer = {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()[-4000:], "failed": True}
+        # NaN travels as JSON NaN (json's default on both sides).
+        channel.write(json.dumps(answer, default=_jsonable) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""The pre-deploy gate: the command line, running every layer, the verdict (terminal, JSON,
+JUnit XML) and where it came from."""

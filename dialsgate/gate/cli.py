@@ -1,0 +1,137 @@
+"""The ``dialsgate`` command: ``dialsgate check TEMPLATE`` (the pre-deploy gate: every layer, one
+verdict, the report) and ``dialsgate build -f TEMPLATE`` (dismcli's build folder, offline).
+
+    dialsgate check path/to/template.yaml [--build-dir B] [--resource R] [--reference-batch F]
+                    [--layers fast,parity,server] [--report DIR] [--strict] [-v] [--junit-xml FILE]
+
+Exit status 0 only on a pass. Serving environments and stand-in images are cached under
+~/.cache/dialsgate (DIALSGATE_CACHE_DIR, XDG_CACHE_HOME), shared between projects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from dialsgate.contract.build import main as build_main
+from dialsgate.gate.junit import write_junit_xml
+from dialsgate.gate.runner import DEFAULT_DIALS_URL, LAYERS, run_gate
+from dialsgate.gate.verdict import (
+    VERDICT_FILE,
+    default_report_folder,
+    next_steps,
+    picture_hooks,
+    print_provenance,
+    print_verdict,
+    verdict_provenance,
+    write_verdict_json,
+)
+from dialsgate.report import write_report
+
+
+def add_check_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``dialsgate check`` (one spelling each); unknown ones go to each layer's pytest."""
+    parser.add_argument(
+        "template", nargs="?", type=Path, default=Path("template.yaml"), help="the DISM template (default ./template.yaml)"
+    )
+    parser.add_argument("--build-dir", type=Path, help="a dismcli .dism-artifacts/build/<ResourceKey> folder")
+    parser.add_argument("--resource", help="resource key, when the template has several MLServer resources")
+    parser.add_argument("--reference-batch", type=Path)
+    parser.add_argument(
+        "--layers", default=",".join(LAYERS), help="comma-separated subset of fast,parity,server (a subset never passes the gate)"
+    )
+    parser.add_argument(
+        "--runner",
+        choices=("here", "tox"),
+        default="here",
+        help="here (default): every layer with this interpreter; tox: each layer in its tox environment (a checkout of dialsgate)",
+    )
+    parser.add_argument("--fail-fast", action="store_true", help="stop after the first layer with a failure")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        help="folder for the HTML report and verdict.json (default ./report/<ResourceKey>-<hash>, see README)",
+    )
+    parser.add_argument(
+        "--no-report", action="store_true", help="write nothing to disk (no HTML report, no verdict.json unless --verdict-json)"
+    )
+    parser.add_argument(
+        "--verdict-json", type=Path, help="also write the verdict rows as JSON to this file (even with --no-report)"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="advice rows (hardening against requests DIALS never sends) fail the gate (also: strict = true in dialsgate.toml)",
+    )
+    parser.add_argument(
+        "--junit-xml", type=Path, help="also write every row of every layer as one JUnit test case (merge request test reports)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the full table of rows before the summary")
+    parser.add_argument("--dials-url", default=DEFAULT_DIALS_URL)
+    return parser
+
+
+def check_parser() -> argparse.ArgumentParser:
+    return add_check_arguments(
+        argparse.ArgumentParser(prog="dialsgate check", description="Pre-deploy gate: every layer, no skip, one verdict.")
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dialsgate", description="Conformance gate for DIALS MLServer model folders.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_check_arguments(commands.add_parser("check", help="run every layer on a model folder and print the verdict"))
+    commands.add_parser("build", help="write dismcli's build folder offline (.dism-artifacts/build)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if args.command == "build":
+        return build_main(argv[1:])
+    return check(args, extra)
+
+
+def check(args, extra: list[str]) -> int:
+    """Run the gate as ``args`` (check_parser's) say; 0 only on a pass."""
+    start = time.perf_counter()
+    verdict = run_gate(args, extra)
+    print_verdict(verdict.rows, verbose=args.verbose)
+    origin = verdict_provenance(verdict, args)
+    print_provenance(origin)
+    if args.junit_xml is not None:
+        print(f"junit: {write_junit_xml(verdict.rows, args.junit_xml, origin)}")
+    if args.verdict_json is not None:
+        print(f"verdict: {write_verdict_json(verdict.rows, args.verdict_json, origin)}")
+    if not args.no_report:
+        key = verdict.contract.resource_key if verdict.contract is not None else (args.resource or Path(args.template).stem)
+        folder = args.report or default_report_folder(args.template, args.build_dir, key)
+        print(f"verdict: {write_verdict_json(verdict.rows, folder / VERDICT_FILE, origin)}")
+        if verdict.contract is not None:
+            try:
+                index = write_report(
+                    verdict.contract,
+                    folder,
+                    reference_batch=args.reference_batch,
+                    verdict_rows=[asdict(row) for row in verdict.rows],
+                    provenance=origin,
+                    picture_hooks=picture_hooks(verdict.contract),
+                )
+                print(f"report: {index}")
+            except Exception as error:  # the report illustrates the verdict; it never changes it
+                print(f"report not written: {type(error).__name__}: {error}")
+    print(f"\ngate wall time {time.perf_counter() - start:.1f} s")
+    if verdict.passed:
+        steps = next_steps(verdict.contract, args.dials_url)
+        print("\nGATE PASSED. Next:\n" + "\n".join(f"  {number}. {step}" for number, step in enumerate(steps, 1)))
+        return 0
+    print("\nGATE FAILED: fix the rows that did not pass; nothing should be packaged.")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

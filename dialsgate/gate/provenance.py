@@ -1,0 +1,69 @@
+"""Where a verdict comes from: the gate's version, the serving image, the folder and model file it
+judged, the batch it sent, strict or not. Written into verdict.json and the report so that a
+verdict can be traced to exactly what was checked.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from dialsgate.container.engine import docker_client
+from dialsgate.container.image import STANDIN_LABEL
+from dialsgate.fingerprint import file_sha256, tree_sha256
+
+#: The distribution name of the gate (pyproject.toml [project].name).
+DISTRIBUTION = "dialsgate"
+
+
+def gate_version() -> str:
+    """The installed distribution's version; from a checkout, pyproject.toml's."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        return f"{tomllib.loads(pyproject.read_text())['project']['version']} (checkout)"
+    except (OSError, KeyError, ValueError):
+        return "unknown"
+
+
+def image_facts(image: str) -> dict:
+    """The local image of that name: real or our stand-in, its id, and a stand-in's pins hash."""
+    try:
+        found = docker_client().images.get(image)
+    except Exception as error:  # no engine, no image: say so, the verdict is still written
+        return {"name": image, "kind": "unknown", "why": f"{type(error).__name__}: {error}"}
+    labels = found.labels or {}
+    standin = STANDIN_LABEL in labels or any(key.endswith(".pins-sha256") for key in labels)
+    facts = {"name": image, "kind": "stand-in" if standin else "real", "id": found.id}
+    if found.attrs.get("RepoDigests"):
+        facts["digests"] = list(found.attrs["RepoDigests"])
+    pins = next((value for key, value in labels.items() if key.endswith(".pins-sha256")), None)
+    if pins:
+        facts["pins_sha256"] = pins
+    return facts
+
+
+def provenance(contract, *, strict: bool, reference_batch: Path | None, with_image: bool) -> dict:
+    """Everything a reader needs to know what this verdict judged."""
+    facts = {
+        "dialsgate": gate_version(),
+        "template": str(contract.template_path),
+        "resource": contract.resource_key,
+        "folder": str(contract.code_dir),
+        "folder_sha256": tree_sha256(contract.code_dir),
+        "model_file": str(contract.model_file),
+        "model_file_sha256": file_sha256(contract.model_file) if contract.model_file.is_file() else None,
+        "reference_batch": str(reference_batch) if reference_batch else None,
+        "reference_batch_sha256": file_sha256(reference_batch) if reference_batch else None,
+        "strict": strict,
+    }
+    facts["image"] = image_facts(contract.image) if with_image else {"name": contract.image, "kind": "not used"}
+    return facts

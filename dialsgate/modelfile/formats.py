@@ -1,0 +1,273 @@
+"""Model files that are positively not pickles: recognised by their structure, not by their name.
+
+DISM's XGBoost and LightGBM resources, and handlers that load ONNX with onnxruntime, ship model
+files that hold no Python objects. The pickle checks do not apply to them. Recognition is
+positive and complete: the whole file must parse as the format (a ``.onnx`` name on a pickle
+is audited as a pickle). Parsed here with the standard library only, since the gate's own
+environment need not have onnx, xgboost or lightgbm; nothing in a file is ever executed.
+
+    recognise(path) -> Format | None
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import struct
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str  # "ONNX", "XGBoost JSON", ...
+    detail: str  # what was read, for the reason of a "not applicable" row
+
+
+def recognise(path) -> Format | None:
+    """The format of ``path`` when it is one of the non-pickle formats, else None."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read()
+    except OSError:
+        return None
+    for reader in (_onnx, _xgboost_json, _xgboost_ubj, _lightgbm_text, _npy, _npz):
+        try:
+            found = reader(data)
+        except (ValueError, KeyError, IndexError, TypeError, SyntaxError, struct.error, RecursionError, zipfile.BadZipFile):
+            found = None
+        if found is not None:
+            return found
+    return None
+
+
+# --------------------------------------------------------------------------- ONNX (protobuf ModelProto)
+
+#: ModelProto's fields (onnx.proto3): number -> wire type (0 varint, 2 length-delimited).
+_MODEL_PROTO_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if position >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, position
+
+
+def _onnx(data: bytes) -> Format | None:
+    position, seen, ir_version = 0, set(), None
+    while position < len(data):
+        key, position = _varint(data, position)
+        number, wire = key >> 3, key & 7
+        if _MODEL_PROTO_FIELDS.get(number) != wire:
+            return None
+        if wire == 0:
+            value, position = _varint(data, position)
+            if number == 1:
+                ir_version = value
+        else:
+            length, position = _varint(data, position)
+            position += length
+            if position > len(data):
+                return None
+        seen.add(number)
+    if ir_version is None or 7 not in seen:  # an ir_version and a graph
+        return None
+    return Format("ONNX", f"protobuf ModelProto, ir_version {ir_version}")
+
+
+# --------------------------------------------------------------------------- XGBoost
+
+
+def _xgboost_document(document) -> Format | None:
+    if isinstance(document, dict) and isinstance(document.get("learner"), dict) and isinstance(document.get("version"), list):
+        version = ".".join(str(part) for part in document["version"])
+        return Format("XGBoost", f"booster model written by XGBoost {version}")
+    return None
+
+
+def _xgboost_json(data: bytes) -> Format | None:
+    if not data.lstrip()[:1] == b"{":
+        return None
+    found = _xgboost_document(json.loads(data))
+    return Format("XGBoost JSON", found.detail) if found else None
+
+
+def _xgboost_ubj(data: bytes) -> Format | None:
+    if data[:1] != b"{":
+        return None
+    document, end = _UBJReader(data).value(0)
+    if end != len(data):
+        return None
+    found = _xgboost_document(document)
+    return Format("XGBoost UBJ", found.detail) if found else None
+
+
+class _UBJReader:
+    """Universal Binary JSON (as XGBoost writes it), big-endian, optimised containers included."""
+
+    NUMBERS = {b"i": ">b", b"U": ">B", b"I": ">h", b"l": ">i", b"L": ">q", b"d": ">f", b"D": ">d"}
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def _number(self, marker: bytes, position: int) -> tuple[float, int]:
+        layout = self.NUMBERS[marker]
+        size = struct.calcsize(layout)
+        return struct.unpack_from(layout, self.data, position)[0], position + size
+
+    def _length(self, position: int) -> tuple[int, int]:
+        marker = self.data[position : position + 1]
+        if marker not in (b"i", b"U", b"I", b"l", b"L"):
+            raise ValueError("bad length")
+        length, position = self._number(marker, position + 1)
+        if length < 0:
+            raise ValueError("negative length")
+        return int(length), position
+
+    def _string(self, position: int) -> tuple[str, int]:
+        length, position = self._length(position)
+        if position + length > len(self.data):
+            raise ValueError("truncated string")
+        return self.data[position : position + length].decode("utf-8"), position + length
+
+    def value(self, position: int, marker: bytes | None = None):
+        if marker is None:
+            marker = self.data[position : position + 1]
+            position += 1
+        if marker in self.NUMBERS:
+            return self._number(marker, position)
+        if marker in (b"Z", b"T", b"F"):
+            return {b"Z": None, b"T": True, b"F": False}[marker], position
+        if marker == b"C":
+            return self.data[position : position + 1].decode("ascii"), position + 1
+        if marker in (b"S", b"H"):
+            return self._string(position)
+        if marker in (b"[", b"{"):
+            return self._container(marker, position)
+        raise ValueError(f"unknown UBJ marker {marker!r}")
+
+    def _container(self, opening: bytes, position: int):
+        typed = count = None
+        if self.data[position : position + 1] == b"$":
+            typed = self.data[position + 1 : position + 2]
+            position += 2
+        if self.data[position : position + 1] == b"#":
+            count, position = self._length(position + 1)
+        elif typed is not None:
+            raise ValueError("typed container without a count")
+        items = {} if opening == b"{" else []
+        closing = b"}" if opening == b"{" else b"]"
+        index = 0
+        while True:
+            if count is None:
+                if self.data[position : position + 1] == closing:
+                    return items, position + 1
+                if position >= len(self.data):
+                    raise ValueError("unterminated container")
+            elif index == count:
+                return items, position
+            if opening == b"{":
+                key, position = self._string(position)
+            if typed in self.NUMBERS and opening == b"[":
+                # A typed numeric array (the trees' weights): skip it whole, its values are not needed.
+                size = struct.calcsize(self.NUMBERS[typed])
+                position += size * count
+                if position > len(self.data):
+                    raise ValueError("truncated typed array")
+                return items, position
+            item, position = self.value(position, typed)
+            if opening == b"{":
+                items[key] = item
+            else:
+                items.append(item)
+            index += 1
+
+
+# --------------------------------------------------------------------------- LightGBM
+
+
+def _lightgbm_text(data: bytes) -> Format | None:
+    text = data.decode("utf-8")
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "tree":
+        return None
+    version = next((line.split("=", 1)[1] for line in lines[1:5] if line.startswith("version=")), None)
+    if version is None or "end of trees" not in text:
+        return None
+    return Format("LightGBM text", f"LightGBM model text, format {version}")
+
+
+# --------------------------------------------------------------------------- numpy arrays without objects
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _npy_header(data: bytes) -> tuple[dict, int]:
+    if data[:6] != _NPY_MAGIC:
+        raise ValueError("not .npy")
+    major = data[6]
+    if major == 1:
+        (length,), start = struct.unpack_from("<H", data, 8), 10
+    elif major in (2, 3):
+        (length,), start = struct.unpack_from("<I", data, 8), 12
+    else:
+        raise ValueError(f"unknown .npy version {major}")
+    header = ast.literal_eval(data[start : start + length].decode("latin1"))
+    if not isinstance(header, dict) or "descr" not in header:
+        raise ValueError("bad .npy header")
+    return header, start + length
+
+
+def _holds_objects(descr) -> bool:
+    """A dtype description naming Python objects ('O'), at any depth of a structured dtype."""
+    if isinstance(descr, str):
+        return "O" in descr
+    return any(_holds_objects(part) for field in descr for part in field[1:2])
+
+
+def _npy(data: bytes) -> Format | None:
+    header, _ = _npy_header(data)
+    if _holds_objects(header["descr"]):
+        return None
+    return Format("NumPy .npy", f"array {header['descr']} of shape {tuple(header.get('shape', ()))}, no Python objects")
+
+
+def _npz(data: bytes) -> Format | None:
+
+    if data[:4] != b"PK\x03\x04":
+        return None
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+        if not names or not all(name.endswith(".npy") for name in names):
+            return None
+        for name in names:
+            with archive.open(name) as member:
+                header, _ = _npy_header(member.read(4096))
+            if _holds_objects(header["descr"]):
+                return None
+    return Format("NumPy .npz", f"{len(names)} arrays, no Python objects")
+
+
+def npy_holds_objects(path) -> bool:
+    """An .npy file whose array holds Python objects (its data is a pickle). Unreadable: True."""
+    try:
+        with open(path, "rb") as stream:
+            header, _ = _npy_header(stream.read(65536))
+    except (OSError, ValueError, SyntaxError, struct.error):
+        return True
+    return _holds_objects(header["descr"])
+
+
+def npy_data_offset(path) -> int:
+    with open(path, "rb") as stream:
+        return _npy_header(stream.read(65536))[1]

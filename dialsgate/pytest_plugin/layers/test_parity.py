@@ -1,0 +1,23 @@
+"""The parity layer: the serving environment that ran the model code is the image's own.
+
+The fast layer already runs every handler and joblib check in the folder's serving environment
+(the image's Python and package versions, see dialsgate/serving_env.py). This layer proves that
+environment is what the image profile says (Python minor, every installed distribution at the
+image's version, nothing foreign) and that the model file was written with those versions
+(no InconsistentVersionWarning, no numpy-2 pickle). Run it with `tox -e parity`.
+"""
+
+from __future__ import annotations
+
+from dialsgate.checks import parity_checks
+from dialsgate.pytest_plugin.options import contract_from_options
+from dialsgate.pytest_plugin.parametrize import parametrize_layer_checks
+
+
+def pytest_generate_tests(metafunc):
+    if "parity_check" in metafunc.fixturenames:
+        parametrize_layer_checks(metafunc, "parity_check", parity_checks(contract_from_options(metafunc.config)))
+
+
+def test_parity(parity_check, subject):
+    parity_check(subject)

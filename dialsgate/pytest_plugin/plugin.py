@@ -1,0 +1,99 @@
+"""pytest plugin (entry point ``pytest11``): the gate's checks on a DIALS model folder.
+
+    pytest --dials-template template.yaml                        # fast and parity layers
+    pytest --dials-template template.yaml --dials-layers fast,parity,server
+    pytest --dials-template t.yaml --dials-build-dir .dism-artifacts/build/<Key>
+
+Options, fixtures (``contract``, ``reference_arrays``, ``subject`` and the server layer's) and
+the layer modules (``dialsgate/pytest_plugin/layers``) come from here; a model repository needs no conftest.
+Known failures are the caller's: ``[known_failures]`` in a ``dialsgate.toml`` beside the
+template (``"check id" = "reason"``), run as strict xfails (the gate refuses them).
+Without ``--dials-template`` the plugin adds no test and changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dialsgate.checks.subject import Subject
+from dialsgate.protocol import v2
+from dialsgate.pytest_plugin.layers import LAYER_NAMES, layer_files, layer_of
+from dialsgate.pytest_plugin.options import contract_from_options, reference_batch_path
+
+pytest_plugins = ("dialsgate.pytest_plugin.results", "dialsgate.pytest_plugin.layers.server_fixtures")
+
+DEFAULT_LAYERS = "fast,parity"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("dialsgate", "DIALS model folder under test (dialsgate)")
+    group.addoption("--dials-template", default=None, help="the model's DISM template.yaml")
+    group.addoption("--dials-resource", default=None, help="resource key, when the template has several MLServer resources")
+    group.addoption(
+        "--dials-build-dir", default=None, help="a dismcli .dism-artifacts/build/<ResourceKey> folder to check instead of CodeUri"
+    )
+    group.addoption(
+        "--dials-reference-batch",
+        default=None,
+        help=".npz with one array per template input (default: found beside the template)",
+    )
+    group.addoption(
+        "--dials-server-url", default=None, help="run the server layer against this running server instead of a container"
+    )
+    group.addoption(
+        "--dials-layers",
+        default=None,
+        help=f"layers to collect with --dials-template (default {DEFAULT_LAYERS}; all: {','.join(LAYER_NAMES)})",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    for layer in LAYER_NAMES:
+        config.addinivalue_line("markers", f"{layer}: dialsgate's {layer} layer")
+    if config.getoption("dials_template") is None:
+        return
+    # Collect the layer modules unless the caller named some of them (as the gate does).
+    given = [Path(str(arg).split("::")[0]).resolve() for arg in config.args]
+    wanted = [
+        path
+        for layer in (config.getoption("dials_layers") or DEFAULT_LAYERS).split(",")
+        if layer.strip()
+        for path in layer_files(layer.strip())
+    ]
+    if not any(layer_of(path) or path == wanted[0].parent for path in given):
+        config.args[:] = (
+            [*config.args, *map(str, wanted)] if config.args_source == pytest.Config.ArgsSource.ARGS else list(map(str, wanted))
+        )
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        layer = layer_of(item.path)
+        if layer:
+            item.add_marker(getattr(pytest.mark, layer))
+
+
+@pytest.fixture(scope="session")
+def contract(request):
+    """The deployment contract of the model folder under test."""
+    return contract_from_options(request.config)
+
+
+@pytest.fixture(scope="session")
+def reference_arrays(request, contract):
+    """The reference batch's inputs, or template-shaped sample inputs when the model ships none."""
+    path = reference_batch_path(request.config, contract)
+    if path is None:
+        return v2.sample_inputs(contract, n_ls=4)
+    return v2.reference_arrays(path, contract)
+
+
+@pytest.fixture(scope="session")
+def subject(request, contract, reference_arrays):
+    """The model folder under test, with its handler (serving environment) and build made once."""
+    made = Subject(contract, reference_arrays, reference_is_sample=reference_batch_path(request.config, contract) is None)
+    yield made
+    made.close()

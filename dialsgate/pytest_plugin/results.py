@@ -1,0 +1,233 @@
+"""pytest plugin: ``--gate-summary FILE`` writes every test outcome as JSON for the gate.
+
+The gate needs more than pytest's exit code: a skipped, xfailed or deselected check counts as
+a failure there, and each row of the verdict needs its reason. A failure's reason is the whole
+exception text (every line: dism-core's pydantic errors name the field on their last lines),
+followed by each exception it was raised from or during (``__cause__`` / ``__context__``) down
+to the root cause, when that text is not already in it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dialsgate.checks import ADVICE, CheckAdvice, CheckCase, CheckNotApplicable, CheckNotRun
+from dialsgate.pytest_plugin.options import settings_from_options
+
+#: Bounds on one reason (a runaway message must not make the JSON huge); far above real ones.
+MAX_REASON_CHARS = 20_000
+MAX_CHAIN = 10
+#: ``record_property(NOTE_PROPERTY, text)`` in a passing test puts ``text`` in its verdict row.
+NOTE_PROPERTY = "dialsgate_note"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("dialsgate")
+    group.addoption("--gate-summary", default=None, help="write test outcomes as JSON here (used by the gate)")
+    group.addoption(
+        "--dials-strict",
+        action="store_true",
+        default=False,
+        help="advice rows (hardening against requests DIALS never sends) fail like failures",
+    )
+
+
+def strict_mode(config) -> bool:
+    """``--dials-strict`` given, or ``strict = true`` in the settings beside the template."""
+    if config.getoption("dials_strict", default=False):
+        return True
+    return bool(settings_from_options(config).get("strict", False))
+
+
+def check_case_of(item):
+    """The CheckCase a test item runs (a parameter of the layers' generated tests), or None."""
+    callspec = getattr(item, "callspec", None)
+    return next((value for value in (callspec.params if callspec else {}).values() if isinstance(value, CheckCase)), None)
+
+
+def row_id(item) -> str:
+    """The verdict row of a test item: its check case's id (``check_input_dims[Occupancy]@http``),
+    or ``<module>::<test>`` for a layer's own test; never parsed back from the node id."""
+    found = check_case_of(item)
+    return found.id if found is not None else f"{Path(str(item.path)).stem}::{item.name}"
+
+
+#: A known failure declared for an advice row, accepted as advice (also under strict).
+KNOWN_PREFIX = "known: "
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """The check's result kinds as pytest outcomes, recorded apart for the gate: advice and not
+    applicable pass (advice fails under strict), not run (setup or call) is a skip naming its
+    root row.
+
+    A known failure (dialsgate.toml) of an advice check is accepted: recorded as advice with
+    the author's reason, under strict too; of a failure check it stays an xfail (the gate
+    refuses it). Advice raised by a check declared as a failure check is a failure."""
+    report = yield
+    report.dialsgate_check = row_id(item)
+    excinfo = call.excinfo
+    if call.when == "teardown":
+        return report
+    found = check_case_of(item)
+    kind = found.kind if found is not None else None
+    if hasattr(report, "wasxfail"):
+        if kind == "advice" and report.skipped and excinfo is not None and excinfo.errisinstance(CheckAdvice):
+            report.outcome = "passed"
+            report.longrepr = None
+            report.dialsgate_result = ADVICE
+            report.dialsgate_reason = f"{KNOWN_PREFIX}{report.wasxfail.removeprefix('reason: ')}: {str(excinfo.value).strip()}"
+            report.sections.append(("dialsgate advice", report.dialsgate_reason))
+            del report.wasxfail
+        return report
+    if excinfo is None:
+        return report
+    text = str(excinfo.value).strip()
+    if excinfo.errisinstance(CheckAdvice) and call.when == "call":
+        if kind == "failure":
+            report.dialsgate_result = "failed"
+            report.dialsgate_reason = f"{text} (advice raised by {found.id}, a failure check: it fails)"
+        elif strict_mode(item.config):
+            report.dialsgate_result = "failed"
+            report.dialsgate_reason = f"advice, failing under strict: {text}"
+        else:
+            report.outcome = "passed"
+            report.longrepr = None
+            report.dialsgate_result = ADVICE
+            report.dialsgate_reason = text
+            report.sections.append(("dialsgate advice", text))
+    elif excinfo.errisinstance(CheckNotApplicable):
+        # A result about the folder, not a test that did not run: pytest shows it as passed.
+        report.outcome = "passed"
+        report.longrepr = None
+        report.dialsgate_result = "not applicable"
+        report.dialsgate_reason = text
+    elif excinfo.errisinstance(CheckNotRun):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"not run: {text}")
+        report.dialsgate_result = "not run"
+        report.dialsgate_reason = text
+    return report
+
+
+def pytest_configure(config):
+    path = config.getoption("--gate-summary", default=None)
+    if path:
+        config.pluginmanager.register(_Recorder(Path(path)), "dialsgate-gate-recorder")
+
+
+def _exception_text(error: BaseException) -> str:
+    text = str(error).strip()
+    name = type(error).__name__
+    return f"{name}: {text}" if text else name
+
+
+def exception_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions behind it, outermost first, the root cause last."""
+    chain, seen = [], set()
+    while error is not None and id(error) not in seen and len(chain) < MAX_CHAIN:
+        chain.append(error)
+        seen.add(id(error))
+        error = error.__cause__ if error.__cause__ is not None else error.__context__
+    return chain
+
+
+def full_reason(excinfo) -> str:
+    """The failure as pytest shows it (all lines), then each deeper cause not already quoted."""
+    head = excinfo.exconly().strip()
+    # A check's own finding speaks for itself: no "dialsgate.checks.CheckFailed: " in front of it.
+    head = head.removeprefix("dialsgate.checks.CheckFailed: ")
+    parts = [head]
+    for inner in exception_chain(excinfo.value)[1:]:
+        text = _exception_text(inner)
+        if str(inner).strip() and str(inner).strip() in "\n".join(parts):
+            continue
+        parts.append(f"caused by {text}")
+    reason = "\n".join(parts)
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS] + " [...]"
+
+
+def _crash_text(report) -> str:
+    """What pytest's report says went wrong (skip reason, or the crash's whole message)."""
+    longrepr = report.longrepr
+    if longrepr is None:
+        return ""
+    if isinstance(longrepr, tuple):  # skips: (file, line, reason)
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(longrepr)
+    text = "\n".join(line.rstrip() for line in text.strip().splitlines() if line.strip())
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + " [...]"
+
+
+def _reason(report) -> str:
+    return getattr(report, "dialsgate_reason", None) or _crash_text(report)
+
+
+class _Recorder:
+    def __init__(self, path: Path):
+        self.path = path
+        self.results: list[dict] = []
+        self.deselected: list[str] = []
+        self.collection_errors: list[dict] = []
+
+    def pytest_deselected(self, items):
+        self.deselected += [row_id(item) for item in items]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        """Keep the whole failure text and its root cause (pytest's crash line is the first line only)."""
+        report = yield
+        if report.failed and call.excinfo is not None:
+            try:
+                report.dialsgate_reason = full_reason(call.excinfo)
+            except Exception as error:  # the reason is a courtesy: never break the run for it
+                report.dialsgate_reason = f"{_crash_text(report)} (full reason unavailable: {type(error).__name__}: {error})"
+        return report
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collection_errors.append({"nodeid": report.nodeid, "reason": _crash_text(report)})
+
+    def pytest_runtest_logreport(self, report):
+        if getattr(report, "dialsgate_result", None):
+            outcome, reason = report.dialsgate_result, report.dialsgate_reason
+        elif hasattr(report, "wasxfail"):
+            outcome = "xpassed" if report.passed else "xfailed"
+            reason = report.wasxfail or _reason(report)
+        elif report.when != "call" and report.failed:
+            outcome, reason = "error", f"{report.when}: {_reason(report)}"
+        elif report.when == "call" or report.skipped:
+            outcome, reason = report.outcome, _reason(report)
+            if report.passed:  # a passing check may leave a figure for the verdict (record_property)
+                reason = next((str(value) for key, value in report.user_properties if key == NOTE_PROPERTY), reason)
+        else:
+            return
+        self.results.append(
+            {
+                "nodeid": report.nodeid,
+                "check": getattr(report, "dialsgate_check", report.nodeid),
+                "outcome": outcome,
+                "reason": reason,
+                "duration": round(report.duration, 3),
+            }
+        )
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(
+            json.dumps(
+                {
+                    "exitstatus": int(exitstatus),
+                    "collected": session.testscollected,
+                    "deselected": self.deselected,
+                    "collection_errors": self.collection_errors,
+                    "results": self.results,
+                },
+                indent=1,
+            )
+        )

@@ -1,0 +1,66 @@
+"""The served model over HTTP with requests: JSON V2 bodies, as DIALS sends them.
+
+One client for every HTTP use of the gate: ``predict(body) -> Outcome`` for the checks that run
+over every transport, and the raw calls (``get``, ``infer``, ``infer_raw``) the server layer's
+own tests need (health, metadata, bodies that are not V2 requests). One session per instance:
+make one per thread.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import requests
+
+from dialsgate.transports.outcome import Outcome
+
+#: A whole batch of lumisections may take a while to answer.
+REQUEST_TIMEOUT = 600
+
+
+@dataclass
+class Answer:
+    """An HTTP answer as the server gave it."""
+
+    status: int
+    text: str
+
+    def json(self):
+        return json.loads(self.text)
+
+
+class HttpEndpoint:
+    """The served model over HTTP (requests): JSON V2 bodies, as DIALS sends them."""
+
+    transport = "http"
+
+    def __init__(self, url: str, model_name: str, timeout: float = REQUEST_TIMEOUT):
+        self.url = url.rstrip("/")
+        self.model_path = f"/v2/models/{model_name}"
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def get(self, path: str) -> Answer:
+        response = self.session.get(self.url + path, timeout=30)
+        return Answer(response.status_code, response.text)
+
+    def infer_raw(self, data: bytes, content_type: str | None = "application/json") -> Answer:
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = self.session.post(f"{self.url}{self.model_path}/infer", data=data, headers=headers, timeout=self.timeout)
+        return Answer(response.status_code, response.text)
+
+    def infer(self, body: dict) -> Answer:
+        return self.infer_raw(json.dumps(body).encode())
+
+    def predict(self, body: dict) -> Outcome:
+        answer = self.infer(body)
+        if answer.status == 200:
+            return Outcome(response=answer.json())
+        return Outcome(status=answer.status, error=answer.text)
+
+    def model_ready_status(self) -> int:
+        return self.get(f"{self.model_path}/ready").status
+
+    def close(self) -> None:
+        self.session.close()
