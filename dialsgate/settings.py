@@ -1,5 +1,5 @@
 """The model author's gate settings: ``dialsgate.toml`` beside the template (strict, known failures,
-signed inputs, report pictures), and the reference batch beside it."""
+signed inputs, report pictures, the reference batch), and the reference batch beside it."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ except ModuleNotFoundError:  # Python 3.10
 
 
 def reference_batch_beside(contract) -> Path | None:
-    """The one reference-batch lookup: tests/data/reference_batch.npz or reference_batch.npz
-    beside the template, if present."""
+    """The one reference-batch lookup: ``reference_batch`` of the template's settings (relative to
+    the template's folder), else tests/data/reference_batch.npz or reference_batch.npz beside the
+    template, if present."""
     folder = contract.template_path.parent
+    given = settings(contract).get("reference_batch")
+    if given:
+        return (folder / str(given)).resolve()
     for candidate in (folder / "tests" / "data" / "reference_batch.npz", folder / "reference_batch.npz"):
         if candidate.is_file():
             return candidate
