@@ -14,11 +14,11 @@ import asyncio
 import contextlib
 import importlib
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from dialsgate.contract.template import Contract
 from dialsgate.environment.serving import folder_module_names
+from dialsgate.transports.outcome import Outcome
 
 
 @contextlib.contextmanager
@@ -62,15 +62,6 @@ def _parse(model_type, body: dict):
 def _dump(response) -> dict:
     dump = getattr(response, "model_dump", None) or response.dict
     return dump(exclude_none=True)
-
-
-@dataclass
-class Outcome:
-    """What the handler did with one request: a response dict, or an error with its HTTP status."""
-
-    response: dict | None = None
-    status: int = 200
-    error: str | None = None
 
 
 class InProcessHandler:
