@@ -29,7 +29,7 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PROFILE_DIR="$SCRIPT_DIR/profiles/mlserver-1.5.0"
+PROFILE_DIR="$SCRIPT_DIR/../environment/profiles/mlserver-1.5.0"
 
 LABEL_KEY="org.dialsgate.pins-sha256"
 RECIPE_KEY="org.dialsgate.standin-recipe"
