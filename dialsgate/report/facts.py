@@ -8,7 +8,6 @@ hooks, :mod:`.hooks`) into one :class:`ReportFacts`; :mod:`.render` turns that i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from dialsgate.checks.subject import Subject
 from dialsgate.contract.build import build
 from dialsgate.contract.template import Contract
 from dialsgate.environment.profiles import PROFILES_DIR, read_pins
+from dialsgate.fingerprint import file_sha256
 from dialsgate.protocol import v2
 from dialsgate.report.concerns import CONCERNS, concern_of
 from dialsgate.settings import reference_batch_beside
@@ -149,14 +149,6 @@ def picture_indices(answers: BatchAnswers, limit: int = MAX_PICTURES) -> tuple[l
 
 
 # -- package, pins, image ---------------------------------------------------------------------
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass
 class PackageListing:
     folder: Path | None
@@ -179,7 +171,7 @@ def package_listing(contract: Contract) -> PackageListing:
                 temp / "build" / contract.resource_key,
                 "an offline build (dialsgate build) made for this report",
             )
-        files = [(path.as_posix(), (folder / path).stat().st_size, sha256_of(folder / path)) for path in package_files(folder)]
+        files = [(path.as_posix(), (folder / path).stat().st_size, file_sha256(folder / path)) for path in package_files(folder)]
         return PackageListing(folder=None if temp else folder, origin=origin, files=files)
     except Exception as error:  # shown in the report; the rest of the report is still useful
         return PackageListing(folder=None, origin="", files=[], error=f"{type(error).__name__}: {error}")
@@ -489,6 +481,6 @@ def header_facts(contract: Contract) -> list[tuple[str, str, bool]]:
 
 
 def package_facts(contract: Contract) -> PackageFacts:
-    model_sha = sha256_of(contract.model_file) if contract.model_file.is_file() else None
+    model_sha = file_sha256(contract.model_file) if contract.model_file.is_file() else None
     listing = package_listing(contract)
     return PackageFacts(str(contract.model_file), model_sha, listing, fmt_size(sum(size for _, size, _ in listing.files)))
