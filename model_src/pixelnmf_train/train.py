@@ -1,4 +1,4 @@
-"""Train the PixelNMF model and write the joblib the server folder ships.
+"""Train the PixelNMF model and write each deployment's model file (models/, the templates' ModelUri).
 
 Run with the serving image's package versions (``tox -e train``): the joblib holds only numpy
 arrays and builtins, but numpy's own pickle format still differs between major releases.
@@ -191,7 +191,9 @@ def synthetic_training_maps(n_runs: int, n_ls: int) -> dict[str, np.ndarray]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deployment", choices=[*DEPLOYMENTS, "all"], default="all", help="default: all (synthetic data only)")
-    parser.add_argument("--output", type=Path, help="the joblib (one deployment only); default: the deployment's server folder")
+    parser.add_argument(
+        "--output", type=Path, help="the joblib (one deployment only); default: the deployment's model file under models/"
+    )
     parser.add_argument(
         "--data", type=Path, help="an .npz of real maps (DIALS export; needs --deployment); default: synthetic runs"
     )
