@@ -23,13 +23,13 @@ from dialsgate.gate.verdict import (
     VERDICT_FILE,
     default_report_folder,
     next_steps,
-    picture_hooks,
     print_provenance,
     print_verdict,
     verdict_provenance,
     write_verdict_json,
 )
 from dialsgate.report import write_report
+from dialsgate.report.hooks import configured_hooks
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -119,7 +119,7 @@ def check(args, extra: list[str]) -> int:
                     reference_batch=args.reference_batch,
                     verdict_rows=[asdict(row) for row in verdict.rows],
                     provenance=origin,
-                    picture_hooks=picture_hooks(verdict.contract),
+                    picture_hooks=configured_hooks(verdict.contract),
                 )
                 print(f"report: {index}")
             except Exception as error:  # the report illustrates the verdict; it never changes it

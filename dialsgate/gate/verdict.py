@@ -143,18 +143,6 @@ def next_steps(contract, dials_url: str) -> list[str]:
     ]
 
 
-def picture_hooks(contract) -> list[str]:
-    """The report picture hooks the author lists in dialsgate.toml (``report_pictures``); a
-    ``file.py:function`` spec is relative to the template's folder. The report knows no model."""
-    specs = []
-    for spec in settings(contract).get("report_pictures", []):
-        target, _, function = str(spec).rpartition(":")
-        if target.endswith(".py") and not Path(target).is_absolute():
-            spec = f"{contract.template_path.parent / target}:{function}"
-        specs.append(spec)
-    return specs
-
-
 def default_report_folder(template: Path, build_dir: Path | None, resource_key: str) -> Path:
     """report/<ResourceKey>-<8 hex>: the hash of the resolved template path and build folder.
 

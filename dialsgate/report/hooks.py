@@ -44,6 +44,7 @@ from pathlib import Path
 from dialsgate.contract.template import Contract
 from dialsgate.modelfile.pickle_audit import audit_model_file
 from dialsgate.report.facts import BatchAnswers, Picture, PictureFacts, PictureSet
+from dialsgate.settings import settings
 
 GROUP = "dialsgate.report_pictures"
 ENVIRONMENT_VARIABLE = "DIALSGATE_REPORT_PICTURES"
@@ -170,3 +171,15 @@ def run_hooks(contract: Contract, answers: BatchAnswers, indices: list[int], out
             anchor = f"picture-{position}-{len(picture_set.pictures)}" if ls is None else f"picture-{position}-ls-{ls}"
             picture_set.pictures.append(Picture(src=src, caption=str(caption), anchor=anchor, ls=ls))
     return facts
+
+
+def configured_hooks(contract) -> list[str]:
+    """The report picture hooks the author lists in dialsgate.toml (``report_pictures``); a
+    ``file.py:function`` spec is relative to the template's folder. The report knows no model."""
+    specs = []
+    for spec in settings(contract).get("report_pictures", []):
+        target, _, function = str(spec).rpartition(":")
+        if target.endswith(".py") and not Path(target).is_absolute():
+            spec = f"{contract.template_path.parent / target}:{function}"
+        specs.append(spec)
+    return specs

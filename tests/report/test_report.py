@@ -374,3 +374,16 @@ def test_advice_rows_pass_and_are_shown_with_their_reasons(tmp_path):
     robustness = page[page.index('id="concern-robustness"') :].split("</section>", 1)[0]
     unfolded = robustness.split("<details>", 1)[0]
     assert 'id="advice-robustness"' in unfolded and "an empty batch (N=0) crashed" in unfolded and "1 advice" in robustness
+
+
+def test_picture_hooks_named_in_dialsgate_toml_resolve_beside_the_template(tmp_path):
+    """A repository adds its pictures as any author would: report_pictures in dialsgate.toml."""
+    from types import SimpleNamespace
+
+    from dialsgate.report.hooks import configured_hooks
+
+    (tmp_path / "dialsgate.toml").write_text('report_pictures = ["dev/pictures.py:draw", "mypackage.pictures:draw"]\n')
+    contract = SimpleNamespace(template_path=tmp_path / "template.yaml")
+    assert configured_hooks(contract) == [f"{tmp_path / 'dev' / 'pictures.py'}:draw", "mypackage.pictures:draw"]
+    ours = load_contract(REPOSITORY / "template.yaml")
+    assert configured_hooks(ours) == [PICTURE_HOOK], "this repository's pictures come through its dialsgate.toml"
