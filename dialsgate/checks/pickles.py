@@ -5,7 +5,7 @@ the image (scikit-learn estimators are normal). It fails, named, when it is a co
 I/O primitive (``pickle-danger.toml``), or when it resolves nowhere. The walk that lists the
 globals never calls any of them (``pickle_audit``); a walk that could not read the whole file
 fails the audit, since what it did not reach was not seen. Resolution imports modules and looks
-names up in the serving environment, without unpickling. A model file positively recognised as
+names up in the worker container of the serving image, without unpickling. A model file positively recognised as
 another format (``model_formats``: ONNX, XGBoost, LightGBM, numeric arrays) has nothing to audit.
 """
 
@@ -71,7 +71,8 @@ def check_pickle_globals_resolvable(subject) -> None:
     from_main = sorted(name for module, name in wanted if module == "__main__")
     if from_main:
         raise CheckFailed("; ".join(main_module_remedy(name) for name in from_main))
-    answer = run_once(subject.environment, "resolve", folder=str(contract.code_dir), globals=wanted)
+    runtime = subject.runtime
+    answer = run_once(runtime, "resolve", folder=runtime.folder, globals=wanted)
     if answer.get("failed"):
         raise CheckFailed(f"resolving the globals of {contract.model_file.name} failed: {answer['error']}")
     if answer["unresolved"]:
@@ -94,9 +95,8 @@ def check_model_file_loads_with_image_versions(subject) -> None:
     _not_a_pickle(subject)
     subject.require_safe_model_file()
     subject.require_no_class_from_main()
-    answer = run_once(
-        subject.environment, "load_model_strictly", folder=str(contract.code_dir), model_file=str(contract.model_file)
-    )
+    runtime = subject.runtime
+    answer = run_once(runtime, "load_model_strictly", folder=runtime.folder, model_file=runtime.model_file)
     if answer.get("failed"):
         raise CheckFailed(f"{contract.model_file.name} does not load under the image's packages: {answer['error']}")
     if answer["problems"]:

@@ -1,8 +1,9 @@
 """What the checks look at: one model folder, its contract, and things derived from it once.
 
-Model code (the handler, the joblib) only ever runs in the folder's serving environment: the
-image's Python and packages (``serving_env``), reached through a worker process (``endpoint``).
-A model file whose pickle names a dangerous global is never loaded at all.
+Model code (the handler, the joblib) only ever runs in the folder's ``runtime``: the worker
+container of the serving image (``container.worker``), reached through worker processes
+(``transports.worker``); on the host only when asked (``--no-container``), and that verdict
+cannot pass. A model file whose pickle names a dangerous global is never loaded at all.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from dialsgate.checks.base import CheckFailed, CheckNotRun
+from dialsgate.container.engine import ServingError, engine_answers
+from dialsgate.container.image import ensure_image
+from dialsgate.container.worker import WorkerContainer
 from dialsgate.contract.build import build
 from dialsgate.contract.template import Contract
 from dialsgate.environment.profiles import UnsupportedImage, profile_for_image
-from dialsgate.environment.serving import ImportSite, ServingEnvironmentError, ensure_environment, find_python, folder_needs
+from dialsgate.environment.runtime import HostRuntime, ModelRuntime, no_container_requested
+from dialsgate.environment.serving import ImportSite, ServingEnvironmentError, ensure_environment, folder_needs
 from dialsgate.modelfile.formats import recognise
 from dialsgate.modelfile.pickle_audit import audit_joblib
 from dialsgate.protocol import v2
@@ -33,14 +38,26 @@ def readable_temp_folder(prefix: str) -> Path:
     return folder
 
 
-class Subject:
-    """The model folder under test. Expensive things (environment, handler, build) are made once."""
+#: The root named by every model-code row when no container engine answers.
+ENGINE_ROOT = "container_engine"
 
-    def __init__(self, contract: Contract, reference_arrays: dict[str, np.ndarray], reference_is_sample: bool = False):
+
+class Subject:
+    """The model folder under test. Expensive things (runtime, handler, build) are made once."""
+
+    def __init__(
+        self,
+        contract: Contract,
+        reference_arrays: dict[str, np.ndarray],
+        reference_is_sample: bool = False,
+        no_container: bool | None = None,
+    ):
         self.contract = contract
         self.reference_arrays = reference_arrays
         #: True when no reference batch was given: the arrays are the gate's sample data.
         self.reference_is_sample = reference_is_sample
+        #: Model code on the host (--no-container), not in the serving image: never a pass.
+        self.no_container = no_container_requested() if no_container is None else no_container
         self._temp_folders: list[Path] = []
 
     # ------------------------------------------------------------------ the image and its packages
@@ -78,30 +95,38 @@ class Subject:
         pickled = [
             ImportSite(module, f"{model.name} (global {module}.{name})") for module, name in globals_ if module != "__main__"
         ]
-        return folder_needs(self.contract.code_dir, self.profile, self._serving_python(), pickled)
-
-    def _serving_python(self) -> str:
-
-        try:
-            return find_python(self.profile.python_minor)
-        except ServingEnvironmentError as error:
-            raise CheckFailed(str(error)) from None
+        return folder_needs(self.contract.code_dir, self.profile, pickled)
 
     @property
-    def environment(self):
-        """The serving environment for this folder (cached between runs and projects).
+    def runtime(self) -> ModelRuntime:
+        """Where this folder's model code runs: the worker container of the serving image, made
+        once per session (a failure is kept and reported by every check that needs it)."""
 
-        Built at most once per session: a failure is kept and reported by every check that needs it.
-        """
-
-        if "_environment" not in self.__dict__:
+        if "_runtime" not in self.__dict__:
             try:
-                self._environment = ensure_environment(self.profile, self.needs.requirements(self.profile))
-            except (ServingEnvironmentError, CheckFailed) as error:
-                self._environment = CheckFailed(str(error))
-        if isinstance(self._environment, CheckFailed):
-            raise CheckFailed(str(self._environment))
-        return self._environment
+                self._runtime = self._make_runtime()
+            except (ServingError, ServingEnvironmentError, CheckFailed) as error:
+                self._runtime = CheckFailed(f"model code cannot run: {error}")
+            except CheckNotRun as error:
+                self._runtime = error
+        if isinstance(self._runtime, Exception):
+            raise self._runtime
+        return self._runtime
+
+    def _make_runtime(self) -> ModelRuntime:
+        requirements = self.needs.requirements(self.profile)
+        if self.no_container:
+            environment = ensure_environment(self.profile, requirements)
+            return HostRuntime(environment, self.contract.code_dir, self.contract.model_file)
+        why = engine_answers()
+        if why:
+            raise CheckNotRun(
+                ENGINE_ROOT,
+                f"{why}. Model code runs only inside the serving image: start Docker or Podman "
+                f"(or pass --no-container to judge it on this machine, a verdict that cannot pass)",
+            )
+        image = ensure_image(self.contract.image, log=_quiet, profile=self.profile, requirements=requirements)
+        return WorkerContainer(self.contract, image)
 
     def require_safe_model_file(self) -> None:
         """Refuse to load a model file that was not fully audited or names a dangerous global:
@@ -143,19 +168,19 @@ class Subject:
         self.require_importable_folder()
         self.require_no_class_from_main()
         try:
-            environment = self.environment
-            return WorkerHandler(self.contract, environment), None
-        except CheckFailed as error:  # the serving environment could not be built
+            return WorkerHandler(self.contract, self.runtime), None
+        except CheckFailed as error:  # the runtime could not be made
             return None, str(error)
         except WorkerFailed as error:
             return None, (
                 f"the handler {self.contract.handler} did not load from {self.contract.code_dir} "
-                f"under the image's packages (Python {self.profile.python}): {explain_load_error(str(error))}"
+                f"under the image's packages (Python {self.profile.python}): "
+                f"{explain_load_error(str(error), self.runtime.folder, self.contract.code_dir)}"
             )
 
     @cached_property
     def handler(self):
-        """The handler loaded from the folder in its serving environment (see endpoint.py)."""
+        """The handler loaded from the folder where its model code runs (``transports.worker``)."""
 
         handler, failure = self.handler_load
         if handler is None:
@@ -164,7 +189,7 @@ class Subject:
 
     def over(self, endpoint) -> Subject:
         """The same folder and batch, its requests sent through ``endpoint`` (HTTP, tritonclient)."""
-        other = Subject(self.contract, self.reference_arrays, self.reference_is_sample)
+        other = Subject(self.contract, self.reference_arrays, self.reference_is_sample, self.no_container)
         other.__dict__["handler"] = endpoint  # takes the place of the cached in-process handler
         return other
 
@@ -205,6 +230,9 @@ class Subject:
             self.handler.close()
         elif self.__dict__.get("handler_load", (None, None))[0] is not None:
             self.handler_load[0].close()
+        runtime = self.__dict__.get("_runtime")
+        if isinstance(runtime, ModelRuntime):
+            runtime.close()
         for folder in self._temp_folders:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -222,10 +250,28 @@ def main_module_remedy(name: str) -> str:
     )
 
 
-def explain_load_error(text: str) -> str:
-    """The worker's error, with a pickled-from-__main__ class named as the cause with its remedy
-    (and without the worker's own file, which is not the user's __main__)."""
+#: A write into the read-only server folder: ``[Errno 30] Read-only file system: '/mnt/Name/x'``.
+_READ_ONLY = re.compile(r"\[Errno 30\] Read-only file system: '(?P<path>[^']+)'")
+
+
+def _quiet(line: str) -> None:
+    """Image preparation logs (the stand-in check, extra packages) are not a check's output."""
+
+
+def explain_load_error(text: str, folder_inside: str | None = None, folder: Path | None = None) -> str:
+    """The worker's error, with its cause named and its remedy: a class pickled from __main__
+    (without the worker's own file, which is not the user's __main__), a write into the
+    read-only server folder (the file named as it lies in the folder)."""
     match = _MAIN_ATTRIBUTE.search(text)
     if match:
         return main_module_remedy(match["name"])
+    match = _READ_ONLY.search(text)
+    if match and folder_inside and (match["path"] + "/").startswith(folder_inside.rstrip("/") + "/"):
+        relative = match["path"][len(folder_inside.rstrip("/")) + 1 :]
+        where = f"{folder.name}/{relative}" if folder is not None else relative
+        return (
+            f"the handler writes {where} inside its server folder, which is read-only in DIALS (mounted read-only at "
+            f"{folder_inside}, as here). Write caches and logs to a temporary directory (tempfile.gettempdir()) "
+            f"or keep them in memory. ({text.splitlines()[0][:300]})"
+        )
     return text

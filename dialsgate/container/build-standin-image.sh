@@ -22,8 +22,8 @@
 #      ${DIALSGATE_CACHE_DIR:-~/.cache/dialsgate}/standin/wheelhouse/<hash>), venv at /opt/mlserver/.venv
 #      installed offline inside chroot, user mlserver (uid 1000), `docker import` as NAME.
 #
-# Needs: a running Docker engine (.ci/docker-engine.sh start), root for mmdebstrap/chroot,
-# and a host Python of the image's minor version (the profile's `python`, 3.10 for MLServer
+# Needs: a running Docker engine (.ci/docker-engine.sh start); to build (step 4 only): root for
+# mmdebstrap/chroot and a host Python of the image's minor version (the profile's `python`, 3.10 for MLServer
 # 1.5.0): it builds the wheelhouse and, since Debian 12 ships 3.11, its installation prefix is
 # copied into the image as /opt/python (override the interpreter with PYTHON=/path/to/python3.10).
 set -euo pipefail
@@ -72,14 +72,6 @@ CONSTRAINTS="$PROFILE_DIR/image-packages.txt"
 PROFILE_NAME="$(basename "$PROFILE_DIR")"
 PROFILE_PY="$(sed -n 's/^python *= *"\([0-9]*\.[0-9]*\).*/\1/p' "$PROFILE_DIR/profile.toml")"
 [[ -n "$PROFILE_PY" ]] || die "no python = \"X.Y.Z\" in $PROFILE_DIR/profile.toml"
-# A host interpreter of the image's Python minor: python3.10 on PATH, else pyenv's.
-if [[ -z "$PYTHON" ]]; then
-    for candidate in "$(command -v "python$PROFILE_PY" || true)" /usr/bin/python"$PROFILE_PY" \
-        $(ls -d "${HOME:-/root}"/.pyenv/versions/"$PROFILE_PY".*/bin/python"$PROFILE_PY" 2>/dev/null | sort -rV); do
-        if [[ -n "$candidate" ]] && "$candidate" -c '' >/dev/null 2>&1; then PYTHON="$candidate"; break; fi
-    done
-    [[ -n "$PYTHON" ]] || die "no working python$PROFILE_PY found (the image's Python); install one or set PYTHON=/path/to/python$PROFILE_PY"
-fi
 [[ -n "$IMAGE" ]] || IMAGE="dialsgate-standin:$PROFILE_NAME-core"
 [[ "$IMAGE" =~ ^[A-Za-z0-9][A-Za-z0-9._/:@-]*$ ]] || die "implausible image name: '$IMAGE'"
 
@@ -149,6 +141,18 @@ fi
 
 # 4. Build the stand-in.
 [[ "$(id -u)" == 0 ]] || die "building the stand-in needs root (mmdebstrap, chroot)"
+# A host interpreter of the image's Python minor (python3.10 on PATH, else pyenv's): needed only to
+# build the stand-in, never to find it up to date.
+find_image_python() {
+    if [[ -z "$PYTHON" ]]; then
+        for candidate in "$(command -v "python$PROFILE_PY" || true)" /usr/bin/python"$PROFILE_PY" \
+            $(ls -d "${HOME:-/root}"/.pyenv/versions/"$PROFILE_PY".*/bin/python"$PROFILE_PY" 2>/dev/null | sort -rV); do
+            if [[ -n "$candidate" ]] && "$candidate" -c '' >/dev/null 2>&1; then PYTHON="$candidate"; break; fi
+        done
+        [[ -n "$PYTHON" ]] || die "no working python$PROFILE_PY found (the image's Python); install one or set PYTHON=/path/to/python$PROFILE_PY"
+    fi
+}
+find_image_python
 
 host_py="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" \
     || die "cannot run $PYTHON"

@@ -8,6 +8,8 @@ network named ``bridge``)."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
 NETWORK_ENV = "DIALSGATE_DOCKER_NETWORK"
 
@@ -21,6 +23,38 @@ class ServingError(RuntimeError):
 
 class DockerUnavailable(ServingError):
     """No Docker engine answers."""
+
+
+#: The engine's command line client: docker or podman (default: docker when on PATH, else podman).
+ENGINE_ENV = "DIALSGATE_ENGINE"
+
+
+def engine_command() -> list[str]:
+    """The engine's command line client (``docker`` or ``podman``), as a command prefix."""
+    wanted = os.environ.get(ENGINE_ENV, "").strip()
+    for name in [wanted] if wanted else ["docker", "podman"]:
+        found = shutil.which(name)
+        if found:
+            return [found]
+    raise DockerUnavailable(
+        f"no container engine client found ({wanted or 'docker or podman'} on PATH): model code runs only inside the "
+        "serving image. Install Docker or Podman (dismcli needs one too), or pass --no-container to judge it on this "
+        "machine (a verdict that cannot pass the gate)"
+    )
+
+
+def engine_answers() -> str | None:
+    """None when the engine answers, else why not (one line)."""
+    try:
+        command = engine_command()
+    except DockerUnavailable as error:
+        return str(error)
+    run = subprocess.run([*command, "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True)
+    if run.returncode != 0 or not run.stdout.strip():
+        where = os.environ.get("DOCKER_HOST", "the default socket")
+        last = (run.stderr.strip().splitlines() or ["no answer"])[-1][:200]
+        return f"no container engine answers at {where} ({os.path.basename(command[0])}: {last})"
+    return None
 
 
 def network_setting() -> str:

@@ -8,13 +8,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from dialsgate.container.engine import ServingError, docker_client, image_exists
 from dialsgate.environment.profiles import profile_for_image
-from dialsgate.environment.serving import cache_dir, find_python
+from dialsgate.environment.serving import cache_dir
 
 #: Builds the core of a stand-in image (shipped with dialsgate).
 STANDIN_SCRIPT = Path(__file__).resolve().parent / "build-standin-image.sh"
@@ -66,8 +67,9 @@ def _try_pull(image: str, log: Callable[[str], None], timeout: int = 30) -> bool
 def _extras_image(base: str, profile, requirements: list[str], client, log: Callable[[str], None]) -> str:
     """``base`` plus the image packages a folder needs beyond the core; built once per set.
 
-    Wheels are fetched on the host (same Python minor as the stand-in), then installed with no
-    network inside a container of ``base``, which is committed under a tag naming the set.
+    Wheels are fetched on the host for the image's Python and platform (pip ``--python-version``
+    and ``--platform``), then installed with no network inside a container of ``base``, which is
+    committed under a tag naming the set.
     """
     digest = package_set_hash(profile, requirements)
     tag = f"dialsgate-standin:{profile.name}-{digest}"
@@ -77,30 +79,18 @@ def _extras_image(base: str, profile, requirements: list[str], client, log: Call
 
     wheelhouse = cache_dir() / "wheelhouse" / digest
     wheelhouse.mkdir(parents=True, exist_ok=True)
-    python = client.containers.run(
-        base, ["python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], remove=True, network_mode="none"
-    )
-    python = python.decode().strip()
-
-    host_python = find_python(tuple(int(part) for part in python.split(".")))
+    # Wheels for the image's Python, machine and C library, fetched by this interpreter's pip:
+    # no interpreter of the image's version is needed on this machine.
+    major, minor = profile.python_minor
+    platforms = [argument for tag in profile.wheel_platforms() for argument in ("--platform", tag)]
     _run_logged(
-        [
-            host_python,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--only-binary",
-            ":all:",
-            "-d",
-            str(wheelhouse),
-            *requirements,
-            "-c",
-            str(profile.packages_file),
-        ],
+        [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+         "--only-binary", ":all:", "--python-version", f"{major}.{minor}", "--implementation", "cp",
+         "--abi", f"cp{major}{minor}", *platforms,
+         "-d", str(wheelhouse), *requirements, "-c", str(profile.packages_file)],
         log,
         "downloading the extra wheels",
-    )
+    )  # fmt: skip
     wheelhouse.chmod(0o755)
     for wheel in wheelhouse.iterdir():
         wheel.chmod(0o644)

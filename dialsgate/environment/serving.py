@@ -1,11 +1,17 @@
-"""Serving environments: the image's Python and packages, and nothing else, for one model folder.
+"""What a model folder needs from its serving image, and the host fallback environment.
 
 Every check that imports a handler, loads a joblib or computes an expected answer runs model
 code; it must run under the image's versions or its verdict means nothing (a joblib written
-with scikit-learn 1.9 loads under 1.9 and fails in DIALS). So such checks run in a virtual
-environment built from the image profile: the image's core (MLServer and its scikit-learn
-runtime), plus exactly the image packages the folder needs, found from its imports and from the
-joblib's globals, at the image's pins, under the image's Python minor version.
+with scikit-learn 1.9 loads under 1.9 and fails in DIALS). ``folder_needs`` finds the image
+packages a folder needs beyond the image's core (MLServer and its scikit-learn runtime), from
+its imports and from the joblib's globals; the worker container runs the serving image with them
+(``dialsgate.container.worker``).
+
+Only on a machine without a container engine, and only when asked (``--no-container``), is
+model code run on the host instead: in a virtual environment built from the image profile (the
+core plus those packages, at the image's pins, under a host Python of the image's minor
+version). That verdict cannot pass the gate: it is not the image (the host's C libraries and
+user) and the folder's code runs with the host's network and files in reach.
 
 Environments are cached by the hash of what they hold, under ``$DIALSGATE_CACHE_DIR`` (default
 ``$XDG_CACHE_HOME/dialsgate``, i.e. ``~/.cache/dialsgate``), and shared between projects.
@@ -151,18 +157,6 @@ def module_in_folder(folder: Path, dotted: str) -> bool:
     return path.with_suffix(".py").is_file() or path.is_dir() or any(path.parent.glob(f"{path.name}.*.so"))
 
 
-@cache
-def stdlib_module_names(python: str) -> frozenset[str]:
-    """The standard library of ``python`` (asked of the interpreter itself: 3.10 has no tomllib)."""
-    run = subprocess.run(
-        [python, "-I", "-c", "import sys; print('\\n'.join(sorted(sys.stdlib_module_names)))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return frozenset(run.stdout.split())
-
-
 @dataclass
 class Needs:
     """What a model folder needs from the image: extra distributions, and modules it cannot have."""
@@ -176,10 +170,10 @@ class Needs:
         return sorted(f"{name}=={version}" for name, version in self.extras.items())
 
 
-def folder_needs(folder: Path, profile: ImageProfile, python: str, pickle_modules: list[ImportSite] = ()) -> Needs:
+def folder_needs(folder: Path, profile: ImageProfile, pickle_modules: list[ImportSite] = ()) -> Needs:
     """Map the folder's imports (and the model file's globals) onto the image's packages."""
     provided = folder_module_names(folder)
-    stdlib = stdlib_module_names(python)
+    stdlib = profile.stdlib
     newer = frozenset(sys.stdlib_module_names) - stdlib if sys.version_info[:2] > profile.python_minor else frozenset()
     needs = Needs()
     for site in [*folder_imports(folder), *pickle_modules]:

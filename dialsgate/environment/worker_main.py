@@ -1,17 +1,19 @@
-"""Runs inside a serving environment (the image's Python and packages): model code lives here,
-and only here is a handler loaded as MLServer loads it (``Worker.load``).
+"""Runs inside the serving image (its Python and packages): model code lives here, and only
+here is a handler loaded as MLServer loads it (``Worker.load``).
 
-Started by ``dialsgate.transports.worker.WorkerHandler`` as ``<env>/bin/python -I worker_main.py``;
-it imports nothing of dialsgate and nothing of the caller's environment. Requests arrive one JSON
-object per line on stdin, answers leave one JSON object per line on the original stdout; anything
-the model prints goes to stderr so it cannot corrupt the answers.
+Started by ``dialsgate.transports.worker.Worker`` in the worker container as
+``python -I -B -c <this file's source>`` (``docker exec -i``), or, with ``--no-container`` only,
+by a host environment's Python. It imports nothing of dialsgate and nothing of the caller's
+environment. Requests arrive one JSON object per line on stdin, answers leave one JSON object per
+line on the original stdout; anything the model prints goes to stderr so it cannot corrupt the
+answers.
 
-``worker_main.py --clean SPEC.json`` (the clean-interpreter round trip, ``checks.roundtrip``):
-a fresh process whose import path is only a copied server folder plus site-packages, the
-repository's own packages proven unimportable, the model file loaded strictly (numpy
-DeprecationWarnings and scikit-learn version warnings as errors), then the same ``load`` and
-``predict`` on one request. SPEC: folder, repository, model_file, handler, name, request (file),
-result (file), forbidden, provided, load_as_pickle. RESULT: {"response", "origins",
+``--clean`` (the clean-interpreter round trip, ``checks.roundtrip``): a fresh process whose
+import path is only the server folder, alone, plus site-packages, the repository's own packages
+proven unimportable, the model file loaded strictly (numpy DeprecationWarnings and scikit-learn
+version warnings as errors), then the same ``load`` and ``predict`` on one request. SPEC (one
+JSON object on stdin): folder, repository, model_file, handler, name, request (the body),
+forbidden, provided, load_as_pickle. RESULT (one JSON line on stdout): {"response", "origins",
 "importable_forbidden", "sys_path"} or {"error", "traceback"}.
 
 Operations:
@@ -20,10 +22,12 @@ Operations:
   {"op": "metadata"}                                          -> {"metadata": model metadata as MLServer serves it}
   {"op": "resolve", "folder", "globals": [[module, name]]}    -> {"unresolved": {"module.name": reason}}
   {"op": "load_model_strictly", "model_file", "folder"}       -> {"problems": [...], "versions": {...}}
+  {"op": "installed"}                                         -> {"python", "installed": {distribution: version}}
 """
 
 import asyncio
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -105,6 +109,11 @@ class Worker:
     def metadata(self, request):
         """What MLServer answers at /v2/models/<name> (the handler's advertised signature)."""
         return {"metadata": self.loop.run_until_complete(self.model.metadata()).dict(exclude_none=True)}
+
+    def installed(self, request):
+        """This interpreter's version and every installed distribution (the parity check)."""
+        found = {dist.metadata["Name"]: dist.version for dist in importlib.metadata.distributions()}
+        return {"python": sys.version.split()[0], "installed": found}
 
     def resolve(self, request):
         self._use_folder(request["folder"])
@@ -189,10 +198,10 @@ def _load_model_strictly(model_file: str) -> None:
         joblib.load(model_file)
 
 
-def clean_round_trip(spec_file: str) -> int:
+def clean_round_trip() -> int:
     """The --clean mode (see the module docstring)."""
-    with open(spec_file) as stream:
-        spec = json.load(stream)
+    channel = _answer_channel()
+    spec = json.loads(sys.stdin.readline())
     result = {}
     try:
         _isolate(spec["folder"], spec["repository"])
@@ -203,8 +212,7 @@ def clean_round_trip(spec_file: str) -> int:
             _load_model_strictly(spec["model_file"])
         worker = Worker()
         worker.load({key: spec[key] for key in ("folder", "handler", "name", "model_file")})
-        with open(spec["request"]) as stream:
-            answer = worker.predict({"body": json.load(stream)})
+        answer = worker.predict({"body": spec["request"]})
         if answer["status"] == 200:
             result["response"] = answer["response"]
         else:
@@ -213,14 +221,13 @@ def clean_round_trip(spec_file: str) -> int:
     except BaseException as error:  # reported to the check, which names it
         result["error"] = f"{type(error).__name__}: {error}"
         result["traceback"] = traceback.format_exc()
-    with open(spec["result"], "w") as stream:
-        json.dump(result, stream, default=_jsonable)
+    channel.write(json.dumps(result, default=_jsonable) + "\n")
     return 0
 
 
 def main():
     if sys.argv[1:2] == ["--clean"]:
-        return clean_round_trip(sys.argv[2])
+        return clean_round_trip()
     channel = _answer_channel()
     worker = Worker()
     for line in sys.stdin:

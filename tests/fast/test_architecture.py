@@ -17,8 +17,8 @@ LAYERS = (
     ("pytest_plugin", "report"),
     ("checks",),
     ("container", "transports"),
-    ("environment", "modelfile", "protocol", "settings", "fingerprint"),
-    ("contract",),
+    ("environment", "modelfile", "protocol", "settings"),
+    ("contract", "fingerprint"),
 )
 
 

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from dialsgate.environment.profiles import UnsupportedImage, profile_for_image
-from dialsgate.environment.serving import ImportSite, find_python, folder_needs
+from dialsgate.environment.serving import ImportSite, folder_needs
 
 IMAGE = "registry.cern.ch/docker.io/seldonio/mlserver:1.5.0"
 
@@ -15,11 +15,6 @@ IMAGE = "registry.cern.ch/docker.io/seldonio/mlserver:1.5.0"
 @pytest.fixture(scope="module")
 def profile():
     return profile_for_image(IMAGE)
-
-
-@pytest.fixture(scope="module")
-def python(profile):
-    return find_python(profile.python_minor)
 
 
 def test_profile_knows_the_image(profile):
@@ -50,7 +45,7 @@ def _folder(tmp_path, **files):
     return tmp_path
 
 
-def test_folder_needs_only_the_image_packages_it_imports(tmp_path, profile, python):
+def test_folder_needs_only_the_image_packages_it_imports(tmp_path, profile):
     folder = _folder(
         tmp_path,
         **{
@@ -59,31 +54,29 @@ def test_folder_needs_only_the_image_packages_it_imports(tmp_path, profile, pyth
             "table.py": "def summary(x):\n    import pandas as pd\n    return pd.DataFrame(x).mean()\n",
         },
     )
-    needs = folder_needs(folder, profile, python)
+    needs = folder_needs(folder, profile)
     assert needs.extras == {"opencv-python-headless": "4.9.0.80"}  # pandas and numpy are in the core
     assert needs.missing == {}
 
 
-def test_modules_outside_folder_and_image_are_named_with_their_line(tmp_path, profile, python):
+def test_modules_outside_folder_and_image_are_named_with_their_line(tmp_path, profile):
     folder = _folder(tmp_path, **{"app.py": "import numpy\nimport uproot\n", "helper.py": "from awkward import Array\n"})
-    needs = folder_needs(folder, profile, python)
+    needs = folder_needs(folder, profile)
     assert needs.missing == {"uproot": ["app.py:2"], "awkward": ["helper.py:1"]}
 
 
-def test_newer_standard_library_is_not_the_images(tmp_path, profile, python):
-    needs = folder_needs(_folder(tmp_path, **{"app.py": "import tomllib\n"}), profile, python)
+def test_newer_standard_library_is_not_the_images(tmp_path, profile):
+    needs = folder_needs(_folder(tmp_path, **{"app.py": "import tomllib\n"}), profile)
     assert needs.newer_stdlib == {"tomllib": ["app.py:1"]}
 
 
-def test_model_file_globals_count_as_imports(tmp_path, profile, python):
+def test_model_file_globals_count_as_imports(tmp_path, profile):
     folder = _folder(tmp_path, **{"app.py": "import joblib\n"})
-    needs = folder_needs(
-        folder, profile, python, [ImportSite("xgboost.sklearn", "model.joblib (global xgboost.sklearn.XGBClassifier)")]
-    )
+    needs = folder_needs(folder, profile, [ImportSite("xgboost.sklearn", "model.joblib (global xgboost.sklearn.XGBClassifier)")])
     assert needs.extras == {"xgboost": "2.0.3"}
 
 
-def test_optional_imports_are_not_required(tmp_path, profile, python):
+def test_optional_imports_are_not_required(tmp_path, profile):
     folder = _folder(
         tmp_path,
         **{
@@ -99,11 +92,11 @@ def test_optional_imports_are_not_required(tmp_path, profile, python):
             """,
         },
     )
-    needs = folder_needs(folder, profile, python)
+    needs = folder_needs(folder, profile)
     assert needs.missing == {"pyarrow_missing_for_real": ["app.py:9"]}
 
 
-def test_optional_imports_the_image_has_are_installed(tmp_path, profile, python):
+def test_optional_imports_the_image_has_are_installed(tmp_path, profile):
     """The image has numba, so `try: import numba` succeeds there and DIALS runs that branch:
     the serving environment must have it too, or the checks would judge the other branch."""
     folder = _folder(
@@ -121,6 +114,19 @@ def test_optional_imports_the_image_has_are_installed(tmp_path, profile, python)
             """,
         },
     )
-    needs = folder_needs(folder, profile, python)
+    needs = folder_needs(folder, profile)
     assert needs.extras == {"numba": "0.58.1"}
     assert needs.missing == needs.missing_in_folder == needs.newer_stdlib == {}
+
+
+def test_the_standard_library_is_the_images_without_a_host_interpreter(profile):
+    # Recorded from the image's Python 3.10 (stdlib.txt): tomllib is 3.11's, distutils still 3.10's.
+    assert {"asyncio", "json", "distutils", "sqlite3"} <= profile.stdlib
+    assert "tomllib" not in profile.stdlib
+
+
+def test_wheels_are_fetched_for_the_images_c_library(profile):
+    platforms = profile.wheel_platforms()
+    assert platforms[0] == "manylinux_2_34_x86_64"  # the real image's glibc (UBI 9); never newer
+    assert {"manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"} <= set(platforms)
+    assert not any(tag.startswith(("manylinux_2_35", "manylinux_2_36")) for tag in platforms)

@@ -2,7 +2,8 @@
 
 One folder per supported image under this package: ``profile.toml`` (names, Python, import names
 that differ from their distribution), ``core.txt`` (what every serving environment holds) and
-``image-packages.txt`` (the image's full package set, as pip constraints). A template ``Image``
+``image-packages.txt`` (the image's full package set, as pip constraints), ``stdlib.txt`` (its
+Python's standard library modules). A template ``Image``
 without a profile is a gate error naming the supported images, never a silent stand-in.
 """
 
@@ -49,6 +50,9 @@ class ImageProfile:
     core: dict[str, str] = field(repr=False)
     packages: dict[str, str] = field(repr=False)
     import_names: dict[str, str] = field(repr=False)
+    stdlib: frozenset[str] = field(repr=False, default=frozenset())
+    machine: str = "x86_64"
+    glibc: str = "2.17"
 
     @property
     def python_minor(self) -> tuple[int, int]:
@@ -62,6 +66,13 @@ class ImageProfile:
     @property
     def packages_file(self) -> Path:
         return self.folder / "image-packages.txt"
+
+    def wheel_platforms(self) -> list[str]:
+        """pip ``--platform`` tags of wheels that run in the image (its machine, glibc or older)."""
+        major, minor = (int(part) for part in self.glibc.split(".")[:2])
+        tags = [f"manylinux_{major}_{older}_{self.machine}" for older in range(minor, 4, -1)]
+        legacy = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
+        return tags + [f"{name}_{self.machine}" for name, needs in legacy.items() if needs <= minor]
 
     def distribution_of(self, module: str) -> str | None:
         """The image distribution providing ``module`` (dotted), or None when the image has none."""
@@ -92,6 +103,9 @@ def load_profile(folder: Path) -> ImageProfile:
         # The lock file pins MLServer's dependencies, not MLServer itself: the core completes it.
         packages={**read_pins(folder / data["packages"]), **core},
         import_names=dict(data.get("import_names", {})),
+        stdlib=frozenset((folder / data["stdlib"]).read_text().split()),
+        machine=str(data.get("machine", "x86_64")),
+        glibc=str(data.get("glibc", "2.17")),
     )
 
 

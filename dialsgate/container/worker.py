@@ -1,0 +1,295 @@
+"""The worker container: where every check runs a folder's model code, sandboxed.
+
+One container of the serving image (the real one, or the stand-in with the folder's image
+packages) per gate layer or pytest session. Each worker process (the handler, the
+clean-interpreter round trip, one-off resolutions) is a fresh ``python -I -B`` started in it by
+``docker exec -i``, speaking the worker protocol over stdin and stdout. The container is started
+as DIALS runs the folder, and tighter:
+
+- network ``none``;
+- the image's user (uid 1000), no capabilities, no new privileges;
+- the server folder read-only at ``/mnt/<Name>`` (where ``mlserver start`` finds it) and the model
+  file read-only at ``/mnt/model/<file>``: copies, readable by uid 1000 whatever the host's
+  umask or sub-uid mapping (rootless Podman), so nothing of the user's is mounted;
+- a scratch directory ``/scratch`` (the working directory) in memory, no host path;
+- a memory limit (the template's ``Limits.memory`` when plausible, else ``DEFAULT_MEMORY``) and
+  a CPU limit (``Limits.cpu`` when plausible, else ``DEFAULT_CPUS``; never more than the host has);
+- its first process reads its stdin until the gate closes it: when the gate process ends, even
+  killed, the container ends, and ``--rm`` removes it; ``close`` removes it at once.
+
+A model's compiled code (numba's cache) is carried between runs of the same folder content and
+image: numba's own cache files only, copied out of ``/scratch`` after the run (``.nbi``/``.nbc``,
+regular files, bounded in size) and back in before the next.
+
+Settings (environment): ``DIALSGATE_ENGINE`` (``docker`` or ``podman``, the command line client;
+default: ``docker`` when on PATH, else ``podman``), ``DOCKER_HOST`` (read by both), and
+``DIALSGATE_WORKER_START_TIMEOUT`` (seconds, default 60).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import secrets
+import select
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from dialsgate.container.engine import ServingError, engine_command
+from dialsgate.container.image import STANDIN_LABEL
+from dialsgate.contract.resources import declared_resources
+from dialsgate.environment.runtime import COMPILE_CACHE_VARIABLE, WORKER_SCRIPT, ModelRuntime, compile_cache_dir
+
+#: Without a plausible memory limit in the template (bytes).
+DEFAULT_MEMORY = 4 * 2**30
+#: A template limit outside these bounds is not used (bytes).
+PLAUSIBLE_MEMORY = (256 * 2**20, 64 * 2**30)
+DEFAULT_CPUS = 2.0
+#: The scratch directory lives in memory (counted in the memory limit).
+SCRATCH = "/scratch"
+SCRATCH_SIZE = "1g"
+COMPILE_CACHE_INSIDE = f"{SCRATCH}/compile-cache"
+#: numba's cache files: index and data; nothing else comes out of the sandbox.
+COMPILE_CACHE_SUFFIXES = (".nbi", ".nbc")
+COMPILE_CACHE_MAX_BYTES = 256 * 2**20
+START_TIMEOUT_ENV = "DIALSGATE_WORKER_START_TIMEOUT"
+WORKER_NAME_PREFIX = "dialsgate-worker-"
+#: The container's first process: says it is up, then waits for the gate to close its stdin.
+KEEPER = "import sys; print('ready', flush=True); sys.stdin.read()"
+
+
+def mount_name(contract) -> str:
+    """The folder's place in the container, as ``mlserver start /mnt/<Name>`` has it."""
+    return f"/mnt/{contract.name}"
+
+
+def limits_for(contract) -> tuple[int, float, str]:
+    """(memory bytes, cpus, why): the template's limits when plausible, else the defaults."""
+    declared = declared_resources(contract)
+    memory = declared.get("Limits", "memory")
+    cpu = declared.get("Limits", "cpu")
+    host_cpus = float(os.cpu_count() or 1)
+    why = []
+    if memory is not None and memory.value is not None and PLAUSIBLE_MEMORY[0] <= memory.value <= PLAUSIBLE_MEMORY[1]:
+        memory_bytes = int(memory.value)
+        why.append(f"memory {memory.raw} (the template's Limits.memory)")
+    else:
+        memory_bytes = DEFAULT_MEMORY
+        why.append(f"memory {DEFAULT_MEMORY // 2**30} GiB (default)")
+    if cpu is not None and cpu.value is not None and 0.1 <= cpu.value:
+        cpus = min(float(cpu.value), host_cpus)
+        why.append(f"{cpus:g} CPUs (the template's Limits.cpu {cpu.raw})")
+    else:
+        cpus = min(DEFAULT_CPUS, host_cpus)
+        why.append(f"{cpus:g} CPUs (default)")
+    return memory_bytes, cpus, ", ".join(why)
+
+
+def _readable_copy(source: Path, target: Path) -> None:
+    """A copy of a file or folder readable (not writable) by any uid: the container's user may be
+    a sub-uid of ours (rootless) or uid 1000 of the host (rootful)."""
+    if source.is_dir():
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"), symlinks=False)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    for path in [target, *(target.rglob("*") if target.is_dir() else [])]:
+        path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+
+
+def _start_timeout() -> float:
+    raw = os.environ.get(START_TIMEOUT_ENV, "").strip()
+    try:
+        return float(raw) if raw else 60.0
+    except ValueError:
+        raise ServingError(f"{START_TIMEOUT_ENV}={raw!r}: expected a number of seconds") from None
+
+
+def image_user(image: str) -> str:
+    """The image's user, or 1000 when it names none or root (DIALS never runs models as root)."""
+    run = subprocess.run(
+        [*engine_command(), "image", "inspect", "--format", "{{.Config.User}}", image], capture_output=True, text=True
+    )
+    if run.returncode != 0:
+        raise ServingError(f"image {image} cannot be inspected: {run.stderr.strip()[-300:]}")
+    user = run.stdout.strip()
+    return "1000" if user in ("", "0", "root") or user.startswith(("0:", "root:")) else user
+
+
+def image_id(image: str) -> str:
+    run = subprocess.run([*engine_command(), "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True)
+    return run.stdout.strip() or image
+
+
+def image_is_standin(image: str) -> bool:
+    label = f'{{{{ index .Config.Labels "{STANDIN_LABEL}" }}}}'
+    run = subprocess.run([*engine_command(), "image", "inspect", "--format", label, image], capture_output=True, text=True)
+    return run.returncode == 0 and run.stdout.strip() not in ("", "<no value>")
+
+
+class WorkerContainer(ModelRuntime):
+    """A running worker container for one folder (see the module docstring); ``close()`` removes it."""
+
+    kind = "container"
+
+    def __init__(self, contract, image: str, folder: Path | None = None, model_file: Path | None = None):
+        self.image = image
+        self.engine = engine_command()
+        self.name = f"{WORKER_NAME_PREFIX}{re.sub(r'[^A-Za-z0-9_.-]', '-', contract.name)}-{secrets.token_hex(4)}"
+        self.memory, self.cpus, self.limits = limits_for(contract)
+        folder = Path(folder or contract.code_dir)
+        model_file = Path(model_file or contract.model_file)
+        self.user = image_user(image)
+        self.standin = image_is_standin(image)
+        self.compile_cache = compile_cache_dir(folder, image_id(image))
+        self.folder = mount_name(contract)
+        self.model_file = f"/mnt/model/{model_file.name}"
+        self.start_seconds = float("nan")
+        # The copies: our own temporary folder (0700); what is inside is readable by any uid.
+        self._copies = Path(tempfile.mkdtemp(prefix="dialsgate-worker-"))
+        self._keeper = None
+        try:
+            _readable_copy(folder, self._copies / "folder")
+            _readable_copy(model_file, self._copies / "model" / model_file.name)
+            (self._copies / "model").chmod(0o755)
+            self._start()
+            self._restore_compile_cache()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ lifetime
+
+    def run_arguments(self) -> list[str]:
+        """``<engine> run`` with everything the container is started with (see the module docstring)."""
+        return [
+            *self.engine, "run", "-i", "--rm", "--name", self.name,
+            "--network", "none",
+            "--user", self.user,
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "--memory", str(self.memory), "--memory-swap", str(self.memory),
+            "--cpus", f"{self.cpus:g}",
+            "--pids-limit", "4096",
+            "--mount", f"type=bind,source={self._copies / 'folder'},target={self.folder},readonly",
+            "--mount", f"type=bind,source={self._copies / 'model'},target=/mnt/model,readonly",
+            # (No --workdir here: the engine would create it over the tmpfs, owned by root, 0755.)
+            "--tmpfs", f"{SCRATCH}:rw,exec,size={SCRATCH_SIZE},mode=1777",
+            "--env", "PYTHONDONTWRITEBYTECODE=1",
+            "--env", f"{COMPILE_CACHE_VARIABLE}={COMPILE_CACHE_INSIDE}",
+            "--label", "org.dialsgate.worker=1",
+            self.image, "python", "-I", "-c", KEEPER,
+        ]  # fmt: skip
+
+    def _start(self) -> None:
+        started = time.monotonic()
+        self._keeper = subprocess.Popen(
+            self.run_arguments(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        deadline = started + _start_timeout()
+        line = b""
+        while not line.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([self._keeper.stdout], [], [], max(0.0, remaining))
+            if not ready:
+                raise ServingError(f"the worker container {self.name} did not start within {_start_timeout():.0f} s")
+            chunk = os.read(self._keeper.stdout.fileno(), 64)
+            if not chunk:
+                self._keeper.wait(timeout=30)
+                error = self._keeper.stderr.read().decode(errors="replace").strip()
+                raise ServingError(
+                    f"the worker container of {self.image} did not start (exit {self._keeper.returncode}): {error[-2000:]}"
+                )
+            line += chunk
+        self.start_seconds = time.monotonic() - started
+
+    def close(self) -> None:
+        if self._keeper is not None:
+            with contextlib.suppress(Exception):
+                self._save_compile_cache()
+            subprocess.run([*self.engine, "rm", "--force", self.name], capture_output=True)
+            with contextlib.suppress(Exception):
+                self._keeper.stdin.close()
+            try:
+                self._keeper.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._keeper.kill()
+                self._keeper.wait()
+            self._keeper = None
+        shutil.rmtree(self._copies, ignore_errors=True)
+
+    # ------------------------------------------------------------------ the runtime
+
+    def worker_command(self, args: list[str]) -> list[str]:
+        source = WORKER_SCRIPT.read_text()
+        return [*self.engine, "exec", "-i", "--workdir", SCRATCH, self.name, "python", "-I", "-B", "-c", source, *args]
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[tuple[str, str]]:
+        # The folder is alone by construction: nothing else of the host is in the container.
+        yield self.folder, self.model_file
+
+    def describe(self) -> str:
+        return (
+            f"worker container of {self.image} (network none, user {self.user}, folder read-only at {self.folder}, {self.limits})"
+        )
+
+    def exec(self, command: list[str], stdin: bytes = b"", timeout: float = 120) -> subprocess.CompletedProcess:
+        """One command in the container (as its user, in /scratch)."""
+        return subprocess.run(
+            [*self.engine, "exec", "-i", "--workdir", SCRATCH, self.name, *command],
+            input=stdin,
+            capture_output=True,
+            timeout=timeout,
+        )
+
+    # ------------------------------------------------------------------ compile cache
+
+    def _restore_compile_cache(self) -> None:
+        if not self.compile_cache.is_dir():
+            return
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            for path in sorted(self.compile_cache.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    archive.add(path, arcname=str(path.relative_to(self.compile_cache)))
+        self.exec(
+            ["python", "-I", "-c", "import sys, tarfile; tarfile.open(fileobj=sys.stdin.buffer, mode='r|').extractall(sys.argv[1])",
+             COMPILE_CACHE_INSIDE],
+            stdin=buffer.getvalue(),
+        )  # fmt: skip
+
+    def _save_compile_cache(self) -> None:
+        run = self.exec(
+            ["python", "-I", "-c",
+             "import os, sys, tarfile\n"
+             "root = sys.argv[1]\n"
+             "with tarfile.open(fileobj=sys.stdout.buffer, mode='w|') as archive:\n"
+             "    if os.path.isdir(root): archive.add(root, arcname='.')",
+             COMPILE_CACHE_INSIDE],
+        )  # fmt: skip
+        if run.returncode != 0 or not run.stdout:
+            return
+        # Only numba's regular cache files, by name, within a size bound, come back to the host.
+        kept, total = [], 0
+        with tarfile.open(fileobj=io.BytesIO(run.stdout), mode="r") as archive:
+            for member in archive.getmembers():
+                if not member.isfile() or not member.name.endswith(COMPILE_CACHE_SUFFIXES):
+                    continue
+                total += member.size
+                if total > COMPILE_CACHE_MAX_BYTES:
+                    return
+                kept.append(member)
+            if not kept:
+                return
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._copies))
+            archive.extractall(staging, members=kept, filter="data")
+        shutil.rmtree(self.compile_cache, ignore_errors=True)
+        self.compile_cache.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staging), str(self.compile_cache))
