@@ -11,12 +11,14 @@ Exit status 0 only on a pass. Serving environments and stand-in images are cache
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from dialsgate.contract.build import main as build_main
+from dialsgate.environment.runtime import NO_CONTAINER_ENV
 from dialsgate.gate.junit import write_junit_xml
 from dialsgate.gate.runner import DEFAULT_DIALS_URL, LAYERS, run_gate
 from dialsgate.gate.verdict import (
@@ -24,6 +26,7 @@ from dialsgate.gate.verdict import (
     default_report_folder,
     next_steps,
     print_provenance,
+    print_sandbox,
     print_verdict,
     verdict_provenance,
     write_verdict_json,
@@ -69,6 +72,12 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument(
         "--junit-xml", type=Path, help="also write every row of every layer as one JUnit test case (merge request test reports)"
     )
+    parser.add_argument(
+        "--no-container",
+        action="store_true",
+        help="machines without Docker or Podman: run model code on this machine (a host Python of the image's version), "
+        "outside the serving image; the verdict then cannot pass",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print the full table of rows before the summary")
     parser.add_argument("--dials-url", default=DEFAULT_DIALS_URL)
     return parser
@@ -99,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
 def check(args, extra: list[str]) -> int:
     """Run the gate as ``args`` (check_parser's) say; 0 only on a pass."""
     start = time.perf_counter()
+    if args.no_container:
+        os.environ[NO_CONTAINER_ENV] = "1"  # the layers and the report inherit it
     verdict = run_gate(args, extra)
-    print_verdict(verdict.rows, verbose=args.verbose)
     origin = verdict_provenance(verdict, args)
+    print_sandbox(origin)
+    print_verdict(verdict.rows, verbose=args.verbose)
     print_provenance(origin)
     if args.junit_xml is not None:
         print(f"junit: {write_junit_xml(verdict.rows, args.junit_xml, origin)}")

@@ -13,8 +13,10 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from dialsgate.container.engine import docker_client
+from dialsgate.container.engine import docker_client, engine_answers, resolve_network_mode
 from dialsgate.container.image import STANDIN_LABEL
+from dialsgate.container.worker import limits_for, mount_name
+from dialsgate.environment.runtime import no_container_requested
 from dialsgate.fingerprint import file_sha256, tree_sha256
 
 #: The distribution name of the gate (pyproject.toml [project].name).
@@ -66,4 +68,36 @@ def provenance(contract, *, strict: bool, reference_batch: Path | None, with_ima
         "strict": strict,
     }
     facts["image"] = image_facts(contract.image) if with_image else {"name": contract.image, "kind": "not used"}
+    facts["model_code"] = model_code_facts(contract)
+    if with_image:
+        facts["server_network"] = server_network()
     return facts
+
+
+def model_code_facts(contract) -> dict:
+    """Where the layers ran the folder's model code, and how it was confined."""
+    if no_container_requested():
+        return {"where": "host", "why": "--no-container"}
+    memory, cpus, limits = limits_for(contract)
+    return {
+        "where": "worker container",
+        "network": "none",
+        "user": "the image's (uid 1000)",
+        "mounts": {mount_name(contract): "the server folder (a copy), read-only", "/mnt/model": "the model file (a copy), read-only"},
+        "scratch": "/scratch, in memory",
+        "memory_bytes": memory,
+        "cpus": cpus,
+        "limits": limits,
+    }
+
+
+def server_network() -> str:
+    """The server layer's network: "host" (the engine has no bridge: MLServer on 127.0.0.1 but with
+    the host's network) or "bridge" (ports published on 127.0.0.1 only)."""
+    why = engine_answers()
+    if why:
+        return f"unknown ({why})"
+    try:
+        return resolve_network_mode()
+    except Exception as error:  # the verdict is still written
+        return f"unknown ({type(error).__name__}: {error})"

@@ -34,6 +34,13 @@ LAYERS = ("fast", "parity", "server")
 DEFAULT_DIALS_URL = "https://dev-cmsdials-api.web.cern.ch"
 
 
+NO_CONTAINER_REASON = (
+    "--no-container: model code was judged on this machine (a host Python of the image's version), outside the "
+    "serving image: not its C libraries, user or read-only folder, and with this machine's network and files in "
+    "reach. A pre-deploy gate needs the image: this verdict cannot pass"
+)
+
+
 def contract_tests(layer: str) -> list[str]:
     """The layer's modules, shipped with dialsgate (dialsgate/pytest_plugin/layers)."""
     return [str(path) for path in layer_files(layer)]
@@ -145,6 +152,8 @@ def run_gate(args, extra: list[str]) -> Verdict:
         raise SystemExit(f"unknown layers {unknown}; choose from {LAYERS}")
 
     rows: list[Row] = []
+    if getattr(args, "no_container", False):
+        rows.append(Row("gate", "model_code_in_serving_image", "failed", NO_CONTAINER_REASON))
     if "server" in layers and not any(arg.startswith(("--server-url", "--dials-server-url")) for arg in extra):
         print(f"=== gate: serving image {contract.image}", flush=True)
         image_start = time.perf_counter()

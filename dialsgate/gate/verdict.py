@@ -107,6 +107,29 @@ def print_verdict(rows: list[Row], columns: int | None = None, verbose: bool = F
     print("\n" + _counts_text({row.result: sum(1 for r in rows if r.result == row.result) for row in rows}))
 
 
+def print_sandbox(origin: dict | None) -> None:
+    """The verdict's first lines: where model code ran, and the server layer's network when it
+    was the host's."""
+    if not origin or "model_code" not in origin:
+        return
+    code = origin["model_code"]
+    if code.get("where") == "host":
+        print(
+            "MODEL CODE WAS JUDGED OUTSIDE THE SERVING IMAGE (--no-container): on this machine, with its network and "
+            "files in reach; this verdict cannot pass the gate"
+        )
+    else:
+        print(
+            f"model code ran in a worker container of the image: network none, {code['user']} user, the folder "
+            f"read-only, {code['limits']}"
+        )
+    if origin.get("server_network") == "host":
+        print(
+            "the server layer ran MLServer with the host's network (this engine has no bridge network): bound to "
+            "127.0.0.1, but its model code could reach what this machine reaches"
+        )
+
+
 def print_provenance(origin: dict | None) -> None:
     """Two lines: what was judged (folder and model file hashes), by what (gate, image), how (strict)."""
     if not origin or "folder_sha256" not in origin:

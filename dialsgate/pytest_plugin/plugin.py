@@ -13,11 +13,13 @@ Without ``--dials-template`` the plugin adds no test and changes nothing.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from dialsgate.checks.subject import Subject
+from dialsgate.environment.runtime import NO_CONTAINER_ENV
 from dialsgate.protocol import v2
 from dialsgate.pytest_plugin.layers import LAYER_NAMES, layer_files, layer_of
 from dialsgate.pytest_plugin.options import contract_from_options, reference_batch_path
@@ -43,6 +45,12 @@ def pytest_addoption(parser):
         "--dials-server-url", default=None, help="run the server layer against this running server instead of a container"
     )
     group.addoption(
+        "--dials-no-container",
+        action="store_true",
+        default=False,
+        help="run model code on this machine, outside the serving image (no container engine here; never a pass)",
+    )
+    group.addoption(
         "--dials-layers",
         default=None,
         help=f"layers to collect with --dials-template (default {DEFAULT_LAYERS}; all: {','.join(LAYER_NAMES)})",
@@ -53,6 +61,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     for layer in LAYER_NAMES:
         config.addinivalue_line("markers", f"{layer}: dialsgate's {layer} layer")
+    if config.getoption("dials_no_container"):
+        os.environ[NO_CONTAINER_ENV] = "1"  # every Subject of this session, and worker processes' parents
     if config.getoption("dials_template") is None:
         return
     # Collect the layer modules unless the caller named some of them (as the gate does).

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from dialsgate.checks import ADVICE, CheckAdvice, CheckCase, CheckNotApplicable, CheckNotRun
+from dialsgate.checks import subject as subject_module
+from dialsgate.checks.subject import ENGINE_ROOT
 from dialsgate.pytest_plugin.options import settings_from_options
 
 #: Bounds on one reason (a runaway message must not make the JSON huge); far above real ones.
@@ -53,6 +55,9 @@ def row_id(item) -> str:
     or ``<module>::<test>`` for a layer's own test; never parsed back from the node id."""
     found = check_case_of(item)
     return found.id if found is not None else f"{Path(str(item.path)).stem}::{item.name}"
+
+
+SUBJECT_MODULE = subject_module.__file__
 
 
 #: A known failure declared for an advice row, accepted as advice (also under strict).
@@ -108,10 +113,25 @@ def pytest_runtest_makereport(item, call):
         report.dialsgate_reason = text
     elif excinfo.errisinstance(CheckNotRun):
         report.outcome = "skipped"
-        report.longrepr = (str(item.path), item.location[1] or 0, f"not run: {text}")
+        if excinfo.value.root == ENGINE_ROOT:  # one cause for every model-code check: one folded line
+            report.longrepr = (SUBJECT_MODULE, 0, f"not run: {text}")
+        else:
+            report.longrepr = (str(item.path), item.location[1] or 0, f"not run: {text}")
         report.dialsgate_result = "not run"
         report.dialsgate_reason = text
     return report
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Without a container engine: one line saying how many model-code checks did not run, and why."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if getattr(report, "dialsgate_result", None) == "not run" and f"(see {ENGINE_ROOT})" in report.dialsgate_reason
+    ]
+    if skipped:
+        why = skipped[0].dialsgate_reason.removesuffix(f" (see {ENGINE_ROOT})")
+        terminalreporter.write_line(f"dialsgate: {len(skipped)} checks that run model code not run: {why}", yellow=True)
 
 
 def pytest_configure(config):

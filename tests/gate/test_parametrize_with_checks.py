@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dialsgate.environment.serving import CACHE_ENV, PYTHON_ENV, cache_dir, find_python
+from dialsgate.environment.serving import CACHE_ENV, cache_dir
 
 pytest_plugins = ("pytester",)
 
@@ -39,10 +39,9 @@ def _model(tmp_path: Path, *, fp64_score: bool) -> Path:
 
 @pytest.fixture(autouse=True)
 def _outer_machine(monkeypatch):
-    """pytester gives the inner run a home of its own: keep this machine's serving Python and caches."""
+    """pytester gives the inner run a home of its own: keep this machine's caches."""
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     monkeypatch.setenv(CACHE_ENV, str(cache_dir()))
-    monkeypatch.setenv(PYTHON_ENV, str(find_python((3, 10))))
 
 
 def test_the_checks_run_in_an_authors_test_file(pytester, tmp_path):
