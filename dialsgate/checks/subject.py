@@ -114,6 +114,7 @@ class Subject:
         return self._runtime
 
     def _make_runtime(self) -> ModelRuntime:
+        self.require_safe_model_file()  # a refused model file reaches no worker either
         requirements = self.needs.requirements(self.profile)
         if self.no_container:
             environment = ensure_environment(self.profile, requirements)

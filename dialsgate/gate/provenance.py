@@ -83,7 +83,10 @@ def model_code_facts(contract) -> dict:
         "where": "worker container",
         "network": "none",
         "user": "the image's (uid 1000)",
-        "mounts": {mount_name(contract): "the server folder (a copy), read-only", "/mnt/model": "the model file (a copy), read-only"},
+        "mounts": {
+            mount_name(contract): "the server folder (a copy), read-only",
+            "/mnt/model": "the model file (a copy), read-only",
+        },
         "scratch": "/scratch, in memory",
         "memory_bytes": memory,
         "cpus": cpus,

@@ -160,7 +160,8 @@ def full_reason(excinfo) -> str:
     """The failure as pytest shows it (all lines), then each deeper cause not already quoted."""
     head = excinfo.exconly().strip()
     # A check's own finding speaks for itself: no "dialsgate.checks.CheckFailed: " in front of it.
-    head = head.removeprefix("dialsgate.checks.CheckFailed: ")
+    for prefix in ("dialsgate.checks.CheckFailed: ", "dialsgate.checks.base.CheckFailed: "):
+        head = head.removeprefix(prefix)
     parts = [head]
     for inner in exception_chain(excinfo.value)[1:]:
         text = _exception_text(inner)

@@ -90,17 +90,18 @@ def run_gate(template: Path, report: Path) -> tuple[subprocess.CompletedProcess,
 
 
 SERVED_NAME_PREFIX = "dialsgate-serve-"  # dialsgate.container.serve names the containers it serves in
+WORKER_NAME_PREFIX = "dialsgate-worker-"  # dialsgate.container.worker names its worker containers
 
 
-def containers_served(model_name: str, since: float, until: float) -> list[str]:
-    """Names of the containers the engine created for ``model_name`` between two times (its event log)."""
+def containers_created(model_name: str, since: float, until: float, prefix: str = SERVED_NAME_PREFIX) -> list[str]:
+    """Names of the containers (``prefix``: served, or workers) the engine created for ``model_name``
+    between two times (its event log)."""
     finished = subprocess.run(
         ["docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container",
          "--filter", "event=create", "--format", "{{.Actor.Attributes.name}}"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    prefix = f"{SERVED_NAME_PREFIX}{model_name}-"
-    return [name for name in finished.stdout.split() if name.startswith(prefix)]
+    return [name for name in finished.stdout.split() if name.startswith(f"{prefix}{model_name}-")]
 
 
 def model_name(template: Path) -> str:
@@ -118,26 +119,30 @@ def output_tail(finished: subprocess.CompletedProcess, chars: int = 4000) -> str
 def test_gate_gives_the_expected_verdict(name, scratch):
     expected = json.loads((CORPUS / name / "expected.json").read_text())
     assert expected["verdict"] in ("pass", "fail"), f"{name}/expected.json: verdict {expected['verdict']!r}"
-    marker = expected.get("must_not_create")
+    marker = os.path.expanduser(expected["must_not_create"]) if expected.get("must_not_create") else None
     if marker:
         Path(marker).unlink(missing_ok=True)
     copy = copy_folder(name, scratch)
 
     started = time.time()
     finished, rows = run_gate(copy / "template.yaml", scratch / "report")
-    served = containers_served(model_name(copy / "template.yaml"), started, time.time() + 1)
+    served = containers_created(model_name(copy / "template.yaml"), started, time.time() + 1)
+    workers = containers_created(model_name(copy / "template.yaml"), started, time.time() + 1, WORKER_NAME_PREFIX)
 
     assert rows is not None, f"{name}: the gate wrote no verdict.json (exit {finished.returncode})\n{output_tail(finished)}"
     assert rows, f"{name}: verdict.json holds no row\n{output_tail(finished)}"
     table = describe(rows)
     if marker:
-        assert not Path(marker).exists(), f"{name}: the gate ran the model file's payload ({marker} exists)\n{table}"
+        assert not Path(marker).exists(), f"{name}: model code wrote {marker} on this machine\n{table}"
     if expected.get("must_not_serve"):
         # A payload inside a container would write its marker there, out of sight: so the file
-        # must never reach one (nor a worker: the marker above is on this machine).
+        # must never reach one, neither a worker container nor a served one.
         assert not served, f"{name}: the gate served a model file it must load nowhere: containers {served}\n{table}"
-    elif expected["verdict"] == "pass" and not layer_subset():
-        assert served, f"{name}: no container served it (the served-container watch would see nothing)\n{table}"
+        assert not workers, f"{name}: a worker container held a model file it must load nowhere: {workers}\n{table}"
+    elif expected["verdict"] == "pass":
+        assert workers, f"{name}: no worker container ran its model code (the watch would see nothing)\n{table}"
+        if not layer_subset():
+            assert served, f"{name}: no container served it (the served-container watch would see nothing)\n{table}"
 
     excused = is_layer_not_run if layer_subset() else (lambda row: False)
     unexpected, unreachable = [], []

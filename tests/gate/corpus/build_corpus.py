@@ -60,6 +60,8 @@ FOLDERS = {
     "codec_outputs_declared": "image",
     "codec_outputs_undeclared": "image",
     "xgboost_booster_json": "image",
+    "handler_caches_beside_itself": "image",
+    "handler_import_writes_home": "image",
 }
 #: folders that hold the same NMF model (BPix1 occupancy, 20 ladders x 16 modules)
 NMF_FOLDERS = (
@@ -74,9 +76,18 @@ NMF_FOLDERS = (
     "trusting_handler_nmf",
     "codec_outputs_declared",
     "codec_outputs_undeclared",
+    "handler_caches_beside_itself",
+    "handler_import_writes_home",
 )
 #: folders that ship a reference batch beside template.yaml
-BATCH_FOLDERS = ("sklearn_nmf_plain", "sklearn_nmf_numpy2", "cv2_pandas_flat", "oms_metadata_filter")
+BATCH_FOLDERS = (
+    "sklearn_nmf_plain",
+    "sklearn_nmf_numpy2",
+    "cv2_pandas_flat",
+    "oms_metadata_filter",
+    "handler_caches_beside_itself",
+    "handler_import_writes_home",
+)
 
 OS_SYSTEM_MARKER = "/tmp/dialsgate-corpus-os-system-ran"
 WALK_BREAKER_MARKER = "/tmp/dialsgate-corpus-walk-breaker-ran"
