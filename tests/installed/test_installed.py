@@ -3,63 +3,23 @@ then `dialsgate check` and `pytest --dials-template` on a copy of examples/nmf1d
 folder, with no file of this repository around (no conftest, no tox.ini).
 
 The unbroken copy passes every layer; a copy whose handler answers Score as FP64 (the seed's
-Metric defect) fails, naming check_output_matches_signature[Score], both ways.
+Metric defect) fails, naming check_output_matches_signature[Score], both ways. Every command
+runs with no Python of the serving image's version (3.10) anywhere it could be found
+(``installed_tool.tool_environment``): the tool needs only its own Python and an engine.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-import pytest
+from installed_tool import REPOSITORY, tool_environment
+from installed_tool import run_installed as _run
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 EXAMPLE = REPOSITORY / "examples" / "nmf1d"
 BROKEN_CHECK = "check_output_matches_signature[Score]"
-
-
-def _run(command, cwd, timeout=3600):
-    # No variable of this repository's test environment may help the installed tool.
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "TOX_", "VIRTUAL_ENV"))}
-    return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def scratch():
-    folder = Path(tempfile.mkdtemp(prefix="dialsgate-installed-"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _ignored_in_the_copy(folder: str, names: list[str]) -> set[str]:
-    """What pip must not see of the checkout: caches, environments, and the gate's own report
-    folder at the top (dialsgate/report is a package and must stay)."""
-    ignored = set(shutil.ignore_patterns(".git", ".tox", ".tools", ".venv", "__pycache__", "*.egg-info")(folder, names))
-    if Path(folder) == REPOSITORY:
-        ignored |= {"report", "build"} & set(names)
-    return ignored
-
-
-@pytest.fixture(scope="module")
-def venv(scratch):
-    """A fresh venv with dialsgate installed from this repository (a copy of it: pip builds in place)."""
-    root = scratch / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
-    source = scratch / "source"
-    shutil.copytree(
-        REPOSITORY,
-        source,
-        ignore=_ignored_in_the_copy,
-    )
-    installed = _run([str(root / "bin" / "pip"), "install", "--quiet", str(source)], cwd=scratch)
-    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
-    return root
 
 
 def _model_copy(scratch: Path, name: str, broken: bool) -> Path:
@@ -141,9 +101,8 @@ def test_gitlab_ci_job_commands_pass_the_example(venv, scratch):
     source = scratch / "source"  # the copy of this repository the venv fixture made (pip builds in place)
     variables = {**{key: str(value) for key, value in job["variables"].items()}, "DIALSGATE_SOURCE": str(source)}
     script = "set -e\n" + "\n".join([*job["before_script"], *job["script"]])
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "TOX_", "VIRTUAL_ENV"))}
     finished = subprocess.run(
-        ["bash", "-c", script], cwd=copy, env={**environment, **variables}, capture_output=True, text=True, timeout=3600
+        ["bash", "-c", script], cwd=copy, env={**tool_environment(), **variables}, capture_output=True, text=True, timeout=3600
     )
     assert finished.returncode == 0, finished.stdout[-4000:] + finished.stderr[-3000:]
     report = copy / variables["DIALSGATE_REPORT"]

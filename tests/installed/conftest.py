@@ -1,0 +1,44 @@
+"""The installed tool, once per session: a fresh venv with dialsgate pip-installed from a copy
+of this repository, and a scratch folder readable by the containers' user."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from installed_tool import REPOSITORY, no_image_python_reachable, run_installed
+
+
+@pytest.fixture(scope="session")
+def scratch():
+    folder = Path(tempfile.mkdtemp(prefix="dialsgate-installed-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _ignored_in_the_copy(folder: str, names: list[str]) -> set[str]:
+    """What pip must not see of the checkout: caches, environments, and the gate's own report
+    folder at the top (dialsgate/report is a package and must stay)."""
+    ignored = set(shutil.ignore_patterns(".git", ".tox", ".tools", ".venv", "__pycache__", "*.egg-info")(folder, names))
+    if Path(folder) == REPOSITORY:
+        ignored |= {"report", "build"} & set(names)
+    return ignored
+
+
+@pytest.fixture(scope="session")
+def venv(scratch):
+    """A fresh venv with dialsgate installed from this repository (a copy of it: pip builds in place)."""
+    found = no_image_python_reachable()
+    assert found is None, f"the image's Python must not be reachable in these tests, but {found} is"
+    root = scratch / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
+    source = scratch / "source"
+    shutil.copytree(REPOSITORY, source, ignore=_ignored_in_the_copy)
+    installed = run_installed([str(root / "bin" / "pip"), "install", "--quiet", str(source)], cwd=scratch)
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+    return root
