@@ -1,2 +1,3 @@
-"""Where model code runs: the serving image's profiles (Python, package sets), the serving
-environment built from them, and the scripts run inside it (the worker, the clean interpreter)."""
+"""Where model code runs: the serving image's profiles (Python, package sets), what a folder needs
+from them, the runtime interface (``runtime.ModelRuntime``, with the ``--no-container`` host
+fallback) and the script run inside a runtime (the worker, the clean interpreter)."""
