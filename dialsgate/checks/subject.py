@@ -126,7 +126,12 @@ class Subject:
                 f"{why}. Model code runs only inside the serving image: start Docker or Podman "
                 f"(or pass --no-container to judge it on this machine, a verdict that cannot pass)",
             )
-        image = ensure_image(self.contract.image, log=_quiet, profile=self.profile, requirements=requirements)
+        try:
+            image = ensure_image(self.contract.image, log=_quiet, profile=self.profile, requirements=requirements)
+        except ServingError:
+            raise
+        except Exception as error:  # the engine's API refused something: say what, in the row
+            raise ServingError(f"the serving image {self.contract.image} could not be prepared: {type(error).__name__}: {error}") from None
         return WorkerContainer(self.contract, image)
 
     def require_safe_model_file(self) -> None:

@@ -96,6 +96,16 @@ def resolve_network_mode(client=None) -> str:
     return "bridge" if has_bridge else "host"
 
 
+def parse_repository_tag(image: str) -> tuple[str, str | None]:
+    """``registry:5000/a/b:1.5.0`` -> (``registry:5000/a/b``, ``1.5.0``); a digest stays in the repository."""
+    if "@" in image:
+        return image, None
+    repository, _, tag = image.rpartition(":")
+    if not repository or "/" in tag:  # no tag, only a registry port
+        return image, None
+    return repository, tag
+
+
 def image_exists(image: str, client=None) -> bool:
     import docker.errors  # Late: the docker package is in the server layer's environment only
 

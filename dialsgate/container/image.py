@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dialsgate.container.engine import ServingError, docker_client, image_exists
+from dialsgate.container.engine import ServingError, docker_client, image_exists, parse_repository_tag
 from dialsgate.environment.profiles import profile_for_image
 from dialsgate.environment.serving import cache_dir
 
@@ -155,7 +155,8 @@ def ensure_image(
     target = _extras_image(base, profile, list(requirements), client, log) if requirements else base
     # The template's name points at it too (for `dismcli start-api` by hand); the gate itself runs
     # `target`, so two gates with different package sets never race on that one name.
-    client.images.get(target).tag(image)
+    repository, tag = parse_repository_tag(image)
+    client.images.get(target).tag(repository, tag=tag)  # apart: Podman's API refuses "repo:tag" as the repository
     log(f"{image} -> {target}")
     return target
 

@@ -1,0 +1,97 @@
+"""The whole gate with Podman instead of Docker, as on lxplus: the worker container through the
+``podman`` client, the stand-in image and the server layer through Podman's Docker-compatible
+API socket (``DOCKER_HOST``), as testcontainers supports.
+
+The engine here is rootful Podman 4.3 (Debian 12's package), its API served by a
+``podman system service`` this test starts on a socket of its own and stops by its PID. The
+machine cannot raise resource limits, so ``CONTAINERS_CONF`` names a containers.conf whose
+``default_ulimits`` stay within them (``.ci/setup`` writes it). Nothing uses Podman's default
+network: the worker runs with network none, the server layer with the host's network.
+
+In CI (``CI=true``) Podman must be there: a missing engine is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+EXAMPLE = REPOSITORY / "examples" / "nmf1d"
+CORE_IMAGE = "dialsgate-standin:mlserver-1.5.0-core"
+
+
+def _podman_or_skip() -> str:
+    found = shutil.which("podman")
+    if found:
+        return found
+    if os.environ.get("CI") == "true":
+        pytest.fail("podman is not installed; .ci/setup installs it from Debian's packages")
+    pytest.skip("podman is not installed here")
+
+
+@pytest.fixture(scope="module")
+def podman_socket(tmp_path_factory):
+    podman = _podman_or_skip()
+    socket = tmp_path_factory.mktemp("podman") / "podman.sock"
+    service = subprocess.Popen(
+        [podman, "system", "service", "--time=0", f"unix://{socket}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline, delay = time.monotonic() + 30, 0.05
+    while not socket.exists():
+        assert service.poll() is None, f"podman system service exited: {service.stderr.read().decode()[-2000:]}"
+        assert time.monotonic() < deadline, "podman's API socket did not appear within 30 s"
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+    try:
+        yield f"unix://{socket}"
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def podman_environment(podman_socket):
+    """The stand-in core image in Podman's storage (copied from Docker's, where .ci/setup built it)."""
+    present = subprocess.run(["podman", "image", "exists", CORE_IMAGE])
+    if present.returncode != 0:
+        saved = subprocess.Popen(["docker", "save", CORE_IMAGE], stdout=subprocess.PIPE)
+        loaded = subprocess.run(["podman", "load"], stdin=saved.stdout, capture_output=True, text=True)
+        saved.wait()
+        assert saved.returncode == 0 and loaded.returncode == 0, loaded.stderr[-2000:]
+    return {
+        **{key: value for key, value in os.environ.items() if not key.startswith(("TOX_", "VIRTUAL_ENV"))},
+        "DOCKER_HOST": podman_socket,
+        "DIALSGATE_ENGINE": "podman",
+        "DIALSGATE_DOCKER_NETWORK": "host",
+        "DIALSGATE_NO_PULL": "1",
+    }
+
+
+def test_the_gate_passes_the_example_with_podman(podman_environment, tmp_path):
+    copy = tmp_path / "nmf1d"
+    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [tmp_path, copy, *copy.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    before = set(subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split())
+    finished = subprocess.run(
+        [sys.executable, "-m", "dialsgate", "check", str(copy / "template.yaml"), "--runner", "tox", "--report", str(tmp_path / "report")],
+        cwd=REPOSITORY, env=podman_environment, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    document = json.loads((tmp_path / "report" / "verdict.json").read_text())
+    failed = [row for row in document["rows"] if row["result"] not in ("passed", "not applicable")]
+    assert finished.returncode == 0 and not failed, f"{failed}\n{finished.stdout[-4000:]}\n{finished.stderr[-2000:]}"
+    assert {row["layer"] for row in document["rows"]} == {"fast", "parity", "server"}
+    assert document["provenance"]["model_code"]["where"] == "worker container"
+    # Everything ran in Podman: Docker's engine saw no new container, Podman removed its own.
+    after = set(subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split())
+    assert after <= before, f"containers created in Docker: {after - before}"
+    left = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
+    assert not [name for name in left if name.startswith(("dialsgate-worker-", "dialsgate-serve-"))], left
