@@ -6,6 +6,8 @@ verdict can be traced to exactly what was checked.
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import subprocess
 from pathlib import Path
 
 try:
@@ -13,7 +15,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from dialsgate.container.engine import docker_client, engine_answers, resolve_network_mode
+from dialsgate.container.engine import docker_client, engine_answers, engine_command, resolve_network_mode
 from dialsgate.container.image import STANDIN_LABEL
 from dialsgate.container.worker import limits_for, mount_name
 from dialsgate.environment.runtime import no_container_requested
@@ -79,6 +81,9 @@ def model_code_facts(contract) -> dict:
     if no_container_requested():
         return {"where": "host", "why": "--no-container"}
     memory, cpus, limits = limits_for(contract)
+    ignored = limits_ignored()
+    if ignored:
+        limits = f"{limits}, NOT ENFORCED: {ignored}"
     return {
         "where": "worker container",
         "network": "none",
@@ -92,6 +97,22 @@ def model_code_facts(contract) -> dict:
         "cpus": cpus,
         "limits": limits,
     }
+
+
+def limits_ignored() -> str | None:
+    """Why the engine does not enforce a container's memory and CPU limits, or None."""
+    try:
+        command = engine_command()
+    except Exception:
+        return None
+    if os.path.basename(command[0]) != "podman":
+        return None
+    run = subprocess.run(
+        [*command, "info", "--format", "{{.Host.Security.Rootless}} {{.Host.CgroupsVersion}}"], capture_output=True, text=True
+    )
+    if run.stdout.split() == ["true", "v1"]:
+        return "rootless Podman on cgroup v1 ignores resource limits"
+    return None
 
 
 def server_network() -> str:

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -95,3 +96,78 @@ def test_the_gate_passes_the_example_with_podman(podman_environment, tmp_path):
     assert after <= before, f"containers created in Docker: {after - before}"
     left = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
     assert not [name for name in left if name.startswith(("dialsgate-worker-", "dialsgate-serve-"))], left
+
+
+ROOTLESS_USER = "dialsgate-rootless"
+ROOTLESS_GATE = r"""
+set -euo pipefail
+cd "$WORK"
+# A stable runtime folder: Podman records the first one it was given in its database.
+export XDG_RUNTIME_DIR="$HOME/.dialsgate-podman-run"; mkdir -p "$XDG_RUNTIME_DIR"; chmod 700 "$XDG_RUNTIME_DIR"
+podman image exists "$CORE_IMAGE" || podman load --input "$WORK/core.tar" >/dev/null
+python3 -m venv venv && venv/bin/pip install --quiet ./source
+podman system service --time=0 "unix://$XDG_RUNTIME_DIR/podman.sock" &
+service=$!
+trap 'kill $service' EXIT
+for _ in $(seq 100); do [[ -S "$XDG_RUNTIME_DIR/podman.sock" ]] && break; sleep 0.1; done
+# The author's umask is 077: the folder is readable by its owner only (not by the container's sub-uid).
+cp -r source/examples/nmf1d model && chmod -R go-rwx model
+export DOCKER_HOST="unix://$XDG_RUNTIME_DIR/podman.sock" DIALSGATE_ENGINE=podman DIALSGATE_NO_PULL=1 DIALSGATE_DOCKER_NETWORK=host
+venv/bin/dialsgate check model/template.yaml --report report
+"""
+
+
+def _not_in_the_copy(folder: str, names: list[str]) -> set[str]:
+    """Caches and environments; the gate's own report and build folders at the top only."""
+    ignored = set(shutil.ignore_patterns(".git", ".tox", ".tools", ".venv", "__pycache__", "*.egg-info")(folder, names))
+    return ignored | ({"report", "build"} & set(names) if Path(folder) == REPOSITORY else set())
+
+
+def _system_command(name: str) -> str:
+    """useradd and runuser live in /usr/sbin, which a test environment's PATH may lack."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin") or name
+
+
+@pytest.fixture
+def rootless_work():
+    """A folder the rootless user owns, outside pytest's own (root-only) temporary folders."""
+    folder = Path(tempfile.mkdtemp(prefix="dialsgate-rootless-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_gate_passes_with_rootless_podman_and_a_private_folder(rootless_work):
+    """Rootless Podman (as on lxplus): uid 1000 in the containers is a sub-uid of the user's, who
+    keeps the folder private (umask 077); the gate mounts readable copies, so it passes."""
+    _podman_or_skip()
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI runs as root: it creates the rootless user itself")
+        pytest.skip("creating the rootless user needs root")
+    if subprocess.run(["id", ROOTLESS_USER], capture_output=True).returncode != 0:
+        subprocess.run([_system_command("useradd"), "--create-home", ROOTLESS_USER], check=True)  # Debian adds its sub-uid range
+    work = rootless_work
+    shutil.copytree(REPOSITORY, work / "source", ignore=_not_in_the_copy)
+    with open(work / "core.tar", "wb") as archive:
+        subprocess.run(["docker", "save", CORE_IMAGE], stdout=archive, check=True)
+    subprocess.run(["chown", "-R", ROOTLESS_USER, str(work)], check=True)
+    # The machine's settings (pip's index, proxies), none of this process's own or root's.
+    kept = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(
+            ("PIP_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT", "REQUESTS_CA")
+        )
+    }
+    environment = {**kept, "PATH": "/usr/bin:/bin", "HOME": f"/home/{ROOTLESS_USER}", "WORK": str(work), "CORE_IMAGE": CORE_IMAGE,
+                   "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", ""), "LANG": "C.UTF-8"}  # fmt: skip
+    finished = subprocess.run(
+        [_system_command("runuser"), "-u", ROOTLESS_USER, "--", "bash", "-c", ROOTLESS_GATE], cwd=work, env=environment,
+        capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    verdict = work / "report" / "verdict.json"
+    assert verdict.is_file(), f"{finished.stdout[-4000:]}\n{finished.stderr[-3000:]}"
+    document = json.loads(verdict.read_text())
+    failed = [row for row in document["rows"] if row["result"] not in ("passed", "not applicable")]
+    assert finished.returncode == 0 and not failed, f"{failed}\n{finished.stdout[-4000:]}\n{finished.stderr[-2000:]}"
+    assert document["provenance"]["model_code"]["where"] == "worker container"
