@@ -1,9 +1,10 @@
-"""The container engine (Docker or Podman through the Docker API) and its network.
+"""The container engine (Docker or Podman through the Docker API), its client and its network.
 
-``DIALSGATE_DOCKER_NETWORK``: ``host`` (host networking, MLServer on 127.0.0.1 and free ports:
-the only choice on engines started with ``--bridge=none``), ``bridge`` (the default bridge, the
-container's ports published on 127.0.0.1), ``auto`` (default: ``host`` when the engine has no
-network named ``bridge``)."""
+``DIALSGATE_DOCKER_NETWORK``, the served container's network: ``none`` (default; ``auto`` is the
+same): no network at all, requests carried into its namespace by ``<engine> exec``
+(``container.relay``), so the served model code has no route off the machine on any engine;
+``host`` (host networking, MLServer on 127.0.0.1 and free ports); ``bridge`` (the default bridge,
+the container's ports published on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import subprocess
 NETWORK_ENV = "DIALSGATE_DOCKER_NETWORK"
 
 
-NETWORK_MODES = ("host", "bridge", "auto")
+NETWORK_MODES = ("none", "host", "bridge", "auto")
 
 
 class ServingError(RuntimeError):
@@ -58,7 +59,7 @@ def engine_answers() -> str | None:
 
 
 def network_setting() -> str:
-    value = os.environ.get(NETWORK_ENV, "auto").strip().lower() or "auto"
+    value = os.environ.get(NETWORK_ENV, "none").strip().lower() or "none"
     if value not in NETWORK_MODES:
         raise ServingError(f"{NETWORK_ENV}={value!r}: expected one of {', '.join(NETWORK_MODES)}")
     return value
@@ -82,18 +83,17 @@ def docker_client():
 
 
 def resolve_network_mode(client=None) -> str:
-    """``host`` or ``bridge`` (``auto`` decided by whether the engine has a ``bridge`` network)."""
+    """``none`` (also for ``auto``), ``host`` or ``bridge`` (only when the engine has one)."""
     mode = network_setting()
-    if mode == "host":
-        return mode
+    if mode in ("none", "auto", "host"):
+        return "none" if mode == "auto" else mode
     client = client or docker_client()
-    has_bridge = any(network.name == "bridge" for network in client.networks.list(names=["bridge"]))
-    if mode == "bridge" and not has_bridge:
+    if not any(network.name == "bridge" for network in client.networks.list(names=["bridge"])):
         raise ServingError(
             f"{NETWORK_ENV}=bridge but the Docker engine has no network named 'bridge' (started with --bridge=none?); "
-            f"use {NETWORK_ENV}=host or auto"
+            f"use {NETWORK_ENV}=none (the default) or host"
         )
-    return "bridge" if has_bridge else "host"
+    return "bridge"
 
 
 def parse_repository_tag(image: str) -> tuple[str, str | None]:

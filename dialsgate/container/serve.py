@@ -8,10 +8,11 @@ waits until the *model* (not only the server) is ready, and always removes the c
 Settings (environment):
 
 ``DIALSGATE_DOCKER_NETWORK``
-    ``host``: host networking, MLServer bound to 127.0.0.1 on free ports (the only choice on
-    machines whose engine runs with ``--bridge=none``). ``bridge``: Docker's default bridge,
+    ``none`` (default; also ``auto``): the container has no network; requests reach MLServer's
+    port 8080 inside through ``container.relay`` (127.0.0.1 here, ``<engine> exec`` there), so
+    the model code it serves has no route off the machine, on any engine. ``host``: host
+    networking, MLServer bound to 127.0.0.1 on free ports. ``bridge``: Docker's default bridge,
     container port 8080 (and 8081 for gRPC) published on free ports of 127.0.0.1.
-    ``auto`` (default): ``host`` when the engine has no network named ``bridge``, else ``bridge``.
 ``DIALSGATE_READY_TIMEOUT``
     seconds to wait for the model to become ready (default 120).
 
@@ -34,8 +35,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialsgate.container.engine import NETWORK_ENV, ServingError, docker_client, image_exists, resolve_network_mode
+from dialsgate.container.engine import (
+    NETWORK_ENV,
+    ServingError,
+    docker_client,
+    engine_command,
+    image_exists,
+    resolve_network_mode,
+)
 from dialsgate.container.image import ensure_image
+from dialsgate.container.relay import ExecRelay
 from dialsgate.contract.build import build
 
 READY_TIMEOUT_ENV = "DIALSGATE_READY_TIMEOUT"
@@ -276,15 +285,22 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
     mount_point = f"/mnt/{contract.name}"
 
     configure_testcontainers()
+    name = f"{SERVED_NAME_PREFIX}{contract.name}-{secrets.token_hex(4)}"
     container = (
-        DockerContainer(image, **({"network_mode": "host"} if mode == "host" else {}))
+        DockerContainer(image, **({"network_mode": mode} if mode in ("host", "none") else {}))
         .with_envs(PYTHONDONTWRITEBYTECODE="1")
         .with_volume_mapping(str(folder), mount_point, "ro")
         .with_command(["mlserver", "start", mount_point])
         # Named for what it serves, so `docker ps` (and a test watching engine events) can tell.
-        .with_name(f"{SERVED_NAME_PREFIX}{contract.name}-{secrets.token_hex(4)}")
+        .with_name(name)
     )
-    if mode == "host":
+    relay = None
+    if mode == "none":
+        # Listening before the container exists: a connection before MLServer listens is closed
+        # at once, which the readiness wait takes as "not yet".
+        relay = ExecRelay(engine_command(), name, CONTAINER_HTTP_PORT)
+        http_port, grpc_port = relay.port, None
+    elif mode == "host":
         http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
         container.with_envs(
             MLSERVER_HOST="127.0.0.1",
@@ -306,11 +322,15 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
     try:
         container.start()  # returns once the wait strategy saw the model ready
     except docker.errors.DockerException as error:
+        if relay is not None:
+            relay.close()
         with contextlib.suppress(Exception):
             container.stop()
         hint = f" (set {NETWORK_ENV}=host when the engine has no bridge network)" if mode == "bridge" else ""
         raise ServingError(f"could not start {image} for {folder} ({mode} network){hint}: {error}") from None
     except ModelNotReady as error:
+        if relay is not None:
+            relay.close()
         with contextlib.suppress(Exception):
             container.stop()
         raise ModelNotReady(f"serving {folder} in {image} ({mode} network, {url}): {error}") from None
@@ -327,6 +347,8 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
         served.ready_seconds = time.monotonic() - started
         yield served
     finally:
+        if relay is not None:
+            relay.close()
         container.stop()  # removes the container (force, with its anonymous volumes)
 
 

@@ -116,8 +116,9 @@ def limits_ignored() -> str | None:
 
 
 def server_network() -> str:
-    """The server layer's network: "host" (the engine has no bridge: MLServer on 127.0.0.1 but with
-    the host's network) or "bridge" (ports published on 127.0.0.1 only)."""
+    """The server layer's network: "none" (the default: requests carried in by the engine),
+    "host" (MLServer on 127.0.0.1, with the host's network) or "bridge" (ports published on
+    127.0.0.1 only)."""
     why = engine_answers()
     if why:
         return f"unknown ({why})"

@@ -123,10 +123,18 @@ def print_sandbox(origin: dict | None) -> None:
             f"model code ran in a worker container of the image: network none, {code['user']} user, the folder "
             f"read-only, {code['limits']}"
         )
-    if origin.get("server_network") == "host":
+    network = origin.get("server_network")
+    if network == "none":
+        print("the server layer's container had no network either: requests reached MLServer through the engine (exec)")
+    elif network == "host":
         print(
-            "the server layer ran MLServer with the host's network (this engine has no bridge network): bound to "
+            "the server layer ran MLServer with the host's network (DIALSGATE_DOCKER_NETWORK=host): bound to "
             "127.0.0.1, but its model code could reach what this machine reaches"
+        )
+    elif network == "bridge":
+        print(
+            "the server layer ran MLServer on the engine's bridge (DIALSGATE_DOCKER_NETWORK=bridge), its port published "
+            "on 127.0.0.1: its model code could reach what the bridge reaches"
         )
 
 

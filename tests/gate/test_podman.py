@@ -6,7 +6,8 @@ The engine here is rootful Podman 4.3 (Debian 12's package), its API served by a
 ``podman system service`` this test starts on a socket of its own and stops by its PID. The
 machine cannot raise resource limits, so ``CONTAINERS_CONF`` names a containers.conf whose
 ``default_ulimits`` stay within them (``.ci/setup`` writes it). Nothing uses Podman's default
-network: the worker runs with network none, the server layer with the host's network.
+network: the worker and the served container run with network none (requests to the served one
+carried in by ``podman exec``).
 
 In CI (``CI=true``) Podman must be there: a missing engine is a failure, never a skip.
 """
@@ -71,7 +72,6 @@ def podman_environment(podman_socket):
         **{key: value for key, value in os.environ.items() if not key.startswith(("TOX_", "VIRTUAL_ENV"))},
         "DOCKER_HOST": podman_socket,
         "DIALSGATE_ENGINE": "podman",
-        "DIALSGATE_DOCKER_NETWORK": "host",
         "DIALSGATE_NO_PULL": "1",
     }
 
@@ -112,7 +112,7 @@ trap 'kill $service' EXIT
 for _ in $(seq 100); do [[ -S "$XDG_RUNTIME_DIR/podman.sock" ]] && break; sleep 0.1; done
 # The author's umask is 077: the folder is readable by its owner only (not by the container's sub-uid).
 cp -r source/examples/nmf1d model && chmod -R go-rwx model
-export DOCKER_HOST="unix://$XDG_RUNTIME_DIR/podman.sock" DIALSGATE_ENGINE=podman DIALSGATE_NO_PULL=1 DIALSGATE_DOCKER_NETWORK=host
+export DOCKER_HOST="unix://$XDG_RUNTIME_DIR/podman.sock" DIALSGATE_ENGINE=podman DIALSGATE_NO_PULL=1
 venv/bin/dialsgate check model/template.yaml --report report
 """
 
