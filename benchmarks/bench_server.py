@@ -17,7 +17,9 @@ Prints (nothing is asserted; goals are reported against):
   InProcessHandler on the same body in this interpreter (the V2 request parsing, which MLServer
   does before the handler, is measured separately and subtracted); goal: at most 10 %.
 
-Settings as for the server layer: DIALSGATE_DOCKER_NETWORK, DIALSGATE_READY_TIMEOUT.
+Settings as for the server layer: DIALSGATE_DOCKER_NETWORK, DIALSGATE_READY_TIMEOUT. With the default
+(network none) every new connection goes through one engine exec (container/relay.py); set
+DIALSGATE_DOCKER_NETWORK=host for round trips without it, as DIALS serves them.
 """
 
 from __future__ import annotations

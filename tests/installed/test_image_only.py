@@ -43,6 +43,8 @@ def test_our_deployments_pass_with_model_code_in_the_image(venv, scratch, templa
     assert provenance["model_code"]["where"] == "worker container" and provenance["model_code"]["network"] == "none"
     verdict = run.stdout[run.stdout.rindex("=== gate: layer server finished") :]
     assert verdict.splitlines()[1].startswith(WORKER_LINE), verdict[:600]
+    assert verdict.splitlines()[2].startswith("the server layer's container had no network either"), verdict[:600]
+    assert provenance["server_network"] == "none"
 
 
 def test_a_handler_writing_next_to_itself_fails_naming_the_file(venv, scratch):
