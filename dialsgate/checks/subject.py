@@ -131,7 +131,9 @@ class Subject:
         except ServingError:
             raise
         except Exception as error:  # the engine's API refused something: say what, in the row
-            raise ServingError(f"the serving image {self.contract.image} could not be prepared: {type(error).__name__}: {error}") from None
+            raise ServingError(
+                f"the serving image {self.contract.image} could not be prepared: {type(error).__name__}: {error}"
+            ) from None
         return WorkerContainer(self.contract, image)
 
     def require_safe_model_file(self) -> None:
