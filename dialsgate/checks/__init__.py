@@ -46,8 +46,8 @@ def check_of(check_id: str) -> Callable | None:
 
 
 def fast_checks(contract: Contract) -> list[CheckCase]:
-    """Everything that runs without Docker. Model code runs in the folder's serving environment
-    (the image's Python and packages, built once and cached), never in the caller's."""
+    """Everything that needs no served model. Model code runs in the folder's worker container
+    (the serving image, sandboxed: ``container.worker``), never in the caller's interpreter."""
     if contract.unknown_datatypes():
         # Requests cannot be built for an unknown datatype: the template checks say which field.
         return [*template.cases(contract), *static.cases(contract)]
@@ -64,5 +64,5 @@ def fast_checks(contract: Contract) -> list[CheckCase]:
 
 
 def parity_checks(contract: Contract) -> list[CheckCase]:
-    """The serving environment itself: exactly the image's versions, and a model file written with them."""
+    """Where model code ran: exactly the image's versions, and a model file written with them."""
     return [*image.parity_cases(contract), *pickles.parity_cases(contract)]

@@ -288,7 +288,7 @@ def check_non_finite_counts_refused(subject) -> None:
     _refused(subject, bad.body, bad.name, "NaN in the counts")
 
 
-#: How a request reaches the handler. "in-process": the handler in its serving environment (a
+#: How a request reaches the handler. "in-process": the handler in its worker container (a
 #: worker process); "http": JSON to the served model; "tritonclient": the independent V2 client,
 #: which only builds well-formed requests. One set of checks runs over each.
 TRANSPORTS = ("in-process", "http", "tritonclient")

@@ -103,7 +103,7 @@ def reference_arrays(request, contract):
 
 @pytest.fixture(scope="session")
 def subject(request, contract, reference_arrays):
-    """The model folder under test, with its handler (serving environment) and build made once."""
+    """The model folder under test, with its handler (worker container) and build made once."""
     made = Subject(contract, reference_arrays, reference_is_sample=reference_batch_path(request.config, contract) is None)
     yield made
     made.close()

@@ -10,7 +10,7 @@ hooks (relative links; no JavaScript). The page shows:
 2. the verdict grouped by concern (template, signature, robustness, packaging, versions,
    server, other; :mod:`.concerns`): concerns with failures first, the rows that did not pass
    first with their full reasons, the passed rows folded;
-3. the reference batch answered by the handler in its serving environment (as MLServer loads it):
+3. the reference batch answered by the handler in its worker container (as MLServer loads it):
    Flag and Metric per lumisection against the labels in the ``.npz`` (optional), per kind;
 4. model pictures from the hooks (:mod:`.hooks`): the generic report knows no model;
 5. the serving image's package versions and the local image, if Docker answers;

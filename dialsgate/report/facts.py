@@ -89,7 +89,7 @@ def _optional_labels(path: Path, n_ls: int) -> tuple[np.ndarray | None, np.ndarr
 
 
 def answer_batch(contract: Contract, path: Path) -> BatchAnswers:
-    """Send the batch as DIALS would (flattened V2 request) to the handler in its serving environment."""
+    """Send the batch as DIALS would (flattened V2 request) to the handler in its worker container (the serving image)."""
 
     try:
         arrays = v2.reference_arrays(path, contract)

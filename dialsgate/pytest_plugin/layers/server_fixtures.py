@@ -4,8 +4,8 @@
     pytest --dials-template t.yaml --dials-layers server --dials-build-dir .dism-artifacts/build/<Key>
     pytest --dials-template t.yaml --dials-layers server --dials-server-url http://127.0.0.1:8080
 
-Every expected answer comes from the same handler run outside the container, in the folder's
-serving environment (``Subject.handler``: the image's Python and packages): the
+Every expected answer comes from the same handler loaded apart, in the folder's worker container
+(``Subject.handler``: the same image, sandboxed): the
 server must answer exactly what the folder's own code answers, in the shape the template
 promises. No Docker engine is a failure, never a skip: a layer that did not run proved nothing.
 Settings: DIALSGATE_DOCKER_NETWORK, DIALSGATE_READY_TIMEOUT (see dialsgate/container/serve.py).
@@ -154,8 +154,8 @@ def make_client(server_url, contract):
 
 @pytest.fixture(scope="session")
 def inprocess(subject):
-    """The contract's handler run outside the container, in its serving environment (the image's
-    Python and packages): its answers are the reference."""
+    """The contract's handler loaded apart from the served container, in the folder's worker
+    container (the same image): its answers are the reference."""
     return subject.handler
 
 

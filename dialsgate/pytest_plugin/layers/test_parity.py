@@ -1,9 +1,9 @@
-"""The parity layer: the serving environment that ran the model code is the image's own.
+"""The parity layer: where the model code ran is the image's own.
 
-The fast layer already runs every handler and joblib check in the folder's serving environment
-(the image's Python and package versions, see dialsgate/serving_env.py). This layer proves that
-environment is what the image profile says (Python minor, every installed distribution at the
-image's version, nothing foreign) and that the model file was written with those versions
+The fast layer already runs every handler and joblib check in the folder's worker container (the
+serving image, see dialsgate/container/worker.py). This layer proves that what ran it is what the
+image profile says (Python minor, every installed distribution at the image's version, nothing
+foreign in a stand-in) and that the model file was written with those versions
 (no InconsistentVersionWarning, no numpy-2 pickle). Run it with `tox -e parity`.
 """
 
