@@ -108,7 +108,9 @@ podman image exists "$CORE_IMAGE" || podman load --input "$WORK/core.tar" >/dev/
 python3 -m venv venv && venv/bin/pip install --quiet ./source
 podman system service --time=0 "unix://$XDG_RUNTIME_DIR/podman.sock" &
 service=$!
-trap 'kill $service' EXIT
+# Stop what Podman started for this user too: its API service and its pause process (which
+# keeps the user namespace alive after the last command).
+trap 'kill $service; kill "$(cat "$XDG_RUNTIME_DIR/libpod/tmp/pause.pid" 2>/dev/null)" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [[ -S "$XDG_RUNTIME_DIR/podman.sock" ]] && break; sleep 0.1; done
 # The author's umask is 077: the folder is readable by its owner only (not by the container's sub-uid).
 cp -r source/examples/nmf1d model && chmod -R go-rwx model
