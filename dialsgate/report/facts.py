@@ -464,6 +464,21 @@ def provenance_facts(origin: dict | None) -> list[tuple[str, str, bool]]:
     ]
     if origin.get("reference_batch_sha256"):
         rows.insert(5, ("batch sha256", str(origin["reference_batch_sha256"]), True))
+    code = origin.get("model_code") or {}
+    if code.get("where") == "host":
+        rows.append(
+            (
+                "model code ran",
+                "on the gate's machine (--no-container), outside the serving image: this verdict cannot pass",
+                False,
+            )
+        )
+    elif code:
+        rows.append(
+            ("model code ran", f"in a worker container of the image: network {code.get('network')}, {code.get('limits')}", False)
+        )
+    if origin.get("server_network"):
+        rows.append(("served container's network", str(origin["server_network"]), False))
     return rows
 
 

@@ -14,12 +14,14 @@ import yaml
 from dialsgate.checks import CheckAdvice, CheckNotApplicable
 from dialsgate.checks.signature import check_answers_vary_across_lumisections
 from dialsgate.contract.template import UnsupportedResourceType, load_contract
+from dialsgate.environment.runtime import NO_CONTAINER_ENV
 from dialsgate.fingerprint import tree_sha256
 from dialsgate.gate.cli import check_parser
 from dialsgate.gate.provenance import provenance
 from dialsgate.gate.runner import Row, run_gate
-from dialsgate.gate.verdict import read_verdict_rows, write_verdict_json
+from dialsgate.gate.verdict import print_sandbox, read_verdict_rows, write_verdict_json
 from dialsgate.protocol import v2
+from dialsgate.report.facts import provenance_facts
 from dialsgate.transports.outcome import Outcome
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -94,3 +96,26 @@ def test_the_gate_gives_one_not_supported_row_for_a_tritonserver_resource(tmp_pa
     verdict = run_gate(args, [])
     assert [(row.check, row.result) for row in verdict.rows] == [("resource_type_supported", "not supported")]
     assert "Tritonserver::Python" in verdict.rows[0].reason and not verdict.passed
+
+
+def test_the_verdict_says_where_model_code_ran(monkeypatch, capsys):
+    contract = load_contract(EXAMPLE / "template.yaml")
+    monkeypatch.delenv(NO_CONTAINER_ENV, raising=False)
+    origin = provenance(contract, strict=False, reference_batch=None, with_image=False)
+    code = origin["model_code"]
+    assert code["where"] == "worker container" and code["network"] == "none" and code["memory_bytes"] == 4 * 2**30
+    print_sandbox({**origin, "server_network": "none"})
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith("model code ran in a worker container of the image: network none")
+    assert second.startswith("the server layer's container had no network either")
+    assert ("model code ran", f"in a worker container of the image: network none, {code['limits']}", False) in provenance_facts(
+        origin
+    )
+
+    monkeypatch.setenv(NO_CONTAINER_ENV, "1")
+    origin = provenance(contract, strict=False, reference_batch=None, with_image=False)
+    assert origin["model_code"] == {"where": "host", "why": "--no-container"}
+    print_sandbox({**origin, "server_network": "host"})
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith("MODEL CODE WAS JUDGED OUTSIDE THE SERVING IMAGE (--no-container)") and "cannot pass" in first
+    assert second.startswith("the server layer ran MLServer with the host's network")
