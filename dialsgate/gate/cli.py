@@ -78,6 +78,12 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="machines without Docker or Podman: run model code on this machine (a host Python of the image's version), "
         "outside the serving image; the verdict then cannot pass",
     )
+    parser.add_argument(
+        "--run-report-hooks",
+        action="store_true",
+        help="run the report picture hooks the template's dialsgate.toml names (report_pictures): they run on this "
+        "machine, outside any container, so only for a repository you trust (your own)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print the full table of rows before the summary")
     parser.add_argument("--dials-url", default=DEFAULT_DIALS_URL)
     return parser
@@ -124,6 +130,11 @@ def check(args, extra: list[str]) -> int:
         folder = args.report or default_report_folder(args.template, args.build_dir, key)
         print(f"verdict: {write_verdict_json(verdict.rows, folder / VERDICT_FILE, origin)}")
         if verdict.contract is not None:
+            hooks = configured_hooks(verdict.contract)
+            if hooks and not args.run_report_hooks:
+                # The repository's own code: it would run here, not in the sandbox.
+                print(f"report: the picture hooks of dialsgate.toml ({', '.join(hooks)}) not run: --run-report-hooks runs them")
+                hooks = []
             try:
                 index = write_report(
                     verdict.contract,
@@ -131,7 +142,7 @@ def check(args, extra: list[str]) -> int:
                     reference_batch=args.reference_batch,
                     verdict_rows=[asdict(row) for row in verdict.rows],
                     provenance=origin,
-                    picture_hooks=configured_hooks(verdict.contract),
+                    picture_hooks=hooks,
                 )
                 print(f"report: {index}")
             except Exception as error:  # the report illustrates the verdict; it never changes it

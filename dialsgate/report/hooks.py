@@ -175,7 +175,9 @@ def run_hooks(contract: Contract, answers: BatchAnswers, indices: list[int], out
 
 def configured_hooks(contract) -> list[str]:
     """The report picture hooks the author lists in dialsgate.toml (``report_pictures``); a
-    ``file.py:function`` spec is relative to the template's folder. The report knows no model."""
+    ``file.py:function`` spec is relative to the template's folder. The report knows no model.
+    They are the repository's code and would run on this machine: ``dialsgate check`` runs them
+    only with ``--run-report-hooks``."""
     specs = []
     for spec in settings(contract).get("report_pictures", []):
         target, _, function = str(spec).rpartition(":")
