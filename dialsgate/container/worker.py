@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import secrets
@@ -44,6 +45,7 @@ from pathlib import Path
 
 from dialsgate.container.engine import ServingError, engine_command
 from dialsgate.container.image import STANDIN_LABEL
+from dialsgate.container.serve import make_readable_by_others
 from dialsgate.contract.resources import declared_resources
 from dialsgate.environment.runtime import COMPILE_CACHE_VARIABLE, WORKER_SCRIPT, ModelRuntime, compile_cache_dir
 
@@ -93,15 +95,15 @@ def limits_for(contract) -> tuple[int, float, str]:
 
 
 def _readable_copy(source: Path, target: Path) -> None:
-    """A copy of a file or folder readable (not writable) by any uid: the container's user may be
-    a sub-uid of ours (rootless) or uid 1000 of the host (rootful)."""
+    """A copy of a file or folder readable by any uid: the container's user may be a sub-uid of
+    ours (rootless) or uid 1000 of the host (rootful)."""
     if source.is_dir():
         shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"), symlinks=False)
-    else:
+        make_readable_by_others(target)
+    else:  # alone in a folder of its own, which is mounted
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
-    for path in [target, *(target.rglob("*") if target.is_dir() else [])]:
-        path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+        make_readable_by_others(target.parent)
 
 
 def _start_timeout() -> float:
@@ -112,26 +114,22 @@ def _start_timeout() -> float:
         raise ServingError(f"{START_TIMEOUT_ENV}={raw!r}: expected a number of seconds") from None
 
 
-def image_user(image: str) -> str:
-    """The image's user, or 1000 when it names none or root (DIALS never runs models as root)."""
+def image_facts(image: str) -> tuple[str, str, bool]:
+    """(id, user, is our stand-in) of a local image, in one inspection. The user is the image's,
+    or 1000 when it names none or root (DIALS never runs models as root)."""
     run = subprocess.run(
-        [*engine_command(), "image", "inspect", "--format", "{{.Config.User}}", image], capture_output=True, text=True
+        [*engine_command(), "image", "inspect", "--format", "{{json .Id}} {{json .Config}}", image],
+        capture_output=True,
+        text=True,
     )
     if run.returncode != 0:
         raise ServingError(f"image {image} cannot be inspected: {run.stderr.strip()[-300:]}")
-    user = run.stdout.strip()
-    return "1000" if user in ("", "0", "root") or user.startswith(("0:", "root:")) else user
-
-
-def image_id(image: str) -> str:
-    run = subprocess.run([*engine_command(), "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True)
-    return run.stdout.strip() or image
-
-
-def image_is_standin(image: str) -> bool:
-    label = f'{{{{ index .Config.Labels "{STANDIN_LABEL}" }}}}'
-    run = subprocess.run([*engine_command(), "image", "inspect", "--format", label, image], capture_output=True, text=True)
-    return run.returncode == 0 and run.stdout.strip() not in ("", "<no value>")
+    identity, config = run.stdout.split(" ", 1)
+    config = json.loads(config) or {}
+    user = str(config.get("User") or "")
+    if user in ("", "0", "root") or user.startswith(("0:", "root:")):
+        user = "1000"
+    return json.loads(identity), user, STANDIN_LABEL in (config.get("Labels") or {})
 
 
 class WorkerContainer(ModelRuntime):
@@ -146,19 +144,18 @@ class WorkerContainer(ModelRuntime):
         self.memory, self.cpus, self.limits = limits_for(contract)
         folder = Path(folder or contract.code_dir)
         model_file = Path(model_file or contract.model_file)
-        self.user = image_user(image)
-        self.standin = image_is_standin(image)
-        self.compile_cache = compile_cache_dir(folder, image_id(image))
+        identity, self.user, self.standin = image_facts(image)
+        self.compile_cache = compile_cache_dir(folder, identity)
         self.folder = mount_name(contract)
         self.model_file = f"/mnt/model/{model_file.name}"
         self.start_seconds = float("nan")
+        self._worker_source = WORKER_SCRIPT.read_text()
         # The copies: our own temporary folder (0700); what is inside is readable by any uid.
         self._copies = Path(tempfile.mkdtemp(prefix="dialsgate-worker-"))
         self._keeper = None
         try:
             _readable_copy(folder, self._copies / "folder")
             _readable_copy(model_file, self._copies / "model" / model_file.name)
-            (self._copies / "model").chmod(0o755)
             self._start()
             self._restore_compile_cache()
         except BaseException:
@@ -227,7 +224,7 @@ class WorkerContainer(ModelRuntime):
     # ------------------------------------------------------------------ the runtime
 
     def worker_command(self, args: list[str]) -> list[str]:
-        source = WORKER_SCRIPT.read_text()
+        source = self._worker_source
         return [*self.engine, "exec", "-i", "--workdir", SCRATCH, self.name, "python", "-I", "-B", "-c", source, *args]
 
     @contextlib.contextmanager

@@ -15,7 +15,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from dialsgate.container.engine import docker_client, engine_answers, engine_command, resolve_network_mode
+from dialsgate.container.engine import docker_client, engine_command, resolve_network_mode
 from dialsgate.container.image import STANDIN_LABEL
 from dialsgate.container.worker import limits_for, mount_name
 from dialsgate.environment.runtime import no_container_requested
@@ -119,9 +119,6 @@ def server_network() -> str:
     """The server layer's network: "none" (the default: requests carried in by the engine),
     "host" (MLServer on 127.0.0.1, with the host's network) or "bridge" (ports published on
     127.0.0.1 only)."""
-    why = engine_answers()
-    if why:
-        return f"unknown ({why})"
     try:
         return resolve_network_mode()
     except Exception as error:  # the verdict is still written

@@ -64,6 +64,31 @@ SUBJECT_MODULE = subject_module.__file__
 KNOWN_PREFIX = "known: "
 
 
+class _NotRun(pytest.skip.Exception):
+    """A CheckNotRun carried on as pytest's own skip: pytest then formats no traceback for it
+    (a long traceback per row cost seconds when an engine is missing and every row is not run)."""
+
+    def __init__(self, original: CheckNotRun):
+        super().__init__(str(original))
+        self.original = original
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    try:
+        return (yield)
+    except CheckNotRun as error:
+        raise _NotRun(error) from None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    try:
+        return (yield)
+    except CheckNotRun as error:
+        raise _NotRun(error) from None
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     """The check's result kinds as pytest outcomes, recorded apart for the gate: advice and not
@@ -111,9 +136,11 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = None
         report.dialsgate_result = "not applicable"
         report.dialsgate_reason = text
-    elif excinfo.errisinstance(CheckNotRun):
+    elif excinfo.errisinstance((CheckNotRun, _NotRun)):
+        not_run = excinfo.value.original if excinfo.errisinstance(_NotRun) else excinfo.value
+        text = str(not_run).strip()
         report.outcome = "skipped"
-        if excinfo.value.root == ENGINE_ROOT:  # one cause for every model-code check: one folded line
+        if not_run.root == ENGINE_ROOT:  # one cause for every model-code check: one folded line
             report.longrepr = (SUBJECT_MODULE, 0, f"not run: {text}")
         else:
             report.longrepr = (str(item.path), item.location[1] or 0, f"not run: {text}")
