@@ -12,6 +12,7 @@ of one fresh worker process (its stdin and stdout carry the worker protocol). Tw
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import os
@@ -38,7 +39,7 @@ def no_container_requested() -> bool:
     return os.environ.get(NO_CONTAINER_ENV, "").strip() == "1"
 
 
-class ModelRuntime:
+class ModelRuntime(abc.ABC):
     """One server folder and its model file where model code runs (see the module docstring)."""
 
     #: "container" or "host"
@@ -49,24 +50,23 @@ class ModelRuntime:
     folder = ""
     model_file = ""
 
+    @abc.abstractmethod
     def worker_command(self, args: list[str]) -> list[str]:
         """The command line of one fresh worker process (``args`` after the script)."""
-        raise NotImplementedError
 
     def process_environment(self) -> dict[str, str] | None:
         """The environment of the process started from ``worker_command`` (None: the caller's)."""
         return None
 
-    @contextlib.contextmanager
-    def alone(self) -> Iterator[tuple[str, str]]:
-        """(folder, model file) of the server folder copied alone, as model code sees them."""
-        raise NotImplementedError
-        yield
+    @abc.abstractmethod
+    def alone(self) -> contextlib.AbstractContextManager[tuple[str, str]]:
+        """(folder, model file) of the server folder alone, as model code sees them (a context)."""
 
+    @abc.abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """Where model code runs, in a few words."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (a runtime that started nothing has nothing to stop)
         """Stop and remove what the runtime started."""
 
 
