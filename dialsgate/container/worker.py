@@ -117,19 +117,16 @@ def _start_timeout() -> float:
 def image_facts(image: str) -> tuple[str, str, bool]:
     """(id, user, is our stand-in) of a local image, in one inspection. The user is the image's,
     or 1000 when it names none or root (DIALS never runs models as root)."""
-    run = subprocess.run(
-        [*engine_command(), "image", "inspect", "--format", "{{json .Id}} {{json .Config}}", image],
-        capture_output=True,
-        text=True,
-    )
+    # The plain JSON array: Docker and Podman both print it (their --format templates differ).
+    run = subprocess.run([*engine_command(), "image", "inspect", image], capture_output=True, text=True)
     if run.returncode != 0:
         raise ServingError(f"image {image} cannot be inspected: {run.stderr.strip()[-300:]}")
-    identity, config = run.stdout.split(" ", 1)
-    config = json.loads(config) or {}
+    found = json.loads(run.stdout)[0]
+    identity, config = found["Id"], found.get("Config") or {}
     user = str(config.get("User") or "")
     if user in ("", "0", "root") or user.startswith(("0:", "root:")):
         user = "1000"
-    return json.loads(identity), user, STANDIN_LABEL in (config.get("Labels") or {})
+    return identity, user, STANDIN_LABEL in (config.get("Labels") or {})
 
 
 class WorkerContainer(ModelRuntime):
