@@ -1,0 +1,154 @@
+"""A folder under test is hostile input: its files are read here as plain bytes, and only plain.
+
+Every read of a folder's file on the host goes through this module:
+
+- a path is only ever taken *inside* a root (the template's folder, a server folder): no absolute
+  path, no ``..``, and no component of it may be a symbolic link (checked with ``lstat``, one
+  component at a time, so a linked folder in the middle is refused too);
+- a file is opened with ``O_NOFOLLOW | O_NONBLOCK`` and must be a regular file (``fstat``): a
+  FIFO, a device or a socket is refused before anything waits on it;
+- a tree is walked with ``os.scandir`` without following links; whatever is not a regular file
+  or a folder is reported, never read, copied, hashed, served or zipped;
+- every read has a cap: reaching it raises ``NotPlain`` saying what was capped.
+
+    inside(root, relative) -> Path        # or NotPlain
+    open_plain(path) -> binary file       # or NotPlain
+    read_plain(path, cap) -> bytes        # or NotPlain
+    walk_plain(root) -> PlainTree         # files, folders, refused entries
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+#: The default cap of one read of a folder's file (bytes): a model file, a template, a batch.
+DEFAULT_READ_CAP = 2 * 2**30
+#: At most this many entries in a walked tree (a folder DIALS receives is small).
+MAX_TREE_ENTRIES = 20_000
+
+
+class NotPlain(OSError):
+    """A path that is not a plain file or folder inside its root, or a read over its cap."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "not a plain file"
+
+
+def inside(root: Path, relative: str | os.PathLike) -> Path:
+    """``root / relative``, refused unless it stays inside ``root`` through no symbolic link.
+
+    ``relative`` as a template writes it (``mlserver-model/``, ``models/x.joblib``): absolute
+    paths and ``..`` components are refused; each existing component is ``lstat``-ed, so a link
+    anywhere on the way is refused without being followed. A missing path is returned as is
+    (the caller says it is missing).
+    """
+    text = os.fspath(relative)
+    if "\0" in text:
+        raise NotPlain(f"{text!r} holds a NUL character")
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    if PurePosixPath(text).is_absolute() or text.startswith(("/", "\\")):
+        raise NotPlain(f"{text!r} is an absolute path: it must lie inside {root.name}/ (the template's folder)")
+    if ".." in parts:
+        raise NotPlain(f"{text!r} leaves the template's folder ('..'): it must lie inside it")
+    path = Path(root)
+    for part in parts:
+        if part in ("", "."):
+            continue
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return Path(root).joinpath(*[p for p in parts if p not in ("", ".")])
+        if stat.S_ISLNK(mode):
+            raise NotPlain(f"{path.relative_to(root).as_posix()} is a symbolic link: nothing behind it is read")
+    return path
+
+
+def open_plain(path: Path):
+    """A binary file object of ``path``, only when it is a regular file that is not a link."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno == 40:  # ELOOP: the last component is a link
+            raise NotPlain(f"{Path(path).name} is a symbolic link: nothing behind it is read") from None
+        raise
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise NotPlain(f"{Path(path).name} is {_kind(mode)}, not a plain file: it is not read")
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
+
+
+def read_plain(path: Path, cap: int = DEFAULT_READ_CAP) -> bytes:
+    """The bytes of a plain file, refused (not truncated) when it holds more than ``cap``."""
+    with open_plain(path) as stream:
+        data = stream.read(cap + 1)
+    if len(data) > cap:
+        raise NotPlain(f"{Path(path).name} holds more than {cap:,} bytes (the cap of one read)")
+    return data
+
+
+@dataclass
+class PlainTree:
+    root: Path
+    files: list[Path] = field(default_factory=list)  # regular files, sorted, under root
+    folders: list[Path] = field(default_factory=list)
+    refused: list[tuple[Path, str]] = field(default_factory=list)  # (path, what it is)
+
+    def problems(self) -> list[str]:
+        return [f"{path.relative_to(self.root).as_posix()} is {what}" for path, what in self.refused]
+
+
+def walk_plain(root: Path, max_entries: int = MAX_TREE_ENTRIES) -> PlainTree:
+    """Every entry under ``root`` without following a link; non-plain entries are refused.
+
+    The root itself must be a folder that is not a link (else it is the one refused entry).
+    """
+    root = Path(root)
+    tree = PlainTree(root)
+    try:
+        mode = os.lstat(root).st_mode
+    except FileNotFoundError:
+        return tree
+    if not stat.S_ISDIR(mode):
+        tree.refused.append((root, _kind(mode)))
+        return tree
+    pending, seen = [root], 0
+    while pending:
+        folder = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                seen += 1
+                if seen > max_entries:
+                    tree.refused.append((root, f"a tree of more than {max_entries:,} entries (the cap of one walk)"))
+                    return tree
+                path = Path(entry.path)
+                mode = entry.stat(follow_symlinks=False).st_mode
+                if stat.S_ISDIR(mode):
+                    tree.folders.append(path)
+                    pending.append(path)
+                elif stat.S_ISREG(mode):
+                    tree.files.append(path)
+                else:
+                    tree.refused.append((path, _kind(mode)))
+    tree.files.sort()
+    tree.folders.sort()
+    tree.refused.sort()
+    return tree
