@@ -14,6 +14,7 @@ as a subprocess (the gate finds reference_batch.npz beside the template itself) 
 ``DIALSGATE_CORPUS_KEEP=<folder>`` keeps each folder's verdict.json there (<name>.json).
 
     DIALSGATE_CORPUS_LAYERS=fast pytest tests/gate/test_corpus.py   # quick local run
+    DIALSGATE_CORPUS_RUNNER=here pytest tests/gate/test_corpus.py -k NAME   # every layer, no tox envs
 
 A layer subset never passes the gate, so with DIALSGATE_CORPUS_LAYERS set a pass-verdict folder
 may show '(layer) not run' rows (and the gate exits 1), and a must_fail check that belongs to a
@@ -37,6 +38,9 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
 FOLDERS = sorted(path.parent.name for path in CORPUS.glob("*/expected.json"))
 LAYERS_VARIABLE = "DIALSGATE_CORPUS_LAYERS"
+#: ``here`` runs every layer with this interpreter (an environment with the gate's and the server
+#: layer's packages) instead of each layer's tox environment: quicker while developing.
+RUNNER_VARIABLE = "DIALSGATE_CORPUS_RUNNER"
 GATE_TIMEOUT_SECONDS = 3600
 
 
@@ -66,14 +70,18 @@ def scratch():
 
 def copy_folder(name: str, scratch: Path) -> Path:
     copy = scratch / name
-    shutil.copytree(CORPUS / name, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # Links are copied as links (an attack folder's link must reach the gate as one), never chmod-ed
+    # (that would change their target).
+    shutil.copytree(CORPUS / name, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), symlinks=True)
     for path in [copy, *copy.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
     return copy
 
 
 def run_gate(template: Path, report: Path) -> tuple[subprocess.CompletedProcess, list[dict] | None]:
-    command = [sys.executable, "-m", "dialsgate", "check", str(template), "--runner", "tox", "--report", str(report)]
+    runner = os.environ.get(RUNNER_VARIABLE, "tox")
+    command = [sys.executable, "-m", "dialsgate", "check", str(template), "--runner", runner, "--report", str(report)]
     if layer_subset():
         command += ["--layers", layer_subset()]
     environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
