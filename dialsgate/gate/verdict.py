@@ -12,7 +12,7 @@ import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
-from dialsgate.checks import ADVICE
+from dialsgate.checks import ADVICE, check_of
 from dialsgate.gate.provenance import gate_version, provenance
 from dialsgate.gate.runner import Row, Verdict
 from dialsgate.report.concerns import CONCERNS, concern_of
@@ -105,6 +105,23 @@ def print_verdict(rows: list[Row], columns: int | None = None, verbose: bool = F
             columns,
         )
     print("\n" + _counts_text({row.result: sum(1 for r in rows if r.result == row.result) for row in rows}))
+    line = forgeable_line(rows)
+    if line:
+        print("\n".join(wrap_reason(line, max(MIN_REASON_WIDTH, columns))))
+
+
+def forgeable_line(rows: list[Row]) -> str | None:
+    """One sentence: how many rows rest on the folder's own code (``Row.forgeable``), and which checks."""
+    forged = [row for row in rows if row.forgeable]
+    if not forged:
+        return None
+    checks = list(dict.fromkeys(row.check.split("[", 1)[0].split("@", 1)[0] for row in forged if check_of(row.check)))
+    others = len([row for row in forged if not check_of(row.check)])
+    named = ", ".join(checks) + (f" and {others} server-layer test{'s' if others != 1 else ''}" if others else "")
+    return (
+        f"{len(forged)} rows come from the folder's own code running in the sandbox and could be forged by it "
+        f'(it can tell it is being tested): {named} ("forgeable": true in verdict.json)'
+    )
 
 
 def print_sandbox(origin: dict | None) -> None:
@@ -150,6 +167,7 @@ def print_provenance(origin: dict | None) -> None:
     print(
         f"by: dialsgate {origin['dialsgate']}, image {image.get('name')} ({image.get('kind')}"
         f"{', pins ' + image['pins_sha256'][:12] if image.get('pins_sha256') else ''}), strict {origin['strict']}"
+        + (", the folder's known failures ignored" if origin.get("known_failures_ignored") else "")
     )
 
 
@@ -209,4 +227,10 @@ def verdict_provenance(verdict: Verdict, args) -> dict | None:
         return {"dialsgate": gate_version(), "template": str(Path(args.template).resolve())}
     batch = args.reference_batch.resolve() if args.reference_batch is not None else reference_batch_beside(verdict.contract)
     strict = bool(args.strict or settings(verdict.contract).get("strict", False))
-    return provenance(verdict.contract, strict=strict, reference_batch=batch, with_image="server" in args.layers)
+    return provenance(
+        verdict.contract,
+        strict=strict,
+        reference_batch=batch,
+        with_image="server" in args.layers,
+        ignore_known_failures=bool(getattr(args, "ignore_known_failures", False)),
+    )
