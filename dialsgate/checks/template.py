@@ -33,6 +33,12 @@ def check_handler_class_defined(subject) -> None:
     """dismcli build requires CodeUri/<module>.py to define ``class <Class>`` (its own regex)."""
 
     contract = subject.contract
+    if not contract.handler_class.isidentifier():
+        # dism-core builds its regex from the name unescaped: dismcli build crashes on it (re.error).
+        raise CheckFailed(
+            f"Handler {contract.handler}: {contract.handler_class!r} is not a Python class name, so no module defines "
+            f"it: MLServer cannot import it, and dismcli build's search for 'class {contract.handler_class}' fails on it"
+        )
     if not contract.handler_file.is_file():
         raise CheckFailed(f"Handler {contract.handler}: {contract.handler_file} is not a file")
     if not has_handler_class(contract.handler_file, contract.handler_class):

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 
 import junitparser
 import pytest
@@ -154,3 +155,18 @@ def test_report_html_shows_the_rows_inert():
     assert "\x1b" not in html and not RAW_CONTROL.search(html)
     assert "\\x1b[32mGATE PASSED\\x1b[0m" in html and "\\u202eDESSAP" in html
     assert "<script>" not in render(dataclasses.replace(facts, name="<script>alert(1)</script>"))  # still autoescaped
+
+
+def test_a_handler_that_is_no_class_name_is_named_not_crashing():
+    """dism-core's class search builds a regex from the name: the check says what is wrong instead."""
+    from pathlib import Path
+
+    from dialsgate.checks import CheckFailed
+    from dialsgate.checks.template import check_handler_class_defined
+    from dialsgate.contract.template import load_contract
+
+    folder = Path(__file__).resolve().parents[1] / "gate" / "corpus" / "handler_name_escape_sequences"
+    contract = load_contract(folder / "template.yaml")
+    assert contract.handler == HANDLER
+    with pytest.raises(CheckFailed, match="is not a Python class name"):
+        check_handler_class_defined(SimpleNamespace(contract=contract))
