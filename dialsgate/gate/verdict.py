@@ -12,7 +12,7 @@ import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
-from dialsgate.checks import ADVICE, check_of
+from dialsgate.checks import ADVICE
 from dialsgate.gate.provenance import gate_version, provenance
 from dialsgate.gate.runner import Row, Verdict
 from dialsgate.report.concerns import CONCERNS, concern_of
@@ -111,16 +111,18 @@ def print_verdict(rows: list[Row], columns: int | None = None, verbose: bool = F
 
 
 def forgeable_line(rows: list[Row]) -> str | None:
-    """One sentence: how many rows rest on the folder's own code (``Row.forgeable``), and which checks."""
+    """One sentence: how many rows rest on the folder's own code (``Row.forgeable``), per concern."""
     forged = [row for row in rows if row.forgeable]
     if not forged:
         return None
-    checks = list(dict.fromkeys(row.check.split("[", 1)[0].split("@", 1)[0] for row in forged if check_of(row.check)))
-    others = len([row for row in forged if not check_of(row.check)])
-    named = ", ".join(checks) + (f" and {others} server-layer test{'s' if others != 1 else ''}" if others else "")
+    per_concern: dict[str, int] = {}
+    for row in forged:
+        concern = concern_of(row.layer, row.check)
+        per_concern[concern] = per_concern.get(concern, 0) + 1
+    counts = ", ".join(f"{concern} {count}" for concern, count in per_concern.items())
     return (
         f"{len(forged)} rows come from the folder's own code running in the sandbox and could be forged by it "
-        f'(it can tell it is being tested): {named} ("forgeable": true in verdict.json)'
+        f'(it can tell it is being tested): {counts}; "forgeable": true in verdict.json, marked in the report'
     )
 
 

@@ -139,7 +139,7 @@ def test_the_verdict_names_the_rows_the_folders_code_could_forge(capsys):
     print_verdict(rows, columns=400)
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("4 rows come from the folder's own code running in the sandbox and could be forged by it")
-    assert "check_handler_loads, check_input_dims and 1 server-layer test" in last
+    assert "packaging 1, signature 2, server 1;" in last and '"forgeable": true in verdict.json' in last
     assert "check_template_schema" not in last and "check_pickle_globals_safe" not in last
 
 
