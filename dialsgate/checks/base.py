@@ -43,8 +43,14 @@ CONCERNS = ("template", "signature", "robustness", "packaging", "versions", "ser
 REGISTRY: dict[str, Callable] = {}
 
 
-def check(*, kind: str, concern: str) -> Callable[[Callable], Callable]:
-    """Declare a check function's kind and concern where it is defined (data on the function)."""
+def check(*, kind: str, concern: str, runs_model_code: bool) -> Callable[[Callable], Callable]:
+    """Declare a check function's kind and concern where it is defined (data on the function).
+
+    ``runs_model_code``: the row rests on what the folder's own code did or answered (its
+    handler, its modules, what its pickle builds), in the sandbox: that code can tell it is
+    being tested and answer otherwise, so the verdict marks such a row as forgeable by it."""
+    if not isinstance(runs_model_code, bool):
+        raise TypeError("runs_model_code: True or False (does the row rest on the folder's own code?)")
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r}: choose from {KINDS}")
     if concern not in CONCERNS:
@@ -55,6 +61,7 @@ def check(*, kind: str, concern: str) -> Callable[[Callable], Callable]:
             raise ValueError(f"{function.__name__}: a check's name starts with check_")
         function.dialsgate_kind = kind
         function.dialsgate_concern = concern
+        function.dialsgate_runs_model_code = runs_model_code
         REGISTRY[function.__name__] = function
         return function
 

@@ -15,13 +15,13 @@ from dialsgate.transports.worker import run_once
 PACKAGING_TOOLS = {"pip", "setuptools", "wheel"}
 
 
-@check(kind="failure", concern="template")
+@check(kind="failure", concern="template", runs_model_code=False)
 def check_image_has_profile(subject) -> None:
     """The template's Image is one the gate knows (Python version and package set)."""
     subject.profile  # noqa: B018  (raises CheckFailed naming the supported images)
 
 
-@check(kind="failure", concern="packaging")
+@check(kind="failure", concern="packaging", runs_model_code=False)
 def check_imports_available_in_image(subject) -> None:
     """Every module the folder (or its model file) imports is in the folder, the stdlib or the image."""
     needs = subject.needs
@@ -43,7 +43,7 @@ def check_imports_available_in_image(subject) -> None:
         raise CheckFailed("; ".join(problems))
 
 
-@check(kind="failure", concern="versions")
+@check(kind="failure", concern="versions", runs_model_code=False)
 def check_serving_environment_matches_image(subject) -> None:
     """Where the model code ran holds the image's Python and exactly its versions.
 

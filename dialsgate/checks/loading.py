@@ -9,7 +9,7 @@ from __future__ import annotations
 from dialsgate.checks.base import CheckFailed, case, check
 
 
-@check(kind="failure", concern="packaging")
+@check(kind="failure", concern="packaging", runs_model_code=True)
 def check_handler_loads(subject) -> None:
     """MLServer can import the Handler from CodeUri and its load() succeeds under the image's packages."""
     _, failure = subject.handler_load

@@ -47,7 +47,7 @@ def names_in_code(folder: Path) -> set[str]:
     return found
 
 
-@check(kind="failure", concern="packaging")
+@check(kind="failure", concern="packaging", runs_model_code=False)
 def check_package_has_no_stray_files(subject) -> None:
     """Nothing in the zip that the model does not use: caches, notebooks, tests, stray data.
 
@@ -65,7 +65,7 @@ def check_package_has_no_stray_files(subject) -> None:
         raise CheckFailed(f"dismcli package would ship these from {folder}: {stray[:20]} (remove them from CodeUri)")
 
 
-@check(kind="failure", concern="packaging")
+@check(kind="failure", concern="packaging", runs_model_code=False)
 def check_package_size(subject) -> None:
     folder = subject.package_folder
     total = sum((folder / path).stat().st_size for path in package_files(folder))
@@ -73,7 +73,7 @@ def check_package_size(subject) -> None:
         raise CheckFailed(f"{folder} holds {total / 1e6:.1f} MB, above the {MAX_PACKAGE_BYTES / 1e6:.0f} MB limit")
 
 
-@check(kind="failure", concern="packaging")
+@check(kind="failure", concern="packaging", runs_model_code=False)
 def check_model_settings_agree(subject) -> None:
     """model-settings.json (written by dismcli build) names the template's model, handler and file."""
     path = subject.package_folder / MODEL_SETTINGS

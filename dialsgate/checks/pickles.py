@@ -39,7 +39,7 @@ def _audit_failure(audit) -> str | None:
     return None
 
 
-@check(kind="failure", concern="packaging")
+@check(kind="failure", concern="packaging", runs_model_code=False)
 def check_pickle_globals_safe(subject) -> None:
     """No code-execution or I/O primitive (os.system, subprocess, eval, open...) in the model file,
     and the whole file was walked (an audit that stopped early fails closed)."""
@@ -49,7 +49,7 @@ def check_pickle_globals_safe(subject) -> None:
         raise CheckFailed(failure)
 
 
-@check(kind="failure", concern="packaging")
+@check(kind="failure", concern="packaging", runs_model_code=False)
 def check_folder_pickles_safe(subject) -> None:
     """Other pickles in the server folder (a scaler.pkl the handler loads, an object .npy) pass the same audit."""
     contract = subject.contract
@@ -61,7 +61,7 @@ def check_folder_pickles_safe(subject) -> None:
         raise CheckFailed(" | ".join(failures))
 
 
-@check(kind="failure", concern="packaging")
+@check(kind="failure", concern="packaging", runs_model_code=True)
 def check_pickle_globals_resolvable(subject) -> None:
     """Every global resolves from the server folder plus the image's packages, at the image's versions."""
     contract = subject.contract
@@ -83,7 +83,7 @@ def check_pickle_globals_resolvable(subject) -> None:
         )
 
 
-@check(kind="failure", concern="versions")
+@check(kind="failure", concern="versions", runs_model_code=True)
 def check_model_file_loads_with_image_versions(subject) -> None:
     """The model file was written with the image's versions: it loads without version warnings.
 

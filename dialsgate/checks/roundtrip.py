@@ -37,7 +37,7 @@ def repository_module_names(folders: list[Path], provided: set[str]) -> list[str
     return sorted(name for name in names - provided if name.isidentifier() and not name.startswith("__"))
 
 
-@check(kind="failure", concern="packaging")
+@check(kind="failure", concern="packaging", runs_model_code=True)
 def check_clean_interpreter_round_trip(subject) -> None:
     """The server folder, copied alone, loads and answers in a clean ``python -I`` of the image's packages."""
     contract = subject.contract

@@ -53,7 +53,7 @@ def _same_outputs(expected: dict, received: dict, what: str) -> None:
         raise CheckFailed("; ".join(problems))
 
 
-@check(kind="failure", concern="signature")
+@check(kind="failure", concern="signature", runs_model_code=True)
 def check_handler_answers_template_request(subject) -> None:
     """A request built from the template, flattened as DIALS sends it, gets an answer."""
     outcome = subject.reference_outcome
@@ -61,7 +61,7 @@ def check_handler_answers_template_request(subject) -> None:
         raise CheckFailed(f"request built from the template: HTTP {outcome.status}: {outcome.error}")
 
 
-@check(kind="failure", concern="signature")
+@check(kind="failure", concern="signature", runs_model_code=True)
 def check_output_matches_signature(subject, name: str) -> None:
     """The output exists with exactly the template's datatype (FP32 is not FP64) and shape."""
     response = _answer(subject, subject.reference_body, "request built from the template")
@@ -84,7 +84,7 @@ def check_output_matches_signature(subject, name: str) -> None:
         raise CheckFailed(message)
 
 
-@check(kind="failure", concern="signature")
+@check(kind="failure", concern="signature", runs_model_code=True)
 def check_no_undeclared_outputs(subject) -> None:
     """Every output the handler returns is declared in the OutputSignature."""
     response = _answer(subject, subject.reference_body, "request built from the template")
@@ -94,14 +94,14 @@ def check_no_undeclared_outputs(subject) -> None:
         raise CheckFailed(f"outputs {extra} are not in the OutputSignature {sorted(declared)}")
 
 
-@check(kind="advice", concern="robustness")
+@check(kind="advice", concern="robustness", runs_model_code=True)
 def check_input_required(subject, name: str) -> None:
     """Without this template input the request is refused, naming it (DIALS always sends every input)."""
     body = {"inputs": [item for item in subject.small_body["inputs"] if item["name"] != name]}
     _refused(subject, body, name, f"request without input {name!r}")
 
 
-@check(kind="failure", concern="signature")
+@check(kind="failure", concern="signature", runs_model_code=True)
 def check_input_dims(subject, name: str) -> None:
     """Per-LS dims: data shaped by the template's Dims is accepted (what DIALS sends).
 
@@ -114,7 +114,7 @@ def check_input_dims(subject, name: str) -> None:
     _answer(subject, v2.request_body(contract, arrays), f"input {name!r} shaped by the template's Dims {list(signature.dims)}")
 
 
-@check(kind="advice", concern="robustness")
+@check(kind="advice", concern="robustness", runs_model_code=True)
 def check_input_dims_wider_refused(subject, name: str) -> None:
     """Data with one bin more per lumisection than the template's Dims is refused, naming the input."""
     contract = subject.contract
@@ -129,7 +129,7 @@ def check_input_dims_wider_refused(subject, name: str) -> None:
     )
 
 
-@check(kind="failure", concern="signature")
+@check(kind="failure", concern="signature", runs_model_code=False)
 def check_reference_batch_matches_template(subject) -> None:
     """The batch every other check sends must itself have the template's Dims."""
     problems = v2.shape_mismatches(subject.contract, subject.reference_arrays)
@@ -137,13 +137,13 @@ def check_reference_batch_matches_template(subject) -> None:
         raise CheckFailed("reference batch disagrees with the template: " + "; ".join(problems))
 
 
-@check(kind="failure", concern="signature")
+@check(kind="failure", concern="signature", runs_model_code=True)
 def check_input_datatype(subject, name: str) -> None:
     """The input sent with the template's DataType decodes and is answered (what DIALS sends)."""
     _answer(subject, subject.reference_body, f"input {name!r} as the template's DataType")
 
 
-@check(kind="advice", concern="robustness")
+@check(kind="advice", concern="robustness", runs_model_code=True)
 def check_input_datatype_bytes_refused(subject, name: str) -> None:
     """BYTES (strings) in place of the template's DataType is refused, naming the input."""
     body = copy.deepcopy(subject.small_body)
@@ -154,7 +154,7 @@ def check_input_datatype_bytes_refused(subject, name: str) -> None:
     _refused(subject, body, name, f"input {name!r} sent as BYTES")
 
 
-@check(kind="advice", concern="robustness")
+@check(kind="advice", concern="robustness", runs_model_code=True)
 def check_flattened_and_nested_agree(subject) -> None:
     """Production sends flattened data (check_handler_answers_template_request). Nested lists
     must give the same answer, or be refused (4xx): DIALS never sends them, but a handler should
@@ -173,7 +173,7 @@ def check_flattened_and_nested_agree(subject) -> None:
         raise CheckAdvice(f"{difference}; {OUTSIDE}") from None
 
 
-@check(kind="advice", concern="robustness")
+@check(kind="advice", concern="robustness", runs_model_code=True)
 def check_metadata_input_malformed_not_crashing(subject, name: str) -> None:
     """A declared OMS metadata input that arrives malformed is refused (400) or ignored, never a 500.
 
@@ -197,7 +197,7 @@ def check_metadata_input_malformed_not_crashing(subject, name: str) -> None:
             )
 
 
-@check(kind="failure", concern="signature")
+@check(kind="failure", concern="signature", runs_model_code=True)
 def check_outputs_in_request_order(subject) -> None:
     """Outputs come one per lumisection in request order: a reversed batch reverses them."""
     reversed_arrays = {name: array[::-1] for name, array in subject.reference_arrays.items()}
@@ -208,7 +208,7 @@ def check_outputs_in_request_order(subject) -> None:
     _same_outputs(expected, answer, "reversed batch")
 
 
-@check(kind="advice", concern="signature")
+@check(kind="advice", concern="signature", runs_model_code=True)
 def check_answers_vary_across_lumisections(subject) -> None:
     """The answers every comparison rests on differ between lumisections (else they cannot fail).
 
@@ -242,7 +242,7 @@ EMPTY_BATCH_OUTSIDE = (
 )
 
 
-@check(kind="advice", concern="robustness")
+@check(kind="advice", concern="robustness", runs_model_code=True)
 def check_empty_batch_answered(subject) -> None:
     """A request with zero lumisections answers empty outputs (or a 400), never a crash."""
     empty = {name: array[:0] for name, array in subject.reference_arrays.items()}
@@ -263,7 +263,7 @@ def signed_inputs(contract) -> tuple[str, ...]:
     return tuple(str(name) for name in settings(contract).get("signed_inputs", []))
 
 
-@check(kind="advice", concern="robustness")
+@check(kind="advice", concern="robustness", runs_model_code=True)
 def check_bad_request_refused(subject, label: str) -> None:
     """A malformed request gets HTTP 400 naming the input, never a crash (500)."""
     bad = badrequests.bad_requests(subject.contract, subject.reference_arrays, signed=signed_inputs(subject.contract))[label]
@@ -282,7 +282,7 @@ def check_bad_request_refused(subject, label: str) -> None:
     _refused(subject, bad.body, bad.name, label.replace("_", " "))
 
 
-@check(kind="advice", concern="robustness")
+@check(kind="advice", concern="robustness", runs_model_code=True)
 def check_non_finite_counts_refused(subject) -> None:
     bad = badrequests.non_finite_request(subject.contract, subject.reference_arrays)
     _refused(subject, bad.body, bad.name, "NaN in the counts")

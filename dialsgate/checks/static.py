@@ -225,7 +225,7 @@ def vermin_findings(path: Path, target: tuple[int, int]) -> list[Finding]:
     return findings
 
 
-@check(kind="failure", concern="packaging")
+@check(kind="failure", concern="packaging", runs_model_code=False)
 def check_python_version_compatible(subject) -> None:
     """The serving image's Python runs every module of the server folder (no 3.11+ construct on 3.10)."""
     contract = subject.contract
@@ -269,7 +269,7 @@ BOUNDS = {
 DESCRIBE = {"memory": describe_bytes, "cpu": describe_cores}
 
 
-@check(kind="failure", concern="template")
+@check(kind="failure", concern="template", runs_model_code=False)
 def check_resources_plausible(subject) -> None:
     """Requests/Limits are Kubernetes quantities within BOUNDS, and no request exceeds its limit."""
     contract = subject.contract

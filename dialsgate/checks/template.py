@@ -11,7 +11,7 @@ from dialsgate.checks.base import CheckFailed, case, check
 from dialsgate.contract.template import DTYPE_OF_DATATYPE
 
 
-@check(kind="failure", concern="template")
+@check(kind="failure", concern="template", runs_model_code=False)
 def check_template_schema(subject) -> None:
     """The template loads with dism-core, the schema library dismcli itself uses."""
 
@@ -21,25 +21,31 @@ def check_template_schema(subject) -> None:
         raise CheckFailed(f"{subject.contract.template_path} does not validate with dism-core: {error}") from None
 
 
-@check(kind="failure", concern="template")
+@check(kind="failure", concern="template", runs_model_code=False)
 def check_model_file_exists(subject) -> None:
     """dismcli build refuses a ModelUri that is not a file."""
     if not subject.contract.model_file.is_file():
         raise CheckFailed(f"ModelUri {subject.contract.model_file} is not a file")
 
 
-@check(kind="failure", concern="template")
+@check(kind="failure", concern="template", runs_model_code=False)
 def check_handler_class_defined(subject) -> None:
     """dismcli build requires CodeUri/<module>.py to define ``class <Class>`` (its own regex)."""
 
     contract = subject.contract
+    if not contract.handler_class.isidentifier():
+        # dism-core builds its regex from the name unescaped: dismcli build crashes on it (re.error).
+        raise CheckFailed(
+            f"Handler {contract.handler}: {contract.handler_class!r} is not a Python class name, so no module defines "
+            f"it: MLServer cannot import it, and dismcli build's search for 'class {contract.handler_class}' fails on it"
+        )
     if not contract.handler_file.is_file():
         raise CheckFailed(f"Handler {contract.handler}: {contract.handler_file} is not a file")
     if not has_handler_class(contract.handler_file, contract.handler_class):
         raise CheckFailed(f"Handler {contract.handler}: no 'class {contract.handler_class}' in {contract.handler_file}")
 
 
-@check(kind="failure", concern="template")
+@check(kind="failure", concern="template", runs_model_code=False)
 def check_key_in_outputs(subject, key: str) -> None:
     """FlaggingKey and MetricKey must name outputs of the OutputSignature."""
     value = getattr(subject.contract, key)
@@ -48,7 +54,7 @@ def check_key_in_outputs(subject, key: str) -> None:
         raise CheckFailed(f"{key.title().replace('_', '')} {value!r} is not an output of the OutputSignature {names}")
 
 
-@check(kind="failure", concern="template")
+@check(kind="failure", concern="template", runs_model_code=False)
 def check_flag_output_is_bool(subject) -> None:
     """DIALS reads the FlaggingKey output as a boolean per lumisection."""
     contract = subject.contract
@@ -62,7 +68,7 @@ def check_flag_output_is_bool(subject) -> None:
 NUMERIC_DATATYPES = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
 
 
-@check(kind="failure", concern="template")
+@check(kind="failure", concern="template", runs_model_code=False)
 def check_metric_output_is_numeric(subject) -> None:
     """DIALS compares the MetricKey output with AnomalyThreshold: it must be a number."""
     contract = subject.contract
@@ -74,7 +80,7 @@ def check_metric_output_is_numeric(subject) -> None:
         )
 
 
-@check(kind="failure", concern="template")
+@check(kind="failure", concern="template", runs_model_code=False)
 def check_anomaly_threshold_finite(subject) -> None:
     """With BuiltinThreshold false, DIALS flags Metric > AnomalyThreshold: NaN or inf never works."""
 
@@ -87,7 +93,7 @@ def check_anomaly_threshold_finite(subject) -> None:
         raise CheckFailed(f"AnomalyThreshold {value!r} is not a finite number")
 
 
-@check(kind="failure", concern="template")
+@check(kind="failure", concern="template", runs_model_code=False)
 def check_outputs_have_batch_axis(subject) -> None:
     """One value per lumisection: every output's Dims start with the batch axis -1."""
     wrong = [f"{sig.name} {list(sig.dims)}" for sig in subject.contract.outputs if not sig.dims or sig.dims[0] != -1]
@@ -95,7 +101,7 @@ def check_outputs_have_batch_axis(subject) -> None:
         raise CheckFailed(f"outputs without a leading batch axis -1: {wrong}")
 
 
-@check(kind="failure", concern="template")
+@check(kind="failure", concern="template", runs_model_code=False)
 def check_datatypes_known(subject) -> None:
     """Every DataType of the template is a V2 datatype (BOOL, UINT8..UINT64, INT8..INT64, FP16..FP64, BYTES)."""
     unknown = subject.contract.unknown_datatypes()

@@ -2,7 +2,8 @@
 verdict, the report) and ``dialsgate build -f TEMPLATE`` (dismcli's build folder, offline).
 
     dialsgate check path/to/template.yaml [--build-dir B] [--resource R] [--reference-batch F]
-                    [--layers fast,parity,server] [--report DIR] [--strict] [-v] [--junit-xml FILE]
+                    [--layers fast,parity,server] [--report DIR] [--strict] [--ignore-known-failures]
+                    [--run-report-hooks] [-v] [--junit-xml FILE]
 
 Exit status 0 only on a pass. Serving environments and stand-in images are cached under
 ~/.cache/dialsgate (DIALSGATE_CACHE_DIR, XDG_CACHE_HOME), shared between projects.
@@ -21,6 +22,7 @@ from dialsgate.contract.build import main as build_main
 from dialsgate.environment.runtime import NO_CONTAINER_ENV
 from dialsgate.gate.junit import write_junit_xml
 from dialsgate.gate.runner import DEFAULT_DIALS_URL, LAYERS, run_gate
+from dialsgate.gate.terminal import inert_terminal
 from dialsgate.gate.verdict import (
     VERDICT_FILE,
     default_report_folder,
@@ -70,6 +72,12 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="advice rows (hardening against requests DIALS never sends) fail the gate (also: strict = true in dialsgate.toml)",
     )
     parser.add_argument(
+        "--ignore-known-failures",
+        action="store_true",
+        help="judge the folder without the [known_failures] of its dialsgate.toml (a maintainer judging someone "
+        "else's folder, with --strict: its declared advice rows then fail)",
+    )
+    parser.add_argument(
         "--junit-xml", type=Path, help="also write every row of every layer as one JUnit test case (merge request test reports)"
     )
     parser.add_argument(
@@ -112,7 +120,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check(args, extra: list[str]) -> int:
-    """Run the gate as ``args`` (check_parser's) say; 0 only on a pass."""
+    """Run the gate as ``args`` (check_parser's) say; 0 only on a pass. Everything it prints is
+    made inert (``gate.terminal``): a folder's strings reach the terminal as visible escapes."""
+    with inert_terminal():
+        return _check(args, extra)
+
+
+def _check(args, extra: list[str]) -> int:
+    templates = [arg for arg in extra if not arg.startswith("-") and arg.endswith((".yaml", ".yml"))]
+    if templates:
+        # `tox -e gate -- other/template.yaml` would judge this repository's template, not that one.
+        raise SystemExit(
+            f"dialsgate check judges one template ({args.template}); also given: {', '.join(templates)} "
+            "(tox -e gate judges this repository's template.yaml; any other folder: tox -e gate-any -- path/to/template.yaml)"
+        )
     start = time.perf_counter()
     if args.no_container:
         os.environ[NO_CONTAINER_ENV] = "1"  # the layers and the report inherit it

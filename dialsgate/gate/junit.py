@@ -6,7 +6,8 @@ A failure (failed, xfailed, deselected, not supported, ...) is ``<failure>``, an
 ``<skipped>``; advice is a passing case with the advice in its ``<system-out>`` (under strict an
 advice row is already a failed row of the verdict, so it is a ``<failure>``).
 
-Written with the standard library's ElementTree: the format is a handful of elements, and the
+Every text and attribute is made inert first (``dialsgate.inert``): the file stays valid XML 1.0
+whatever a folder's strings hold. Written with the standard library's ElementTree: the format is a handful of elements, and the
 gate should not need another dependency for it.
 """
 
@@ -17,6 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from dialsgate.checks import ADVICE
+from dialsgate.inert import inert
 from dialsgate.report.concerns import concern_of
 
 SUITE_NAME = "dialsgate"
@@ -70,7 +72,19 @@ def junit_xml(rows, provenance: dict | None = None) -> ET.ElementTree:
             ET.SubElement(properties, "property", name=str(key), value=str(text))
         for suite, _ in suites.values():
             suite.insert(0, copy.deepcopy(properties))
+    _make_inert(root)
     return ET.ElementTree(root)
+
+
+def _make_inert(root: ET.Element) -> None:
+    """Every text and attribute value made inert (``dialsgate.inert``): a row's check id and
+    reason carry the folder's strings, and a control character in them would make the file
+    invalid XML 1.0, which GitLab drops whole."""
+    for element in root.iter():
+        if element.text is not None:
+            element.text = inert(element.text)
+        for key, value in element.attrib.items():
+            element.attrib[key] = inert(value)
 
 
 def write_junit_xml(rows, path: Path, provenance: dict | None = None) -> Path:

@@ -1,5 +1,5 @@
 """Where a verdict comes from: the gate's version, the serving image, the folder and model file it
-judged, the batch it sent, strict or not. Written into verdict.json and the report so that a
+judged, the batch it sent, strict or not, the author's known failures honoured or not. Written into verdict.json and the report so that a
 verdict can be traced to exactly what was checked.
 """
 
@@ -55,8 +55,11 @@ def image_facts(image: str) -> dict:
     return facts
 
 
-def provenance(contract, *, strict: bool, reference_batch: Path | None, with_image: bool) -> dict:
-    """Everything a reader needs to know what this verdict judged."""
+def provenance(
+    contract, *, strict: bool, reference_batch: Path | None, with_image: bool, ignore_known_failures: bool = False
+) -> dict:
+    """Everything a reader needs to know what this verdict judged (and how: strict, the author's
+    known failures honoured or ignored)."""
     facts = {
         "dialsgate": gate_version(),
         "template": str(contract.template_path),
@@ -68,6 +71,7 @@ def provenance(contract, *, strict: bool, reference_batch: Path | None, with_ima
         "reference_batch": str(reference_batch) if reference_batch else None,
         "reference_batch_sha256": file_sha256(reference_batch) if reference_batch else None,
         "strict": strict,
+        "known_failures_ignored": ignore_known_failures,
     }
     facts["image"] = image_facts(contract.image) if with_image else {"name": contract.image, "kind": "not used"}
     facts["model_code"] = model_code_facts(contract)

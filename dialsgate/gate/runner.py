@@ -22,7 +22,9 @@ from pathlib import Path
 from dialsgate.checks import ADVICE, PASSING_RESULTS
 from dialsgate.container.image import ensure_image
 from dialsgate.contract.template import UnsupportedResourceType, load_contract
+from dialsgate.gate.terminal import relay
 from dialsgate.pytest_plugin.layers import layer_files
+from dialsgate.report.concerns import forgeable
 
 #: The checkout dialsgate runs from (this repository, with its tox.ini), or site-packages when installed.
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -52,6 +54,13 @@ class Row:
     check: str
     result: str
     reason: str = ""
+    #: The row rests on the folder's own code, which could forge it (default: what the check
+    #: declares, report.concerns.forgeable).
+    forgeable: bool | None = None
+
+    def __post_init__(self):
+        if self.forgeable is None:
+            self.forgeable = forgeable(self.layer, self.check)
 
     @property
     def passed(self) -> bool:
@@ -93,7 +102,9 @@ def runner_is_venv() -> bool:
 
 def run_layer(layer: str, options: list[str], runner: str, work: Path, extra: list[str]) -> list[Row]:
     summary_file = work / f"{layer}.json"
-    pytest_args = [*contract_tests(layer), *options, "--gate-summary", str(summary_file), "-p", "no:cacheprovider", *extra]
+    pytest_args = [
+        *contract_tests(layer), *options, "--gate-summary", str(summary_file), "-p", "no:cacheprovider", "--color=no", *extra
+    ]  # fmt: skip
     if runner == "tox":
         cwd, environment = REPOSITORY, _clean_environment()
     else:
@@ -108,7 +119,13 @@ def run_layer(layer: str, options: list[str], runner: str, work: Path, extra: li
     command = layer_command(layer, runner, pytest_args)
     print(f"\n=== gate: layer {layer}: {shlex.join(command)}", flush=True)
     start = time.perf_counter()
-    returncode = subprocess.run(command, cwd=cwd, env=environment).returncode
+    # Its output (pytest's, and the worker containers' messages of model code) reaches the
+    # terminal made inert, stderr with stdout.
+    process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    with process.stdout:
+        relay(process.stdout.fileno())
+    returncode = process.wait()
     print(f"=== gate: layer {layer} finished in {time.perf_counter() - start:.1f} s (exit {returncode})", flush=True)
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     return rows_from_summary(layer, summary, returncode)
@@ -146,6 +163,8 @@ def run_gate(args, extra: list[str]) -> Verdict:
         options += ["--dials-reference-batch", str(args.reference_batch.resolve())]
     if args.strict:
         options += ["--dials-strict"]
+    if getattr(args, "ignore_known_failures", False):
+        options += ["--dials-ignore-known-failures"]
     layers = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
     unknown = sorted(set(layers) - set(LAYERS))
     if unknown:

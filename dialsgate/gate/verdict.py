@@ -105,6 +105,25 @@ def print_verdict(rows: list[Row], columns: int | None = None, verbose: bool = F
             columns,
         )
     print("\n" + _counts_text({row.result: sum(1 for r in rows if r.result == row.result) for row in rows}))
+    line = forgeable_line(rows)
+    if line:
+        print("\n".join(wrap_reason(line, max(MIN_REASON_WIDTH, columns))))
+
+
+def forgeable_line(rows: list[Row]) -> str | None:
+    """One sentence: how many rows rest on the folder's own code (``Row.forgeable``), per concern."""
+    forged = [row for row in rows if row.forgeable]
+    if not forged:
+        return None
+    per_concern: dict[str, int] = {}
+    for row in forged:
+        concern = concern_of(row.layer, row.check)
+        per_concern[concern] = per_concern.get(concern, 0) + 1
+    counts = ", ".join(f"{concern} {count}" for concern, count in per_concern.items())
+    return (
+        f"{len(forged)} rows come from the folder's own code running in the sandbox and could be forged by it "
+        f'(it can tell it is being tested): {counts}; "forgeable": true in verdict.json, marked in the report'
+    )
 
 
 def print_sandbox(origin: dict | None) -> None:
@@ -150,6 +169,7 @@ def print_provenance(origin: dict | None) -> None:
     print(
         f"by: dialsgate {origin['dialsgate']}, image {image.get('name')} ({image.get('kind')}"
         f"{', pins ' + image['pins_sha256'][:12] if image.get('pins_sha256') else ''}), strict {origin['strict']}"
+        + (", the folder's known failures ignored" if origin.get("known_failures_ignored") else "")
     )
 
 
@@ -209,4 +229,10 @@ def verdict_provenance(verdict: Verdict, args) -> dict | None:
         return {"dialsgate": gate_version(), "template": str(Path(args.template).resolve())}
     batch = args.reference_batch.resolve() if args.reference_batch is not None else reference_batch_beside(verdict.contract)
     strict = bool(args.strict or settings(verdict.contract).get("strict", False))
-    return provenance(verdict.contract, strict=strict, reference_batch=batch, with_image="server" in args.layers)
+    return provenance(
+        verdict.contract,
+        strict=strict,
+        reference_batch=batch,
+        with_image="server" in args.layers,
+        ignore_known_failures=bool(getattr(args, "ignore_known_failures", False)),
+    )

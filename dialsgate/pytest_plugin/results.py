@@ -35,6 +35,12 @@ def pytest_addoption(parser):
         default=False,
         help="advice rows (hardening against requests DIALS never sends) fail like failures",
     )
+    group.addoption(
+        "--dials-ignore-known-failures",
+        action="store_true",
+        default=False,
+        help="judge without the [known_failures] of the template's dialsgate.toml (its rows as if not declared)",
+    )
 
 
 def strict_mode(config) -> bool:

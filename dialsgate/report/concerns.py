@@ -35,3 +35,19 @@ def concern_of(layer: str, check: str) -> str:
         if (rule_layer is None or rule_layer == layer) and check.startswith(prefix):
             return concern
     return "other"
+
+
+#: Rows that are not a declared check but rest on the folder's own code: (layer, name prefix).
+#: The server layer's own tests ask the served MLServer, whose process runs the folder's handler
+#: (loaded first, it can change anything MLServer answers: health, metadata, memory, answers).
+FORGEABLE_RULES: tuple[tuple[str, str], ...] = (("server", "test_server_"),)
+
+
+def forgeable(layer: str, check: str) -> bool:
+    """Does the row rest on what the folder's own code did or answered (in the sandbox)? That
+    code could tell it is being tested and answer otherwise: such a row is its word, not proof.
+    A check says so where it is declared (``@check(runs_model_code=...)``), else FORGEABLE_RULES."""
+    function = check_of(check)
+    if function is not None:
+        return function.dialsgate_runs_model_code
+    return any(layer == rule_layer and check.startswith(prefix) for rule_layer, prefix in FORGEABLE_RULES)

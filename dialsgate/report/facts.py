@@ -26,7 +26,7 @@ from dialsgate.contract.template import Contract
 from dialsgate.environment.profiles import PROFILES_DIR, read_pins
 from dialsgate.fingerprint import file_sha256
 from dialsgate.protocol import v2
-from dialsgate.report.concerns import CONCERNS, concern_of
+from dialsgate.report.concerns import CONCERNS, concern_of, forgeable
 from dialsgate.settings import reference_batch_beside
 
 #: The core package set of the serving image (the profile of the image the templates name).
@@ -224,6 +224,7 @@ class VerdictRow:
     result: str
     reason: str
     concern: str
+    forgeable: bool = False  # rests on the folder's own code, which could forge it (concerns.forgeable)
 
     @property
     def passed(self) -> bool:
@@ -251,6 +252,7 @@ class Verdict:
     total: int = 0
     counts: dict[str, int] = field(default_factory=dict)  # result -> rows, in order of appearance
     groups: list[ConcernGroup] = field(default_factory=list)  # groups with failures first
+    forgeable: int = 0  # rows that rest on the folder's own code
 
 
 def verdict_facts(verdict_rows) -> Verdict:
@@ -261,7 +263,15 @@ def verdict_facts(verdict_rows) -> Verdict:
     for entry in verdict_rows:
         layer, check = str(entry.get("layer", "")), str(entry.get("check", ""))
         rows.append(
-            VerdictRow(layer, check, str(entry.get("result", "")), str(entry.get("reason", "") or ""), concern_of(layer, check))
+            VerdictRow(
+                layer,
+                check,
+                str(entry.get("result", "")),
+                str(entry.get("reason", "") or ""),
+                concern_of(layer, check),
+                # verdict.json says it; an older one without the field: what the check declares
+                bool(entry.get("forgeable", forgeable(layer, check))),
+            )
         )
     groups = []
     for concern, title in CONCERNS.items():
@@ -281,7 +291,12 @@ def verdict_facts(verdict_rows) -> Verdict:
     for row in rows:
         counts[row.result] = counts.get(row.result, 0) + 1
     return Verdict(
-        given=True, passed=all(row.passed or row.advice for row in rows), total=len(rows), counts=counts, groups=groups
+        given=True,
+        passed=all(row.passed or row.advice for row in rows),
+        total=len(rows),
+        counts=counts,
+        groups=groups,
+        forgeable=sum(row.forgeable for row in rows),
     )
 
 
@@ -462,6 +477,8 @@ def provenance_facts(origin: dict | None) -> list[tuple[str, str, bool]]:
         ("batch sent", str(origin.get("reference_batch") or "the gate's sample data (no reference batch)"), True),
         ("strict", "yes: advice rows fail the gate" if origin.get("strict") else "no: advice rows pass the gate", False),
     ]
+    if origin.get("known_failures_ignored"):
+        rows.append(("known failures", "ignored (--ignore-known-failures): judged as if dialsgate.toml declared none", False))
     if origin.get("reference_batch_sha256"):
         rows.insert(5, ("batch sha256", str(origin["reference_batch_sha256"]), True))
     code = origin.get("model_code") or {}

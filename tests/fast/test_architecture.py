@@ -18,7 +18,7 @@ LAYERS = (
     ("checks",),
     ("container", "transports"),
     ("environment", "modelfile", "protocol", "settings"),
-    ("contract", "fingerprint", "plainfiles"),
+    ("contract", "fingerprint", "inert", "plainfiles"),
 )
 
 

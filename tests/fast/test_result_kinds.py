@@ -94,22 +94,22 @@ import pytest
 from dialsgate.checks import CheckAdvice, CheckFailed, case, check
 
 
-@check(kind="advice", concern="robustness")
+@check(kind="advice", concern="robustness", runs_model_code=True)
 def check_known_advice(subject):
     raise CheckAdvice("an empty batch (N=0) crashed the handler")
 
 
-@check(kind="failure", concern="signature")
+@check(kind="failure", concern="signature", runs_model_code=True)
 def check_known_failure(subject):
     raise CheckFailed("output 'Score' is FP64")
 
 
-@check(kind="failure", concern="signature")
+@check(kind="failure", concern="signature", runs_model_code=True)
 def check_failure_raising_advice(subject):
     raise CheckAdvice("advice from a failure check")
 
 
-@check(kind="advice", concern="robustness")
+@check(kind="advice", concern="robustness", runs_model_code=True)
 def check_known_advice_fixed(subject):
     pass
 

@@ -19,7 +19,7 @@ from dialsgate.fingerprint import tree_sha256
 from dialsgate.gate.cli import check_parser
 from dialsgate.gate.provenance import provenance
 from dialsgate.gate.runner import Row, run_gate
-from dialsgate.gate.verdict import print_sandbox, read_verdict_rows, write_verdict_json
+from dialsgate.gate.verdict import print_sandbox, print_verdict, read_verdict_rows, write_verdict_json
 from dialsgate.protocol import v2
 from dialsgate.report.facts import provenance_facts
 from dialsgate.transports.outcome import Outcome
@@ -73,10 +73,14 @@ def test_verdict_json_records_where_it_came_from(tmp_path):
     assert origin["folder_sha256"] == tree_sha256(contract.code_dir)
     assert len(origin["model_file_sha256"]) == 64 and len(origin["reference_batch_sha256"]) == 64
     assert origin["image"] == {"name": contract.image, "kind": "not used"}
-    path = write_verdict_json([Row("fast", "check_x", "passed")], tmp_path / "verdict.json", origin)
+    rows = [Row("fast", "check_x", "passed"), Row("fast", "check_handler_loads", "passed")]
+    path = write_verdict_json(rows, tmp_path / "verdict.json", origin)
     document = json.loads(path.read_text())
-    assert document["provenance"] == origin
-    assert read_verdict_rows(path) == [{"layer": "fast", "check": "check_x", "result": "passed", "reason": ""}]
+    assert document["provenance"] == origin and origin["known_failures_ignored"] is False
+    assert read_verdict_rows(path) == [
+        {"layer": "fast", "check": "check_x", "result": "passed", "reason": "", "forgeable": False},
+        {"layer": "fast", "check": "check_handler_loads", "result": "passed", "reason": "", "forgeable": True},
+    ]
 
 
 def test_a_tritonserver_resource_is_named_as_not_supported(tmp_path):
@@ -119,3 +123,26 @@ def test_the_verdict_says_where_model_code_ran(monkeypatch, capsys):
     first, second = capsys.readouterr().out.splitlines()
     assert first.startswith("MODEL CODE WAS JUDGED OUTSIDE THE SERVING IMAGE (--no-container)") and "cannot pass" in first
     assert second.startswith("the server layer ran MLServer with the host's network")
+
+
+def test_the_verdict_names_the_rows_the_folders_code_could_forge(capsys):
+    rows = [
+        Row("fast", "check_template_schema", "passed"),
+        Row("fast", "check_pickle_globals_safe", "passed"),
+        Row("fast", "check_handler_loads", "passed"),
+        Row("fast", "check_input_dims[Occupancy]", "passed"),
+        Row("server", "check_input_dims[Occupancy]@http", "passed"),
+        Row("server", "test_server_health::test_server_is_live", "passed"),
+        Row("server", "(layer)", "error", "pytest did not finish"),
+    ]
+    assert [row.forgeable for row in rows] == [False, False, True, True, True, True, False]
+    print_verdict(rows, columns=400)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("4 rows come from the folder's own code running in the sandbox and could be forged by it")
+    assert "packaging 1, signature 2, server 1;" in last and '"forgeable": true in verdict.json' in last
+    assert "check_template_schema" not in last and "check_pickle_globals_safe" not in last
+
+
+def test_no_forgeable_line_without_such_rows(capsys):
+    print_verdict([Row("fast", "check_template_schema", "failed", "bad")], columns=200)
+    assert "could be forged" not in capsys.readouterr().out

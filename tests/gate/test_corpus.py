@@ -138,6 +138,8 @@ def test_gate_gives_the_expected_verdict(name, scratch):
     workers = containers_created(model_name(copy / "template.yaml"), started, time.time() + 1, WORKER_NAME_PREFIX)
 
     assert rows is not None, f"{name}: the gate wrote no verdict.json (exit {finished.returncode})\n{output_tail(finished)}"
+    # A folder's strings reach the terminal inert (dialsgate.inert): no escape sequence can start.
+    assert "\x1b" not in finished.stdout + finished.stderr, f"{name}: an ESC byte in the gate's output\n{output_tail(finished)}"
     assert rows, f"{name}: verdict.json holds no row\n{output_tail(finished)}"
     table = describe(rows)
     if marker:

@@ -183,8 +183,11 @@ def test_verdict_grouped_by_concern_and_serving_pins_shown(report):
     assert parsed.tables["verdict-server"] == [
         ["server", "check_server_answers", "failed", "port <8080> busy\ncaused by <script>alert(1)</script>"]
     ]
-    assert parsed.tables["passed-signature"] == [["fast", "check_input_dims[BPix1]", "passed", ""]]
+    # check_input_dims asks the handler: marked as resting on the folder's own code (rows without
+    # "forgeable", as older gates wrote them, get what the check declares).
+    assert parsed.tables["passed-signature"] == [["fast", "check_input_dims[BPix1] folder code", "passed", ""]]
     assert parsed.tables["passed-template"] == [["fast", "check_template_schema", "passed", ""]]
+    assert parsed.ids["forgeable-note"].startswith("Rows marked folder code (1 of 3) come from the folder's own code")
     assert "Gate verdict: FAIL" in parsed.ids["summary"] and "1 failed" in parsed.ids["summary"]
     page = index.read_text(encoding="utf-8")
     assert page.index('id="concern-server"') < page.index('id="concern-template"') < page.index('id="concern-signature"')
@@ -387,3 +390,17 @@ def test_picture_hooks_named_in_dialsgate_toml_resolve_beside_the_template(tmp_p
     assert configured_hooks(contract) == [f"{tmp_path / 'dev' / 'pictures.py'}:draw", "mypackage.pictures:draw"]
     ours = load_contract(REPOSITORY / "template.yaml")
     assert configured_hooks(ours) == [PICTURE_HOOK], "this repository's pictures come through its dialsgate.toml"
+
+
+def test_rows_the_folders_code_could_forge_are_marked_as_the_verdict_says(tmp_path):
+    verdict = [
+        {"layer": "fast", "check": "check_handler_loads", "result": "passed", "reason": "", "forgeable": True},
+        {"layer": "fast", "check": "check_template_schema", "result": "passed", "reason": "", "forgeable": False},
+        {"layer": "server", "check": "test_server_health::test_server_is_live", "result": "passed", "reason": ""},
+        {"layer": "fast", "check": "check_pickle_globals_safe", "result": "failed", "reason": "posix.system"},
+    ]
+    parsed = _Tables()
+    parsed.feed(_page(write_report(load_contract(EXAMPLE), tmp_path, verdict_rows=verdict)))
+    marked = {row[1] for rows in parsed.tables.values() for row in rows if len(row) == 4 and row[1].endswith(" folder code")}
+    assert marked == {"check_handler_loads folder code", "test_server_health::test_server_is_live folder code"}
+    assert "(2 of 4)" in parsed.ids["forgeable-note"] and "could be forged" in parsed.ids["forgeable-note"]

@@ -62,6 +62,7 @@ FOLDERS = {
     "xgboost_booster_json": "image",
     "handler_caches_beside_itself": "image",
     "handler_import_writes_home": "image",
+    "handler_name_escape_sequences": "image",
 }
 #: folders that hold the same NMF model (BPix1 occupancy, 20 ladders x 16 modules)
 NMF_FOLDERS = (
@@ -78,6 +79,7 @@ NMF_FOLDERS = (
     "codec_outputs_undeclared",
     "handler_caches_beside_itself",
     "handler_import_writes_home",
+    "handler_name_escape_sequences",
 )
 #: folders that ship a reference batch beside template.yaml
 BATCH_FOLDERS = (
