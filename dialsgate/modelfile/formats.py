@@ -28,6 +28,10 @@ from dialsgate.plainfiles import NotPlain, open_plain
 RECOGNISE_CAP = 512 * 2**20
 
 
+class TooLargeToRecognise(NotPlain):
+    """A file larger than RECOGNISE_CAP: not parsed as ONNX, XGBoost, ... (the pickle audit still streams it)."""
+
+
 @dataclass(frozen=True)
 class Format:
     name: str  # "ONNX", "XGBoost JSON", ...
@@ -44,10 +48,13 @@ def recognise(path) -> Format | None:
     with open_plain(path) as stream:
         size = os.fstat(stream.fileno()).st_size
         if size > RECOGNISE_CAP:
-            raise NotPlain(f"{path.name} holds {size:,} bytes, more than RECOGNISE_CAP ({RECOGNISE_CAP:,} bytes)")
+            raise TooLargeToRecognise(
+                f"{path.name} holds {size:,} bytes, more than RECOGNISE_CAP ({RECOGNISE_CAP:,} bytes): "
+                f"it is not parsed as ONNX, XGBoost, LightGBM or .npy/.npz"
+            )
         data = stream.read(RECOGNISE_CAP + 1)
     if len(data) > RECOGNISE_CAP:
-        raise NotPlain(f"{path.name} holds more than RECOGNISE_CAP ({RECOGNISE_CAP:,} bytes)")
+        raise TooLargeToRecognise(f"{path.name} holds more than RECOGNISE_CAP ({RECOGNISE_CAP:,} bytes)")
     for reader in (_onnx, _xgboost_json, _xgboost_ubj, _lightgbm_text, _npy, _npz):
         try:
             found = reader(data)

@@ -36,6 +36,7 @@ import bz2
 import fnmatch
 import io
 import lzma
+import os
 import pickletools
 import re
 import struct
@@ -49,8 +50,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from dialsgate.modelfile.formats import Format, npy_data_offset, npy_holds_objects, recognise
-from dialsgate.plainfiles import NotPlain, inside, open_plain, read_plain
+from dialsgate.modelfile.formats import Format, TooLargeToRecognise, npy_data_offset, npy_holds_objects, recognise
+from dialsgate.plainfiles import NotPlain, inside, open_plain, read_plain, walk_plain
 
 HERE = Path(__file__).resolve().parent
 ALLOWLIST_FILE = HERE / "pickle-allowlist.toml"
@@ -429,6 +430,16 @@ class _Source:
         return data
 
     def skip(self, size: int, what: str) -> None:
+        if self.decompressor is None and size > len(self.buffer):  # a plain file: seek over the bytes
+            size -= len(self.buffer)
+            self.position += len(self.buffer)
+            self.buffer.clear()
+            here = self.raw.tell()
+            if here + size > os.fstat(self.raw.fileno()).st_size:
+                raise NotAudited(f"the stream ends inside {what}")
+            self.raw.seek(here + size)
+            self.position += size
+            return
         while size > 0:
             step = min(size, CHUNK)
             self.exactly(step, what)
@@ -1070,7 +1081,7 @@ def _source_for(raw, path: Path, joblib: bool) -> _Source:
                 decompressor = _ZlibStream(decompressor)
             return _Source(raw, decompressor, f"{name}-compressed")
     if head.startswith(_LZ4_MAGIC):
-        try:
+        try:  # Late: lz4 is optional (joblib's own optional compressor)
             import lz4.frame
         except ImportError:
             raise NotAudited("an lz4-compressed joblib, and lz4 is not installed here to read it") from None
@@ -1138,6 +1149,11 @@ def audit_model_file(path, code_dir=None) -> Audit:
     path = Path(path)
     try:
         found = recognise(path)
+    except TooLargeToRecognise as error:  # streamed as a pickle; if it is none, say both
+        audit = _audit_pickle(path, code_dir)
+        if audit.error:
+            audit.error = f"{error}; as a pickle: {audit.error}"
+        return audit
     except NotPlain as error:
         return Audit(path=path, error=str(error))
     except OSError as error:
@@ -1183,8 +1199,6 @@ def looks_like_pickle(path: Path) -> bool:
 
 def folder_pickles(folder: Path, model_file: Path) -> list[Path]:
     """Every other plain file of the server folder that a handler could unpickle (sorted)."""
-    from dialsgate.plainfiles import walk_plain
-
     found = []
     for path in walk_plain(folder).files:
         if "__pycache__" in path.parts or path == model_file or path.suffix == ".py":

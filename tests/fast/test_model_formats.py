@@ -130,7 +130,7 @@ def test_a_sparse_huge_file_is_not_read_whole(tmp_path):
     path = tmp_path / "model.onnx"
     with open(path, "wb") as stream:
         stream.truncate(100 * 2**30)  # 100 GiB of holes: fstat says so, nothing is read
-    with pytest.raises(NotPlain, match="RECOGNISE_CAP"):
+    with pytest.raises(NotPlain, match="RECOGNISE_CAP"):  # TooLargeToRecognise
         recognise(path)
     assert RECOGNISE_CAP < 100 * 2**30
     audit = audit_model_file(path)
