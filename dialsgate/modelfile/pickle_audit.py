@@ -837,16 +837,15 @@ class _Walk:
         made = Made(callable_, args=args if isinstance(args, tuple) else ())
         rules = _rules("callable", callable_.module, callable_.name)
         how = rules[0].args if rules else "any"
-        if how in ("class-first", "class-and-base") and isinstance(args, tuple) and args:
-            if isinstance(args[0], Global):
-                self._use(args[0], INSTANTIATED)
-                made.klass = args[0]
-            if (
-                how == "class-and-base"
-                and len(args) > 1
-                and isinstance(args[1], Global)
-                and args[1].key != ("builtins", "object")
-            ):
+        if how in ("class-first", "class-and-base"):
+            classes = 2 if how == "class-and-base" else 1
+            if not isinstance(args, tuple) or len(args) < classes or not all(isinstance(a, Global) for a in args[:classes]):
+                raise NotAudited(
+                    f"{callable_.module}.{callable_.name} called with a class that is not a global (what it makes cannot be told)"
+                )
+            self._use(args[0], INSTANTIATED)
+            made.klass = args[0]
+            if classes == 2 and args[1].key != ("builtins", "object"):
                 self._use(args[1], INSTANTIATED)
         self.audit.calls.append((callable_, args))
         return made

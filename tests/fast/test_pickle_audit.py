@@ -303,6 +303,7 @@ def test_reduce_on_a_callable_that_is_not_a_global_is_not_audited(tmp_path, mark
         (b"0", "stack underflow"),
         (b"K\x01K\x02\x93", "STACK_GLOBAL with operands that are not strings"),
         (b"\x97", "out-of-band buffers"),
+        (_stack_global("copyreg", "__newobj__") + b"(" + _unicode("x") + b"tR", "called with a class that is not a global"),
     ],
 )
 def test_what_the_walk_cannot_model_fails_closed(tmp_path, opcodes, expected):
