@@ -286,6 +286,9 @@ def test_excluded_classes_are_refused_even_when_only_instantiated(tmp_path):
     assert "numpy.memmap (instantiated): excluded from the allowlist" in _refusal(_write(tmp_path, _protocol4(body)))
     body = _stack_global("pandas", "HDFStore") + b")\x81"
     assert "pandas.HDFStore (instantiated): excluded" in _refusal(_write(tmp_path, _protocol4(body)))
+    # a CapWords name an allowed module only imports (sklearn.utils.validation imports joblib's Memory)
+    body = _stack_global("sklearn.utils.validation", "Memory") + b")\x81"
+    assert "sklearn.utils.validation.Memory (instantiated): excluded" in _refusal(_write(tmp_path, _protocol4(body)))
 
 
 def test_reduce_on_a_callable_that_is_not_a_global_is_not_audited(tmp_path, marker):
