@@ -1,0 +1,115 @@
+"""Model files written to make the static pickle audit and joblib.load read different programs.
+
+The audit follows joblib's container statically: after a ``NumpyArrayWrapper`` it skips the raw
+array bytes by the length the wrapper's shape and dtype give. Whatever makes the audit skip more
+(or fewer) bytes than joblib reads lets a file hide opcodes that only joblib executes. Each file
+here is written opcode by opcode; a second test loads it with joblib for real, in a subprocess,
+to show the hidden payload runs (it only touches a marker file in the test's temporary folder).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from dialsgate.modelfile.pickle_audit import audit_model_file
+
+PROTO3, STOP, MARK, TUPLE, TUPLE1, TUPLE3 = b"\x80\x03", b".", b"(", b"t", b"\x85", b"\x87"
+EMPTY_TUPLE, EMPTY_DICT, SETITEMS, NEWOBJ, REDUCE, BUILD, POP = b")", b"}", b"u", b"\x81", b"R", b"b", b"0"
+NONE, NEWFALSE, NEWTRUE = b"N", b"\x89", b"\x88"
+
+
+def unicode(text: str) -> bytes:
+    data = text.encode()
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+def global_(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def small_int(value: int) -> bytes:
+    return b"J" + struct.pack("<i", value)  # BININT
+
+
+def dtype(code: str, elsize: int) -> bytes:
+    """numpy.dtype(code, False, True) with the BUILD state numpy writes, its elsize chosen."""
+    state = MARK + small_int(3) + unicode("<") + NONE + NONE + NONE + small_int(elsize) + small_int(1) + small_int(0) + TUPLE
+    return global_("numpy", "dtype") + unicode(code) + NEWFALSE + NEWTRUE + TUPLE3 + REDUCE + state + BUILD
+
+
+def array_wrapper(shape: tuple[int, ...], dtype_opcodes: bytes) -> bytes:
+    """joblib's NumpyArrayWrapper (NEWOBJ + BUILD of its state), without an alignment padding."""
+    state = (
+        EMPTY_DICT
+        + MARK
+        + unicode("subclass") + global_("numpy", "ndarray")
+        + unicode("shape") + MARK + b"".join(small_int(n) for n in shape) + TUPLE
+        + unicode("order") + unicode("C")
+        + unicode("dtype") + dtype_opcodes
+        + unicode("allow_mmap") + NEWFALSE
+        + SETITEMS
+    )  # fmt: skip
+    return global_("joblib.numpy_pickle", "NumpyArrayWrapper") + EMPTY_TUPLE + NEWOBJ + state + BUILD
+
+
+def no_ops(length: int) -> bytes:
+    """Opcodes that leave the stack as it was, exactly ``length`` bytes (length >= 2)."""
+    assert length >= 2
+    out = b""
+    while length % 2:
+        out += b"K\x00" + POP  # BININT1 0, POP: 3 bytes
+        length -= 3
+    return out + (NONE + POP) * (length // 2)
+
+
+def call_opcodes(command: str) -> bytes:
+    return global_("posix", "system") + unicode(command) + TUPLE1 + REDUCE + POP
+
+
+def dtype_itemsize_mismatch(command: str, count: int = 64) -> bytes:
+    """A float32 array whose dtype state claims 8-byte items: numpy keeps 4 (a fixed-size type
+    ignores elsize), so joblib reads ``4 * count`` bytes and then executes the next ``4 * count``,
+    which a walk that trusts elsize skips as array data."""
+    hidden = call_opcodes(command)
+    assert len(hidden) + 2 <= 4 * count
+    hidden += no_ops(4 * count - len(hidden))
+    return PROTO3 + array_wrapper((count,), dtype("f4", 8)) + b"\x00" * (4 * count) + hidden + STOP
+
+
+EVASIONS = [pytest.param(dtype_itemsize_mismatch, id="float32-dtype-with-elsize-8")]
+
+
+@pytest.mark.parametrize("write", EVASIONS)
+def test_the_audit_refuses_a_file_joblib_reads_differently(write, tmp_path):
+    path = tmp_path / "model.joblib"
+    path.write_bytes(write(f"touch {tmp_path / 'ran'}"))
+    refusal = audit_model_file(path).refusal()
+    assert refusal is not None, "the audit passed a file whose hidden opcodes joblib.load executes"
+
+
+@pytest.mark.parametrize("write", EVASIONS)
+def test_joblib_really_runs_the_hidden_opcodes(write, tmp_path):
+    """The evasion is real (else the test above would prove nothing): joblib.load, in a subprocess,
+    executes the call the audit should have seen; it touches a marker in tmp_path only."""
+    pytest.importorskip("joblib")
+    pytest.importorskip("numpy")
+    marker = tmp_path / "ran"
+    path = tmp_path / "model.joblib"
+    path.write_bytes(write(f"touch {marker}"))
+    finished = subprocess.run(
+        [sys.executable, "-c", "import sys, joblib; print(joblib.load(sys.argv[1]).dtype)", str(path)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.strip() == "float32"
+    assert marker.exists(), "joblib.load did not run the hidden call"
+
+
+def test_no_ops_are_exact():
+    for length in range(2, 40):
+        assert len(no_ops(length)) == length
