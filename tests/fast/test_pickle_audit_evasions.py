@@ -113,3 +113,44 @@ def test_joblib_really_runs_the_hidden_opcodes(write, tmp_path):
 def test_no_ops_are_exact():
     for length in range(2, 40):
         assert len(no_ops(length)) == length
+
+
+# --------------------------------------------------------------------------- an allowlisted class whose __setstate__ runs code
+
+
+def scipy_distribution_with_template(command: str) -> bytes:
+    """scipy.stats' norm as pickle writes it (NEWOBJ of norm_gen, BUILD of its __dict__), its
+    ``_parse_arg_template`` replaced: rv_generic.__setstate__ exec()s that string to rebuild the
+    argument parsers, so BUILD runs any Python the file holds."""
+    source = f"import os\nos.system({command!r})\n"
+    return (
+        PROTO3
+        + global_("scipy.stats._continuous_distns", "norm_gen") + EMPTY_TUPLE + NEWOBJ
+        + EMPTY_DICT + unicode("_parse_arg_template") + unicode(source) + b"s"  # SETITEM
+        + BUILD
+        + STOP
+    )  # fmt: skip
+
+
+def test_the_audit_refuses_a_state_that_a_setstate_executes(tmp_path):
+    path = tmp_path / "model.joblib"
+    path.write_bytes(scipy_distribution_with_template(f"touch {tmp_path / 'ran'}"))
+    refusal = audit_model_file(path).refusal()
+    assert refusal is not None, "the audit passed a scipy distribution whose __setstate__ exec()s the file's text"
+    assert "norm_gen" in refusal
+
+
+def test_scipy_really_executes_the_distribution_template(tmp_path):
+    pytest.importorskip("scipy.stats")
+    marker = tmp_path / "ran"
+    path = tmp_path / "model.joblib"
+    path.write_bytes(scipy_distribution_with_template(f"touch {marker}"))
+    # The load itself ends in a KeyError (the template defined no parser): the payload ran before.
+    subprocess.run(
+        [sys.executable, "-c", "import pickle, sys; pickle.load(open(sys.argv[1], 'rb'))", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert marker.exists(), "unpickling the distribution did not exec its template"
