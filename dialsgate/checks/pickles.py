@@ -1,12 +1,13 @@
-"""Pickle audit: judged by danger and by resolution, not by a fixed allowlist; fails closed.
+"""Pickle audit: a static walk that passes only what it knows to be safe; fails closed.
 
-A global of the model file passes when it resolves from the server folder or from a package of
-the image (scikit-learn estimators are normal). It fails, named, when it is a code-execution or
-I/O primitive (``pickle-danger.toml``), or when it resolves nowhere. The walk that lists the
-globals never calls any of them (``pickle_audit``); a walk that could not read the whole file
-fails the audit, since what it did not reach was not seen. Resolution imports modules and looks
-names up in the worker container of the serving image, without unpickling. A model file positively recognised as
-another format (``model_formats``: ONNX, XGBoost, LightGBM, numeric arrays) has nothing to audit.
+``modelfile.pickle_audit`` reads the model file's opcodes without building anything (joblib's
+array data and compressed streams followed statically) and judges every global by its full name
+and how the pickle uses it (called, instantiated, BUILD-set, passed along) against
+``pickle-allowlist.toml``; the server folder's own classes are shown by the folder's source (AST),
+never imported. Anything else, or anything the walk cannot model, fails and the file is loaded
+nowhere. Resolution then asks the worker container of the serving image only about the image
+packages' globals. A model file positively recognised as another format (ONNX, XGBoost, LightGBM,
+numeric arrays) has nothing to audit, unless it is also a pickle (a polyglot: it fails).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dialsgate.transports.worker import run_once
 
 
 def _not_a_pickle(subject) -> None:
-    if subject.model_format is not None:
+    if subject.model_format is not None:  # a polyglot has no model_format: it is audited as a pickle
         found = subject.model_format
         raise CheckNotApplicable(f"{subject.contract.model_file.name} is a {found.name} file ({found.detail}), not a pickle")
     if subject.pickle_audit is None:
@@ -26,10 +27,14 @@ def _not_a_pickle(subject) -> None:
 
 
 def _audit_failure(audit) -> str | None:
-    dangerous = audit.dangerous()
-    if dangerous:
-        listed = "; ".join(f"{module}.{name} ({danger.why})" for module, name, danger in dangerous)
-        return f"{audit.path.name} references dangerous globals: {listed}. It was not loaded by any check."
+    if audit.polyglot:
+        return f"{audit.refusal()}. It was not loaded by any check."
+    if audit.refused:
+        return (
+            f"{audit.refusal()}. It was not loaded by any check. A global passes only when it is a class of the "
+            f"server folder (shown by its source) or listed, for the way the pickle uses it, in "
+            f"dialsgate/modelfile/pickle-allowlist.toml"
+        )
     if audit.error:
         return (
             f"{audit.path.name} could not be fully audited: {audit.error}. What follows that point was never seen, "
@@ -41,8 +46,9 @@ def _audit_failure(audit) -> str | None:
 
 @check(kind="failure", concern="packaging")
 def check_pickle_globals_safe(subject) -> None:
-    """No code-execution or I/O primitive (os.system, subprocess, eval, open...) in the model file,
-    and the whole file was walked (an audit that stopped early fails closed)."""
+    """Every global of the model file is known to be safe for the way the pickle uses it (a class of
+    the server folder, or on the allowlist), the whole file was walked (what the walk cannot model
+    fails closed), and a file recognised as another format is not also a pickle (a polyglot)."""
     _not_a_pickle(subject)
     failure = _audit_failure(subject.pickle_audit)
     if failure:
@@ -56,14 +62,15 @@ def check_folder_pickles_safe(subject) -> None:
     found = folder_pickles(contract.code_dir, contract.model_file)
     if not found:
         raise CheckNotApplicable(f"no pickle in {contract.code_dir.name}/ besides the model file")
-    failures = [failure for path in found if (failure := _audit_failure(audit_any(path)))]
+    failures = [failure for path in found if (failure := _audit_failure(audit_any(path, contract.code_dir)))]
     if failures:
         raise CheckFailed(" | ".join(failures))
 
 
 @check(kind="failure", concern="packaging")
 def check_pickle_globals_resolvable(subject) -> None:
-    """Every global resolves from the server folder plus the image's packages, at the image's versions."""
+    """Every global resolves: the server folder's classes by the folder's source (AST, never imported),
+    the image packages' globals in the serving image, at the image's versions."""
     contract = subject.contract
     _not_a_pickle(subject)
     subject.require_safe_model_file()
@@ -71,6 +78,8 @@ def check_pickle_globals_resolvable(subject) -> None:
     from_main = sorted(name for module, name in wanted if module == "__main__")
     if from_main:
         raise CheckFailed("; ".join(main_module_remedy(name) for name in from_main))
+    if not wanted:
+        return  # only classes of the server folder, each shown by its source
     runtime = subject.runtime
     answer = run_once(runtime, "resolve", folder=runtime.folder, globals=wanted)
     if answer.get("failed"):

@@ -25,8 +25,7 @@ from dialsgate.contract.template import Contract
 from dialsgate.environment.profiles import UnsupportedImage, profile_for_image
 from dialsgate.environment.runtime import HostRuntime, ModelRuntime, no_container_requested
 from dialsgate.environment.serving import ImportSite, ServingEnvironmentError, ensure_environment, folder_needs
-from dialsgate.modelfile.formats import recognise
-from dialsgate.modelfile.pickle_audit import audit_joblib
+from dialsgate.modelfile.pickle_audit import audit_model_file
 from dialsgate.protocol import v2
 from dialsgate.transports.worker import WorkerFailed, WorkerHandler
 
@@ -72,18 +71,28 @@ class Subject:
             raise CheckFailed(str(error)) from None
 
     @cached_property
-    def model_format(self):
-        """The model file's format when it is positively not a pickle (ONNX, XGBoost, ...), else None."""
+    def model_file_audit(self):
+        """The static audit of the model file, whatever its format (None: there is no model file)."""
 
-        return recognise(self.contract.model_file) if self.contract.model_file.is_file() else None
+        if not self.contract.model_file.is_file():
+            return None
+        return audit_model_file(self.contract.model_file, self.contract.code_dir)
+
+    @cached_property
+    def model_format(self):
+        """The model file's format when it is positively not a pickle (ONNX, XGBoost, ...) and no
+        pickle either (a polyglot is audited as the pickle it also is), else None."""
+
+        audit = self.model_file_audit
+        return audit.format if audit is not None and audit.polyglot is None else None
 
     @cached_property
     def pickle_audit(self):
         """Every global of the model file, found without running any of them (None: not a pickle)."""
 
-        if self.model_format is not None or not self.contract.model_file.is_file():
+        if self.model_format is not None:
             return None
-        return audit_joblib(self.contract.model_file)
+        return self.model_file_audit
 
     @cached_property
     def needs(self):
@@ -137,8 +146,8 @@ class Subject:
         return WorkerContainer(self.contract, image)
 
     def require_safe_model_file(self) -> None:
-        """Refuse to load a model file that was not fully audited or names a dangerous global:
-        nothing of it may run, in no check, worker, container or report hook."""
+        """Refuse to load a model file that was not fully audited or names a global not known to be
+        safe: nothing of it may run, in no check, worker, container or report hook."""
 
         audit = self.pickle_audit
         refusal = audit.refusal() if audit is not None else None

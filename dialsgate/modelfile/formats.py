@@ -6,7 +6,9 @@ positive and complete: the whole file must parse as the format (a ``.onnx`` name
 is audited as a pickle). Parsed here with the standard library only, since the gate's own
 environment need not have onnx, xgboost or lightgbm; nothing in a file is ever executed.
 
-    recognise(path) -> Format | None
+    recognise(path) -> Format | None      # NotPlain: a link, a FIFO, or more than RECOGNISE_CAP bytes
+
+Files are read through ``dialsgate.plainfiles`` only (no link followed, nothing but a regular file).
 """
 
 from __future__ import annotations
@@ -14,10 +16,20 @@ from __future__ import annotations
 import ast
 import io
 import json
+import os
 import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from dialsgate.plainfiles import NotPlain, open_plain
+
+#: Recognition parses a whole file in memory: a larger model file is not read (and not recognised).
+RECOGNISE_CAP = 512 * 2**20
+
+
+class TooLargeToRecognise(NotPlain):
+    """A file larger than RECOGNISE_CAP: not parsed as ONNX, XGBoost, ... (the pickle audit still streams it)."""
 
 
 @dataclass(frozen=True)
@@ -27,13 +39,22 @@ class Format:
 
 
 def recognise(path) -> Format | None:
-    """The format of ``path`` when it is one of the non-pickle formats, else None."""
+    """The format of ``path`` when it is one of the non-pickle formats, else None.
+
+    Raises ``NotPlain`` for a path that is not a plain file, or one larger than ``RECOGNISE_CAP``
+    (its size is taken with fstat first: a sparse file is never read).
+    """
     path = Path(path)
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read()
-    except OSError:
-        return None
+    with open_plain(path) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        if size > RECOGNISE_CAP:
+            raise TooLargeToRecognise(
+                f"{path.name} holds {size:,} bytes, more than RECOGNISE_CAP ({RECOGNISE_CAP:,} bytes): "
+                f"it is not parsed as ONNX, XGBoost, LightGBM or .npy/.npz"
+            )
+        data = stream.read(RECOGNISE_CAP + 1)
+    if len(data) > RECOGNISE_CAP:
+        raise TooLargeToRecognise(f"{path.name} holds more than RECOGNISE_CAP ({RECOGNISE_CAP:,} bytes)")
     for reader in (_onnx, _xgboost_json, _xgboost_ubj, _lightgbm_text, _npy, _npz):
         try:
             found = reader(data)
@@ -261,7 +282,7 @@ def _npz(data: bytes) -> Format | None:
 def npy_holds_objects(path) -> bool:
     """An .npy file whose array holds Python objects (its data is a pickle). Unreadable: True."""
     try:
-        with open(path, "rb") as stream:
+        with open_plain(path) as stream:
             header, _ = _npy_header(stream.read(65536))
     except (OSError, ValueError, SyntaxError, struct.error):
         return True
@@ -269,5 +290,5 @@ def npy_holds_objects(path) -> bool:
 
 
 def npy_data_offset(path) -> int:
-    with open(path, "rb") as stream:
+    with open_plain(path) as stream:
         return _npy_header(stream.read(65536))[1]

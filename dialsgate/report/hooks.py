@@ -103,7 +103,7 @@ def model_file_refusal(contract: Contract) -> str | None:
     if not contract.model_file.is_file():
         return None  # nothing to load; a hook that needs it says so itself
     try:
-        audit = audit_model_file(contract.model_file)
+        audit = audit_model_file(contract.model_file, contract.code_dir)
     except Exception as error:
         return f"the pickle audit could not read the model file ({type(error).__name__}: {error}): no hook is called"
     refusal = audit.refusal() if audit is not None else None

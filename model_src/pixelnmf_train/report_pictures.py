@@ -110,11 +110,11 @@ def pixelnmf_pictures(contract, answers, indices: list[int]) -> ModelPictures | 
 
     Returns a sentence instead when the model file does not hold a PixelNMF-like object.
     """
-    from dialsgate.modelfile.pickle_audit import audit_joblib
+    from dialsgate.modelfile.pickle_audit import audit_model_file
     from pixelnmf_train.inprocess import isolated_imports
 
-    if audit_joblib(contract.model_file).dangerous():
-        return "the model file references dangerous globals: it is not loaded, no pictures"
+    if audit_model_file(contract.model_file, contract.code_dir).refusal():
+        return "the model file's pickle audit refuses it: it is not loaded, no pictures"
     with _no_bytecode(), isolated_imports(contract.code_dir):
         import joblib
 

@@ -8,6 +8,7 @@ import struct
 
 import joblib
 import numpy as np
+import pytest
 
 from dialsgate.modelfile.formats import recognise
 from dialsgate.modelfile.pickle_audit import audit_model_file
@@ -42,7 +43,8 @@ def test_onnx_is_recognised(tmp_path):
     path.write_bytes(onnx_model_bytes())
     found = recognise(path)
     assert found is not None and found.name == "ONNX" and "ir_version 8" in found.detail
-    assert audit_model_file(path) is None
+    audit = audit_model_file(path)
+    assert audit.format == found and audit.polyglot is None and audit.safe_to_load
 
 
 def test_truncated_onnx_is_not_recognised(tmp_path):
@@ -94,3 +96,42 @@ def test_a_pickle_named_onnx_is_audited_as_a_pickle(tmp_path):
     joblib.dump({"weights": np.ones(3)}, path)
     assert recognise(path) is None
     assert audit_model_file(path).safe_to_load
+
+
+def _polyglot_onnx(marker) -> bytes:
+    """An ONNX ModelProto whose first bytes are also a pickle calling os.system.
+
+    As protobuf: model_version (field 5, key '(') = 41 (')'), then doc_string (field 6, key '2')
+    of 0x6c bytes ('l'), which hold the pickle's opcodes, then ir_version and a graph.
+    As a pickle: MARK, EMPTY_TUPLE, DUP, LIST, then the doc string's bytes: posix.system(...), STOP.
+    """
+    command = f"touch {marker}".encode()
+    hidden = b"cposix\nsystem\n(S'" + command + b"'\ntR."
+    assert len(hidden) <= 0x6C
+    graph = _field(1, b"\x0a\x01x\x12\x01y\x22\x08Identity") + _field(2, b"graph")
+    return b"()" + b"2l" + hidden.ljust(0x6C, b" ") + _varint(1 << 3) + _varint(8) + _field(7, graph)
+
+
+def test_a_file_both_onnx_and_a_pickle_is_a_polyglot_and_refused(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "model.onnx"
+    path.write_bytes(_polyglot_onnx(marker))
+    assert recognise(path).name == "ONNX"
+    audit = audit_model_file(path)
+    assert not audit.safe_to_load
+    assert "is recognised as ONNX and is also a pickle naming posix.system (a polyglot" in audit.refusal()
+    assert not marker.exists()
+
+
+def test_a_sparse_huge_file_is_not_read_whole(tmp_path):
+    from dialsgate.modelfile.formats import RECOGNISE_CAP
+    from dialsgate.plainfiles import NotPlain
+
+    path = tmp_path / "model.onnx"
+    with open(path, "wb") as stream:
+        stream.truncate(100 * 2**30)  # 100 GiB of holes: fstat says so, nothing is read
+    with pytest.raises(NotPlain, match="RECOGNISE_CAP"):  # TooLargeToRecognise
+        recognise(path)
+    assert RECOGNISE_CAP < 100 * 2**30
+    audit = audit_model_file(path)
+    assert not audit.safe_to_load and "RECOGNISE_CAP" in audit.refusal()

@@ -312,22 +312,24 @@ def test_hook_from_the_argument_and_a_failing_hook(tmp_path, monkeypatch):
 
 
 def test_hooks_not_called_on_a_dangerous_model_file(tmp_path, monkeypatch):
-    from dialsgate.modelfile.pickle_audit import Audit
+    from dialsgate.modelfile.pickle_audit import Audit, GlobalUse
     from dialsgate.report import hooks
 
-    dangerous = Audit(path=Path("m.joblib"), globals=[("posix", "system")])
-    monkeypatch.setattr("dialsgate.report.hooks.audit_model_file", lambda path: dangerous)
+    dangerous = Audit(
+        path=Path("m.joblib"), refused=[(GlobalUse("posix", "system", {"called by REDUCE"}), "not on the allowlist")]
+    )
+    monkeypatch.setattr("dialsgate.report.hooks.audit_model_file", lambda path, code_dir=None: dangerous)
     _CALLS.clear()
     facts = hooks.run_hooks(load_contract(EXAMPLE), None, [0], tmp_path, picture_hooks=[fake_hook])
-    assert _CALLS == [] and "dangerous globals (posix.system)" in facts.sentence
+    assert _CALLS == [] and "posix.system (called by REDUCE): not on the allowlist" in facts.sentence
 
 
 def test_hooks_not_called_on_a_model_file_not_fully_audited(tmp_path, monkeypatch):
     from dialsgate.modelfile.pickle_audit import Audit
     from dialsgate.report import hooks
 
-    stopped = Audit(path=Path("m.joblib"), globals=[("builtins", "set")], error="the walk stopped at TypeError: x")
-    monkeypatch.setattr("dialsgate.report.hooks.audit_model_file", lambda path: stopped)
+    stopped = Audit(path=Path("m.joblib"), error="the walk stopped at TypeError: x")
+    monkeypatch.setattr("dialsgate.report.hooks.audit_model_file", lambda path, code_dir=None: stopped)
     _CALLS.clear()
     facts = hooks.run_hooks(load_contract(EXAMPLE), None, [0], tmp_path, picture_hooks=[fake_hook])
     assert _CALLS == [] and "could not be fully audited" in facts.sentence

@@ -1,0 +1,95 @@
+"""Rewrite the model files of this folder with the serving image's versions (Python 3.10, numpy
+1.26.4, scikit-learn 1.4.1.post1, joblib 1.3.2, pandas, scipy, xgboost, lightgbm), as an author
+writes them. The pickle audit must pass every one (tests/fast/test_pickle_audit.py).
+
+    /path/to/python3.10-with-the-image-pins tests/fast/data/pickles/write_pickles.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def models() -> dict:
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import NMF, PCA, MiniBatchNMF
+    from sklearn.ensemble import IsolationForest, RandomForestClassifier
+    from sklearn.neighbors import KDTree, NearestNeighbors
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    rng = np.random.RandomState(0)
+    x = rng.random_sample((40, 6))
+    y = (x[:, 0] > 0.5).astype(int)
+    found = {
+        "pipeline_isolation_forest": Pipeline(
+            [("scale", StandardScaler()), ("pca", PCA(3)), ("forest", IsolationForest(n_estimators=5, random_state=rng))]
+        ).fit(x),
+        "random_forest": RandomForestClassifier(n_estimators=3, random_state=np.random.RandomState(1)).fit(x, y),
+        "nmf": NMF(2, max_iter=50, random_state=0).fit(x),
+        "minibatch_nmf": MiniBatchNMF(2, max_iter=5, random_state=0).fit(x),
+        "kmeans": KMeans(3, n_init=2, random_state=0).fit(x),
+        "kdtree": KDTree(x),
+        "nearest_neighbors": NearestNeighbors(n_neighbors=2).fit(x),
+        "function_transformer_log1p": FunctionTransformer(np.log1p).fit(x),
+        "pandas_objects": {
+            "frame": pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"], "c": pd.Categorical(["p", "q"])}),
+            "series": pd.Series([1, 2, 3], name="s"),
+            "dates": pd.date_range("2024-01-01", periods=3, freq="D"),
+            "stamp": pd.Timestamp("2024-05-01 12:00"),
+            "delta": pd.Timedelta("1h"),
+            "categorical": pd.Categorical(["a", "b", "a"]),
+        },
+        "scipy_sparse": {"csr_matrix": scipy.sparse.csr_matrix(np.eye(4)), "csr_array": scipy.sparse.csr_array(np.eye(3))},
+        "numpy_values": {
+            "scalars": [np.float64(1.5), np.int32(3), np.bool_(True), np.float32(2.0)],
+            "structured": np.zeros(3, dtype=[("a", "<f4"), ("b", "<i8"), ("c", "U3")]),
+            "objects": np.array([{"k": 1}, "text", (1, 2), None], dtype=object),
+            "strings": np.array(["ab", "cde"]),
+            "generator": np.random.default_rng(5),
+            "random_state": np.random.RandomState(4),
+            "datetimes": np.array(["2024-01-01"], dtype="M8[ns]"),
+            "fortran": np.asfortranarray(rng.random_sample((3, 4))),
+        },
+    }
+    try:
+        from lightgbm import LGBMClassifier
+        from xgboost import XGBClassifier, XGBRegressor
+
+        found["xgb_classifier"] = XGBClassifier(n_estimators=3, max_depth=2).fit(x, y)
+        found["xgb_regressor"] = XGBRegressor(n_estimators=3, max_depth=2).fit(x, x[:, 1])
+        found["lgbm_classifier"] = LGBMClassifier(n_estimators=3, verbose=-1).fit(x, y)
+    except ImportError:
+        pass
+    return found
+
+
+def main() -> int:
+    if sys.version_info[:2] != (3, 10):
+        print("write_pickles.py writes the image's files: run it with the image's Python 3.10", file=sys.stderr)
+        return 2
+    import joblib
+
+    written = []
+    for name, model in models().items():
+        path = HERE / f"{name}.joblib"
+        joblib.dump(model, path)
+        written.append(path)
+    nmf = models()["nmf"]
+    for compress, suffix in ((3, "zlib"), (("gzip", 3), "gzip"), (("lzma", 3), "lzma"), (("bz2", 3), "bz2"), (("xz", 3), "xz")):
+        path = HERE / f"nmf_{suffix}.joblib"
+        joblib.dump(nmf, path, compress=compress)
+        written.append(path)
+    for path in written:
+        print(f"{path.name}: {path.stat().st_size:,} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
