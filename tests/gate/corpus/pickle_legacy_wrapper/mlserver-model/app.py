@@ -1,8 +1,7 @@
 """MLServer handler: flags BPix1 occupancy maps that a scikit-learn NMF cannot reconstruct.
 
 The joblib holds a plain ``sklearn.decomposition.NMF`` (4 components, fitted on flattened,
-unit-mean 20 x 16 maps), its components in joblib's array file beside it (nmf_bpix1.components),
-so the model file is loaded from this folder, where both are. DIALS sends the map flattened: ``shape`` [N, 20, 16], ``data`` N*320
+unit-mean 20 x 16 maps). DIALS sends the map flattened: ``shape`` [N, 20, 16], ``data`` N*320
 INT32 counts. Each map is divided by its mean, fitted as a non-negative combination of the
 components (exact NNLS per lumisection, so an LS scores the same in any batch), and its loss is
 the mean squared residual. ``Flag`` (BOOL) is loss > LOSS_THRESHOLD; ``Loss`` (FP32) is the
@@ -11,8 +10,6 @@ Malformed requests are refused with ``InferenceError`` (HTTP 400) naming the inp
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import joblib
 import numpy as np
@@ -77,8 +74,7 @@ def decode_counts(request_input) -> np.ndarray:
 
 class Model(MLModel):
     async def load(self) -> bool:
-        # the model file beside this module: joblib finds its array file next to it
-        self.model = joblib.load(Path(__file__).with_name(Path(await get_model_uri(self.settings)).name))
+        self.model = joblib.load(await get_model_uri(self.settings))
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
