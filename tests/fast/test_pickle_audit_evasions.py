@@ -154,3 +154,46 @@ def test_scipy_really_executes_the_distribution_template(tmp_path):
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert marker.exists(), "unpickling the distribution did not exec its template"
+
+
+# --------------------------------------------------------------------------- a folder module named like the standard library
+
+
+@pytest.mark.parametrize(("module", "name"), [("posix", "system"), ("builtins", "exec"), ("os", "system")])
+def test_a_folder_module_cannot_vouch_for_a_module_python_has_already_imported(module, name, tmp_path):
+    """A server folder holding ``posix.py`` (``class system``) does not make ``posix.system`` a
+    folder class: the unpickler finds the module Python imported at start-up (sys.modules), never
+    the folder's file, and calls the real os.system. The audit must not judge such a global by the
+    folder's source."""
+    code_dir = tmp_path / "server"
+    code_dir.mkdir()
+    (code_dir / f"{module}.py").write_text(f"class {name}:\n    def __init__(self, *args):\n        self.args = args\n")
+    path = code_dir / "model.joblib"
+    path.write_bytes(PROTO3 + global_(module, name) + unicode(f"touch {tmp_path / 'ran'}") + TUPLE1 + REDUCE + STOP)
+    refusal = audit_model_file(path, code_dir).refusal()
+    assert refusal is not None, (
+        f"the folder's {module}.py vouched for {module}.{name}, which the unpickler takes from Python itself"
+    )
+    assert f"{module}.{name}" in refusal
+
+
+def test_the_unpickler_takes_posix_from_python_not_from_the_folder(tmp_path):
+    """With the server folder first on sys.path (as MLServer puts it), ``posix.system`` is still
+    the real one: the folder's posix.py is never imported."""
+    code_dir = tmp_path / "server"
+    code_dir.mkdir()
+    (code_dir / "posix.py").write_text("class system:\n    def __init__(self, *args):\n        self.args = args\n")
+    marker = tmp_path / "ran"
+    path = code_dir / "model.joblib"
+    path.write_bytes(PROTO3 + global_("posix", "system") + unicode(f"touch {marker}") + TUPLE1 + REDUCE + STOP)
+    loader = "import pickle, sys; sys.path.insert(0, sys.argv[2]); print(pickle.load(open(sys.argv[1], 'rb')))"
+    finished = subprocess.run(
+        [sys.executable, "-c", loader, str(path), str(code_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.strip() == "0"  # os.system's exit status, not an instance of the folder's class
+    assert marker.exists()
