@@ -197,3 +197,30 @@ def test_the_unpickler_takes_posix_from_python_not_from_the_folder(tmp_path):
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert finished.stdout.strip() == "0"  # os.system's exit status, not an instance of the folder's class
     assert marker.exists()
+
+
+# --------------------------------------------------------------------------- BUILD's dunder rule past the kept items
+
+
+def estimator_with_instance_setstate(filler: int) -> bytes:
+    """An NMF whose first BUILD state (a dict: BaseEstimator.__setstate__ updates __dict__ with it)
+    sets ``__setstate__`` on the instance after ``filler`` other keys; a second BUILD then calls that
+    instance attribute with the next state (pickle looks ``__setstate__`` up on the instance)."""
+    keys = b"".join(unicode(f"fitted_{i}_") + NONE for i in range(filler))
+    state = EMPTY_DICT + MARK + keys + unicode("__setstate__") + global_("builtins", "len") + SETITEMS
+    return (
+        PROTO3
+        + global_("sklearn.decomposition._nmf", "NMF") + EMPTY_TUPLE + NEWOBJ
+        + state + BUILD
+        + unicode("anything") + BUILD
+        + STOP
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("filler", [3, 64, 200])
+def test_build_may_not_set_a_dunder_attribute_however_many_keys_come_first(filler, tmp_path):
+    """The walk refuses a BUILD state that sets a dunder attribute; it keeps only the first
+    KEPT_ITEMS keys of a dict, so the rule must hold for the keys it does not keep too."""
+    path = tmp_path / "model.joblib"
+    path.write_bytes(estimator_with_instance_setstate(filler))
+    assert audit_model_file(path).refusal() is not None
