@@ -451,7 +451,7 @@ def test_copyreg_reconstructor_judges_the_class_it_is_given(tmp_path):
         + b"NtR"
     )
     refusal = _refusal(_write(tmp_path, _protocol4(body)))
-    assert "subprocess.Popen (instantiated, passed along): not on the allowlist" in refusal
+    assert "subprocess.Popen (instantiated, passed along): excluded from the allowlist" in refusal
     assert copyreg  # the module whose reconstructor the pickle names
 
 
