@@ -258,3 +258,33 @@ def test_build_may_not_set_a_dunder_attribute_however_many_keys_come_first(fille
     path = tmp_path / "model.joblib"
     path.write_bytes(estimator_with_instance_setstate(filler))
     assert audit_model_file(path).refusal() is not None
+
+
+# --------------------------------------------------------------------------- an .npy whose header spells "object" out
+
+
+def object_npy(descr: str, command: str) -> bytes:
+    """An .npy whose header names the object dtype in words (numpy.dtype('object') is the object
+    dtype): numpy.load(allow_pickle=True) unpickles its data, here a call of posix.system."""
+    header = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': (1,), }}"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    data = PROTO3 + global_("posix", "system") + unicode(command) + TUPLE1 + REDUCE + STOP
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + data
+
+
+@pytest.mark.parametrize("descr", ["object", "object_", "object0"])
+def test_an_npy_naming_the_object_dtype_in_words_is_audited(descr, tmp_path):
+    path = tmp_path / "model.npy"
+    path.write_bytes(object_npy(descr, f"touch {tmp_path / 'ran'}"))
+    refusal = audit_model_file(path).refusal()
+    assert refusal is not None, f"an .npy of dtype {descr!r} (Python objects: a pickle) was taken for plain numbers"
+    assert "posix.system" in refusal
+
+
+def test_numpy_really_unpickles_an_npy_whose_descr_is_object(tmp_path):
+    numpy = pytest.importorskip("numpy")
+    marker = tmp_path / "ran"
+    path = tmp_path / "model.npy"
+    path.write_bytes(object_npy("object", f"touch {marker}"))
+    numpy.load(path, allow_pickle=True)
+    assert marker.exists()
