@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from dialsgate.container.image import ensure_image
-from dialsgate.container.sandbox import DEFAULT_MEMORY, limits_for
+from dialsgate.container.sandbox import DEFAULT_MEMORY, FALLBACK_HOME, ImageUser, limits_for, usable_home, writable_places
 from dialsgate.container.worker import WorkerContainer
 from dialsgate.contract.template import load_contract
 from dialsgate.transports.worker import Worker
@@ -184,6 +184,21 @@ def test_limits_come_from_the_template_when_plausible(contract):
         assert limits_for(contract)[0] == DEFAULT_MEMORY
     finally:
         contract.properties.pop("Resources")
+
+
+def test_the_home_mounted_over_is_the_images_own_unless_it_is_no_place_of_its_own():
+    assert usable_home("/home/mlserver") == "/home/mlserver" and usable_home("/opt/mlserver") == "/opt/mlserver"
+    for unusable in ("/", "", "relative/home", "/opt", "/home/../etc", "/usr/lib/app", "/tmp/home", "/scratch", "/mnt/x"):
+        assert usable_home(unusable) == FALLBACK_HOME, unusable
+
+
+def test_the_homes_tmpfs_belongs_to_the_images_user_on_either_engine():
+    user = ImageUser("1000", 1000, 100, "/opt/mlserver")
+    docker, podman = writable_places(user, podman=False), writable_places(user, podman=True)
+    assert list(docker) == list(podman) == ["/tmp", "/opt/mlserver"]
+    assert "size=256m" in docker["/tmp"] and "size=64m" in docker["/opt/mlserver"]
+    assert "uid=1000,gid=100" in docker["/opt/mlserver"] and "uid=" not in podman["/opt/mlserver"]  # Podman refuses uid=
+    assert podman["/opt/mlserver"].endswith(",U,notmpcopyup")
 
 
 STARTER = r"""
