@@ -5,6 +5,14 @@
 ``PYTHONDONTWRITEBYTECODE=1``. :func:`serve_model_folder` does the same through testcontainers,
 waits until the *model* (not only the server) is ready, and always removes the container.
 
+The container is confined as the worker container is (``container.sandbox``): the image's user,
+no capabilities, no new privileges, the memory (swap included), CPU and process limits of
+``limits_for``, and a read-only root with ``/tmp`` and the image user's home as small tmpfs
+mounts. What MLServer itself writes goes to ``/tmp`` (``SERVER_WRITES``: its Prometheus
+multiprocess folder and its environments folder, by default under the working directory, which is
+read-only here); everything else (numba's, matplotlib's, fontconfig's caches) goes to ``$HOME``,
+as in DIALS, where the root is the image's own.
+
 Settings (environment):
 
 ``DIALSGATE_DOCKER_NETWORK``
@@ -45,6 +53,14 @@ from dialsgate.container.engine import (
 )
 from dialsgate.container.image import ensure_image
 from dialsgate.container.relay import ExecRelay
+from dialsgate.container.sandbox import (
+    PIDS_LIMIT,
+    engine_is_podman,
+    image_facts,
+    image_user,
+    limits_for,
+    writable_places,
+)
 from dialsgate.contract.build import build
 
 READY_TIMEOUT_ENV = "DIALSGATE_READY_TIMEOUT"
@@ -65,6 +81,13 @@ LOG_TAIL_LINES = 200
 
 #: Containers that serve a model folder are named <prefix><model Name>-<random>.
 SERVED_NAME_PREFIX = "dialsgate-serve-"
+
+
+#: Where MLServer writes, by its settings (environment): both default to the working directory.
+SERVER_WRITES = {
+    "MLSERVER_METRICS_DIR": "/tmp/mlserver/metrics",  # Prometheus' multiprocess files
+    "MLSERVER_ENVIRONMENTS_DIR": "/tmp/mlserver/envs",  # unpacked environment tarballs (none here)
+}
 
 
 class ModelNotReady(ServingError):
@@ -283,12 +306,31 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
         raise ServingError(f"image {image} is not present locally; call ensure_image first (or docker pull {image})")
     mode = resolve_network_mode(client)
     mount_point = f"/mnt/{contract.name}"
+    identity, user, _ = image_facts(image)
+    who = image_user(identity, user)
+    memory, cpus, _ = limits_for(contract)
+    writable = writable_places(who, engine_is_podman(tuple(engine_command())))
 
     configure_testcontainers()
     name = f"{SERVED_NAME_PREFIX}{contract.name}-{secrets.token_hex(4)}"
+    # The engine settings of the worker container (container.sandbox), in the Docker API's terms.
+    confined = {
+        "user": user,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "nano_cpus": int(cpus * 1e9),
+        "pids_limit": PIDS_LIMIT,
+        "read_only": True,
+    }
+    if mode in ("host", "none"):
+        confined["network_mode"] = mode
+    if not hasattr(DockerContainer, "with_tmpfs_mount"):
+        confined["tmpfs"] = writable  # an older testcontainers passes it on as a keyword
     container = (
-        DockerContainer(image, **({"network_mode": mode} if mode in ("host", "none") else {}))
-        .with_envs(PYTHONDONTWRITEBYTECODE="1")
+        DockerContainer(image, **confined)
+        .with_envs(PYTHONDONTWRITEBYTECODE="1", HOME=who.home, **SERVER_WRITES)
         .with_volume_mapping(str(folder), mount_point, "ro")
         .with_command(["mlserver", "start", mount_point])
         # Named for what it serves, so `docker ps` (and a test watching engine events) can tell.
@@ -313,6 +355,9 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
         http_port, grpc_port = free_port(), free_port()
         container.with_bind_ports(CONTAINER_HTTP_PORT, ("127.0.0.1", http_port))
         container.with_bind_ports(CONTAINER_GRPC_PORT, ("127.0.0.1", grpc_port))
+    if hasattr(container, "with_tmpfs_mount"):
+        for path, options in writable.items():
+            container.with_tmpfs_mount(path, options)  # the engine takes the options as given
     url = f"http://127.0.0.1:{http_port}"
     container.waiting_for(model_ready_wait_strategy(url, contract.name, ready_timeout() if timeout is None else timeout))
 

@@ -7,19 +7,26 @@ clean-interpreter round trip, one-off resolutions) is a fresh ``python -I -B`` s
 as DIALS runs the folder, and tighter:
 
 - network ``none``;
-- the image's user (uid 1000), no capabilities, no new privileges;
+- the image's user (uid 1000), no capabilities, no new privileges (``container.sandbox``, the
+  rules the served container follows too);
+- a read-only root filesystem: model code writes only to ``/scratch``, ``/tmp`` and the image
+  user's home, all three in memory (tmpfs, counted in the memory limit), none on this machine;
 - the server folder read-only at ``/mnt/<Name>`` (where ``mlserver start`` finds it) and the model
   file read-only at ``/mnt/model/<file>``: copies, readable by uid 1000 whatever the host's
   umask or sub-uid mapping (rootless Podman), so nothing of the user's is mounted;
 - a scratch directory ``/scratch`` (the working directory) in memory, no host path;
-- a memory limit (the template's ``Limits.memory`` when plausible, else ``DEFAULT_MEMORY``) and
-  a CPU limit (``Limits.cpu`` when plausible, else ``DEFAULT_CPUS``; never more than the host has);
+- a memory limit, swap included (the template's ``Limits.memory`` when plausible, else
+  ``DEFAULT_MEMORY``), a CPU limit (``Limits.cpu`` when plausible, else ``DEFAULT_CPUS``; never
+  more than the host has) and a process limit (``PIDS_LIMIT``);
 - its first process reads its stdin until the gate closes it: when the gate process ends, even
   killed, the container ends, and ``--rm`` removes it; ``close`` removes it at once.
 
-A model's compiled code (numba's cache) is carried between runs of the same folder content and
-image: numba's own cache files only, copied out of ``/scratch`` after the run (``.nbi``/``.nbc``,
-regular files, bounded in size) and back in before the next.
+A model's compiled code (numba's cache) is carried between runs that see exactly the same
+things: the same folder and model file contents, at the same paths (the resource's Name), in the
+same image, by the same gate (``compile_cache_dir``). A cache written by one folder's code is
+only ever read by that same code, which could do anything the cache could. numba's own cache
+files only, copied out of ``/scratch`` after the run (``.nbi``/``.nbc``, regular files, bounded
+in size, read with a cap) and back in before the next.
 
 Settings (environment): ``DIALSGATE_ENGINE`` (``docker`` or ``podman``, the command line client;
 default: ``docker`` when on PATH, else ``podman``), ``DOCKER_HOST`` (read by both), and
@@ -30,12 +37,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import secrets
 import select
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -44,16 +51,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dialsgate.container.engine import ServingError, engine_command
-from dialsgate.container.image import STANDIN_LABEL
+from dialsgate.container.sandbox import (
+    PIDS_LIMIT,
+    engine_is_podman,
+    image_facts,
+    image_user,
+    limits_for,
+    writable_places,
+)
 from dialsgate.container.serve import make_readable_by_others
-from dialsgate.contract.resources import declared_resources
 from dialsgate.environment.runtime import COMPILE_CACHE_VARIABLE, WORKER_SCRIPT, ModelRuntime, compile_cache_dir
 
-#: Without a plausible memory limit in the template (bytes).
-DEFAULT_MEMORY = 4 * 2**30
-#: A template limit outside these bounds is not used (bytes).
-PLAUSIBLE_MEMORY = (256 * 2**20, 64 * 2**30)
-DEFAULT_CPUS = 2.0
 #: The scratch directory lives in memory (counted in the memory limit).
 SCRATCH = "/scratch"
 SCRATCH_SIZE = "1g"
@@ -61,6 +69,19 @@ COMPILE_CACHE_INSIDE = f"{SCRATCH}/compile-cache"
 #: numba's cache files: index and data; nothing else comes out of the sandbox.
 COMPILE_CACHE_SUFFIXES = (".nbi", ".nbc")
 COMPILE_CACHE_MAX_BYTES = 256 * 2**20
+#: The archive of the cache read from the container stops here (its headers on top of the files).
+COMPILE_CACHE_MAX_ARCHIVE = COMPILE_CACHE_MAX_BYTES + 16 * 2**20
+#: Run inside: a tar of numba's regular cache files under the cache folder, on stdout.
+COMPILE_CACHE_PACKER = (
+    "import os, stat, sys, tarfile\n"
+    "root, suffixes = sys.argv[1], tuple(sys.argv[2:])\n"
+    "with tarfile.open(fileobj=sys.stdout.buffer, mode='w|') as archive:\n"
+    "    for folder, _, names in os.walk(root):\n"
+    "        for name in sorted(names):\n"
+    "            path = os.path.join(folder, name)\n"
+    "            if name.endswith(suffixes) and stat.S_ISREG(os.lstat(path).st_mode):\n"
+    "                archive.add(path, arcname=os.path.relpath(path, root), recursive=False)"
+)
 START_TIMEOUT_ENV = "DIALSGATE_WORKER_START_TIMEOUT"
 WORKER_NAME_PREFIX = "dialsgate-worker-"
 #: The container's first process: says it is up, then waits for the gate to close its stdin.
@@ -70,28 +91,6 @@ KEEPER = "import sys; print('ready', flush=True); sys.stdin.read()"
 def mount_name(contract) -> str:
     """The folder's place in the container, as ``mlserver start /mnt/<Name>`` has it."""
     return f"/mnt/{contract.name}"
-
-
-def limits_for(contract) -> tuple[int, float, str]:
-    """(memory bytes, cpus, why): the template's limits when plausible, else the defaults."""
-    declared = declared_resources(contract)
-    memory = declared.get("Limits", "memory")
-    cpu = declared.get("Limits", "cpu")
-    host_cpus = float(os.cpu_count() or 1)
-    why = []
-    if memory is not None and memory.value is not None and PLAUSIBLE_MEMORY[0] <= memory.value <= PLAUSIBLE_MEMORY[1]:
-        memory_bytes = int(memory.value)
-        why.append(f"memory {memory.raw} (the template's Limits.memory)")
-    else:
-        memory_bytes = DEFAULT_MEMORY
-        why.append(f"memory {DEFAULT_MEMORY // 2**30} GiB (default)")
-    if cpu is not None and cpu.value is not None and 0.1 <= cpu.value:
-        cpus = min(float(cpu.value), host_cpus)
-        why.append(f"{cpus:g} CPUs (the template's Limits.cpu {cpu.raw})")
-    else:
-        cpus = min(DEFAULT_CPUS, host_cpus)
-        why.append(f"{cpus:g} CPUs (default)")
-    return memory_bytes, cpus, ", ".join(why)
 
 
 def _readable_copy(source: Path, target: Path) -> None:
@@ -114,21 +113,6 @@ def _start_timeout() -> float:
         raise ServingError(f"{START_TIMEOUT_ENV}={raw!r}: expected a number of seconds") from None
 
 
-def image_facts(image: str) -> tuple[str, str, bool]:
-    """(id, user, is our stand-in) of a local image, in one inspection. The user is the image's,
-    or 1000 when it names none or root (DIALS never runs models as root)."""
-    # The plain JSON array: Docker and Podman both print it (their --format templates differ).
-    run = subprocess.run([*engine_command(), "image", "inspect", image], capture_output=True, text=True)
-    if run.returncode != 0:
-        raise ServingError(f"image {image} cannot be inspected: {run.stderr.strip()[-300:]}")
-    found = json.loads(run.stdout)[0]
-    identity, config = found["Id"], found.get("Config") or {}
-    user = str(config.get("User") or "")
-    if user in ("", "0", "root") or user.startswith(("0:", "root:")):
-        user = "1000"
-    return identity, user, STANDIN_LABEL in (config.get("Labels") or {})
-
-
 class WorkerContainer(ModelRuntime):
     """A running worker container for one folder (see the module docstring); ``close()`` removes it."""
 
@@ -142,7 +126,8 @@ class WorkerContainer(ModelRuntime):
         folder = Path(folder or contract.code_dir)
         model_file = Path(model_file or contract.model_file)
         identity, self.user, self.standin = image_facts(image)
-        self.compile_cache = compile_cache_dir(folder, identity)
+        self.image_user = image_user(identity, self.user)
+        self.writable = writable_places(self.image_user, engine_is_podman(tuple(self.engine)))
         self.folder = mount_name(contract)
         self.model_file = f"/mnt/model/{model_file.name}"
         self.start_seconds = float("nan")
@@ -150,9 +135,14 @@ class WorkerContainer(ModelRuntime):
         # The copies: our own temporary folder (0700); what is inside is readable by any uid.
         self._copies = Path(tempfile.mkdtemp(prefix="dialsgate-worker-"))
         self._keeper = None
+        self.compile_cache: Path | None = None
         try:
             _readable_copy(folder, self._copies / "folder")
             _readable_copy(model_file, self._copies / "model" / model_file.name)
+            # Keyed by the copies: what model code sees, where it sees it, in which image.
+            self.compile_cache = compile_cache_dir(
+                self._copies / "folder", self._copies / "model" / model_file.name, f"{self.folder}\0{self.model_file}", identity
+            )
             self._start()
             self._restore_compile_cache()
         except BaseException:
@@ -170,11 +160,14 @@ class WorkerContainer(ModelRuntime):
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--memory", str(self.memory), "--memory-swap", str(self.memory),
             "--cpus", f"{self.cpus:g}",
-            "--pids-limit", "4096",
+            "--pids-limit", str(PIDS_LIMIT),
+            "--read-only",
             "--mount", f"type=bind,source={self._copies / 'folder'},target={self.folder},readonly",
             "--mount", f"type=bind,source={self._copies / 'model'},target=/mnt/model,readonly",
             # (No --workdir here: the engine would create it over the tmpfs, owned by root, 0755.)
-            "--tmpfs", f"{SCRATCH}:rw,exec,size={SCRATCH_SIZE},mode=1777",
+            "--tmpfs", f"{SCRATCH}:rw,exec,nosuid,nodev,size={SCRATCH_SIZE},mode=1777",
+            *[argument for path, options in self.writable.items() for argument in ("--tmpfs", f"{path}:{options}")],
+            "--env", f"HOME={self.image_user.home}",
             "--env", "PYTHONDONTWRITEBYTECODE=1",
             "--env", f"{COMPILE_CACHE_VARIABLE}={COMPILE_CACHE_INSIDE}",
             "--label", "org.dialsgate.worker=1",
@@ -246,40 +239,27 @@ class WorkerContainer(ModelRuntime):
     # ------------------------------------------------------------------ compile cache
 
     def _restore_compile_cache(self) -> None:
-        if not self.compile_cache.is_dir():
+        archive = compile_cache_archive(self.compile_cache)
+        if archive is None:
             return
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as archive:
-            for path in sorted(self.compile_cache.rglob("*")):
-                if path.is_file() and not path.is_symlink():
-                    archive.add(path, arcname=str(path.relative_to(self.compile_cache)))
         self.exec(
             ["python", "-I", "-c", "import sys, tarfile; tarfile.open(fileobj=sys.stdin.buffer, mode='r|').extractall(sys.argv[1])",
              COMPILE_CACHE_INSIDE],
-            stdin=buffer.getvalue(),
+            stdin=archive,
         )  # fmt: skip
 
     def _save_compile_cache(self) -> None:
-        run = self.exec(
-            ["python", "-I", "-c",
-             "import os, sys, tarfile\n"
-             "root = sys.argv[1]\n"
-             "with tarfile.open(fileobj=sys.stdout.buffer, mode='w|') as archive:\n"
-             "    if os.path.isdir(root): archive.add(root, arcname='.')",
-             COMPILE_CACHE_INSIDE],
-        )  # fmt: skip
-        if run.returncode != 0 or not run.stdout:
+        if self.compile_cache is None:
             return
-        # Only numba's regular cache files, by name, within a size bound, come back to the host.
-        kept, total = [], 0
-        with tarfile.open(fileobj=io.BytesIO(run.stdout), mode="r") as archive:
-            for member in archive.getmembers():
-                if not member.isfile() or not member.name.endswith(COMPILE_CACHE_SUFFIXES):
-                    continue
-                total += member.size
-                if total > COMPILE_CACHE_MAX_BYTES:
-                    return
-                kept.append(member)
+        packed = _read_capped(
+            [*self.engine, "exec", "-i", "--workdir", SCRATCH, self.name,
+             "python", "-I", "-c", COMPILE_CACHE_PACKER, COMPILE_CACHE_INSIDE, *COMPILE_CACHE_SUFFIXES],
+            COMPILE_CACHE_MAX_ARCHIVE, timeout=120,
+        )  # fmt: skip
+        if not packed:
+            return
+        with tarfile.open(fileobj=io.BytesIO(packed), mode="r") as archive:
+            kept = compile_cache_members(archive)
             if not kept:
                 return
             staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._copies))
@@ -287,3 +267,66 @@ class WorkerContainer(ModelRuntime):
         shutil.rmtree(self.compile_cache, ignore_errors=True)
         self.compile_cache.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staging), str(self.compile_cache))
+
+
+def _read_capped(command: list[str], cap: int, timeout: float) -> bytes | None:
+    """The standard output of ``command``, or None when it fails, says more than ``cap`` bytes or
+    takes longer than ``timeout`` seconds (then it is killed)."""
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    deadline, chunks, size = time.monotonic() + timeout, [], 0
+    try:
+        while True:
+            ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            chunk = os.read(process.stdout.fileno(), 1 << 20)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > cap:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks) if process.wait(timeout=max(0.0, deadline - time.monotonic())) == 0 else None
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+
+def compile_cache_members(archive: tarfile.TarFile) -> list[tarfile.TarInfo] | None:
+    """The members of a cache archive that may come back to the host: numba's regular cache
+    files, by name, within ``COMPILE_CACHE_MAX_BYTES`` in all (None beyond it)."""
+    kept, total = [], 0
+    for member in archive.getmembers():
+        if not member.isfile() or not member.name.endswith(COMPILE_CACHE_SUFFIXES):
+            continue
+        total += member.size
+        if total > COMPILE_CACHE_MAX_BYTES:
+            return None
+        kept.append(member)
+    return kept
+
+
+def compile_cache_archive(cache: Path | None) -> bytes | None:
+    """What a new container gets of a host compile cache: numba's regular cache files under
+    ``cache`` (no link followed, nothing else), within ``COMPILE_CACHE_MAX_BYTES``; None when
+    there are none."""
+    if cache is None or not cache.is_dir() or cache.is_symlink():
+        return None
+    buffer, total, added = io.BytesIO(), 0, 0
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for folder, _, names in os.walk(cache):
+            for name in sorted(names):
+                path = Path(folder) / name
+                status = path.lstat()
+                if not name.endswith(COMPILE_CACHE_SUFFIXES) or not stat.S_ISREG(status.st_mode):
+                    continue
+                total += status.st_size
+                if total > COMPILE_CACHE_MAX_BYTES:
+                    return None
+                archive.add(path, arcname=str(path.relative_to(cache)), recursive=False)
+                added += 1
+    return buffer.getvalue() if added else None

@@ -15,13 +15,14 @@ from __future__ import annotations
 import abc
 import contextlib
 import hashlib
+import importlib.metadata
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from dialsgate.environment.serving import ServingEnvironment, cache_dir, locked
-from dialsgate.fingerprint import tree_sha256
+from dialsgate.fingerprint import file_sha256, tree_sha256
 
 #: The worker, run inside the runtime (its source is passed to ``python -c`` in a container).
 WORKER_SCRIPT = Path(__file__).resolve().parent / "worker_main.py"
@@ -86,11 +87,28 @@ def worker_environment(compile_cache: Path | None = None) -> dict:
     return environment
 
 
-def compile_cache_dir(folder: Path, where: str) -> Path:
-    """A compile cache for one server folder's content where it runs (``where``: an image id or a
-    host interpreter): a model that compiles its code when it loads (e.g. with numba) loads in a
-    fraction of the time the second time. Never shared between folders, never in the folder."""
-    key = hashlib.sha256(f"{tree_sha256(folder)}\0{where}".encode()).hexdigest()[:16]
+def gate_identity() -> str:
+    """The gate's version and the worker it runs model code with (a checkout's version does not
+    change with its code; the worker's source does)."""
+    try:
+        version = importlib.metadata.version("dialsgate")
+    except importlib.metadata.PackageNotFoundError:
+        version = "checkout"
+    return f"{version} {file_sha256(WORKER_SCRIPT)}"
+
+
+def compile_cache_dir(folder: Path, model_file: Path, seen_at: str, where: str) -> Path:
+    """A compile cache for everything model code sees: a model that compiles its code when it
+    loads (e.g. with numba) loads in a fraction of the time the second time.
+
+    Keyed by the server folder's content, the model file's content and name, ``seen_at`` (where
+    model code sees them: the mount paths, which carry the resource's Name), ``where`` (an image id
+    or a host interpreter) and the gate (``gate_identity``). The cache files a folder's code
+    writes are then read only by the same code with the same model in the same place: nothing it
+    could not do itself. Never shared between folders, never in the folder."""
+    model = file_sha256(model_file) if Path(model_file).is_file() else "no model file"
+    parts = (tree_sha256(folder), model, Path(model_file).name, seen_at, where, gate_identity())
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
     return cache_dir() / "compile" / key
 
 
@@ -103,7 +121,7 @@ class HostRuntime(ModelRuntime):
         self.environment = environment
         self.host_folder = Path(folder)
         self.folder, self.model_file = str(folder), str(model_file)
-        self.compile_cache = compile_cache_dir(self.host_folder, str(environment.python))
+        self.compile_cache = compile_cache_dir(self.host_folder, Path(model_file), self.folder, str(environment.python))
 
     def worker_command(self, args: list[str]) -> list[str]:
         return [str(self.environment.python), "-I", "-B", str(WORKER_SCRIPT), *args]

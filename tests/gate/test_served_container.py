@@ -1,10 +1,13 @@
 """The server layer's container, as the engine reports it while it serves: no network (requests
-reach it through the engine), the build folder read-only, the image's user; and the model code
-it serves cannot reach this machine."""
+reach it through the engine), the build folder read-only, the image's user, confined as the
+worker container is (no capabilities, no new privileges, memory, CPU and process limits, a
+read-only root with /tmp and the user's home small and in memory); and the model code it serves
+can neither reach this machine nor write to its disk."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -17,9 +20,40 @@ from dialsgate.contract.template import load_contract
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "nmf1d" / "template.yaml"
 REACH = "import socket, sys\ntry:\n    socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2)\n    print('connected')\nexcept OSError as error:\n    print(type(error).__name__)"
+#: Writes a byte to each path ("written" or the error), then fills each folder until the file
+#: system refuses (the error and the bytes written), removing what it wrote.
+WRITES = r"""
+import errno, json, os, sys
+places, found = json.loads(sys.argv[1]), {}
+for path in places["write"]:
+    try:
+        with open(path, "w") as stream:
+            stream.write("x")
+        found[path] = "written"
+    except OSError as error:
+        found[path] = errno.errorcode.get(error.errno, str(error.errno))
+for folder in places["fill"]:
+    path, written, block = os.path.join(folder, "dialsgate-fill"), 0, b"\0" * 2**20
+    try:
+        with open(path, "wb") as stream:
+            while written < 2**31:
+                written += stream.write(block)
+                stream.flush()
+        found[folder] = ["no error", written]
+    except OSError as error:
+        found[folder] = [errno.errorcode.get(error.errno, str(error.errno)), written]
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+print(json.dumps(found))
+"""
 
 
-def test_the_served_container_has_no_network_and_answers_through_the_engine(monkeypatch):
+def _run(*command: str) -> str:
+    return subprocess.run(list(command), capture_output=True, text=True, check=True, timeout=300).stdout.strip()
+
+
+def test_the_served_container_is_confined_and_answers_through_the_engine(monkeypatch):
     monkeypatch.delenv(NETWORK_ENV, raising=False)  # the default
     contract = load_contract(EXAMPLE)
     listener = socket.socket()
@@ -28,17 +62,35 @@ def test_the_served_container_has_no_network_and_answers_through_the_engine(monk
     try:
         with serve_contract(contract, log=lambda line: None) as served:
             name = served.container.get_wrapped_container().name
-            found = json.loads(subprocess.run(["docker", "inspect", name], capture_output=True, text=True, check=True).stdout)[0]
-            reached = subprocess.run(
-                ["docker", "exec", name, "python", "-I", "-c", REACH, str(listener.getsockname()[1])],
-                capture_output=True, text=True, check=True,
-            ).stdout.strip()  # fmt: skip
-            uid = subprocess.run(["docker", "exec", name, "id", "-u"], capture_output=True, text=True, check=True).stdout.strip()
+            found = json.loads(_run("docker", "inspect", name))[0]
+            reached = _run("docker", "exec", name, "python", "-I", "-c", REACH, str(listener.getsockname()[1]))
+            uid = _run("docker", "exec", name, "id", "-u")
+            home = _run("docker", "exec", name, "getent", "passwd", "1000").split(":")[5]
+            places = {
+                "write": ["/opt/mlserver/written", "/etc/written", "/written", "/tmp/written", f"{home}/written"],
+                "fill": ["/tmp", home],
+            }
+            writes = json.loads(_run("docker", "exec", name, "python", "-I", "-c", WRITES, json.dumps(places)))
+            changes = [line.split(" ", 1)[1] for line in _run("docker", "diff", name).splitlines() if line.strip()]
             ready = requests.get(f"{served.url}/v2/models/{contract.name}/ready", timeout=30)
     finally:
         listener.close()
-    assert served.network_mode == "none" and found["HostConfig"]["NetworkMode"] == "none"
+    host = found["HostConfig"]
+    assert served.network_mode == "none" and host["NetworkMode"] == "none"
     assert [mount["RW"] for mount in found["Mounts"]] == [False] and found["Mounts"][0]["Destination"] == f"/mnt/{contract.name}"
     assert uid == "1000"  # the image's own user
     assert reached != "connected", reached
-    assert ready.status_code == 200
+    assert ready.status_code == 200  # MLServer starts and serves with a read-only root
+    # Confined as the worker: the example declares no Limits (4 GiB, 2 CPUs at most, by default).
+    assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
+    assert host["Memory"] == 4 * 2**30 and host["MemorySwap"] == 4 * 2**30
+    assert host["NanoCpus"] == int(min(2, os.cpu_count()) * 1e9) and host["PidsLimit"] == 4096
+    assert host["ReadonlyRootfs"] is True and sorted(host["Tmpfs"]) == sorted(["/tmp", home])
+    assert [writes[path] for path in places["write"][:3]] == ["EROFS"] * 3, writes
+    assert [writes[path] for path in places["write"][3:]] == ["written"] * 2, writes
+    # Full at its size (MLServer's metrics files take a little of /tmp), far below the memory limit.
+    assert writes["/tmp"][0] == "ENOSPC" and 250 * 2**20 <= writes["/tmp"][1] <= 256 * 2**20, writes
+    assert writes[home][0] == "ENOSPC" and 63 * 2**20 <= writes[home][1] <= 64 * 2**20, writes
+    # Nothing reached the container's layer on this machine's disk: only the engine's mount points.
+    mount_points = (f"/mnt/{contract.name}", "/tmp", home)
+    assert all(any(point == path or point.startswith(path + "/") for point in mount_points) for path in changes), changes

@@ -1,9 +1,10 @@
 """The worker container is the sandbox docs/gate.md says it is: asked of the engine
 (``docker inspect``) and tried from inside, not read back from our own arguments.
 
-No network, uid 1000, no capabilities, the folder and the model file read-only copies, scratch in
-memory, memory and CPU limits; nothing written inside reaches the host; removed on close and
-when the process that started it is killed.
+No network, uid 1000, no capabilities, the folder and the model file read-only copies, a
+read-only root with scratch, /tmp and the image user's home in memory (each bounded), memory,
+CPU and process limits; nothing written inside reaches the host; removed on close and when the
+process that started it is killed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from dialsgate.container.image import ensure_image
-from dialsgate.container.worker import DEFAULT_MEMORY, WorkerContainer, limits_for
+from dialsgate.container.sandbox import DEFAULT_MEMORY, FALLBACK_HOME, ImageUser, limits_for, usable_home, writable_places
+from dialsgate.container.worker import WorkerContainer
 from dialsgate.contract.template import load_contract
 from dialsgate.transports.worker import Worker
 
@@ -48,6 +50,46 @@ found["interfaces"] = sorted(name for _, name in socket.if_nameindex())
 print(json.dumps(found))
 """
 
+#: Writes where model code might (each path: "written" or the error), then fills a place until
+#: the file system refuses (bytes written and the error), removing what it wrote.
+WRITES = r"""
+import errno, json, os, sys
+places, found = json.loads(sys.argv[1]), {}
+for path in places["write"]:
+    try:
+        with open(path, "w") as stream:
+            stream.write("x")
+        found[path] = "written"
+    except OSError as error:
+        found[path] = errno.errorcode.get(error.errno, str(error.errno))
+for folder in places["fill"]:
+    path, written, block = os.path.join(folder, "dialsgate-fill"), 0, b"\0" * 2**20
+    try:
+        with open(path, "wb") as stream:
+            while written < 2**31:
+                written += stream.write(block)
+                stream.flush()
+        found[folder] = ["no error", written]
+    except OSError as error:
+        found[folder] = [errno.errorcode.get(error.errno, str(error.errno)), written]
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+print(json.dumps(found))
+"""
+
+
+def home_of_uid_1000(name: str) -> str:
+    """The home of uid 1000 as the image's own passwd database says (``getent`` inside)."""
+    entry = subprocess.run(["docker", "exec", name, "getent", "passwd", "1000"], capture_output=True, text=True, check=True)
+    return entry.stdout.strip().split(":")[5]
+
+
+def layer_changes(name: str) -> list[str]:
+    """What the container changed in its own (on-disk) layer, as ``docker diff`` lists it."""
+    run = subprocess.run(["docker", "diff", name], capture_output=True, text=True, check=True)
+    return [line.split(" ", 1)[1] for line in run.stdout.splitlines() if line.strip()]
+
 
 @pytest.fixture(scope="module")
 def contract():
@@ -74,7 +116,8 @@ def test_the_engine_runs_it_with_no_network_the_images_user_and_limits(worker):
     assert host["Memory"] == DEFAULT_MEMORY and host["MemorySwap"] == DEFAULT_MEMORY
     assert host["NanoCpus"] == int(min(2, os.cpu_count()) * 1e9)
     assert host["PidsLimit"] == 4096 and host["AutoRemove"] is True
-    assert list(host["Tmpfs"]) == ["/scratch"]
+    assert host["ReadonlyRootfs"] is True
+    assert sorted(host["Tmpfs"]) == sorted(["/scratch", "/tmp", home_of_uid_1000(worker.name)])
     mounts = {mount["Destination"]: mount for mount in found["Mounts"]}
     assert set(mounts) == {worker.folder, "/mnt/model"}, mounts
     assert not any(mount["RW"] for mount in mounts.values())
@@ -100,6 +143,27 @@ def test_model_code_inside_can_write_only_scratch_and_home_and_reach_nothing(wor
     assert found["network"].startswith(("OSError", "ConnectionRefusedError")) and found["interfaces"] == ["lo"], found
 
 
+def test_the_root_is_read_only_and_tmp_and_home_are_small_and_in_memory(worker):
+    home = home_of_uid_1000(worker.name)
+    assert home == "/home/mlserver"  # the stand-in's user (build-standin-image.sh)
+    places = {
+        "write": ["/opt/mlserver/written", "/etc/written", "/written", "/tmp/written", f"{home}/written", "/scratch/written"],
+        "fill": ["/tmp", home],
+    }
+    run = worker.exec(["python", "-I", "-c", WRITES, json.dumps(places)], timeout=300)
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    found = json.loads(run.stdout)
+    assert [found[path] for path in places["write"][:3]] == ["EROFS"] * 3, found
+    assert [found[path] for path in places["write"][3:]] == ["written"] * 3, found
+    # Full at its size (256 MiB, 64 MiB), far below the memory limit: the size is the tmpfs's.
+    assert found["/tmp"][0] == "ENOSPC" and 255 * 2**20 <= found["/tmp"][1] <= 256 * 2**20, found
+    assert found[home][0] == "ENOSPC" and 63 * 2**20 <= found[home][1] <= 64 * 2**20, found
+    # Nothing of it is in the container's layer on this machine's disk: only the engine's mount points.
+    changes = layer_changes(worker.name)
+    mount_points = {"/scratch", "/tmp", home, worker.folder, "/mnt/model"}
+    assert all(any(point == path or point.startswith(path + "/") for point in mount_points) for path in changes), changes
+
+
 def test_a_worker_process_speaks_the_protocol_inside(worker):
     process = Worker(worker)
     try:
@@ -120,6 +184,21 @@ def test_limits_come_from_the_template_when_plausible(contract):
         assert limits_for(contract)[0] == DEFAULT_MEMORY
     finally:
         contract.properties.pop("Resources")
+
+
+def test_the_home_mounted_over_is_the_images_own_unless_it_is_no_place_of_its_own():
+    assert usable_home("/home/mlserver") == "/home/mlserver" and usable_home("/opt/mlserver") == "/opt/mlserver"
+    for unusable in ("/", "", "relative/home", "/opt", "/home/../etc", "/usr/lib/app", "/tmp/home", "/scratch", "/mnt/x"):
+        assert usable_home(unusable) == FALLBACK_HOME, unusable
+
+
+def test_the_homes_tmpfs_belongs_to_the_images_user_on_either_engine():
+    user = ImageUser("1000", 1000, 100, "/opt/mlserver")
+    docker, podman = writable_places(user, podman=False), writable_places(user, podman=True)
+    assert list(docker) == list(podman) == ["/tmp", "/opt/mlserver"]
+    assert "size=256m" in docker["/tmp"] and "size=64m" in docker["/opt/mlserver"]
+    assert "uid=1000,gid=100" in docker["/opt/mlserver"] and "uid=" not in podman["/opt/mlserver"]  # Podman refuses uid=
+    assert podman["/opt/mlserver"].endswith(",U,notmpcopyup")
 
 
 STARTER = r"""

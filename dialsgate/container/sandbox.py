@@ -1,0 +1,155 @@
+"""What confines model code in both containers, the worker and the served one: the same rules.
+
+- the image's user (uid 1000 when the image names none, or root: DIALS never runs models as root),
+  all capabilities dropped, no new privileges;
+- a memory limit with no swap beyond it, a CPU limit and a process limit (``limits_for``);
+- a read-only root filesystem: model code (and MLServer) can write only to ``/tmp``
+  (``TMP_SIZE``) and to the image user's home (``HOME_SIZE``), both in memory (counted in the
+  memory limit), both gone with the container; nothing reaches this machine's disk.
+
+The home is the image's own (``pwd`` inside the image: ``/home/mlserver`` in the stand-in,
+``/opt/mlserver`` in the real image, whose ``NUMBA_CACHE_DIR`` lies there), asked once per
+image and process (``image_user``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from dialsgate.container.engine import ServingError, engine_command
+from dialsgate.container.image import STANDIN_LABEL
+from dialsgate.contract.resources import declared_resources
+
+#: Without a plausible memory limit in the template (bytes).
+DEFAULT_MEMORY = 4 * 2**30
+#: A template limit outside these bounds is not used (bytes).
+PLAUSIBLE_MEMORY = (256 * 2**20, 64 * 2**30)
+DEFAULT_CPUS = 2.0
+#: Processes and threads of the container (MLServer's workers and their threads fit many times).
+PIDS_LIMIT = 4096
+#: The writable places (in memory, counted in the memory limit): tmpfs sizes.
+TMP_SIZE = "256m"
+HOME_SIZE = "64m"
+#: A home under these is not mounted over (it would hide the image's system or our mounts).
+NOT_A_HOME = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/mnt", "/proc", "/run", "/sbin", "/scratch",
+              "/sys", "/tmp", "/usr", "/var")  # fmt: skip
+#: The home of an image user without a usable one (no passwd entry, ``/``, a system directory).
+FALLBACK_HOME = "/home/dialsgate"
+#: Run inside the image without its site packages (``-S``: none of their .pth files run).
+USER_PROBE = (
+    "import json, os, pwd\n"
+    "try:\n    home = pwd.getpwuid(os.getuid()).pw_dir\n"
+    "except KeyError:\n    home = ''\n"
+    "print(json.dumps([os.getuid(), os.getgid(), home]))"
+)
+
+
+def limits_for(contract) -> tuple[int, float, str]:
+    """(memory bytes, cpus, why): the template's limits when plausible, else the defaults."""
+    declared = declared_resources(contract)
+    memory = declared.get("Limits", "memory")
+    cpu = declared.get("Limits", "cpu")
+    host_cpus = float(os.cpu_count() or 1)
+    why = []
+    if memory is not None and memory.value is not None and PLAUSIBLE_MEMORY[0] <= memory.value <= PLAUSIBLE_MEMORY[1]:
+        memory_bytes = int(memory.value)
+        why.append(f"memory {memory.raw} (the template's Limits.memory)")
+    else:
+        memory_bytes = DEFAULT_MEMORY
+        why.append(f"memory {DEFAULT_MEMORY // 2**30} GiB (default)")
+    if cpu is not None and cpu.value is not None and 0.1 <= cpu.value:
+        cpus = min(float(cpu.value), host_cpus)
+        why.append(f"{cpus:g} CPUs (the template's Limits.cpu {cpu.raw})")
+    else:
+        cpus = min(DEFAULT_CPUS, host_cpus)
+        why.append(f"{cpus:g} CPUs (default)")
+    return memory_bytes, cpus, ", ".join(why)
+
+
+def image_facts(image: str) -> tuple[str, str, bool]:
+    """(id, user, is our stand-in) of a local image, in one inspection. The user is the image's,
+    or 1000 when it names none or root (DIALS never runs models as root)."""
+    # The plain JSON array: Docker and Podman both print it (their --format templates differ).
+    run = subprocess.run([*engine_command(), "image", "inspect", image], capture_output=True, text=True, timeout=60)
+    if run.returncode != 0:
+        raise ServingError(f"image {image} cannot be inspected: {run.stderr.strip()[-300:]}")
+    found = json.loads(run.stdout)[0]
+    identity, config = found["Id"], found.get("Config") or {}
+    user = str(config.get("User") or "")
+    if user in ("", "0", "root") or user.startswith(("0:", "root:")):
+        user = "1000"
+    return identity, user, STANDIN_LABEL in (config.get("Labels") or {})
+
+
+@dataclass(frozen=True)
+class ImageUser:
+    """Who model code runs as in an image: ``user`` as given to ``--user``, its ids and its home."""
+
+    user: str
+    uid: int
+    gid: int
+    home: str
+
+
+def usable_home(home: str) -> str:
+    """The home to mount a tmpfs on: the image's, unless it is no place of its own (not an
+    absolute normal path at least two levels deep, or under a system directory), then
+    ``FALLBACK_HOME``."""
+    if not home.startswith("/") or posixpath.normpath(home) != home or home.count("/") < 2:
+        return FALLBACK_HOME
+    if any(home == top or home.startswith(top + "/") for top in NOT_A_HOME):
+        return FALLBACK_HOME
+    return home
+
+
+@cache
+def image_user(image_id: str, user: str) -> ImageUser:
+    """The uid, gid and home of ``user`` in the image, asked of the image itself (one short
+    container: no network, read-only, no capabilities); once per image and process."""
+    run = subprocess.run(
+        [*engine_command(), "run", "--rm", "--network", "none", "--user", user, "--read-only",
+         "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--memory", "256m", "--pids-limit", "64",
+         image_id, "python", "-I", "-S", "-c", USER_PROBE],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    try:
+        uid, gid, home = json.loads(run.stdout.strip().splitlines()[-1])
+        if not (isinstance(uid, int) and isinstance(gid, int) and isinstance(home, str)):
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ServingError(
+            f"the user {user!r} of image {image_id[:19]} could not be resolved (exit {run.returncode}): "
+            f"{(run.stderr or run.stdout).strip()[-500:]!r}"
+        ) from None
+    if uid <= 0 or gid < 0:
+        raise ServingError(f"the user {user!r} of image {image_id[:19]} is uid {uid}: model code never runs as root")
+    return ImageUser(user=user, uid=uid, gid=gid, home=usable_home(home))
+
+
+@cache
+def engine_is_podman(command: tuple[str, ...]) -> bool:
+    """Podman (its own client, or Docker's client on Podman's socket) takes other tmpfs options."""
+    if Path(command[0]).name == "podman":
+        return True
+    run = subprocess.run([*command, "version"], capture_output=True, text=True, timeout=60)
+    return "podman" in run.stdout.lower()
+
+
+def writable_places(user: ImageUser, podman: bool) -> dict[str, str]:
+    """The tmpfs mounts (path: options) of a container whose root is read-only.
+
+    The home belongs to the image's user: Docker takes ``uid=``/``gid=`` (its runtime gives the
+    mount the mode of the image's directory), Podman refuses them and takes ``U`` (the container's
+    user) and ``notmpcopyup`` (the image's home is not copied into it).
+    """
+    owner = "U,notmpcopyup" if podman else f"uid={user.uid},gid={user.gid}"
+    return {
+        "/tmp": f"rw,exec,nosuid,nodev,size={TMP_SIZE},mode=1777",
+        user.home: f"rw,exec,nosuid,nodev,size={HOME_SIZE},mode=0700,{owner}",
+    }
