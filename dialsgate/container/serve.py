@@ -323,6 +323,10 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
         "nano_cpus": int(cpus * 1e9),
         "pids_limit": PIDS_LIMIT,
         "read_only": True,
+        # The image's own working directory is the home in the real image (/opt/mlserver, a
+        # tmpfs here); in the stand-in it is not, so a handler writing beside its working
+        # directory (writable in DIALS) would fail only here: work in the home, as the real image does.
+        "working_dir": who.home,
     }
     if mode in ("host", "none"):
         confined["network_mode"] = mode

@@ -65,6 +65,7 @@ def test_the_served_container_is_confined_and_answers_through_the_engine(monkeyp
             found = json.loads(_run("docker", "inspect", name))[0]
             reached = _run("docker", "exec", name, "python", "-I", "-c", REACH, str(listener.getsockname()[1]))
             uid = _run("docker", "exec", name, "id", "-u")
+            working_dir = _run("docker", "exec", name, "pwd")
             home = _run("docker", "exec", name, "getent", "passwd", "1000").split(":")[5]
             places = {
                 "write": ["/opt/mlserver/written", "/etc/written", "/written", "/tmp/written", f"{home}/written"],
@@ -79,6 +80,7 @@ def test_the_served_container_is_confined_and_answers_through_the_engine(monkeyp
     assert served.network_mode == "none" and host["NetworkMode"] == "none"
     assert [mount["RW"] for mount in found["Mounts"]] == [False] and found["Mounts"][0]["Destination"] == f"/mnt/{contract.name}"
     assert uid == "1000"  # the image's own user
+    assert working_dir == home  # as in the real image (/opt/mlserver): a write beside it works, as in DIALS
     assert reached != "connected", reached
     assert ready.status_code == 200  # MLServer starts and serves with a read-only root
     # Confined as the worker: the example declares no Limits (4 GiB, 2 CPUs at most, by default).
