@@ -48,6 +48,7 @@ from dialsgate.container.image import STANDIN_LABEL
 from dialsgate.container.serve import make_readable_by_others
 from dialsgate.contract.resources import declared_resources
 from dialsgate.environment.runtime import COMPILE_CACHE_VARIABLE, WORKER_SCRIPT, ModelRuntime, compile_cache_dir
+from dialsgate.plainfiles import copy_plain, copy_plain_file, plain_kind
 
 #: Without a plausible memory limit in the template (bytes).
 DEFAULT_MEMORY = 4 * 2**30
@@ -96,13 +97,13 @@ def limits_for(contract) -> tuple[int, float, str]:
 
 def _readable_copy(source: Path, target: Path) -> None:
     """A copy of a file or folder readable by any uid: the container's user may be a sub-uid of
-    ours (rootless) or uid 1000 of the host (rootful)."""
-    if source.is_dir():
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"), symlinks=False)
+    ours (rootless) or uid 1000 of the host (rootful). Plain files only: a link, FIFO or device
+    is never copied, nor what it points at (``plainfiles.copy_plain``)."""
+    if plain_kind(source) == "a folder":
+        copy_plain(source, target)
         make_readable_by_others(target)
     else:  # alone in a folder of its own, which is mounted
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+        copy_plain_file(source, target)
         make_readable_by_others(target.parent)
 
 

@@ -24,7 +24,7 @@ from dialsgate.checks.subject import Subject
 from dialsgate.contract.build import build
 from dialsgate.contract.template import Contract
 from dialsgate.environment.profiles import PROFILES_DIR, read_pins
-from dialsgate.fingerprint import file_sha256
+from dialsgate.fingerprint import file_sha256, plain_file_sha256
 from dialsgate.protocol import v2
 from dialsgate.report.concerns import CONCERNS, concern_of
 from dialsgate.settings import reference_batch_beside
@@ -80,9 +80,8 @@ def default_reference_batch(contract: Contract) -> Path | None:
 
 
 def _optional_labels(path: Path, n_ls: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-    with np.load(path, allow_pickle=False) as archive:
-        kind = archive["kind"] if "kind" in archive.files else None
-        expected = archive["expected_flag"] if "expected_flag" in archive.files else None
+    archive = v2.read_npz(path, ["kind", "expected_flag"])  # plain, capped, no pickle
+    kind, expected = archive.get("kind"), archive.get("expected_flag")
     kind = np.asarray(kind).astype(str) if kind is not None and len(kind) == n_ls else None
     expected = np.asarray(expected).astype(bool) if expected is not None and len(expected) == n_ls else None
     return kind, expected
@@ -496,6 +495,6 @@ def header_facts(contract: Contract) -> list[tuple[str, str, bool]]:
 
 
 def package_facts(contract: Contract) -> PackageFacts:
-    model_sha = file_sha256(contract.model_file) if contract.model_file.is_file() else None
+    model_sha = plain_file_sha256(contract.model_file)
     listing = package_listing(contract)
     return PackageFacts(str(contract.model_file), model_sha, listing, fmt_size(sum(size for _, size, _ in listing.files)))

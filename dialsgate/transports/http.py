@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import requests
 
+from dialsgate.limits import limit
 from dialsgate.transports.outcome import Outcome
 
-#: A whole batch of lumisections may take a while to answer.
-REQUEST_TIMEOUT = 600
+#: Health and metadata answer at once.
+QUICK_TIMEOUT = 30
 
 
 @dataclass
@@ -35,14 +36,15 @@ class HttpEndpoint:
 
     transport = "http"
 
-    def __init__(self, url: str, model_name: str, timeout: float = REQUEST_TIMEOUT):
+    def __init__(self, url: str, model_name: str, timeout: float | None = None):
         self.url = url.rstrip("/")
         self.model_path = f"/v2/models/{model_name}"
-        self.timeout = timeout
+        # A whole batch of lumisections may take a while (DIALSGATE_REQUEST_TIMEOUT, 120 s by default).
+        self.timeout = limit("request_timeout") if timeout is None else timeout
         self.session = requests.Session()
 
     def get(self, path: str) -> Answer:
-        response = self.session.get(self.url + path, timeout=30)
+        response = self.session.get(self.url + path, timeout=QUICK_TIMEOUT)
         return Answer(response.status_code, response.text)
 
     def infer_raw(self, data: bytes, content_type: str | None = "application/json") -> Answer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dialsgate.contract.template import DTYPE_OF_DATATYPE
+from dialsgate.limits import limit
 from dialsgate.transports.outcome import Outcome
 
 
@@ -13,12 +14,14 @@ class TritonEndpoint:
 
     transport = "tritonclient"
 
-    def __init__(self, url: str, model_name: str, timeout: float = 600):
+    def __init__(self, url: str, model_name: str, timeout: float | None = None):
         import tritonclient.http as triton  # Late: only the server layer's environment has tritonclient
 
         self.triton = triton
         self.model_name = model_name
-        self.client = triton.InferenceServerClient(url=url.removeprefix("http://").rstrip("/"), network_timeout=timeout)
+        self.client = triton.InferenceServerClient(
+            url=url.removeprefix("http://").rstrip("/"), network_timeout=limit("request_timeout") if timeout is None else timeout
+        )
 
     def predict(self, body: dict) -> Outcome:
 

@@ -18,7 +18,8 @@ LAYERS = (
     ("checks",),
     ("container", "transports"),
     ("environment", "modelfile", "protocol", "settings"),
-    ("contract", "fingerprint", "plainfiles"),
+    ("contract", "fingerprint"),
+    ("limits", "plainfiles"),
 )
 
 
