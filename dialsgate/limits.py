@@ -34,6 +34,9 @@ LIMITS = {
     "worker_answer_bytes": Limit(
         "DIALSGATE_WORKER_ANSWER_BYTES", 256 * 2**20, "bytes", "one answer line of a worker process"
     ),
+    "http_answer_bytes": Limit(
+        "DIALSGATE_HTTP_ANSWER_BYTES", 256 * 2**20, "bytes", "one HTTP answer body of the served container"
+    ),
     "request_timeout": Limit(
         "DIALSGATE_REQUEST_TIMEOUT", 120, "s", "one HTTP or tritonclient request to the served container"
     ),

@@ -199,7 +199,7 @@ class WorkerHandler:
         except WorkerLimitReached as error:
             # One limit reached is one answer that failed; the worker is gone, later requests say why.
             self.stopped = str(error)
-            return Outcome(status=500, error=f"the handler {error}")
+            return Outcome(status=500, error=str(error))
         if answer.get("failed"):
             return Outcome(status=500, error=answer["error"])
         if answer["status"] != 200:
