@@ -25,7 +25,7 @@ import yaml
 from dism_core import InferenceServiceValidator, Template
 
 from dialsgate.contract.template import MLSERVER_TYPE_PREFIX, MODEL_SETTINGS, model_settings, read_template
-from dialsgate.plainfiles import copy_plain, copy_plain_file, inside
+from dialsgate.plainfiles import NotPlain, copy_plain, copy_plain_file, inside, plain_kind
 
 DEFAULT_BUILD_ROOT = Path(".dism-artifacts") / "build"
 
@@ -49,6 +49,7 @@ def build(template_path: Path, build_root: Path | None = None) -> Path:
     with working_directory(folder):
         root = Path(build_root or DEFAULT_BUILD_ROOT).absolute()
         template = Template(**read_template(template_path))  # the gate's caps, then dism-core's model
+        _require_plain_paths(template, folder)  # before dism-core's validator opens the handler file
         InferenceServiceValidator(template)()
         if root.exists():
             shutil.rmtree(root)
@@ -70,6 +71,19 @@ def build(template_path: Path, build_root: Path | None = None) -> Path:
         with open(root / "template.yaml", "w") as stream:
             yaml.dump(template.model_dump(mode="json"), stream)
     return root
+
+
+def _require_plain_paths(template, folder: Path) -> None:
+    """CodeUri and ModelUri of every MLServer resource inside the template's folder through no
+    link, and the handler's file a plain file (``NotPlain`` otherwise)."""
+    for resource in template.Resources.values():
+        if not resource.Type.startswith(MLSERVER_TYPE_PREFIX):
+            continue
+        props = resource.Properties
+        inside(folder, str(props.ModelUri))
+        handler_file = inside(folder, str(props.CodeUri)) / ("/".join(props.Handler.split(".")[:-1]) + ".py")
+        if plain_kind(handler_file) not in (None, "missing"):
+            raise NotPlain(f"the handler file {handler_file.name} is {plain_kind(handler_file)}: it is not read")
 
 
 def main(argv=None) -> int:
