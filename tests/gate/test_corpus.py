@@ -5,7 +5,10 @@ expected.json: ``verdict`` "pass" or "fail"; ``must_fail``, the rows that must f
 prefix and substrings of its reason); ``must_advise``, the check name prefixes whose rows must be
 advice. Every row of the verdict is accounted for: it fails only where ``must_fail`` says, is
 advice only where ``must_advise`` says, is ``not run`` only behind a root row that failed, and
-otherwise passed or is not applicable (so a false alarm shows in a failing folder too). One case
+otherwise passed or is not applicable (so a false alarm shows in a failing folder too).
+``probe``: a file a link of the folder points at; a fresh secret is written there first, and it
+must appear in nothing the gate writes or prints, the folder's links unchanged. ``env``: the
+gate's limits for the folder (``DIALSGATE_WORKER_LOAD_TIMEOUT``, ...). One case
 per folder (the id is the folder name: ``pytest tests/gate/test_corpus.py -k oms_metadata_filter``).
 Each case copies the folder to a fresh 0755 temporary folder (the serving container runs as
 another uid), runs ``python -m dialsgate check <copy>/template.yaml --runner tox --report <tmp>/report``
