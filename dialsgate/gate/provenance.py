@@ -20,6 +20,7 @@ from dialsgate.container.image import STANDIN_LABEL
 from dialsgate.container.worker import limits_for, mount_name
 from dialsgate.environment.runtime import no_container_requested
 from dialsgate.fingerprint import plain_file_sha256, tree_sha256
+from dialsgate.limits import shorten
 
 #: The distribution name of the gate (pyproject.toml [project].name).
 DISTRIBUTION = "dialsgate"
@@ -70,6 +71,8 @@ def provenance(contract, *, strict: bool, reference_batch: Path | None, with_ima
         "strict": strict,
     }
     facts["image"] = image_facts(contract.image) if with_image else {"name": contract.image, "kind": "not used"}
+    if isinstance(facts["image"].get("name"), str):
+        facts["image"]["name"] = shorten(facts["image"]["name"])  # the template's string, printed: capped
     facts["model_code"] = model_code_facts(contract)
     if with_image:
         facts["server_network"] = server_network()

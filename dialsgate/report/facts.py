@@ -25,6 +25,7 @@ from dialsgate.contract.build import build
 from dialsgate.contract.template import Contract
 from dialsgate.environment.profiles import PROFILES_DIR, read_pins
 from dialsgate.fingerprint import file_sha256, plain_file_sha256
+from dialsgate.limits import shorten
 from dialsgate.protocol import v2
 from dialsgate.report.concerns import CONCERNS, concern_of
 from dialsgate.settings import reference_batch_beside
@@ -484,12 +485,12 @@ def provenance_facts(origin: dict | None) -> list[tuple[str, str, bool]]:
 def header_facts(contract: Contract) -> list[tuple[str, str, bool]]:
     folder = f"{contract.code_dir}" + (" (dismcli build folder)" if contract.built else " (CodeUri)")
     return [
-        ("model name", contract.name, False),
+        ("model name", shorten(contract.name), False),
         ("template", str(contract.template_path), True),
-        ("resource key", contract.resource_key, False),
-        ("handler", contract.handler, True),
-        ("model folder", folder, True),
-        ("image", contract.image or "-", False),
+        ("resource key", shorten(contract.resource_key), False),
+        ("handler", shorten(contract.handler), True),
+        ("model folder", shorten(folder), True),
+        ("image", shorten(contract.image or "-"), False),
         ("generated", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), False),
     ]
 
