@@ -32,10 +32,11 @@ LIMITS = {
         "DIALSGATE_WORKER_CALL_TIMEOUT", 60, "s", "one request to a loaded handler (predict, metadata)"
     ),
     "worker_answer_bytes": Limit(
-        "DIALSGATE_WORKER_ANSWER_BYTES", 256 * 2**20, "bytes", "one answer line of a worker process"
+        "DIALSGATE_WORKER_ANSWER_BYTES", 64 * 2**20, "bytes", "one answer line of a worker process"
     ),
     "http_answer_bytes": Limit(
-        "DIALSGATE_HTTP_ANSWER_BYTES", 256 * 2**20, "bytes", "one HTTP answer body of the served container"
+        "DIALSGATE_HTTP_ANSWER_BYTES", 64 * 2**20, "bytes",
+        "one HTTP answer body of the served container (tritonclient: its declared Content-Length)"
     ),
     "request_timeout": Limit(
         "DIALSGATE_REQUEST_TIMEOUT", 120, "s", "one HTTP or tritonclient request to the served container"

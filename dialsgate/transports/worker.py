@@ -15,6 +15,7 @@ process is killed (in a container, by its id, through the engine).
 from __future__ import annotations
 
 import json
+import os
 import queue
 import secrets
 import subprocess
@@ -84,16 +85,26 @@ class Worker:
 
     def _read_answers(self) -> None:
         """One item per answer line: its bytes, ``None`` at the end, or ``OverflowError`` when a
-        line is longer than the cap (then reading stops: the rest of that line is never held)."""
+        line is longer than the cap (then reading stops: the rest of that line is never held).
+        Read in blocks into one buffer, so a line costs about its own size, once."""
+        descriptor = self.process.stdout.fileno()
+        pending = bytearray()
         while True:
-            line = self.process.stdout.readline(self.answer_cap + 1)
-            if not line:
-                self._answers.put(None)
-                return
-            if len(line) > self.answer_cap and not line.endswith(b"\n"):
+            newline = pending.find(b"\n")
+            if newline >= 0:
+                line = bytes(pending[: newline + 1])
+                del pending[: newline + 1]
+                self._answers.put(line)
+                continue
+            if len(pending) > self.answer_cap:
+                pending.clear()
                 self._answers.put(OverflowError())
                 return
-            self._answers.put(line)
+            block = os.read(descriptor, 1 << 20)
+            if not block:
+                self._answers.put(None)
+                return
+            pending += block
 
     def stderr_tail(self) -> str:
         return "\n".join(self._stderr_tail)

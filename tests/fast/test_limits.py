@@ -119,7 +119,7 @@ def test_an_answer_under_the_cap_is_read(monkeypatch):
 
 def test_limits_read_their_environment_and_refuse_nonsense(monkeypatch):
     assert limit("worker_load_timeout") == 120 and limit("worker_call_timeout") == 60
-    assert limit("worker_answer_bytes") == 256 * 2**20
+    assert limit("worker_answer_bytes") == limit("http_answer_bytes") == 64 * 2**20
     monkeypatch.setenv(LIMITS["worker_load_timeout"].variable, "20")
     assert limit("worker_load_timeout") == 20
     monkeypatch.setenv(LIMITS["worker_load_timeout"].variable, "soon")
