@@ -9,6 +9,7 @@ import contextlib
 import http.server
 import io
 import os
+import subprocess
 import sys
 import textwrap
 import threading
@@ -289,3 +290,39 @@ def test_an_http_answer_over_the_cap_fails_naming_it(large_server, monkeypatch):
 
 def test_requests_have_a_timeout_by_default():
     assert HttpEndpoint("http://127.0.0.1:1", "m").timeout == limit("request_timeout") == 120
+
+
+class DetachedRuntime(ScriptRuntime):
+    """Like a container: the process the gate starts (``sh``, as ``docker exec`` would be) is not
+    the worker; killing it leaves the worker running, so ``exec`` must find the worker by its id."""
+
+    def worker_command(self, args):
+        return ["sh", "-c", 'exec 3<&0; python3 -c "$0" "$@" <&3 & wait', self.script, *args]
+
+    def exec(self, command, stdin=b"", timeout=120):
+        return subprocess.run(command, input=stdin, capture_output=True, timeout=timeout)
+
+
+def _processes_holding(text: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(int(pid))
+    return found
+
+
+def test_a_worker_past_its_timeout_is_killed_where_it_runs(monkeypatch):
+    monkeypatch.setenv("DIALSGATE_WORKER_LOAD_TIMEOUT", "1")
+    worker = Worker(DetachedRuntime(SLEEPS))
+    deadline = time.monotonic() + 10
+    while not _processes_holding(worker.identity) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_holding(worker.identity), "the worker did not start"
+    with pytest.raises(WorkerLimitReached):
+        worker.call("load", folder="", handler="app.Model", name="x", model_file="")
+    deadline = time.monotonic() + 10
+    while _processes_holding(worker.identity) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _processes_holding(worker.identity), "the worker process kept running after its timeout"
+    worker.close()
