@@ -152,3 +152,56 @@ def walk_plain(root: Path, max_entries: int = MAX_TREE_ENTRIES) -> PlainTree:
     tree.folders.sort()
     tree.refused.sort()
     return tree
+
+
+#: At most this many bytes copied out of one folder (the worker's copy, the offline build).
+MAX_COPY_BYTES = 4 * 2**30
+
+
+def copy_plain(source: Path, target: Path, cap: int = DEFAULT_READ_CAP, ignore: tuple[str, ...] = ("__pycache__",)) -> PlainTree:
+    """Copy the plain files and folders under ``source`` to ``target`` (created), nothing else.
+
+    A link, FIFO, device or socket is never copied, nor anything behind it: it is in the returned
+    tree's ``refused``. Each file is read through ``open_plain`` (at most ``cap`` bytes); the whole
+    copy holds at most ``MAX_COPY_BYTES``. Folders named in ``ignore`` are skipped.
+    """
+    source, target = Path(source), Path(target)
+    tree = walk_plain(source)
+    target.mkdir(parents=True, exist_ok=True)
+    copied = 0
+    for folder in tree.folders:
+        relative = folder.relative_to(source)
+        if not any(part in ignore for part in relative.parts):
+            (target / relative).mkdir(parents=True, exist_ok=True)
+    for path in tree.files:
+        relative = path.relative_to(source)
+        if any(part in ignore for part in relative.parts):
+            continue
+        copied += copy_plain_file(path, target / relative, cap=min(cap, MAX_COPY_BYTES - copied))
+    return tree
+
+
+def copy_plain_file(source: Path, target: Path, cap: int = DEFAULT_READ_CAP) -> int:
+    """Copy one plain file (refused unless ``open_plain`` opens it; at most ``cap`` bytes), its
+    permission bits kept; returns the bytes copied."""
+    copied = 0
+    with open_plain(source) as stream:
+        mode = stat.S_IMODE(os.fstat(stream.fileno()).st_mode)
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as out:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                copied += len(block)
+                if copied > cap:
+                    raise NotPlain(f"{Path(source).name} holds more than {cap:,} bytes (the cap of one copy)")
+                out.write(block)
+    os.chmod(target, mode)
+    return copied
+
+
+def plain_kind(path: Path) -> str | None:
+    """None when ``path`` itself is a plain file (lstat, not followed), else what it is ("missing" too)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    return None if stat.S_ISREG(mode) else _kind(mode)

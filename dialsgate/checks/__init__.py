@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dialsgate.checks import image, loading, package, pickles, roundtrip, signature, static, template
+from dialsgate.checks import folder, image, loading, package, pickles, roundtrip, signature, static, template
 from dialsgate.checks.base import (
     ADVICE,
     CONCERNS,
@@ -48,11 +48,13 @@ def check_of(check_id: str) -> Callable | None:
 def fast_checks(contract: Contract) -> list[CheckCase]:
     """Everything that needs no served model. Model code runs in the folder's worker container
     (the serving image, sandboxed: ``container.worker``), never in the caller's interpreter."""
-    if contract.unknown_datatypes():
-        # Requests cannot be built for an unknown datatype: the template checks say which field.
-        return [*template.cases(contract), *static.cases(contract)]
+    if contract.unknown_datatypes() or contract.oversized_inputs():
+        # Requests cannot be built for an unknown datatype or beyond the elements cap: the
+        # template checks say which field.
+        return [*template.cases(contract), *folder.cases(contract), *static.cases(contract)]
     return [
         *template.cases(contract),
+        *folder.cases(contract),
         *static.cases(contract),
         *image.cases(contract),
         *pickles.cases(contract),

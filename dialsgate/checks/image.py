@@ -24,6 +24,7 @@ def check_image_has_profile(subject) -> None:
 @check(kind="failure", concern="packaging", runs_model_code=False)
 def check_imports_available_in_image(subject) -> None:
     """Every module the folder (or its model file) imports is in the folder, the stdlib or the image."""
+    subject.require_plain_folder()
     needs = subject.needs
     problems = [
         f"{module!r} (imported at {', '.join(where[:3])}) is not in the image {subject.profile.name} "

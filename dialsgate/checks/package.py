@@ -9,10 +9,16 @@ from __future__ import annotations
 import ast
 import fnmatch
 import json
+import os
 from pathlib import Path
 
 from dialsgate.checks.base import CheckFailed, case, check
 from dialsgate.contract.template import MODEL_SETTINGS
+from dialsgate.limits import limit
+from dialsgate.plainfiles import NotPlain, plain_kind, read_plain, walk_plain
+
+#: model-settings.json holds a name, a handler and a file name.
+MAX_SETTINGS_JSON_BYTES = 2**20
 
 #: Patterns (of any path component) that must never reach DIALS.
 STRAY_PATTERNS = (
@@ -26,20 +32,20 @@ MAX_PACKAGE_BYTES = 50 * 1024 * 1024
 
 
 def package_files(folder: Path) -> list[Path]:
-    """Every file dismcli package would put in the zip (relative paths)."""
-    return sorted(path.relative_to(folder) for path in folder.rglob("*") if path.is_file())
+    """Every plain file dismcli package would put in the zip (relative paths; no link followed)."""
+    return [path.relative_to(folder) for path in walk_plain(Path(folder)).files]
 
 
 def names_in_code(folder: Path) -> set[str]:
     """File names the folder's code mentions in string literals (data files it loads on purpose)."""
 
     found = set()
-    for path in folder.rglob("*.py"):
-        if "__pycache__" in path.parts:
+    for path in walk_plain(Path(folder)).files:
+        if path.suffix != ".py" or "__pycache__" in path.parts:
             continue
         try:
-            tree = ast.parse(path.read_bytes())
-        except SyntaxError:
+            tree = ast.parse(read_plain(path, int(limit("source_file_bytes"))))
+        except (SyntaxError, ValueError, NotPlain):
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 300:
@@ -54,6 +60,7 @@ def check_package_has_no_stray_files(subject) -> None:
     A data file that the folder's code names (e.g. ``np.load(HERE / "reference.npy")``) is used
     on purpose and stays.
     """
+    subject.require_plain_folder()
     folder = subject.package_folder
     wanted = {subject.contract.model_file.name} | names_in_code(folder)
     stray = [
@@ -67,8 +74,9 @@ def check_package_has_no_stray_files(subject) -> None:
 
 @check(kind="failure", concern="packaging", runs_model_code=False)
 def check_package_size(subject) -> None:
+    subject.require_plain_folder()
     folder = subject.package_folder
-    total = sum((folder / path).stat().st_size for path in package_files(folder))
+    total = sum(os.lstat(folder / path).st_size for path in package_files(folder))
     if total > MAX_PACKAGE_BYTES:
         raise CheckFailed(f"{folder} holds {total / 1e6:.1f} MB, above the {MAX_PACKAGE_BYTES / 1e6:.0f} MB limit")
 
@@ -76,11 +84,12 @@ def check_package_size(subject) -> None:
 @check(kind="failure", concern="packaging", runs_model_code=False)
 def check_model_settings_agree(subject) -> None:
     """model-settings.json (written by dismcli build) names the template's model, handler and file."""
+    subject.require_plain_folder()
     path = subject.package_folder / MODEL_SETTINGS
-    if not path.is_file():
+    if plain_kind(path) is not None:
         raise CheckFailed(f"{path} is missing: the folder was not built by dismcli build")
 
-    settings = json.loads(path.read_text())
+    settings = json.loads(read_plain(path, MAX_SETTINGS_JSON_BYTES))
     expected = subject.contract.model_settings()
     received = {
         "name": settings.get("name"),
@@ -93,7 +102,7 @@ def check_model_settings_agree(subject) -> None:
         raise CheckFailed(
             f"{path} disagrees with the template: " + ", ".join(f"{k} is {r!r}, expected {w!r}" for k, (r, w) in wrong.items())
         )
-    if not (subject.package_folder / wanted["uri"]).is_file():
+    if plain_kind(subject.package_folder / wanted["uri"]) is not None:
         raise CheckFailed(f"{path} points at {wanted['uri']!r}, which is not in {subject.package_folder}")
 
 

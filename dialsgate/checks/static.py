@@ -23,6 +23,8 @@ from dialsgate.checks.base import CheckFailed, case, check
 from dialsgate.contract.quantity import describe_bytes, describe_cores
 from dialsgate.contract.resources import declared_resources
 from dialsgate.environment.profiles import UnsupportedImage, profile_for_image
+from dialsgate.limits import limit
+from dialsgate.plainfiles import NotPlain, read_plain, walk_plain
 
 #: Python of registry.cern.ch/docker.io/seldonio/mlserver:1.5.0 (conda, 3.10.12).
 
@@ -52,10 +54,13 @@ class Finding:
 
 
 def python_files(folder: Path) -> list[Path]:
-    """Every .py under ``folder`` (what MLServer may import), interpreter caches excluded."""
-    return sorted(
-        path for path in Path(folder).rglob("*.py") if "__pycache__" not in path.relative_to(folder).parts and path.is_file()
-    )
+    """Every plain .py under ``folder`` (what MLServer may import), interpreter caches excluded;
+    no link is followed (check_folder_plain_files names them)."""
+    return [
+        path
+        for path in walk_plain(Path(folder)).files
+        if path.suffix == ".py" and "__pycache__" not in path.relative_to(folder).parts
+    ]
 
 
 def _postpones_annotations(tree: ast.Module) -> bool:
@@ -178,7 +183,10 @@ def vermin_findings(path: Path, target: tuple[int, int]) -> list[Finding]:
     parse (3.12 syntax, or no Python at all) is reported with vermin's parse message.
     """
 
-    source = path.read_bytes()
+    try:
+        source = read_plain(path, int(limit("source_file_bytes")))
+    except NotPlain as error:
+        return [Finding(path, None, "a file the gate reads", f"not read: {error}")]
     try:
         tree = ast.parse(source, filename=str(path))
     except (SyntaxError, ValueError):
@@ -228,6 +236,7 @@ def vermin_findings(path: Path, target: tuple[int, int]) -> list[Finding]:
 @check(kind="failure", concern="packaging", runs_model_code=False)
 def check_python_version_compatible(subject) -> None:
     """The serving image's Python runs every module of the server folder (no 3.11+ construct on 3.10)."""
+    subject.require_plain_folder()
     contract = subject.contract
     target = target_python(contract)
     target_text = f"{target[0]}.{target[1]}"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dialsgate.checks.base import CheckFailed, CheckNotRun
+from dialsgate.checks.folder import subject_problems
 from dialsgate.container.engine import ServingError, engine_answers
 from dialsgate.container.image import ensure_image
 from dialsgate.container.worker import WorkerContainer
@@ -123,6 +124,7 @@ class Subject:
         return self._runtime
 
     def _make_runtime(self) -> ModelRuntime:
+        self.require_plain_folder()  # nothing behind a link, FIFO or device is copied anywhere
         self.require_safe_model_file()  # a refused model file reaches no worker either
         requirements = self.needs.requirements(self.profile)
         if self.no_container:
@@ -144,6 +146,16 @@ class Subject:
                 f"the serving image {self.contract.image} could not be prepared: {type(error).__name__}: {error}"
             ) from None
         return WorkerContainer(self.contract, image)
+
+    #: The reference batch named on the command line (set by the pytest plugin), if any.
+    reference_batch: Path | None = None
+
+    def require_plain_folder(self) -> None:
+        """Refuse to copy, serve or run a folder holding a link, a FIFO or a device, or whose
+        CodeUri / ModelUri leaves the template's folder: no worker container is made."""
+        problems = subject_problems(self)
+        if problems:
+            raise CheckNotRun("check_folder_plain_files", f"{problems[0]}: the folder is not made of plain files")
 
     def require_safe_model_file(self) -> None:
         """Refuse to load a model file that was not fully audited or names a global not known to be

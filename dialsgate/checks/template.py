@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import tempfile
+from pathlib import Path
 
 from dism_core import Template
 from dism_core.validation.utils import has_handler_class
 
 from dialsgate.checks.base import CheckFailed, case, check
-from dialsgate.contract.template import DTYPE_OF_DATATYPE
+from dialsgate.contract.template import DTYPE_OF_DATATYPE, read_template
+from dialsgate.limits import limit, shorten
+from dialsgate.plainfiles import NotPlain, plain_kind, read_plain
 
 
 @check(kind="failure", concern="template", runs_model_code=False)
@@ -16,7 +20,8 @@ def check_template_schema(subject) -> None:
     """The template loads with dism-core, the schema library dismcli itself uses."""
 
     try:
-        Template.from_yaml_file(subject.contract.template_path)
+        # The document read with the gate's caps (size, aliases), then dism-core's own model.
+        Template(**read_template(subject.contract.template_path))
     except Exception as error:
         raise CheckFailed(f"{subject.contract.template_path} does not validate with dism-core: {error}") from None
 
@@ -24,25 +29,52 @@ def check_template_schema(subject) -> None:
 @check(kind="failure", concern="template", runs_model_code=False)
 def check_model_file_exists(subject) -> None:
     """dismcli build refuses a ModelUri that is not a file."""
-    if not subject.contract.model_file.is_file():
-        raise CheckFailed(f"ModelUri {subject.contract.model_file} is not a file")
+    subject.require_plain_folder()
+    if plain_kind(subject.contract.model_file) is not None:
+        raise CheckFailed(f"ModelUri {shorten(subject.contract.model_file)} is not a file")
 
 
 @check(kind="failure", concern="template", runs_model_code=False)
 def check_handler_class_defined(subject) -> None:
     """dismcli build requires CodeUri/<module>.py to define ``class <Class>`` (its own regex)."""
 
+    subject.require_plain_folder()
     contract = subject.contract
     if not contract.handler_class.isidentifier():
         # dism-core builds its regex from the name unescaped: dismcli build crashes on it (re.error).
         raise CheckFailed(
-            f"Handler {contract.handler}: {contract.handler_class!r} is not a Python class name, so no module defines "
-            f"it: MLServer cannot import it, and dismcli build's search for 'class {contract.handler_class}' fails on it"
+            f"Handler {shorten(contract.handler)}: {shorten(contract.handler_class)!r} is not a Python class name, so no "
+            f"module defines it: MLServer cannot import it, and dismcli build's search for 'class {shorten(contract.handler_class)}' "
+            "fails on it"
         )
-    if not contract.handler_file.is_file():
-        raise CheckFailed(f"Handler {contract.handler}: {contract.handler_file} is not a file")
-    if not has_handler_class(contract.handler_file, contract.handler_class):
-        raise CheckFailed(f"Handler {contract.handler}: no 'class {contract.handler_class}' in {contract.handler_file}")
+    handler = f"Handler {shorten(contract.handler)}"
+    if plain_kind(contract.handler_file) is not None:
+        raise CheckFailed(f"{handler}: {shorten(contract.handler_file)} is not a file")
+    try:
+        source = read_plain(contract.handler_file, int(limit("source_file_bytes"))).decode("utf-8", errors="replace")
+    except NotPlain as error:
+        raise CheckFailed(f"{handler}: {error}") from None
+    # dismcli's own test (dism-core's has_handler_class) on the bytes read here, never on the path.
+    with tempfile.TemporaryDirectory(prefix="dialsgate-handler-") as scratch:
+        copy = Path(scratch) / contract.handler_file.name
+        copy.write_text(source, encoding="utf-8")
+        defined = has_handler_class(copy, contract.handler_class)
+    if not defined:
+        raise CheckFailed(f"{handler}: no 'class {shorten(contract.handler_class)}' in {shorten(contract.handler_file)}")
+
+
+@check(kind="failure", concern="template", runs_model_code=False)
+def check_dims_within_limit(subject) -> None:
+    """The gate builds sample data and requests from the Dims: one lumisection of every input holds
+    at most DIALSGATE_MAX_ELEMENTS_PER_LS values (2,000,000 by default)."""
+    largest = subject.contract.oversized_inputs()
+    if largest:
+        cap = int(limit("elements_per_lumisection"))
+        raise CheckFailed(
+            f"one lumisection of the inputs holds more than {cap:,} values (the gate's cap of elements per lumisection, "
+            f"DIALSGATE_MAX_ELEMENTS_PER_LS): {'; '.join(largest)}. No sample data or request was built from these "
+            "Dims; a monitoring element of DIALS is far smaller: check the Dims"
+        )
 
 
 @check(kind="failure", concern="template", runs_model_code=False)
@@ -118,6 +150,7 @@ def cases(contract):
         case(check_datatypes_known),
         case(check_model_file_exists),
         case(check_handler_class_defined),
+        case(check_dims_within_limit),
     ]
     found += [case(check_key_in_outputs, key, key=key) for key in ("flagging_key", "metric_key") if getattr(contract, key)]
     if contract.flagging_key:

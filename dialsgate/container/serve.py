@@ -62,6 +62,7 @@ from dialsgate.container.sandbox import (
     writable_places,
 )
 from dialsgate.contract.build import build
+from dialsgate.plainfiles import copy_plain, plain_kind
 
 READY_TIMEOUT_ENV = "DIALSGATE_READY_TIMEOUT"
 
@@ -137,10 +138,10 @@ def prepared_model_folder(contract, workdir: Path | str | None = None) -> Iterat
         if contract.built:
             # The user's build folder is what dismcli package will zip: never touch it; serve a copy.
             source = Path(contract.code_dir)
-            if not (source / "model-settings.json").is_file():
+            if plain_kind(source / "model-settings.json") is not None:
                 raise ServingError(f"{source} is not a dismcli build folder: it has no model-settings.json")
             folder = temporary / contract.resource_key
-            shutil.copytree(source, folder, ignore=shutil.ignore_patterns("__pycache__"))
+            copy_plain(source, folder)  # plain files only: no link is served, nor what it points at
         else:
             build_root = temporary / "build"
             build(contract.template_path, build_root=build_root)

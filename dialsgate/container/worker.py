@@ -61,6 +61,7 @@ from dialsgate.container.sandbox import (
 )
 from dialsgate.container.serve import make_readable_by_others
 from dialsgate.environment.runtime import COMPILE_CACHE_VARIABLE, WORKER_SCRIPT, ModelRuntime, compile_cache_dir
+from dialsgate.plainfiles import copy_plain, copy_plain_file, plain_kind
 
 #: The scratch directory lives in memory (counted in the memory limit).
 SCRATCH = "/scratch"
@@ -95,13 +96,13 @@ def mount_name(contract) -> str:
 
 def _readable_copy(source: Path, target: Path) -> None:
     """A copy of a file or folder readable by any uid: the container's user may be a sub-uid of
-    ours (rootless) or uid 1000 of the host (rootful)."""
-    if source.is_dir():
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"), symlinks=False)
+    ours (rootless) or uid 1000 of the host (rootful). Plain files only: a link, FIFO or device
+    is never copied, nor what it points at (``plainfiles.copy_plain``)."""
+    if plain_kind(source) == "a folder":
+        copy_plain(source, target)
         make_readable_by_others(target)
     else:  # alone in a folder of its own, which is mounted
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+        copy_plain_file(source, target)
         make_readable_by_others(target.parent)
 
 

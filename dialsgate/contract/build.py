@@ -24,7 +24,8 @@ from pathlib import Path
 import yaml
 from dism_core import InferenceServiceValidator, Template
 
-from dialsgate.contract.template import MLSERVER_TYPE_PREFIX, MODEL_SETTINGS, model_settings
+from dialsgate.contract.template import MLSERVER_TYPE_PREFIX, MODEL_SETTINGS, model_settings, read_template
+from dialsgate.plainfiles import NotPlain, copy_plain, copy_plain_file, inside, plain_kind
 
 DEFAULT_BUILD_ROOT = Path(".dism-artifacts") / "build"
 
@@ -44,9 +45,11 @@ def build(template_path: Path, build_root: Path | None = None) -> Path:
     """Write the build folder; returns the build root. Runs from the template's directory."""
 
     template_path = Path(template_path).resolve()
-    with working_directory(template_path.parent):
+    folder = template_path.parent
+    with working_directory(folder):
         root = Path(build_root or DEFAULT_BUILD_ROOT).absolute()
-        template = Template.from_yaml_file(template_path)
+        template = Template(**read_template(template_path))  # the gate's caps, then dism-core's model
+        _require_plain_paths(template, folder)  # before dism-core's validator opens the handler file
         InferenceServiceValidator(template)()
         if root.exists():
             shutil.rmtree(root)
@@ -57,12 +60,10 @@ def build(template_path: Path, build_root: Path | None = None) -> Path:
             props = resource.Properties
             target = root / key
             target.mkdir(parents=True)
-            shutil.copy2(props.ModelUri, target / props.ModelUri.name)
-            for entry in props.CodeUri.glob("*"):
-                if entry.is_dir():
-                    shutil.copytree(entry, target / entry.name)
-                else:
-                    shutil.copy2(entry, target / entry.name)
+            # Plain files only, inside the template's folder (NotPlain otherwise): a link is never
+            # copied, nor what it points at; dismcli would copy its target into the zip.
+            copy_plain_file(inside(folder, str(props.ModelUri)), target / props.ModelUri.name)
+            copy_plain(inside(folder, str(props.CodeUri)), target, ignore=())
             props.CodeUri = Path(key)
             props.ModelUri = Path(props.ModelUri.name)
             with open(target / MODEL_SETTINGS, "w") as stream:
@@ -70,6 +71,19 @@ def build(template_path: Path, build_root: Path | None = None) -> Path:
         with open(root / "template.yaml", "w") as stream:
             yaml.dump(template.model_dump(mode="json"), stream)
     return root
+
+
+def _require_plain_paths(template, folder: Path) -> None:
+    """CodeUri and ModelUri of every MLServer resource inside the template's folder through no
+    link, and the handler's file a plain file (``NotPlain`` otherwise)."""
+    for resource in template.Resources.values():
+        if not resource.Type.startswith(MLSERVER_TYPE_PREFIX):
+            continue
+        props = resource.Properties
+        inside(folder, str(props.ModelUri))
+        handler_file = inside(folder, str(props.CodeUri)) / ("/".join(props.Handler.split(".")[:-1]) + ".py")
+        if plain_kind(handler_file) not in (None, "missing"):
+            raise NotPlain(f"the handler file {handler_file.name} is {plain_kind(handler_file)}: it is not read")
 
 
 def main(argv=None) -> int:

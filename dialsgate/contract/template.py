@@ -6,12 +6,27 @@ the schema itself is validated with dism-core in the fast layer (``checks.templa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from dialsgate.limits import limit, shorten
+from dialsgate.plainfiles import NotPlain, inside, read_plain
+
 MLSERVER_TYPE_PREFIX = "InferenceService::MLServer::"
+#: A template is read only up to this many bytes (DISM templates are a few KB).
+MAX_TEMPLATE_BYTES = 1 * 2**20
+#: At most this many YAML aliases (``*name``) in a template: a few are normal, an alias bomb
+#: ("billion laughs") nests thousands that expand to gigabytes when the document is built.
+MAX_YAML_ALIASES = 50
+#: What ``code_dir`` / ``model_file`` become when CodeUri / ModelUri is refused (outside the
+#: template's folder, through a link): a path that names the refusal and holds nothing.
+REFUSED = "(refused {key})"
+#: At most this many YAML nodes once every alias is expanded (a DISM template has a few hundred):
+#: a handful of aliases nested in one another can expand to millions.
+MAX_YAML_EXPANDED_NODES = 100_000
 MODEL_SETTINGS = "model-settings.json"
 METADATA_SEPARATOR = "__"
 
@@ -60,6 +75,9 @@ class Contract:
     outputs: tuple[Signature, ...]
     metadata_inputs: tuple[Signature, ...] = ()
     properties: dict = field(default_factory=dict, repr=False, compare=False)
+    #: Why CodeUri / ModelUri were refused (outside the template's folder, a link on the way):
+    #: then ``code_dir`` / ``model_file`` point at nothing (``REFUSED``); check_folder_plain_files fails.
+    refused_paths: tuple[str, ...] = ()
 
     @property
     def handler_module(self) -> str:
@@ -82,6 +100,20 @@ class Contract:
             for sig in signatures
             if sig.datatype not in DTYPE_OF_DATATYPE
         ]
+
+    def elements_per_lumisection(self) -> dict[str, int]:
+        """{input: values of one lumisection} for every input and metadata input (a variable axis as 1)."""
+        return {sig.name: math.prod(max(1, d) for d in sig.per_ls_dims) for sig in self.inputs + self.metadata_inputs}
+
+    def oversized_inputs(self) -> list[str]:
+        """The largest inputs when one lumisection of all of them holds more values than the gate
+        builds (``DIALSGATE_MAX_ELEMENTS_PER_LS``): no sample data or request is made from them."""
+        sizes = self.elements_per_lumisection()
+        if sum(sizes.values()) <= int(limit("elements_per_lumisection")):
+            return []
+        dims = {sig.name: list(sig.dims) for sig in self.inputs + self.metadata_inputs}
+        largest = sorted(sizes.items(), key=lambda item: -item[1])[:5]
+        return [f"{shorten(name)} (Dims {shorten(dims[name])}: {size:,} values)" for name, size in largest]
 
     def output(self, name: str) -> Signature:
         return next(sig for sig in self.outputs if sig.name == name)
@@ -108,9 +140,90 @@ def _signatures(entries, with_me: bool) -> tuple[Signature, ...]:
     )
 
 
+class TemplateRefused(ValueError):
+    """A template the gate does not read: over its size cap, an alias bomb, not a plain file, not YAML."""
+
+
+class _CountingLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses more than ``MAX_YAML_ALIASES`` aliases while composing,
+    before anything is expanded."""
+
+    aliases_seen = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases_seen += 1
+            if self.aliases_seen > MAX_YAML_ALIASES:
+                mark = self.peek_event().start_mark
+                raise TemplateRefused(
+                    f"more than {MAX_YAML_ALIASES} YAML aliases (line {mark.line + 1}): a template needs few or none, "
+                    "and many nested aliases expand to gigabytes (an alias bomb); not read"
+                )
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: bytes | str, cap: int = MAX_TEMPLATE_BYTES) -> object:
+    """A YAML document from a DISM template's text: at most ``cap`` bytes and ``MAX_YAML_ALIASES`` aliases."""
+    if len(text) > cap:
+        raise TemplateRefused(f"the template holds {len(text):,} bytes, above the {cap:,}-byte cap (a DISM template is a few KB)")
+    loader = _CountingLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        expanded = _expanded_size(node)
+        if expanded > MAX_YAML_EXPANDED_NODES:
+            raise TemplateRefused(
+                f"its YAML aliases expand to more than {MAX_YAML_EXPANDED_NODES:,} nodes (an alias bomb); not read"
+            )
+        return loader.construct_document(node)
+    except yaml.YAMLError as error:
+        raise TemplateRefused(f"not valid YAML: {str(error)[:300]}") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has with every alias expanded (an alias is the anchored node
+    itself, so shared nodes count once per use); a node holding itself counts as too many."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            return MAX_YAML_EXPANDED_NODES + 1  # recursive: infinite once expanded
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > MAX_YAML_EXPANDED_NODES:
+                break
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
 def read_template(path: Path) -> dict:
-    with open(path) as stream:
-        return yaml.safe_load(stream)
+    """The template's YAML, read as a plain file of at most ``MAX_TEMPLATE_BYTES``."""
+    try:
+        data = read_plain(Path(path), MAX_TEMPLATE_BYTES)
+    except NotPlain as error:
+        raise TemplateRefused(f"{path}: {error}") from None
+    document = parse_yaml(data)
+    if not isinstance(document, dict):
+        raise TemplateRefused(f"{path}: the template is not a YAML mapping")
+    return document
 
 
 class UnsupportedResourceType(KeyError):
@@ -155,12 +268,21 @@ def load_contract(template_path: Path | str, build_dir: Path | str | None = None
     template = read_template(template_path)
     key, resource = select_resource(template, resource_key)
     props = resource.get("Properties") or {}
+    refused = []
     if build_dir is not None:
         code_dir = Path(build_dir).resolve()
         model_file = code_dir / Path(str(props["ModelUri"])).name
     else:
-        code_dir = (template_path.parent / str(props["CodeUri"])).resolve()
-        model_file = (template_path.parent / str(props["ModelUri"])).resolve()
+        # Inside the template's folder through no link (never resolved: a link is not followed).
+        root = template_path.parent
+        paths = {}
+        for field_name in ("CodeUri", "ModelUri"):
+            try:
+                paths[field_name] = inside(root, str(props[field_name]))
+            except NotPlain as error:
+                refused.append(f"{field_name}: {error}")
+                paths[field_name] = root / REFUSED.format(key=field_name)
+        code_dir, model_file = paths["CodeUri"], paths["ModelUri"]
     metadata = tuple(
         Signature(f"{meta['Name']}{METADATA_SEPARATOR}{sig.name}", sig.datatype, sig.dims)
         for meta in props.get("InputMetadata") or []
@@ -183,4 +305,5 @@ def load_contract(template_path: Path | str, build_dir: Path | str | None = None
         outputs=_signatures(props.get("OutputSignature"), with_me=False),
         metadata_inputs=metadata,
         properties=props,
+        refused_paths=tuple(refused),
     )

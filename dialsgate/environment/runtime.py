@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dialsgate.environment.serving import ServingEnvironment, cache_dir, locked
 from dialsgate.fingerprint import file_sha256, tree_sha256
+from dialsgate.plainfiles import copy_plain, copy_plain_file
 
 #: The worker, run inside the runtime (its source is passed to ``python -c`` in a container).
 WORKER_SCRIPT = Path(__file__).resolve().parent / "worker_main.py"
@@ -136,11 +137,11 @@ class HostRuntime(ModelRuntime):
         with locked(self.compile_cache.with_name(self.compile_cache.name + ".clean.lock")):
             folder = self.compile_cache.with_name(self.compile_cache.name + ".clean") / "model"
             shutil.rmtree(folder, ignore_errors=True)
-            shutil.copytree(self.host_folder, folder, ignore=shutil.ignore_patterns("__pycache__"))
+            copy_plain(self.host_folder, folder)  # plain files only: no link, nor what it points at
             folder.chmod(0o755)
             model_file = folder / Path(self.model_file).name
             if not model_file.exists():
-                shutil.copy2(self.model_file, model_file)
+                copy_plain_file(Path(self.model_file), model_file)
             try:
                 yield str(folder), str(model_file)
             finally:

@@ -40,6 +40,8 @@ from functools import cache
 from pathlib import Path
 
 from dialsgate.environment.profiles import ImageProfile
+from dialsgate.limits import limit
+from dialsgate.plainfiles import NotPlain, plain_kind, read_plain, walk_plain
 
 CACHE_ENV = "DIALSGATE_CACHE_DIR"
 PYTHON_ENV = "DIALSGATE_SERVING_PYTHON"
@@ -72,12 +74,15 @@ class ImportSite:
 def folder_module_names(folder: Path) -> set[str]:
     """Top-level names importable from a folder on sys.path (modules, packages, namespace folders)."""
     names = set()
-    for entry in folder.iterdir():
-        if entry.name.startswith(".") or entry.name == "__pycache__":
+    tree = walk_plain(Path(folder))  # plain entries only: a link is no module (it is refused)
+    for entry in tree.folders:
+        if entry.parent == tree.root and not entry.name.startswith(".") and entry.name != "__pycache__":
+            if entry.name.isidentifier() and any(entry in path.parents and path.suffix == ".py" for path in tree.files):
+                names.add(entry.name)
+    for entry in tree.files:
+        if entry.parent != tree.root or entry.name.startswith("."):
             continue
-        if entry.is_dir() and entry.name.isidentifier() and any(entry.rglob("*.py")):
-            names.add(entry.name)
-        elif entry.suffix == ".py":
+        if entry.suffix == ".py":
             names.add(entry.stem)
         elif entry.suffix in (".so", ".pyd") or ".cpython-" in entry.name:
             names.add(entry.name.split(".")[0])
@@ -87,13 +92,13 @@ def folder_module_names(folder: Path) -> set[str]:
 def folder_imports(folder: Path) -> list[ImportSite]:
     """Every absolute import statement in the folder's Python files (relative imports stay inside)."""
     sites = []
-    for path in sorted(folder.rglob("*.py")):
-        if "__pycache__" in path.parts:
+    for path in walk_plain(Path(folder)).files:
+        if path.suffix != ".py" or "__pycache__" in path.parts:
             continue
         relative = path.relative_to(folder)
         try:
-            tree = ast.parse(path.read_bytes(), filename=str(relative))
-        except SyntaxError:
+            tree = ast.parse(read_plain(path, int(limit("source_file_bytes"))), filename=str(relative))
+        except (SyntaxError, ValueError, NotPlain):
             continue  # reported by the Python-version check, which names the line
         package = list(relative.parts[:-1]) if relative.name == "__init__.py" else list(relative.with_suffix("").parts[:-1])
         for node, optional in _run_nodes(tree):
@@ -154,7 +159,10 @@ def _run_nodes(tree: ast.AST):
 def module_in_folder(folder: Path, dotted: str) -> bool:
     """Is ``dotted`` a module or package (regular or namespace) of the folder?"""
     path = folder.joinpath(*dotted.split("."))
-    return path.with_suffix(".py").is_file() or path.is_dir() or any(path.parent.glob(f"{path.name}.*.so"))
+    # lstat only (plain_kind): a link named like a module is no module of the folder.
+    if plain_kind(path.with_suffix(".py")) is None or plain_kind(path) == "a folder":
+        return True
+    return any(plain_kind(found) is None for found in path.parent.glob(f"{path.name}.*.so"))
 
 
 @dataclass

@@ -19,7 +19,8 @@ from dialsgate.container.engine import docker_client, engine_command, resolve_ne
 from dialsgate.container.image import STANDIN_LABEL
 from dialsgate.container.worker import limits_for, mount_name
 from dialsgate.environment.runtime import no_container_requested
-from dialsgate.fingerprint import file_sha256, tree_sha256
+from dialsgate.fingerprint import plain_file_sha256, tree_sha256
+from dialsgate.limits import shorten
 
 #: The distribution name of the gate (pyproject.toml [project].name).
 DISTRIBUTION = "dialsgate"
@@ -67,13 +68,15 @@ def provenance(
         "folder": str(contract.code_dir),
         "folder_sha256": tree_sha256(contract.code_dir),
         "model_file": str(contract.model_file),
-        "model_file_sha256": file_sha256(contract.model_file) if contract.model_file.is_file() else None,
+        "model_file_sha256": plain_file_sha256(contract.model_file),
         "reference_batch": str(reference_batch) if reference_batch else None,
-        "reference_batch_sha256": file_sha256(reference_batch) if reference_batch else None,
+        "reference_batch_sha256": plain_file_sha256(reference_batch) if reference_batch else None,
         "strict": strict,
         "known_failures_ignored": ignore_known_failures,
     }
     facts["image"] = image_facts(contract.image) if with_image else {"name": contract.image, "kind": "not used"}
+    if isinstance(facts["image"].get("name"), str):
+        facts["image"]["name"] = shorten(facts["image"]["name"])  # the template's string, printed: capped
     facts["model_code"] = model_code_facts(contract)
     if with_image:
         facts["server_network"] = server_network()

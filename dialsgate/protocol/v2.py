@@ -6,9 +6,16 @@ the full array shape. Used in-process, over HTTP and through tritonclient alike.
 
 from __future__ import annotations
 
+import io
+import math
+import zipfile
+from pathlib import Path
+
 import numpy as np
 
 from dialsgate.contract.template import DTYPE_OF_DATATYPE, Contract
+from dialsgate.limits import limit
+from dialsgate.plainfiles import NotPlain, read_plain
 
 
 def concrete_shape(dims: tuple[int, ...], n_ls: int) -> tuple[int, ...]:
@@ -18,7 +25,10 @@ def concrete_shape(dims: tuple[int, ...], n_ls: int) -> tuple[int, ...]:
 
 def sample_inputs(contract: Contract, n_ls: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
     """Valid-looking arrays for every template input (plain counts for integer types), plus the
-    declared metadata inputs with plausible values (``metadata_arrays``)."""
+    declared metadata inputs with plausible values (``metadata_arrays``). Refused (ValueError)
+    beyond the elements cap per lumisection (``Contract.oversized_inputs``)."""
+    if contract.oversized_inputs():
+        raise ValueError(f"no sample data beyond the elements cap per lumisection: {contract.oversized_inputs()}")
     rng = np.random.default_rng(seed)
     arrays = {}
     for signature in contract.inputs:
@@ -131,16 +141,46 @@ def reference_arrays(batch_file, contract: Contract) -> dict[str, np.ndarray]:
     Declared metadata inputs come from the batch when it holds them (``<Name>__<Attribute>``),
     else with plausible values (``metadata_arrays``).
     """
-    with np.load(batch_file, allow_pickle=False) as archive:
-        missing = [sig.name for sig in contract.inputs if sig.name not in archive.files]
-        if missing:
-            raise KeyError(f"{batch_file} has no array for template inputs {missing}")
-        arrays = {sig.name: archive[sig.name] for sig in contract.inputs}
-        n_ls = len(next(iter(arrays.values())))
-        plausible = metadata_arrays(contract, n_ls)
-        for sig in contract.metadata_inputs:
-            arrays[sig.name] = archive[sig.name] if sig.name in archive.files else plausible[sig.name]
-        return arrays
+    archive = read_npz(batch_file, [sig.name for sig in contract.inputs + contract.metadata_inputs])
+    missing = [sig.name for sig in contract.inputs if sig.name not in archive]
+    if missing:
+        raise KeyError(f"{batch_file} has no array for template inputs {missing}")
+    arrays = {sig.name: archive[sig.name] for sig in contract.inputs}
+    n_ls = len(next(iter(arrays.values())))
+    plausible = metadata_arrays(contract, n_ls)
+    for sig in contract.metadata_inputs:
+        arrays[sig.name] = archive[sig.name] if sig.name in archive else plausible[sig.name]
+    return arrays
+
+
+def read_npz(path, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays ``names`` (all when None) of an .npz, read as a folder's file: a plain file
+    (``plainfiles.read_plain``, no link, FIFO or device) of at most ``DIALSGATE_MAX_BATCH_BYTES``,
+    no pickled object, and the arrays' sizes (from their headers) within the same cap before any
+    is decompressed."""
+    cap = int(limit("reference_batch_bytes"))
+    data = read_plain(Path(path), cap)
+    arrays, total = {}, 0
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            if names is not None and name not in names:
+                continue
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(member)
+            if dtype.hasobject:
+                raise ValueError(f"{Path(path).name}: array {name!r} holds Python objects (a pickle): it is not read")
+            total += math.prod(shape) * dtype.itemsize
+            if total > cap:
+                raise NotPlain(
+                    f"{Path(path).name}: its arrays hold more than {cap:,} bytes (the reference batch cap, "
+                    "DIALSGATE_MAX_BATCH_BYTES): not read"
+                )
+            with archive.open(info) as member:
+                arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+    return arrays
 
 
 #: Float outputs of two answers to the same request must agree within this (absolute and relative).

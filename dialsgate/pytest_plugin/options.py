@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dialsgate.contract.template import load_contract
-from dialsgate.settings import reference_batch_beside, settings
+from dialsgate.settings import given_batch_problem, reference_batch_beside, settings
 
 
 def template_option(config) -> str:
@@ -25,8 +25,18 @@ def contract_from_options(config):
 
 
 def reference_batch_path(config, contract) -> Path | None:
+    """The reference batch the checks send: ``--dials-reference-batch`` when it is a plain file,
+    else the one beside the template (``settings.reference_batch_beside``); a refused path gives
+    None (sample data; check_folder_plain_files names it)."""
+    given = given_reference_batch(config)
+    if given is not None:
+        return None if given_batch_problem(given) else given
+    return reference_batch_beside(contract)
+
+
+def given_reference_batch(config) -> Path | None:
     given = config.getoption("dials_reference_batch")
-    return Path(given) if given else reference_batch_beside(contract)
+    return Path(given) if given else None
 
 
 def settings_from_options(config) -> dict:

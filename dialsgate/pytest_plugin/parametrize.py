@@ -27,7 +27,7 @@ from dialsgate.checks.subject import Subject
 from dialsgate.contract.template import Contract, load_contract
 from dialsgate.protocol import v2
 from dialsgate.pytest_plugin.options import contract_from_options
-from dialsgate.settings import known_failures, reference_batch_beside
+from dialsgate.settings import given_batch_problem, known_failures, reference_batch_beside
 
 
 def _params(cases, known: dict[str, str]) -> list:
@@ -52,9 +52,14 @@ _SUBJECTS: dict[tuple, Subject] = {}
 def _subject_for(contract: Contract, reference_batch: Path | None) -> Subject:
     key = (contract.template_path, contract.code_dir, contract.resource_key, reference_batch)
     if key not in _SUBJECTS:
-        batch = reference_batch or reference_batch_beside(contract)
-        arrays = v2.reference_arrays(batch, contract) if batch else v2.sample_inputs(contract, n_ls=4)
+        batch = reference_batch if reference_batch and not given_batch_problem(reference_batch) else None
+        batch = batch or (None if reference_batch else reference_batch_beside(contract))
+        if contract.oversized_inputs():
+            arrays = {}  # nothing is built beyond the elements cap: check_dims_within_limit names it
+        else:
+            arrays = v2.reference_arrays(batch, contract) if batch else v2.sample_inputs(contract, n_ls=4)
         _SUBJECTS[key] = Subject(contract, arrays, reference_is_sample=batch is None)
+        _SUBJECTS[key].reference_batch = Path(reference_batch) if reference_batch else None
     return _SUBJECTS[key]
 
 

@@ -22,7 +22,7 @@ from dialsgate.checks.subject import Subject
 from dialsgate.environment.runtime import NO_CONTAINER_ENV
 from dialsgate.protocol import v2
 from dialsgate.pytest_plugin.layers import LAYER_NAMES, layer_files, layer_of
-from dialsgate.pytest_plugin.options import contract_from_options, reference_batch_path
+from dialsgate.pytest_plugin.options import contract_from_options, given_reference_batch, reference_batch_path
 
 pytest_plugins = ("dialsgate.pytest_plugin.results", "dialsgate.pytest_plugin.layers.server_fixtures")
 
@@ -95,6 +95,8 @@ def contract(request):
 @pytest.fixture(scope="session")
 def reference_arrays(request, contract):
     """The reference batch's inputs, or template-shaped sample inputs when the model ships none."""
+    if contract.oversized_inputs():
+        return {}  # nothing is built beyond the elements cap: check_dims_within_limit names it
     path = reference_batch_path(request.config, contract)
     if path is None:
         return v2.sample_inputs(contract, n_ls=4)
@@ -105,5 +107,6 @@ def reference_arrays(request, contract):
 def subject(request, contract, reference_arrays):
     """The model folder under test, with its handler (worker container) and build made once."""
     made = Subject(contract, reference_arrays, reference_is_sample=reference_batch_path(request.config, contract) is None)
+    made.reference_batch = given_reference_batch(request.config)  # check_folder_plain_files judges it too
     yield made
     made.close()

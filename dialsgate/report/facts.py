@@ -24,7 +24,8 @@ from dialsgate.checks.subject import Subject
 from dialsgate.contract.build import build
 from dialsgate.contract.template import Contract
 from dialsgate.environment.profiles import PROFILES_DIR, read_pins
-from dialsgate.fingerprint import file_sha256
+from dialsgate.fingerprint import file_sha256, plain_file_sha256
+from dialsgate.limits import shorten
 from dialsgate.protocol import v2
 from dialsgate.report.concerns import CONCERNS, concern_of, forgeable
 from dialsgate.settings import reference_batch_beside
@@ -80,9 +81,8 @@ def default_reference_batch(contract: Contract) -> Path | None:
 
 
 def _optional_labels(path: Path, n_ls: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-    with np.load(path, allow_pickle=False) as archive:
-        kind = archive["kind"] if "kind" in archive.files else None
-        expected = archive["expected_flag"] if "expected_flag" in archive.files else None
+    archive = v2.read_npz(path, ["kind", "expected_flag"])  # plain, capped, no pickle
+    kind, expected = archive.get("kind"), archive.get("expected_flag")
     kind = np.asarray(kind).astype(str) if kind is not None and len(kind) == n_ls else None
     expected = np.asarray(expected).astype(bool) if expected is not None and len(expected) == n_ls else None
     return kind, expected
@@ -502,17 +502,17 @@ def provenance_facts(origin: dict | None) -> list[tuple[str, str, bool]]:
 def header_facts(contract: Contract) -> list[tuple[str, str, bool]]:
     folder = f"{contract.code_dir}" + (" (dismcli build folder)" if contract.built else " (CodeUri)")
     return [
-        ("model name", contract.name, False),
+        ("model name", shorten(contract.name), False),
         ("template", str(contract.template_path), True),
-        ("resource key", contract.resource_key, False),
-        ("handler", contract.handler, True),
-        ("model folder", folder, True),
-        ("image", contract.image or "-", False),
+        ("resource key", shorten(contract.resource_key), False),
+        ("handler", shorten(contract.handler), True),
+        ("model folder", shorten(folder), True),
+        ("image", shorten(contract.image or "-"), False),
         ("generated", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), False),
     ]
 
 
 def package_facts(contract: Contract) -> PackageFacts:
-    model_sha = file_sha256(contract.model_file) if contract.model_file.is_file() else None
+    model_sha = plain_file_sha256(contract.model_file)
     listing = package_listing(contract)
     return PackageFacts(str(contract.model_file), model_sha, listing, fmt_size(sum(size for _, size, _ in listing.files)))

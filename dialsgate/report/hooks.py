@@ -44,7 +44,7 @@ from pathlib import Path
 from dialsgate.contract.template import Contract
 from dialsgate.modelfile.pickle_audit import audit_model_file
 from dialsgate.report.facts import BatchAnswers, Picture, PictureFacts, PictureSet
-from dialsgate.settings import settings
+from dialsgate.settings import hook_file_problem, settings
 
 GROUP = "dialsgate.report_pictures"
 ENVIRONMENT_VARIABLE = "DIALSGATE_REPORT_PICTURES"
@@ -181,7 +181,9 @@ def configured_hooks(contract) -> list[str]:
     specs = []
     for spec in settings(contract).get("report_pictures", []):
         target, _, function = str(spec).rpartition(":")
-        if target.endswith(".py") and not Path(target).is_absolute():
+        if target.endswith(".py"):
+            if hook_file_problem(contract, target):
+                continue  # outside the template's folder or not a plain file: check_folder_plain_files names it
             spec = f"{contract.template_path.parent / target}:{function}"
         specs.append(spec)
     return specs

@@ -13,10 +13,15 @@ from dataclasses import dataclass
 
 import requests
 
+from dialsgate.limits import limit
 from dialsgate.transports.outcome import Outcome
 
-#: A whole batch of lumisections may take a while to answer.
-REQUEST_TIMEOUT = 600
+#: Health and metadata answer at once.
+QUICK_TIMEOUT = 30
+
+
+class AnswerTooLarge(ValueError):
+    """An HTTP answer longer than the gate reads."""
 
 
 @dataclass
@@ -35,26 +40,43 @@ class HttpEndpoint:
 
     transport = "http"
 
-    def __init__(self, url: str, model_name: str, timeout: float = REQUEST_TIMEOUT):
+    def __init__(self, url: str, model_name: str, timeout: float | None = None):
         self.url = url.rstrip("/")
         self.model_path = f"/v2/models/{model_name}"
-        self.timeout = timeout
+        # A whole batch of lumisections may take a while (DIALSGATE_REQUEST_TIMEOUT, 120 s by default).
+        self.timeout = limit("request_timeout") if timeout is None else timeout
         self.session = requests.Session()
 
     def get(self, path: str) -> Answer:
-        response = self.session.get(self.url + path, timeout=30)
+        response = self.session.get(self.url + path, timeout=QUICK_TIMEOUT)
         return Answer(response.status_code, response.text)
 
     def infer_raw(self, data: bytes, content_type: str | None = "application/json") -> Answer:
+        """One POST; its answer read up to ``DIALSGATE_HTTP_ANSWER_BYTES`` (``AnswerTooLarge`` beyond)."""
         headers = {"Content-Type": content_type} if content_type else {}
-        response = self.session.post(f"{self.url}{self.model_path}/infer", data=data, headers=headers, timeout=self.timeout)
-        return Answer(response.status_code, response.text)
+        cap = int(limit("http_answer_bytes"))
+        response = self.session.post(
+            f"{self.url}{self.model_path}/infer", data=data, headers=headers, timeout=self.timeout, stream=True
+        )
+        try:
+            body = response.raw.read(cap + 1, decode_content=True)
+        finally:
+            response.close()
+        if len(body) > cap:
+            raise AnswerTooLarge(
+                f"the served model's answer is longer than {cap:,} bytes (the cap of one HTTP answer; "
+                "DIALSGATE_HTTP_ANSWER_BYTES changes it): it was not read"
+            )
+        return Answer(response.status_code, body.decode(response.encoding or "utf-8", errors="replace"))
 
     def infer(self, body: dict) -> Answer:
         return self.infer_raw(json.dumps(body).encode())
 
     def predict(self, body: dict) -> Outcome:
-        answer = self.infer(body)
+        try:
+            answer = self.infer(body)
+        except AnswerTooLarge as error:
+            return Outcome(status=500, error=str(error))
         if answer.status == 200:
             return Outcome(response=answer.json())
         return Outcome(status=answer.status, error=answer.text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dialsgate.contract.template import DTYPE_OF_DATATYPE
+from dialsgate.limits import limit
 from dialsgate.transports.outcome import Outcome
 
 
@@ -13,12 +14,30 @@ class TritonEndpoint:
 
     transport = "tritonclient"
 
-    def __init__(self, url: str, model_name: str, timeout: float = 600):
+    def __init__(self, url: str, model_name: str, timeout: float | None = None):
         import tritonclient.http as triton  # Late: only the server layer's environment has tritonclient
 
         self.triton = triton
         self.model_name = model_name
-        self.client = triton.InferenceServerClient(url=url.removeprefix("http://").rstrip("/"), network_timeout=timeout)
+        self.client = triton.InferenceServerClient(
+            url=url.removeprefix("http://").rstrip("/"), network_timeout=limit("request_timeout") if timeout is None else timeout
+        )
+        self._post = self.client._post
+        self.client._post = self._capped_post  # tritonclient reads whole answers: refuse one too long first
+
+    def _capped_post(self, *args, **kwargs):
+        """tritonclient's POST, refused when the answer's declared length is over the HTTP answer cap."""
+        response = self._post(*args, **kwargs)
+        cap = int(limit("http_answer_bytes"))
+        length = response.content_length
+        if length is not None and length > cap:
+            # Not released to the pool: its unread answer must not reach the next request.
+            raise self.triton.InferenceServerException(
+                f"the served model's answer is {length:,} bytes, longer than {cap:,} bytes (the cap of one HTTP "
+                "answer; DIALSGATE_HTTP_ANSWER_BYTES changes it): it was not read",
+                status="500",
+            )
+        return response
 
     def predict(self, body: dict) -> Outcome:
 

@@ -18,7 +18,8 @@ LAYERS = (
     ("checks",),
     ("container", "transports"),
     ("environment", "modelfile", "protocol", "settings"),
-    ("contract", "fingerprint", "inert", "plainfiles"),
+    ("contract", "fingerprint"),
+    ("inert", "limits", "plainfiles"),
 )
 
 

@@ -22,7 +22,10 @@ def _package(tmp_path, code: str):
     (tmp_path / "model.joblib").write_bytes(b"")
     (tmp_path / "app.py").write_text(code)
     (tmp_path / "reference.npy").write_bytes(b"")
-    return SimpleNamespace(package_folder=tmp_path, contract=SimpleNamespace(model_file=tmp_path / "model.joblib"))
+    # A plain folder (check_folder_plain_files is tested on its own): only the stray-file logic is judged here.
+    return SimpleNamespace(
+        package_folder=tmp_path, contract=SimpleNamespace(model_file=tmp_path / "model.joblib"), require_plain_folder=lambda: None
+    )
 
 
 def test_data_file_the_code_loads_is_not_stray(tmp_path):

@@ -16,6 +16,7 @@ import yaml
 
 from dialsgate.checks import CheckFailed, fast_checks
 from dialsgate.checks.static import check_python_version_compatible, check_resources_plausible, target_python
+from dialsgate.checks.subject import Subject
 from dialsgate.contract.quantity import QuantityError, parse_quantity
 from dialsgate.contract.resources import declared_memory_limit_bytes
 from dialsgate.contract.template import load_contract
@@ -96,7 +97,7 @@ def make_folder(root: Path, files: dict[str, str], resources: dict | None = None
         "Resources": {"Tiny": {"Type": "InferenceService::MLServer::SKLearn", "Properties": properties}},
     }
     (root / "template.yaml").write_text(yaml.safe_dump(template, sort_keys=False))
-    return SimpleNamespace(contract=load_contract(root / "template.yaml"))
+    return Subject(load_contract(root / "template.yaml"), {})
 
 
 def failure(check, subject) -> str:

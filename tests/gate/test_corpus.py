@@ -5,7 +5,10 @@ expected.json: ``verdict`` "pass" or "fail"; ``must_fail``, the rows that must f
 prefix and substrings of its reason); ``must_advise``, the check name prefixes whose rows must be
 advice. Every row of the verdict is accounted for: it fails only where ``must_fail`` says, is
 advice only where ``must_advise`` says, is ``not run`` only behind a root row that failed, and
-otherwise passed or is not applicable (so a false alarm shows in a failing folder too). One case
+otherwise passed or is not applicable (so a false alarm shows in a failing folder too).
+``probe``: a file a link of the folder points at; a fresh secret is written there first, and it
+must appear in nothing the gate writes or prints, the folder's links unchanged. ``env``: the
+gate's limits for the folder (``DIALSGATE_WORKER_LOAD_TIMEOUT``, ...). One case
 per folder (the id is the folder name: ``pytest tests/gate/test_corpus.py -k oms_metadata_filter``).
 Each case copies the folder to a fresh 0755 temporary folder (the serving container runs as
 another uid), runs ``python -m dialsgate check <copy>/template.yaml --runner tox --report <tmp>/report``
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -79,12 +83,15 @@ def copy_folder(name: str, scratch: Path) -> Path:
     return copy
 
 
-def run_gate(template: Path, report: Path) -> tuple[subprocess.CompletedProcess, list[dict] | None]:
+def run_gate(
+    template: Path, report: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, list[dict] | None]:
     runner = os.environ.get(RUNNER_VARIABLE, "tox")
     command = [sys.executable, "-m", "dialsgate", "check", str(template), "--runner", runner, "--report", str(report)]
     if layer_subset():
         command += ["--layers", layer_subset()]
-    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    # expected.json's "env": the gate's limits set for the folder (a shorter timeout keeps the case quick).
+    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
     finished = subprocess.run(
         command, cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=GATE_TIMEOUT_SECONDS
     )
@@ -113,10 +120,53 @@ def containers_created(model_name: str, since: float, until: float, prefix: str 
 
 
 def model_name(template: Path) -> str:
-    import yaml
+    """The resource's Name, read with the gate's own capped YAML reader (an alias bomb is refused:
+    then the folder's name, which no container of the gate carries)."""
+    from dialsgate.contract.template import TemplateRefused, read_template
 
-    resources = yaml.safe_load(template.read_text())["Resources"]
-    return next(iter(resources.values()))["Properties"]["Name"]
+    try:
+        resources = read_template(template)["Resources"]
+        return str(next(iter(resources.values()))["Properties"]["Name"])
+    except (TemplateRefused, KeyError, TypeError, StopIteration):
+        return template.parent.name
+
+
+def plant_probe(path: str) -> str:
+    """A fresh random secret in ``path`` (the file a link of the folder points at)."""
+    secret = f"dialsgate-probe-{secrets.token_hex(16)}"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(secret + "\n")
+    return secret
+
+
+def links_of(folder: Path) -> dict[str, str]:
+    """{relative path: target} of every symbolic link under ``folder`` (not followed)."""
+    found = {}
+    for root, folders, files in os.walk(folder):
+        for name in folders + files:
+            path = Path(root) / name
+            if path.is_symlink():
+                found[path.relative_to(folder).as_posix()] = os.readlink(path)
+    return found
+
+
+def files_holding(secret: str, *roots: Path, since: float | None = None) -> list[str]:
+    """Every regular file under ``roots`` (links not followed) whose bytes hold ``secret``;
+    with ``since``, only files changed after it (what the gate wrote)."""
+    found = []
+    needle = secret.encode()
+    for root in roots:
+        candidates = [root] if root.is_file() and not root.is_symlink() else []
+        for parent, _, files in os.walk(root):
+            candidates += [Path(parent) / name for name in files]
+        for path in candidates:
+            if path.is_symlink() or not path.is_file():
+                continue
+            if since is not None and path.stat().st_mtime < since:
+                continue
+            if needle in path.read_bytes():
+                found.append(str(path))
+    return found
 
 
 def output_tail(finished: subprocess.CompletedProcess, chars: int = 4000) -> str:
@@ -130,10 +180,13 @@ def test_gate_gives_the_expected_verdict(name, scratch):
     marker = os.path.expanduser(expected["must_not_create"]) if expected.get("must_not_create") else None
     if marker:
         Path(marker).unlink(missing_ok=True)
+    probe = expected.get("probe")  # a file of this machine a link of the folder points at
+    secret = plant_probe(probe) if probe else None
     copy = copy_folder(name, scratch)
+    links_before = links_of(copy)
 
     started = time.time()
-    finished, rows = run_gate(copy / "template.yaml", scratch / "report")
+    finished, rows = run_gate(copy / "template.yaml", scratch / "report", expected.get("env"))
     served = containers_created(model_name(copy / "template.yaml"), started, time.time() + 1)
     workers = containers_created(model_name(copy / "template.yaml"), started, time.time() + 1, WORKER_NAME_PREFIX)
 
@@ -142,6 +195,11 @@ def test_gate_gives_the_expected_verdict(name, scratch):
     assert "\x1b" not in finished.stdout + finished.stderr, f"{name}: an ESC byte in the gate's output\n{output_tail(finished)}"
     assert rows, f"{name}: verdict.json holds no row\n{output_tail(finished)}"
     table = describe(rows)
+    if secret:
+        written = files_holding(secret, scratch / "report") + files_holding(secret, copy, since=started)
+        assert not written, f"{name}: the secret behind a link of the folder appears in what the gate wrote: {written}\n{table}"
+        assert secret not in finished.stdout + finished.stderr, f"{name}: the gate printed the secret behind a link\n{table}"
+        assert links_of(copy) == links_before, f"{name}: the folder's links changed: {links_of(copy)} != {links_before}"
     if marker:
         assert not Path(marker).exists(), f"{name}: model code wrote {marker} on this machine\n{table}"
     if expected.get("must_not_serve"):

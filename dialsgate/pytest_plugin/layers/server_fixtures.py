@@ -72,6 +72,7 @@ def served(request, contract, subject, tmp_path_factory):
             # Nothing is served that was not fully audited, and a handler that does not load
             # outside the container is one failure (check_handler_loads), not one per server test:
             # both raise CheckNotRun, which every test of this layer then reports as "not run".
+            subject.require_plain_folder()
             subject.require_safe_model_file()
             subject.handler  # noqa: B018
             image = ensure_image(
