@@ -169,4 +169,4 @@ def test_a_handler_that_is_no_class_name_is_named_not_crashing():
     contract = load_contract(folder / "template.yaml")
     assert contract.handler == HANDLER
     with pytest.raises(CheckFailed, match="is not a Python class name"):
-        check_handler_class_defined(SimpleNamespace(contract=contract))
+        check_handler_class_defined(SimpleNamespace(contract=contract, require_plain_folder=lambda: None))
