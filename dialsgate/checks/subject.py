@@ -290,7 +290,8 @@ def _quiet(line: str) -> None:
 def explain_load_error(text: str, folder_inside: str | None = None, folder: Path | None = None) -> str:
     """The worker's error, with its cause named and its remedy: a class pickled from __main__
     (without the worker's own file, which is not the user's __main__), a write into the
-    read-only server folder (the file named as it lies in the folder)."""
+    read-only server folder (the file named as it lies in the folder), a write elsewhere on the
+    sandbox's read-only root."""
     match = _MAIN_ATTRIBUTE.search(text)
     if match:
         return main_module_remedy(match["name"])
@@ -302,5 +303,14 @@ def explain_load_error(text: str, folder_inside: str | None = None, folder: Path
             f"the handler writes {where} inside its server folder, which is read-only in DIALS (mounted read-only at "
             f"{folder_inside}, as here). Write caches and logs to a temporary directory (tempfile.gettempdir()) "
             f"or keep them in memory. ({text.splitlines()[0][:300]})"
+        )
+    if match:
+        # Outside the folder: DIALS may let the pod write there, the gate's sandbox does not (its
+        # root filesystem is read-only): say which, so the author knows what the row rests on.
+        return (
+            f"the handler writes {match['path']}, outside the places model code may write in the gate's sandbox "
+            f"(/tmp, the home directory $HOME and the working directory, all in memory; the root filesystem is "
+            f"read-only here, as the model and its folder are in DIALS). Write caches and logs under "
+            f"tempfile.gettempdir() or keep them in memory. ({text.splitlines()[0][:300]})"
         )
     return text

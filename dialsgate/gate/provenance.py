@@ -17,6 +17,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from dialsgate.container.engine import docker_client, engine_command, resolve_network_mode
 from dialsgate.container.image import STANDIN_LABEL
+from dialsgate.container.sandbox import HOME_SIZE, PIDS_LIMIT, TMP_SIZE
 from dialsgate.container.worker import limits_for, mount_name
 from dialsgate.environment.runtime import no_container_requested
 from dialsgate.fingerprint import plain_file_sha256, tree_sha256
@@ -100,6 +101,9 @@ def model_code_facts(contract) -> dict:
             "/mnt/model": "the model file (a copy), read-only",
         },
         "scratch": "/scratch, in memory",
+        "root_filesystem": f"read-only; writable only /scratch, /tmp ({TMP_SIZE}) and the image user's home ({HOME_SIZE}), in memory",
+        "capabilities": "none (all dropped), no new privileges",
+        "pids_limit": PIDS_LIMIT,
         "memory_bytes": memory,
         "cpus": cpus,
         "limits": limits,

@@ -140,7 +140,7 @@ def print_sandbox(origin: dict | None) -> None:
     else:
         print(
             f"model code ran in a worker container of the image: network none, {code['user']} user, the folder "
-            f"read-only, {code['limits']}"
+            f"and the root filesystem read-only, {code['limits']}"
         )
     network = origin.get("server_network")
     if network == "none":
