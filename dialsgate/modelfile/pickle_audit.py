@@ -40,6 +40,7 @@ import os
 import pickletools
 import re
 import struct
+import sys
 import zlib
 from dataclasses import dataclass, field
 from functools import cache
@@ -56,6 +57,8 @@ from dialsgate.plainfiles import NotPlain, inside, open_plain, read_plain, walk_
 HERE = Path(__file__).resolve().parent
 ALLOWLIST_FILE = HERE / "pickle-allowlist.toml"
 DANGER_FILE = HERE / "pickle-danger.toml"
+#: The serving images' profiles (data only, read as files: Python's standard library and the image's packages).
+PROFILES_DIR = HERE.parent / "environment" / "profiles"
 
 #: A compressed joblib is inflated as a stream; past this many bytes it is refused (a bomb).
 DECOMPRESSED_CAP = 2**30
@@ -121,6 +124,14 @@ class Long:
 
 class Opaque:
     """A value whose content the walk does not need (a list, a set, an array, a big container)."""
+
+
+class _Dict(dict):
+    """A dict of the pickle: its first KEPT_ITEMS keys, and what the walk saw of all its keys."""
+
+    dunder = False  # a key is a dunder name (a BUILD state setting __setstate__, __class__, ...)
+    unknown_keys = False  # a key the walk cannot read (made by a call, an unhashable symbol)
+    build_state = False  # already handed to an object's BUILD
 
 
 OPAQUE = Opaque()
@@ -210,6 +221,7 @@ class Rule:
     names: tuple
     reason: str
     args: str = "any"
+    build: bool = False  # a callable whose result may be BUILD-set: it returns its package's own types
 
     def matches(self, module: str, name: str) -> bool:
         return any(fnmatch.fnmatchcase(module, m) for m in self.modules) and any(fnmatch.fnmatchcase(name, n) for n in self.names)
@@ -224,7 +236,9 @@ def allowlist() -> tuple[Rule, ...]:
         for entry in data.get(kind, []):
             modules = entry["modules"] if "modules" in entry else [entry["module"]]
             names = entry["names"] if "names" in entry else [entry.get("name", "*")]
-            rules.append(Rule(kind, tuple(modules), tuple(names), entry["reason"], entry.get("args", "any")))
+            rules.append(
+                Rule(kind, tuple(modules), tuple(names), entry["reason"], entry.get("args", "any"), entry.get("build", False))
+            )
     return tuple(rules)
 
 
@@ -280,6 +294,45 @@ def _dunder(part: str) -> bool:
 # --------------------------------------------------------------------------- the folder's own classes (AST)
 
 
+def _profile_modules(folder: Path) -> set[str]:
+    """Top-level import names one image profile names: its Python's standard library, its
+    distributions (normalised, and their import names that differ)."""
+    names: set[str] = set()
+    stdlib = folder / "stdlib.txt"
+    if stdlib.is_file():
+        names.update(stdlib.read_text().split())
+    for packages in (folder / "image-packages.txt", folder / "core.txt"):
+        if not packages.is_file():
+            continue
+        for line in packages.read_text().splitlines():
+            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*==", line)
+            if match:
+                names.add(re.sub(r"[-.]+", "_", match[1]).lower())
+    profile = folder / "profile.toml"
+    if profile.is_file():
+        with open(profile, "rb") as stream:
+            names.update(name.split(".")[0] for name in tomllib.load(stream).get("import_names", {}))
+    return names
+
+
+@cache
+def python_and_image_modules() -> frozenset[str]:
+    """Top-level module names a folder module never vouches for: Python's standard library and
+    builtin modules (this Python's and every image profile's), the image's packages, and every
+    package the allowlist names."""
+    names = set(sys.builtin_module_names) | set(getattr(sys, "stdlib_module_names", ()))
+    if PROFILES_DIR.is_dir():
+        for folder in sorted(PROFILES_DIR.iterdir()):
+            if folder.is_dir():
+                names |= _profile_modules(folder)
+    for rule in allowlist():
+        for module in rule.modules:
+            top = module.split(".")[0]
+            if not any(character in top for character in "*?["):
+                names.add(top)
+    return frozenset(names)
+
+
 class FolderCode:
     """What the server folder's modules define, read from their source (never imported)."""
 
@@ -288,10 +341,21 @@ class FolderCode:
         self._trees: dict[str, ast.Module | None | str] = {}
 
     def owns(self, module: str) -> bool:
-        """The module's top-level package is a module or package of the folder."""
+        """The module's top-level package is a module or package of the folder (and not a module
+        Python or the image provides: see ``shadows``)."""
+        top = module.split(".")[0]
+        return top not in python_and_image_modules() and self.has(top)
+
+    def shadows(self, module: str) -> bool:
+        """The folder holds a module named like one of Python's standard library or of the image's
+        packages: the unpickler takes Python's own (already imported, or first on the path), so the
+        folder's source says nothing about what a load finds."""
+        top = module.split(".")[0]
+        return top in python_and_image_modules() and self.has(top)
+
+    def has(self, top: str) -> bool:
         if self.code_dir is None:
             return False
-        top = module.split(".")[0]
         for candidate in (f"{top}.py", top):
             try:
                 if inside(self.code_dir, candidate).exists():
@@ -729,20 +793,28 @@ class _Walk:
         self._append_to(self.top(), items)
 
     def op_EMPTY_DICT(self, arg):
-        self.push({})
+        self.push(_Dict())
 
     def _set_items(self, target, pairs):
         flat = [value for pair in pairs for value in pair]
         self._passed(flat)
         if isinstance(target, dict):
             for key, value in pairs:
+                # Every key is looked at, kept or not: a dict may become a BUILD state (its keys
+                # instance attributes), and a dunder one (__setstate__) is then called by the next BUILD.
+                if isinstance(key, str) and _dunder(key):
+                    target.dunder = True
+                    if target.build_state:
+                        raise NotAudited("a dunder key added to a dict that is already an object's BUILD state")
+                elif not isinstance(key, (str, int, float, bytes, tuple, Long)) or isinstance(key, bool):
+                    target.unknown_keys = True  # a key made by a call, read from the memo, ...: it may be any name
                 if len(target) >= KEPT_ITEMS:
-                    break
+                    continue
                 if isinstance(key, (str, int, bytes, tuple)) and not isinstance(key, bool):
                     try:
                         target[key] = value
                     except TypeError:  # a tuple holding an unhashable symbol
-                        pass
+                        target.unknown_keys = True
             return
         if isinstance(target, Global):
             raise NotAudited(f"SETITEM onto the global {target.module}.{target.name} itself")
@@ -753,7 +825,7 @@ class _Walk:
         items = self.pop_mark()
         if len(items) % 2:
             raise NotAudited("DICT with an odd number of items")
-        target = {}
+        target = _Dict()
         self._set_items(target, list(zip(items[::2], items[1::2], strict=True)))
         self.push(target)
 
@@ -858,6 +930,23 @@ class _Walk:
         _kwargs, args, cls = self.pop(), self.pop(), self.pop()
         self._new(cls, args, "NEWOBJ_EX")
 
+    def _may_be_a_wrapper(self, target: Made) -> None:
+        """joblib asks every BUILD's object whether it is a NumpyArrayWrapper (isinstance) and then
+        reads array bytes from the stream: a BUILD passes only on an object the walk can tie to a
+        known class (the wrapper itself is followed), never on what an arbitrary callable returned."""
+        if target.klass is not None:
+            return
+        origin = target.origin
+        if _allowed("class", origin.module, origin.name) is not None:
+            return  # a class called by REDUCE: an instance of it
+        rule = _allowed("callable", origin.module, origin.name)
+        if rule is not None and rule.build:
+            return  # a reviewed callable that returns an object of its package's own types
+        raise NotAudited(
+            f"BUILD on what {origin.module}.{origin.name} returned: an object the walk cannot tie to a class "
+            f"(joblib reads array data after the BUILD of anything that is a NumpyArrayWrapper)"
+        )
+
     def _new(self, cls, args, opcode):
         if not isinstance(cls, Global):
             raise NotAudited(f"{opcode} on a class that is not a global")
@@ -885,13 +974,20 @@ class _Walk:
         target = self.top()
         if not isinstance(target, Made):
             raise NotAudited("BUILD on something the pickle did not make (a class, a value)")
+        self._may_be_a_wrapper(target)
         self._passed([state])
         slots = None
         if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
             state, slots = state
         for part in (state, slots):
-            if isinstance(part, dict) and any(isinstance(key, str) and _dunder(key) for key in part):
-                raise NotAudited("BUILD sets a dunder attribute")
+            if isinstance(part, _Dict):
+                if part.dunder:
+                    raise NotAudited("BUILD sets a dunder attribute")
+                if part.unknown_keys:
+                    raise NotAudited("BUILD with a state dict whose keys the walk cannot read (any may be a dunder attribute)")
+                part.build_state = True
+            elif isinstance(part, dict):
+                raise NotAudited("BUILD with a state dict the walk did not read")
         if target.klass is not None:
             self._use(target.klass, BUILT)
         else:
@@ -933,6 +1029,7 @@ class _Walk:
 
 
 _FIXED_ITEMSIZE = re.compile(r"([biufcmM])(\d+)\Z")
+_FLEXIBLE = re.compile(r"[USVa]\d*\Z")
 
 
 def _dtype_layout(dtype: Made) -> tuple[int, bool]:
@@ -951,12 +1048,17 @@ def _dtype_layout(dtype: Made) -> tuple[int, bool]:
     if code.startswith("O"):
         return 8, True
     match = _FIXED_ITEMSIZE.match(code)
-    if match and elsize in (-1, 0):
-        return int(match[2]), False
-    if code[:1] in ("U", "S", "V", "a") and elsize > 0:
+    if match:
+        # numpy keeps a fixed-size type's own size whatever elsize the state claims (f4 with
+        # elsize 8 is 4 bytes): anything but -1/0 or that size is refused, not believed.
+        size = int(match[2])
+        if elsize not in (-1, 0, size):
+            raise NotAudited(f"a numpy.dtype {code!r} whose state claims {elsize}-byte items")
+        if state[2] is not None or state[4] is not None:
+            raise NotAudited(f"a numpy.dtype {code!r} with a subarray or fields in its state")
+        return size, False
+    if _FLEXIBLE.match(code) and elsize > 0:  # only flexible types take their size from the state
         return elsize, from_flags
-    if match and elsize > 0:
-        return elsize, False
     raise NotAudited(f"a numpy.dtype {code!r} whose size the walk cannot tell")
 
 
@@ -999,6 +1101,12 @@ def _why_refused(use: GlobalUse, folder: FolderCode, audit: Audit) -> str | None
             return "a __main__ global used as more than a class (a server's __main__ is its own entry point)"
         audit.from_main.append(name)
         return None
+    if folder.shadows(module):
+        top = module.split(".")[0]
+        return (
+            f"the server folder holds a module {top} named like a module of Python or of the image: "
+            f"the unpickler takes Python's own {top}, not the folder's, so the folder's source does not vouch for it"
+        )
     if folder.owns(module):
         why = folder.judge(module, name, uses)
         if why is None:
@@ -1049,9 +1157,25 @@ def _arguments_refused(rule: Rule, use: GlobalUse, audit: Audit) -> str | None:
             )
             if not ok:
                 return "called with an encoding other than latin1/ascii/utf-8 (a codec is looked up, and imported, by name)"
+        elif rule.args == "numpy-scalar":
+            if not _plain_scalar_dtype(args):
+                return "called with a dtype that holds Python objects, or one the walk cannot read (numpy then returns its second argument itself)"
         else:
             return f"an allowlist rule {rule.args!r} the audit does not know"
     return None
+
+
+def _plain_scalar_dtype(args) -> bool:
+    """numpy's scalar(dtype, data): a dtype the walk reads, without Python objects."""
+    if not isinstance(args, tuple) or len(args) != 2:
+        return False
+    dtype = args[0]
+    if not isinstance(dtype, Made) or dtype.origin.key != ("numpy", "dtype"):
+        return False
+    try:
+        return not _dtype_layout(dtype)[1]
+    except NotAudited:
+        return False
 
 
 def _judge(audit: Audit, code_dir) -> None:
