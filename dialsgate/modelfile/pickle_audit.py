@@ -141,6 +141,9 @@ OPAQUE = Opaque()
 
 
 CALLED, INSTANTIATED, BUILT, PASSED = "called by REDUCE", "instantiated", "state set by BUILD", "passed along"
+CALLED_INST = "called by INST/OBJ"
+#: APPENDS calls the object's extend (or append), SETITEM(S) its __setitem__: only containers may take them.
+ITEMS = "items added by APPEND(S)/SETITEM(S)"
 
 
 @dataclass
@@ -154,7 +157,7 @@ class GlobalUse:
         return f"{self.module}.{self.name}"
 
     def described(self) -> str:
-        order = [CALLED, "called by INST/OBJ", INSTANTIATED, BUILT, PASSED]
+        order = [CALLED, CALLED_INST, INSTANTIATED, BUILT, ITEMS, PASSED]
         return f"{self.dotted} ({', '.join(u for u in order if u in self.uses) or PASSED})"
 
 
@@ -222,6 +225,7 @@ class Rule:
     reason: str
     args: str = "any"
     build: bool = False  # a callable whose result may be BUILD-set: it returns its package's own types
+    items: bool = False  # a container class whose append/extend/__setitem__ only store (APPENDS, SETITEMS)
 
     def matches(self, module: str, name: str) -> bool:
         return any(fnmatch.fnmatchcase(module, m) for m in self.modules) and any(fnmatch.fnmatchcase(name, n) for n in self.names)
@@ -237,7 +241,15 @@ def allowlist() -> tuple[Rule, ...]:
             modules = entry["modules"] if "modules" in entry else [entry["module"]]
             names = entry["names"] if "names" in entry else [entry.get("name", "*")]
             rules.append(
-                Rule(kind, tuple(modules), tuple(names), entry["reason"], entry.get("args", "any"), entry.get("build", False))
+                Rule(
+                    kind,
+                    tuple(modules),
+                    tuple(names),
+                    entry["reason"],
+                    entry.get("args", "any"),
+                    entry.get("build", False),
+                    entry.get("items", False),
+                )
             )
     return tuple(rules)
 
@@ -413,8 +425,13 @@ class FolderCode:
             if depth == 0 and _rebound_elsewhere(tree, part):
                 return f"{where} rebinds {part} (a global statement)"
             node = found[0]
-            if any("ArrayWrapper" in ast.unparse(base) for base in node.bases):
-                return f"{where}: class {part} derives from joblib's array wrapper (joblib would read file bytes for it)"
+            if _mentions_array_wrapper(tree):
+                return (
+                    f"{where} names joblib's array wrapper: a class of it may be one (joblib would read "
+                    f"array bytes from the stream after its BUILD)"
+                )
+            if any("__class__" in _bound_names(statement) for statement in node.body):
+                return f"{where}: class {part} binds __class__ (isinstance would take it for another class)"
             body = node.body
         return None
 
@@ -434,6 +451,26 @@ def _bound_names(node) -> set[str]:
         elif isinstance(child, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and child is not node:
             names.add(child.name)
     return names
+
+
+def _mentions_array_wrapper(tree: ast.Module) -> bool:
+    """The module names joblib's array wrappers or their module, however it imports them (an alias
+    base class, an attribute of joblib): isinstance checks after every BUILD would then match."""
+    for node in ast.walk(tree):
+        texts = []
+        if isinstance(node, ast.Name):
+            texts.append(node.id)
+        elif isinstance(node, ast.Attribute):
+            texts.append(node.attr)
+        elif isinstance(node, ast.alias):
+            texts.append(node.name)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            texts.append(node.module)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            texts.append(node.value)
+        if any("ArrayWrapper" in text or "numpy_pickle" in text for text in texts):
+            return True
+    return False
 
 
 def _rebound_elsewhere(tree: ast.Module, name: str) -> bool:
@@ -783,6 +820,13 @@ class _Walk:
             raise NotAudited(f"APPEND onto the global {target.module}.{target.name} itself")
         if isinstance(target, (tuple, str, bytes, int, float, Long)) or target is None:
             raise NotAudited("APPEND onto a value that has no append")
+        self._items_added(target)
+
+    def _items_added(self, target) -> None:
+        """APPENDS calls an object's extend/append, SETITEMS its __setitem__ (pandas calls a callable
+        key, ...): onto an object the pickle made they are judged as a use of its class."""
+        if isinstance(target, Made):
+            self._use(target.klass or target.origin, ITEMS)
 
     def op_APPEND(self, arg):
         value = self.pop()
@@ -820,6 +864,7 @@ class _Walk:
             raise NotAudited(f"SETITEM onto the global {target.module}.{target.name} itself")
         if isinstance(target, (tuple, list, str, bytes, int, float, Long)) or target is None:
             raise NotAudited("SETITEM onto a value that has no item assignment")
+        self._items_added(target)
 
     def op_DICT(self, arg):
         items = self.pop_mark()
@@ -906,6 +951,8 @@ class _Walk:
         self.push(self._call(callable_, args))
 
     def _call(self, callable_: Global, args) -> Made:
+        if isinstance(args, tuple):
+            self._passed(args)
         made = Made(callable_, args=args if isinstance(args, tuple) else ())
         rules = _rules("callable", callable_.module, callable_.name)
         how = rules[0].args if rules else "any"
@@ -954,20 +1001,20 @@ class _Walk:
         self.push(Made(cls, klass=cls, args=args if isinstance(args, tuple) else ()))
 
     def op_INST(self, arg):
+        # INST and OBJ call the class (cls(*args)) as REDUCE does: the same argument rules, and what
+        # they return is known only when the callable is a class.
         module, name = arg
         items = self.pop_mark()
-        self._passed(items)
         cls = self._global(module, name)
-        self._use(cls, "called by INST/OBJ")
-        self.push(Made(cls, klass=cls))
+        self._use(cls, CALLED_INST)
+        self.push(self._call(cls, tuple(items)))
 
     def op_OBJ(self, arg):
         items = self.pop_mark()
         if not items or not isinstance(items[0], Global):
             raise NotAudited("OBJ on a class that is not a global")
-        self._passed(items[1:])
-        self._use(items[0], "called by INST/OBJ")
-        self.push(Made(items[0], klass=items[0]))
+        self._use(items[0], CALLED_INST)
+        self.push(self._call(items[0], tuple(items[1:])))
 
     def op_BUILD(self, arg):
         state = self.pop()
@@ -1011,6 +1058,10 @@ class _Walk:
             raise NotAudited("a NumpyArrayWrapper whose shape is not a tuple of sizes")
         if not isinstance(dtype, Made) or dtype.origin.key != ("numpy", "dtype"):
             raise NotAudited("a NumpyArrayWrapper whose dtype is not a numpy.dtype")
+        subclass = state.get("subclass")
+        if not isinstance(subclass, Global):
+            raise NotAudited("a NumpyArrayWrapper whose subclass is not a global")
+        self._use(subclass, INSTANTIATED)  # joblib makes an empty array of it (numpy's _reconstruct)
         itemsize, has_object = _dtype_layout(dtype)
         count = 1
         for n in shape:
@@ -1117,10 +1168,14 @@ def _why_refused(use: GlobalUse, folder: FolderCode, audit: Audit) -> str | None
         if rule.kind == "excluded" and (rule.matches(module, name) or rule.matches(module, top)):
             return f"excluded from the allowlist: {rule.reason}"
     for how in sorted(uses):
-        if how in (CALLED, "called by INST/OBJ"):
+        if how in (CALLED, CALLED_INST):
             rule = _allowed("callable", module, name)
             if rule is not None and (refused := _arguments_refused(rule, use, audit)):
                 return refused
+        elif how == ITEMS:
+            rule = _allowed("class", module, name)
+            if rule is None or not rule.items:
+                return "items added to it by APPENDS/SETITEMS (its extend/append/__setitem__ would run), and it is not a container class of the allowlist"
         elif how in (INSTANTIATED, BUILT):
             rule = _allowed("class", module, name) or (_allowed("callable", module, name) if how == BUILT else None)
         else:
