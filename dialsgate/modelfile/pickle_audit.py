@@ -132,6 +132,7 @@ class _Dict(dict):
     dunder = False  # a key is a dunder name (a BUILD state setting __setstate__, __class__, ...)
     unknown_keys = False  # a key the walk cannot read (made by a call, an unhashable symbol)
     build_state = False  # already handed to an object's BUILD
+    truncated = False  # keys past KEPT_ITEMS were not kept
 
 
 OPAQUE = Opaque()
@@ -852,7 +853,12 @@ class _Walk:
                         raise NotAudited("a dunder key added to a dict that is already an object's BUILD state")
                 elif not isinstance(key, (str, int, float, bytes, tuple, Long)) or isinstance(key, bool):
                     target.unknown_keys = True  # a key made by a call, read from the memo, ...: it may be any name
-                if len(target) >= KEPT_ITEMS:
+                try:
+                    kept = key in target  # a later value of a kept key replaces it, as in the unpickler
+                except TypeError:
+                    kept = False
+                if len(target) >= KEPT_ITEMS and not kept:
+                    target.truncated = True
                     continue
                 if isinstance(key, (str, int, bytes, tuple)) and not isinstance(key, bool):
                     try:
@@ -977,23 +983,6 @@ class _Walk:
         _kwargs, args, cls = self.pop(), self.pop(), self.pop()
         self._new(cls, args, "NEWOBJ_EX")
 
-    def _may_be_a_wrapper(self, target: Made) -> None:
-        """joblib asks every BUILD's object whether it is a NumpyArrayWrapper (isinstance) and then
-        reads array bytes from the stream: a BUILD passes only on an object the walk can tie to a
-        known class (the wrapper itself is followed), never on what an arbitrary callable returned."""
-        if target.klass is not None:
-            return
-        origin = target.origin
-        if _allowed("class", origin.module, origin.name) is not None:
-            return  # a class called by REDUCE: an instance of it
-        rule = _allowed("callable", origin.module, origin.name)
-        if rule is not None and rule.build:
-            return  # a reviewed callable that returns an object of its package's own types
-        raise NotAudited(
-            f"BUILD on what {origin.module}.{origin.name} returned: an object the walk cannot tie to a class "
-            f"(joblib reads array data after the BUILD of anything that is a NumpyArrayWrapper)"
-        )
-
     def _new(self, cls, args, opcode):
         if not isinstance(cls, Global):
             raise NotAudited(f"{opcode} on a class that is not a global")
@@ -1021,7 +1010,6 @@ class _Walk:
         target = self.top()
         if not isinstance(target, Made):
             raise NotAudited("BUILD on something the pickle did not make (a class, a value)")
-        self._may_be_a_wrapper(target)
         self._passed([state])
         slots = None
         if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
@@ -1035,6 +1023,9 @@ class _Walk:
                 part.build_state = True
             elif isinstance(part, dict):
                 raise NotAudited("BUILD with a state dict the walk did not read")
+        # joblib asks every BUILD's object whether it is a NumpyArrayWrapper (isinstance), then reads
+        # array bytes from the stream: BUILD on what a callable returned is judged as a use of that
+        # callable, and passes only for a class or a callable that returns its own package's types.
         if target.klass is not None:
             self._use(target.klass, BUILT)
         else:
@@ -1044,6 +1035,8 @@ class _Walk:
         elif target.klass is not None and target.klass.key == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
             if slots is not None or not isinstance(state, dict):
                 raise NotAudited("a NumpyArrayWrapper whose state is not a plain dict")
+            if getattr(state, "truncated", False):
+                raise NotAudited(f"a NumpyArrayWrapper whose state has more than {KEPT_ITEMS} keys (KEPT_ITEMS)")
             target.state.update(state)
             if self.joblib:
                 self._read_array(target)
@@ -1176,8 +1169,17 @@ def _why_refused(use: GlobalUse, folder: FolderCode, audit: Audit) -> str | None
             rule = _allowed("class", module, name)
             if rule is None or not rule.items:
                 return "items added to it by APPENDS/SETITEMS (its extend/append/__setitem__ would run), and it is not a container class of the allowlist"
-        elif how in (INSTANTIATED, BUILT):
-            rule = _allowed("class", module, name) or (_allowed("callable", module, name) if how == BUILT else None)
+        elif how == BUILT:
+            rule = _allowed("class", module, name)
+            if rule is None and (callable_rule := _allowed("callable", module, name)) is not None:
+                if not callable_rule.build:
+                    return (
+                        "BUILD on what it returns, an object the audit cannot tie to a class (joblib reads "
+                        "array data after the BUILD of anything that is a NumpyArrayWrapper)"
+                    )
+                rule = callable_rule
+        elif how == INSTANTIATED:
+            rule = _allowed("class", module, name)
         else:
             rule = _allowed("class", module, name) or _allowed("passable", module, name)
         if rule is None:

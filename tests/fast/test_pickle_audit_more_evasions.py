@@ -32,6 +32,7 @@ from test_pickle_audit_evasions import (
     call_opcodes,
     dtype,
     global_,
+    no_ops,
     small_int,
     unicode,
 )
@@ -218,3 +219,75 @@ def test_names_the_unpickler_maps_for_old_protocols_are_judged_by_their_pickled_
     path = tmp_path / "model.pkl"
     path.write_bytes(b"\x80\x02" + global_(module, name) + STOP)
     assert f"{module}.{name}" in audit_model_file(path).refusal()
+
+
+# --------------------------------------------------------------------------- a wrapper's state key given twice
+
+
+def wrapper_whose_dtype_is_given_again_past_the_kept_keys(command: str, count: int = 64, filler: int = 70) -> bytes:
+    """The wrapper's state names its dtype as float64, then, after more keys than the walk keeps,
+    again as float32: the unpickler keeps the last (4-byte items), a walk keeping the first skips
+    8 * count bytes, over the hidden call joblib executes."""
+    keys = b"".join(unicode(f"note_{i}") + NONE for i in range(filler))
+    state = (
+        EMPTY_DICT
+        + MARK
+        + unicode("subclass") + global_("numpy", "ndarray")
+        + unicode("shape") + MARK + small_int(count) + TUPLE
+        + unicode("order") + unicode("C")
+        + unicode("dtype") + dtype("f8", -1)
+        + unicode("allow_mmap") + NEWFALSE
+        + keys
+        + unicode("dtype") + dtype("f4", -1)
+        + SETITEMS
+    )  # fmt: skip
+    wrapper = global_("joblib.numpy_pickle", "NumpyArrayWrapper") + EMPTY_TUPLE + NEWOBJ
+    hidden = call_opcodes(command)
+    hidden += no_ops(4 * count - len(hidden))
+    return PROTO3 + wrapper + state + BUILD + b"\x00" * (4 * count) + hidden + STOP
+
+
+def test_a_state_key_given_again_past_the_kept_keys_is_the_one_the_walk_uses(tmp_path):
+    path = tmp_path / "model.joblib"
+    path.write_bytes(wrapper_whose_dtype_is_given_again_past_the_kept_keys(f"touch {tmp_path / 'ran'}"))
+    assert audit_model_file(path).refusal() is not None
+
+
+def test_joblib_really_reads_the_last_dtype(tmp_path):
+    pytest.importorskip("joblib")
+    marker = tmp_path / "ran"
+    path = tmp_path / "model.joblib"
+    path.write_bytes(wrapper_whose_dtype_is_given_again_past_the_kept_keys(f"touch {marker}"))
+    finished = subprocess.run(
+        [sys.executable, "-c", "import sys, joblib; print(joblib.load(sys.argv[1]).dtype)", str(path)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.strip() == "float32"
+    assert marker.exists()
+
+
+def folder_class_with_reduce() -> bytes:
+    """A folder class pickled by its own __reduce__ (cls, args, state): REDUCE of the class, then BUILD."""
+    return (
+        PROTO3
+        + global_("model", "Scorer")
+        + EMPTY_TUPLE
+        + REDUCE
+        + EMPTY_DICT
+        + unicode("w")
+        + small_int(1)
+        + SETITEM
+        + BUILD
+        + STOP
+    )
+
+
+def test_build_on_an_instance_of_a_folder_class_made_by_reduce_passes(tmp_path):
+    code_dir = tmp_path / "server"
+    code_dir.mkdir()
+    (code_dir / "model.py").write_text("class Scorer:\n    def __reduce__(self):\n        return (Scorer, (), self.__dict__)\n")
+    path = code_dir / "model.joblib"
+    path.write_bytes(folder_class_with_reduce())
+    audit = audit_model_file(path, code_dir)
+    assert audit.refusal() is None and ("model", "Scorer") in audit.folder_globals
