@@ -126,6 +126,22 @@ class Opaque:
     """A value whose content the walk does not need (a list, a set, an array, a big container)."""
 
 
+class _List(list):
+    """A list of the pickle (its items are not kept): whether one may be a (name, value) pair that a
+    BUILD would set as an attribute (``__dict__.update`` takes pairs)."""
+
+    pairs = False
+
+
+def _names_an_attribute(item) -> bool:
+    """A dunder name, or a pair whose name is a dunder or a string the walk cannot read."""
+    if isinstance(item, str):
+        return _dunder(item)
+    if isinstance(item, (tuple, _List)) and len(item) == 2:
+        return _names_an_attribute(item[0]) or isinstance(item[0], (Made, Long, Opaque))
+    return isinstance(item, _List) and item.pairs
+
+
 class _Dict(dict):
     """A dict of the pickle: its first KEPT_ITEMS keys, and what the walk saw of all its keys."""
 
@@ -809,14 +825,19 @@ class _Walk:
         self.push(self._tuple([first, second, third]))
 
     def op_EMPTY_LIST(self, arg):
-        self.push([])
+        self.push(_List())
 
     def op_LIST(self, arg):
-        self._passed(self.pop_mark())
-        self.push([])
+        items = self.pop_mark()
+        self._passed(items)
+        made = _List()
+        made.pairs = any(_names_an_attribute(item) for item in items)
+        self.push(made)
 
     def _append_to(self, target, items):
         self._passed(items)
+        if isinstance(target, _List) and any(_names_an_attribute(item) for item in items):
+            target.pairs = True
         if isinstance(target, Global):
             raise NotAudited(f"APPEND onto the global {target.module}.{target.name} itself")
         if isinstance(target, (tuple, str, bytes, int, float, Long)) or target is None:
@@ -983,6 +1004,23 @@ class _Walk:
         _kwargs, args, cls = self.pop(), self.pop(), self.pop()
         self._new(cls, args, "NEWOBJ_EX")
 
+    @staticmethod
+    def _state_names_no_attribute(state) -> None:
+        """A BUILD state besides a dict literal: __setstate__ methods (and dict.update) take any mapping
+        or pairs, so a mapping made by a call, a list, a set, or a tuple holding a dunder name or a
+        pair with an unreadable name could set a dunder attribute (numpy's own types excepted)."""
+        if isinstance(state, (Made, Opaque, _List, Global)):
+            raise NotAudited(
+                "BUILD with a state the walk cannot read the names of (a mapping made by a call, a list or a set "
+                "of pairs may set a dunder attribute)"
+            )
+        if isinstance(state, tuple):
+            for item in state:
+                if _names_an_attribute(item):
+                    raise NotAudited("BUILD with a tuple state holding a dunder name or a pair with an unreadable name")
+                if isinstance(item, _Dict) and (item.dunder or item.unknown_keys):
+                    raise NotAudited("BUILD with a tuple state holding a dict with a dunder or unreadable key")
+
     def _new(self, cls, args, opcode):
         if not isinstance(cls, Global):
             raise NotAudited(f"{opcode} on a class that is not a global")
@@ -1023,6 +1061,8 @@ class _Walk:
                 part.build_state = True
             elif isinstance(part, dict):
                 raise NotAudited("BUILD with a state dict the walk did not read")
+            elif not _numpy_own(target) and part is not None:
+                self._state_names_no_attribute(part)
         # joblib asks every BUILD's object whether it is a NumpyArrayWrapper (isinstance), then reads
         # array bytes from the stream: BUILD on what a callable returned is judged as a use of that
         # callable, and passes only for a class or a callable that returns its own package's types.
@@ -1220,6 +1260,12 @@ def _arguments_refused(rule: Rule, use: GlobalUse, audit: Audit) -> str | None:
         else:
             return f"an allowlist rule {rule.args!r} the audit does not know"
     return None
+
+
+def _numpy_own(target: Made) -> bool:
+    """An object of numpy's own types: their __setstate__ (C) set no attributes from the state."""
+    owner = target.klass or target.origin
+    return owner.module == "numpy" or owner.module.startswith("numpy.")
 
 
 def _plain_scalar_dtype(args) -> bool:

@@ -291,3 +291,55 @@ def test_build_on_an_instance_of_a_folder_class_made_by_reduce_passes(tmp_path):
     path.write_bytes(folder_class_with_reduce())
     audit = audit_model_file(path, code_dir)
     assert audit.refusal() is None and ("model", "Scorer") in audit.folder_globals
+
+
+# --------------------------------------------------------------------------- a BUILD state that is a mapping the walk cannot read
+
+
+EMPTY_LIST, APPEND, TUPLE2 = b"]", b"a", b"\x86"
+
+
+def _pair_list(key: bytes) -> bytes:
+    return EMPTY_LIST + MARK + key + global_("builtins", "int") + TUPLE2 + APPENDS
+
+
+def estimator_with_a_made_state(how: str) -> bytes:
+    """An NMF whose BUILD state is not a dict literal but a mapping the pickle makes (or pairs):
+    BaseEstimator.__setstate__ (or the default BUILD) puts its items in the instance __dict__, so
+    ``__setstate__`` becomes an instance attribute the next BUILD calls (here int('zz'))."""
+    key = unicode("__setstate__")
+    if how == "dict-call":
+        state = global_("builtins", "dict") + _pair_list(key) + TUPLE1 + REDUCE
+    elif how == "ordered-dict":
+        state = global_("collections", "OrderedDict") + _pair_list(key) + TUPLE1 + REDUCE
+    elif how == "tuple-of-pairs":
+        state = key + global_("builtins", "int") + TUPLE2 + TUPLE1
+    elif how == "list-of-pairs":
+        state = _pair_list(key)
+    elif how == "key-made-by-str":
+        made_key = global_("builtins", "str") + key + TUPLE1 + REDUCE
+        state = EMPTY_DICT + made_key + global_("builtins", "int") + SETITEM
+    else:
+        raise ValueError(how)
+    nmf = global_("sklearn.decomposition._nmf", "NMF") + EMPTY_TUPLE + NEWOBJ
+    return PROTO3 + nmf + state + BUILD + unicode("zz") + BUILD + STOP
+
+
+MADE_STATES = ["dict-call", "ordered-dict", "tuple-of-pairs", "list-of-pairs", "key-made-by-str"]
+
+
+@pytest.mark.parametrize("how", MADE_STATES)
+def test_a_build_state_whose_keys_the_walk_cannot_read_is_refused(how, tmp_path):
+    path = tmp_path / "model.joblib"
+    path.write_bytes(estimator_with_a_made_state(how))
+    assert audit_model_file(path).refusal() is not None
+
+
+@pytest.mark.parametrize("how", ["dict-call", "ordered-dict", "key-made-by-str"])
+def test_the_instance_setstate_really_is_called(how):
+    """The unpickler calls the instance attribute: int('zz') raises int's own ValueError."""
+    pytest.importorskip("sklearn")
+    import pickle
+
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        pickle.loads(estimator_with_a_made_state(how))
