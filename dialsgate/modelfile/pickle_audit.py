@@ -874,6 +874,8 @@ class _Walk:
                         raise NotAudited("a dunder key added to a dict that is already an object's BUILD state")
                 elif not isinstance(key, (str, int, float, bytes, tuple, Long)) or isinstance(key, bool):
                     target.unknown_keys = True  # a key made by a call, read from the memo, ...: it may be any name
+                    if target.build_state:
+                        raise NotAudited("an unreadable key added to a dict that is already an object's BUILD state")
                 try:
                     kept = key in target  # a later value of a kept key replaces it, as in the unpickler
                 except TypeError:
@@ -992,7 +994,9 @@ class _Walk:
             self._use(args[0], INSTANTIATED)
             made.klass = args[0]
             if classes == 2 and args[1].key != ("builtins", "object"):
-                self._use(args[1], INSTANTIATED)
+                # copyreg._reconstructor runs base.__new__(cls, state) and base.__init__(obj, state):
+                # a base other than object is called with the pickle's argument
+                self._use(args[1], CALLED)
         self.audit.calls.append((callable_, args))
         return made
 

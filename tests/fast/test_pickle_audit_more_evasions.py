@@ -343,3 +343,49 @@ def test_the_instance_setstate_really_is_called(how):
 
     with pytest.raises(ValueError, match="invalid literal for int"):
         pickle.loads(estimator_with_a_made_state(how))
+
+
+# --------------------------------------------------------------------------- copyreg._reconstructor with a base other than object
+
+
+def reconstructor_with_base(base_module: str, base_name: str) -> bytes:
+    """copyreg._reconstructor(cls, base, state) runs base.__new__(cls, state) and, unless base is
+    object, base.__init__(obj, state): the base is called with the pickle's argument."""
+    cls = global_("collections", "OrderedDict")
+    args = cls + global_(base_module, base_name) + EMPTY_DICT + TUPLE3
+    return PROTO3 + global_("copyreg", "_reconstructor") + args + REDUCE + STOP
+
+
+def test_a_reconstructor_base_is_judged_as_called(tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(reconstructor_with_base("sklearn.decomposition._nmf", "NMF"))
+    refusal = audit_model_file(path).refusal()
+    assert refusal is not None and "sklearn.decomposition._nmf.NMF (called by REDUCE" in refusal
+
+
+def test_a_reconstructor_with_a_builtin_base_passes(tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(reconstructor_with_base("builtins", "dict"))
+    assert audit_model_file(path).refusal() is None
+
+
+def test_a_dunder_key_added_to_a_state_after_its_build_is_refused(tmp_path):
+    """A state dict memoized, handed to BUILD, then fetched again and given __setstate__: a class
+    that keeps the dict itself as its __dict__ would see it."""
+    nmf = global_("sklearn.decomposition._nmf", "NMF") + EMPTY_TUPLE + NEWOBJ
+    body = (
+        nmf
+        + EMPTY_DICT
+        + BINPUT
+        + b"\x01"
+        + BUILD
+        + BINGET
+        + b"\x01"
+        + unicode("__setstate__")
+        + global_("builtins", "int")
+        + SETITEM
+        + POP
+    )
+    path = tmp_path / "model.pkl"
+    path.write_bytes(PROTO3 + body + STOP)
+    assert audit_model_file(path).refusal() is not None
