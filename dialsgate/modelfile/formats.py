@@ -17,6 +17,7 @@ import ast
 import io
 import json
 import os
+import re
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -249,11 +250,39 @@ def _npy_header(data: bytes) -> tuple[dict, int]:
     return header, start + length
 
 
-def _holds_objects(descr) -> bool:
-    """A dtype description naming Python objects ('O'), at any depth of a structured dtype."""
+#: The descr strings of numeric and flexible dtypes without Python objects, as numpy writes them.
+#: Decided by this grammar, never by looking for 'O': numpy also reads 'object', 'object_',
+#: 'object0', ... as the object dtype, and any descr it reads that the grammar does not know
+#: counts as holding objects (so its data is audited as a pickle, or the file fails closed).
+_NUMERIC_DESCR = re.compile(
+    r"[<>|=]?(?:\?|b1|[iu][1248]|f(?:2|4|8|10|12|16)|c(?:8|16|20|24|32)|[VSUa]\d+|[Mm]8(?:\[\d*[A-Za-z]+\])?)\Z"
+)
+#: How deep a structured dtype may nest before it counts as holding objects.
+_DESCR_DEPTH = 32
+
+
+def _holds_objects(descr, depth: int = 0) -> bool:
+    """A dtype description that may name Python objects, at any depth of a structured dtype: anything
+    but a descr string of the numeric grammar, or a list of (name, descr[, shape]) fields of them."""
     if isinstance(descr, str):
-        return "O" in descr
-    return any(_holds_objects(part) for field in descr for part in field[1:2])
+        return not _NUMERIC_DESCR.match(descr)
+    if not isinstance(descr, list) or not descr or depth > _DESCR_DEPTH:
+        return True
+    for field in descr:
+        if not isinstance(field, tuple) or len(field) not in (2, 3):
+            return True
+        name, inner = field[0], field[1]
+        if not isinstance(name, str) and not (
+            isinstance(name, tuple) and len(name) == 2 and all(isinstance(part, str) for part in name)
+        ):
+            return True
+        if len(field) == 3 and not (
+            isinstance(field[2], tuple) and all(isinstance(n, int) and not isinstance(n, bool) for n in field[2])
+        ):
+            return True
+        if _holds_objects(inner, depth + 1):
+            return True
+    return False
 
 
 def _npy(data: bytes) -> Format | None:

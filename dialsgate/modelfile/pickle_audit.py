@@ -40,6 +40,7 @@ import os
 import pickletools
 import re
 import struct
+import sys
 import zlib
 from dataclasses import dataclass, field
 from functools import cache
@@ -56,6 +57,8 @@ from dialsgate.plainfiles import NotPlain, inside, open_plain, read_plain, walk_
 HERE = Path(__file__).resolve().parent
 ALLOWLIST_FILE = HERE / "pickle-allowlist.toml"
 DANGER_FILE = HERE / "pickle-danger.toml"
+#: The serving images' profiles (data only, read as files: Python's standard library and the image's packages).
+PROFILES_DIR = HERE.parent / "environment" / "profiles"
 
 #: A compressed joblib is inflated as a stream; past this many bytes it is refused (a bomb).
 DECOMPRESSED_CAP = 2**30
@@ -123,6 +126,31 @@ class Opaque:
     """A value whose content the walk does not need (a list, a set, an array, a big container)."""
 
 
+class _List(list):
+    """A list of the pickle (its items are not kept): whether one may be a (name, value) pair that a
+    BUILD would set as an attribute (``__dict__.update`` takes pairs)."""
+
+    pairs = False
+
+
+def _names_an_attribute(item) -> bool:
+    """A dunder name, or a pair whose name is a dunder or a string the walk cannot read."""
+    if isinstance(item, str):
+        return _dunder(item)
+    if isinstance(item, (tuple, _List)) and len(item) == 2:
+        return _names_an_attribute(item[0]) or isinstance(item[0], (Made, Long, Opaque))
+    return isinstance(item, _List) and item.pairs
+
+
+class _Dict(dict):
+    """A dict of the pickle: its first KEPT_ITEMS keys, and what the walk saw of all its keys."""
+
+    dunder = False  # a key is a dunder name (a BUILD state setting __setstate__, __class__, ...)
+    unknown_keys = False  # a key the walk cannot read (made by a call, an unhashable symbol)
+    build_state = False  # already handed to an object's BUILD
+    truncated = False  # keys past KEPT_ITEMS were not kept
+
+
 OPAQUE = Opaque()
 
 
@@ -130,6 +158,9 @@ OPAQUE = Opaque()
 
 
 CALLED, INSTANTIATED, BUILT, PASSED = "called by REDUCE", "instantiated", "state set by BUILD", "passed along"
+CALLED_INST = "called by INST/OBJ"
+#: APPENDS calls the object's extend (or append), SETITEM(S) its __setitem__: only containers may take them.
+ITEMS = "items added by APPEND(S)/SETITEM(S)"
 
 
 @dataclass
@@ -143,7 +174,7 @@ class GlobalUse:
         return f"{self.module}.{self.name}"
 
     def described(self) -> str:
-        order = [CALLED, "called by INST/OBJ", INSTANTIATED, BUILT, PASSED]
+        order = [CALLED, CALLED_INST, INSTANTIATED, BUILT, ITEMS, PASSED]
         return f"{self.dotted} ({', '.join(u for u in order if u in self.uses) or PASSED})"
 
 
@@ -210,6 +241,8 @@ class Rule:
     names: tuple
     reason: str
     args: str = "any"
+    build: bool = False  # a callable whose result may be BUILD-set: it returns its package's own types
+    items: bool = False  # a container class whose append/extend/__setitem__ only store (APPENDS, SETITEMS)
 
     def matches(self, module: str, name: str) -> bool:
         return any(fnmatch.fnmatchcase(module, m) for m in self.modules) and any(fnmatch.fnmatchcase(name, n) for n in self.names)
@@ -224,7 +257,17 @@ def allowlist() -> tuple[Rule, ...]:
         for entry in data.get(kind, []):
             modules = entry["modules"] if "modules" in entry else [entry["module"]]
             names = entry["names"] if "names" in entry else [entry.get("name", "*")]
-            rules.append(Rule(kind, tuple(modules), tuple(names), entry["reason"], entry.get("args", "any")))
+            rules.append(
+                Rule(
+                    kind,
+                    tuple(modules),
+                    tuple(names),
+                    entry["reason"],
+                    entry.get("args", "any"),
+                    entry.get("build", False),
+                    entry.get("items", False),
+                )
+            )
     return tuple(rules)
 
 
@@ -280,6 +323,45 @@ def _dunder(part: str) -> bool:
 # --------------------------------------------------------------------------- the folder's own classes (AST)
 
 
+def _profile_modules(folder: Path) -> set[str]:
+    """Top-level import names one image profile names: its Python's standard library, its
+    distributions (normalised, and their import names that differ)."""
+    names: set[str] = set()
+    stdlib = folder / "stdlib.txt"
+    if stdlib.is_file():
+        names.update(stdlib.read_text().split())
+    for packages in (folder / "image-packages.txt", folder / "core.txt"):
+        if not packages.is_file():
+            continue
+        for line in packages.read_text().splitlines():
+            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9_.\-]*)\s*==", line)
+            if match:
+                names.add(re.sub(r"[-.]+", "_", match[1]).lower())
+    profile = folder / "profile.toml"
+    if profile.is_file():
+        with open(profile, "rb") as stream:
+            names.update(name.split(".")[0] for name in tomllib.load(stream).get("import_names", {}))
+    return names
+
+
+@cache
+def python_and_image_modules() -> frozenset[str]:
+    """Top-level module names a folder module never vouches for: Python's standard library and
+    builtin modules (this Python's and every image profile's), the image's packages, and every
+    package the allowlist names."""
+    names = set(sys.builtin_module_names) | set(getattr(sys, "stdlib_module_names", ()))
+    if PROFILES_DIR.is_dir():
+        for folder in sorted(PROFILES_DIR.iterdir()):
+            if folder.is_dir():
+                names |= _profile_modules(folder)
+    for rule in allowlist():
+        for module in rule.modules:
+            top = module.split(".")[0]
+            if not any(character in top for character in "*?["):
+                names.add(top)
+    return frozenset(names)
+
+
 class FolderCode:
     """What the server folder's modules define, read from their source (never imported)."""
 
@@ -288,10 +370,21 @@ class FolderCode:
         self._trees: dict[str, ast.Module | None | str] = {}
 
     def owns(self, module: str) -> bool:
-        """The module's top-level package is a module or package of the folder."""
+        """The module's top-level package is a module or package of the folder (and not a module
+        Python or the image provides: see ``shadows``)."""
+        top = module.split(".")[0]
+        return top not in python_and_image_modules() and self.has(top)
+
+    def shadows(self, module: str) -> bool:
+        """The folder holds a module named like one of Python's standard library or of the image's
+        packages: the unpickler takes Python's own (already imported, or first on the path), so the
+        folder's source says nothing about what a load finds."""
+        top = module.split(".")[0]
+        return top in python_and_image_modules() and self.has(top)
+
+    def has(self, top: str) -> bool:
         if self.code_dir is None:
             return False
-        top = module.split(".")[0]
         for candidate in (f"{top}.py", top):
             try:
                 if inside(self.code_dir, candidate).exists():
@@ -349,8 +442,13 @@ class FolderCode:
             if depth == 0 and _rebound_elsewhere(tree, part):
                 return f"{where} rebinds {part} (a global statement)"
             node = found[0]
-            if any("ArrayWrapper" in ast.unparse(base) for base in node.bases):
-                return f"{where}: class {part} derives from joblib's array wrapper (joblib would read file bytes for it)"
+            if _mentions_array_wrapper(tree):
+                return (
+                    f"{where} names joblib's array wrapper: a class of it may be one (joblib would read "
+                    f"array bytes from the stream after its BUILD)"
+                )
+            if any("__class__" in _bound_names(statement) for statement in node.body):
+                return f"{where}: class {part} binds __class__ (isinstance would take it for another class)"
             body = node.body
         return None
 
@@ -370,6 +468,26 @@ def _bound_names(node) -> set[str]:
         elif isinstance(child, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and child is not node:
             names.add(child.name)
     return names
+
+
+def _mentions_array_wrapper(tree: ast.Module) -> bool:
+    """The module names joblib's array wrappers or their module, however it imports them (an alias
+    base class, an attribute of joblib): isinstance checks after every BUILD would then match."""
+    for node in ast.walk(tree):
+        texts = []
+        if isinstance(node, ast.Name):
+            texts.append(node.id)
+        elif isinstance(node, ast.Attribute):
+            texts.append(node.attr)
+        elif isinstance(node, ast.alias):
+            texts.append(node.name)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            texts.append(node.module)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            texts.append(node.value)
+        if any("ArrayWrapper" in text or "numpy_pickle" in text for text in texts):
+            return True
+    return False
 
 
 def _rebound_elsewhere(tree: ast.Module, name: str) -> bool:
@@ -707,18 +825,30 @@ class _Walk:
         self.push(self._tuple([first, second, third]))
 
     def op_EMPTY_LIST(self, arg):
-        self.push([])
+        self.push(_List())
 
     def op_LIST(self, arg):
-        self._passed(self.pop_mark())
-        self.push([])
+        items = self.pop_mark()
+        self._passed(items)
+        made = _List()
+        made.pairs = any(_names_an_attribute(item) for item in items)
+        self.push(made)
 
     def _append_to(self, target, items):
         self._passed(items)
+        if isinstance(target, _List) and any(_names_an_attribute(item) for item in items):
+            target.pairs = True
         if isinstance(target, Global):
             raise NotAudited(f"APPEND onto the global {target.module}.{target.name} itself")
         if isinstance(target, (tuple, str, bytes, int, float, Long)) or target is None:
             raise NotAudited("APPEND onto a value that has no append")
+        self._items_added(target)
+
+    def _items_added(self, target) -> None:
+        """APPENDS calls an object's extend/append, SETITEMS its __setitem__ (pandas calls a callable
+        key, ...): onto an object the pickle made they are judged as a use of its class."""
+        if isinstance(target, Made):
+            self._use(target.klass or target.origin, ITEMS)
 
     def op_APPEND(self, arg):
         value = self.pop()
@@ -729,31 +859,47 @@ class _Walk:
         self._append_to(self.top(), items)
 
     def op_EMPTY_DICT(self, arg):
-        self.push({})
+        self.push(_Dict())
 
     def _set_items(self, target, pairs):
         flat = [value for pair in pairs for value in pair]
         self._passed(flat)
         if isinstance(target, dict):
             for key, value in pairs:
-                if len(target) >= KEPT_ITEMS:
-                    break
+                # Every key is looked at, kept or not: a dict may become a BUILD state (its keys
+                # instance attributes), and a dunder one (__setstate__) is then called by the next BUILD.
+                if isinstance(key, str) and _dunder(key):
+                    target.dunder = True
+                    if target.build_state:
+                        raise NotAudited("a dunder key added to a dict that is already an object's BUILD state")
+                elif not isinstance(key, (str, int, float, bytes, tuple, Long)) or isinstance(key, bool):
+                    target.unknown_keys = True  # a key made by a call, read from the memo, ...: it may be any name
+                    if target.build_state:
+                        raise NotAudited("an unreadable key added to a dict that is already an object's BUILD state")
+                try:
+                    kept = key in target  # a later value of a kept key replaces it, as in the unpickler
+                except TypeError:
+                    kept = False
+                if len(target) >= KEPT_ITEMS and not kept:
+                    target.truncated = True
+                    continue
                 if isinstance(key, (str, int, bytes, tuple)) and not isinstance(key, bool):
                     try:
                         target[key] = value
                     except TypeError:  # a tuple holding an unhashable symbol
-                        pass
+                        target.unknown_keys = True
             return
         if isinstance(target, Global):
             raise NotAudited(f"SETITEM onto the global {target.module}.{target.name} itself")
         if isinstance(target, (tuple, list, str, bytes, int, float, Long)) or target is None:
             raise NotAudited("SETITEM onto a value that has no item assignment")
+        self._items_added(target)
 
     def op_DICT(self, arg):
         items = self.pop_mark()
         if len(items) % 2:
             raise NotAudited("DICT with an odd number of items")
-        target = {}
+        target = _Dict()
         self._set_items(target, list(zip(items[::2], items[1::2], strict=True)))
         self.push(target)
 
@@ -834,6 +980,8 @@ class _Walk:
         self.push(self._call(callable_, args))
 
     def _call(self, callable_: Global, args) -> Made:
+        if isinstance(args, tuple):
+            self._passed(args)
         made = Made(callable_, args=args if isinstance(args, tuple) else ())
         rules = _rules("callable", callable_.module, callable_.name)
         how = rules[0].args if rules else "any"
@@ -846,7 +994,9 @@ class _Walk:
             self._use(args[0], INSTANTIATED)
             made.klass = args[0]
             if classes == 2 and args[1].key != ("builtins", "object"):
-                self._use(args[1], INSTANTIATED)
+                # copyreg._reconstructor runs base.__new__(cls, state) and base.__init__(obj, state):
+                # a base other than object is called with the pickle's argument
+                self._use(args[1], CALLED)
         self.audit.calls.append((callable_, args))
         return made
 
@@ -858,6 +1008,23 @@ class _Walk:
         _kwargs, args, cls = self.pop(), self.pop(), self.pop()
         self._new(cls, args, "NEWOBJ_EX")
 
+    @staticmethod
+    def _state_names_no_attribute(state) -> None:
+        """A BUILD state besides a dict literal: __setstate__ methods (and dict.update) take any mapping
+        or pairs, so a mapping made by a call, a list, a set, or a tuple holding a dunder name or a
+        pair with an unreadable name could set a dunder attribute (numpy's own types excepted)."""
+        if isinstance(state, (Made, Opaque, _List, Global)):
+            raise NotAudited(
+                "BUILD with a state the walk cannot read the names of (a mapping made by a call, a list or a set "
+                "of pairs may set a dunder attribute)"
+            )
+        if isinstance(state, tuple):
+            for item in state:
+                if _names_an_attribute(item):
+                    raise NotAudited("BUILD with a tuple state holding a dunder name or a pair with an unreadable name")
+                if isinstance(item, _Dict) and (item.dunder or item.unknown_keys):
+                    raise NotAudited("BUILD with a tuple state holding a dict with a dunder or unreadable key")
+
     def _new(self, cls, args, opcode):
         if not isinstance(cls, Global):
             raise NotAudited(f"{opcode} on a class that is not a global")
@@ -865,20 +1032,20 @@ class _Walk:
         self.push(Made(cls, klass=cls, args=args if isinstance(args, tuple) else ()))
 
     def op_INST(self, arg):
+        # INST and OBJ call the class (cls(*args)) as REDUCE does: the same argument rules, and what
+        # they return is known only when the callable is a class.
         module, name = arg
         items = self.pop_mark()
-        self._passed(items)
         cls = self._global(module, name)
-        self._use(cls, "called by INST/OBJ")
-        self.push(Made(cls, klass=cls))
+        self._use(cls, CALLED_INST)
+        self.push(self._call(cls, tuple(items)))
 
     def op_OBJ(self, arg):
         items = self.pop_mark()
         if not items or not isinstance(items[0], Global):
             raise NotAudited("OBJ on a class that is not a global")
-        self._passed(items[1:])
-        self._use(items[0], "called by INST/OBJ")
-        self.push(Made(items[0], klass=items[0]))
+        self._use(items[0], CALLED_INST)
+        self.push(self._call(items[0], tuple(items[1:])))
 
     def op_BUILD(self, arg):
         state = self.pop()
@@ -890,8 +1057,19 @@ class _Walk:
         if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
             state, slots = state
         for part in (state, slots):
-            if isinstance(part, dict) and any(isinstance(key, str) and _dunder(key) for key in part):
-                raise NotAudited("BUILD sets a dunder attribute")
+            if isinstance(part, _Dict):
+                if part.dunder:
+                    raise NotAudited("BUILD sets a dunder attribute")
+                if part.unknown_keys:
+                    raise NotAudited("BUILD with a state dict whose keys the walk cannot read (any may be a dunder attribute)")
+                part.build_state = True
+            elif isinstance(part, dict):
+                raise NotAudited("BUILD with a state dict the walk did not read")
+            elif not _numpy_own(target) and part is not None:
+                self._state_names_no_attribute(part)
+        # joblib asks every BUILD's object whether it is a NumpyArrayWrapper (isinstance), then reads
+        # array bytes from the stream: BUILD on what a callable returned is judged as a use of that
+        # callable, and passes only for a class or a callable that returns its own package's types.
         if target.klass is not None:
             self._use(target.klass, BUILT)
         else:
@@ -901,6 +1079,8 @@ class _Walk:
         elif target.klass is not None and target.klass.key == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
             if slots is not None or not isinstance(state, dict):
                 raise NotAudited("a NumpyArrayWrapper whose state is not a plain dict")
+            if getattr(state, "truncated", False):
+                raise NotAudited(f"a NumpyArrayWrapper whose state has more than {KEPT_ITEMS} keys (KEPT_ITEMS)")
             target.state.update(state)
             if self.joblib:
                 self._read_array(target)
@@ -915,6 +1095,10 @@ class _Walk:
             raise NotAudited("a NumpyArrayWrapper whose shape is not a tuple of sizes")
         if not isinstance(dtype, Made) or dtype.origin.key != ("numpy", "dtype"):
             raise NotAudited("a NumpyArrayWrapper whose dtype is not a numpy.dtype")
+        subclass = state.get("subclass")
+        if not isinstance(subclass, Global):
+            raise NotAudited("a NumpyArrayWrapper whose subclass is not a global")
+        self._use(subclass, INSTANTIATED)  # joblib makes an empty array of it (numpy's _reconstruct)
         itemsize, has_object = _dtype_layout(dtype)
         count = 1
         for n in shape:
@@ -933,6 +1117,7 @@ class _Walk:
 
 
 _FIXED_ITEMSIZE = re.compile(r"([biufcmM])(\d+)\Z")
+_FLEXIBLE = re.compile(r"[USVa]\d*\Z")
 
 
 def _dtype_layout(dtype: Made) -> tuple[int, bool]:
@@ -951,12 +1136,17 @@ def _dtype_layout(dtype: Made) -> tuple[int, bool]:
     if code.startswith("O"):
         return 8, True
     match = _FIXED_ITEMSIZE.match(code)
-    if match and elsize in (-1, 0):
-        return int(match[2]), False
-    if code[:1] in ("U", "S", "V", "a") and elsize > 0:
+    if match:
+        # numpy keeps a fixed-size type's own size whatever elsize the state claims (f4 with
+        # elsize 8 is 4 bytes): anything but -1/0 or that size is refused, not believed.
+        size = int(match[2])
+        if elsize not in (-1, 0, size):
+            raise NotAudited(f"a numpy.dtype {code!r} whose state claims {elsize}-byte items")
+        if state[2] is not None or state[4] is not None:
+            raise NotAudited(f"a numpy.dtype {code!r} with a subarray or fields in its state")
+        return size, False
+    if _FLEXIBLE.match(code) and elsize > 0:  # only flexible types take their size from the state
         return elsize, from_flags
-    if match and elsize > 0:
-        return elsize, False
     raise NotAudited(f"a numpy.dtype {code!r} whose size the walk cannot tell")
 
 
@@ -999,6 +1189,12 @@ def _why_refused(use: GlobalUse, folder: FolderCode, audit: Audit) -> str | None
             return "a __main__ global used as more than a class (a server's __main__ is its own entry point)"
         audit.from_main.append(name)
         return None
+    if folder.shadows(module):
+        top = module.split(".")[0]
+        return (
+            f"the server folder holds a module {top} named like a module of Python or of the image: "
+            f"the unpickler takes Python's own {top}, not the folder's, so the folder's source does not vouch for it"
+        )
     if folder.owns(module):
         why = folder.judge(module, name, uses)
         if why is None:
@@ -1009,12 +1205,25 @@ def _why_refused(use: GlobalUse, folder: FolderCode, audit: Audit) -> str | None
         if rule.kind == "excluded" and (rule.matches(module, name) or rule.matches(module, top)):
             return f"excluded from the allowlist: {rule.reason}"
     for how in sorted(uses):
-        if how in (CALLED, "called by INST/OBJ"):
+        if how in (CALLED, CALLED_INST):
             rule = _allowed("callable", module, name)
             if rule is not None and (refused := _arguments_refused(rule, use, audit)):
                 return refused
-        elif how in (INSTANTIATED, BUILT):
-            rule = _allowed("class", module, name) or (_allowed("callable", module, name) if how == BUILT else None)
+        elif how == ITEMS:
+            rule = _allowed("class", module, name)
+            if rule is None or not rule.items:
+                return "items added to it by APPENDS/SETITEMS (its extend/append/__setitem__ would run), and it is not a container class of the allowlist"
+        elif how == BUILT:
+            rule = _allowed("class", module, name)
+            if rule is None and (callable_rule := _allowed("callable", module, name)) is not None:
+                if not callable_rule.build:
+                    return (
+                        "BUILD on what it returns, an object the audit cannot tie to a class (joblib reads "
+                        "array data after the BUILD of anything that is a NumpyArrayWrapper)"
+                    )
+                rule = callable_rule
+        elif how == INSTANTIATED:
+            rule = _allowed("class", module, name)
         else:
             rule = _allowed("class", module, name) or _allowed("passable", module, name)
         if rule is None:
@@ -1049,9 +1258,31 @@ def _arguments_refused(rule: Rule, use: GlobalUse, audit: Audit) -> str | None:
             )
             if not ok:
                 return "called with an encoding other than latin1/ascii/utf-8 (a codec is looked up, and imported, by name)"
+        elif rule.args == "numpy-scalar":
+            if not _plain_scalar_dtype(args):
+                return "called with a dtype that holds Python objects, or one the walk cannot read (numpy then returns its second argument itself)"
         else:
             return f"an allowlist rule {rule.args!r} the audit does not know"
     return None
+
+
+def _numpy_own(target: Made) -> bool:
+    """An object of numpy's own types: their __setstate__ (C) set no attributes from the state."""
+    owner = target.klass or target.origin
+    return owner.module == "numpy" or owner.module.startswith("numpy.")
+
+
+def _plain_scalar_dtype(args) -> bool:
+    """numpy's scalar(dtype, data): a dtype the walk reads, without Python objects."""
+    if not isinstance(args, tuple) or len(args) != 2:
+        return False
+    dtype = args[0]
+    if not isinstance(dtype, Made) or dtype.origin.key != ("numpy", "dtype"):
+        return False
+    try:
+        return not _dtype_layout(dtype)[1]
+    except NotAudited:
+        return False
 
 
 def _judge(audit: Audit, code_dir) -> None:
