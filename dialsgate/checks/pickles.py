@@ -73,8 +73,11 @@ def check_pickle_globals_resolvable(subject) -> None:
     the image packages' globals in the serving image, at the image's versions."""
     contract = subject.contract
     _not_a_pickle(subject)
+    audit = subject.pickle_audit
+    if audit.unresolvable and not (audit.refused or audit.error or audit.polyglot):
+        raise CheckFailed(f"{contract.model_file.name} {audit.resolves_nowhere()}. It was not loaded by any check")
     subject.require_safe_model_file()
-    wanted = subject.pickle_audit.to_resolve()
+    wanted = audit.to_resolve()
     from_main = sorted(name for module, name in wanted if module == "__main__")
     if from_main:
         raise CheckFailed("; ".join(main_module_remedy(name) for name in from_main))

@@ -164,7 +164,10 @@ class Subject:
         audit = self.pickle_audit
         refusal = audit.refusal() if audit is not None else None
         if refusal:
-            raise CheckNotRun("check_pickle_globals_safe", f"{refusal}: it is loaded nowhere")
+            # A global whose module exists nowhere is a resolution defect, not a safety one.
+            only_missing = not (audit.refused or audit.error or audit.polyglot)
+            root = "check_pickle_globals_resolvable" if only_missing else "check_pickle_globals_safe"
+            raise CheckNotRun(root, f"{refusal}: it is loaded nowhere")
 
     # ------------------------------------------------------------------ root causes
 

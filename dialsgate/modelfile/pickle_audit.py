@@ -185,6 +185,10 @@ class Audit:
     uses: dict = field(default_factory=dict)
     error: str | None = None  # the walk could not model the file: fails closed
     refused: list = field(default_factory=list)  # (GlobalUse, why)
+    #: (GlobalUse, why) of globals whose module exists neither in the server folder nor in Python or
+    #: the image: a load fails on them before anything runs, so they are a resolution defect
+    #: (check_pickle_globals_resolvable), not a safety one; the file is still loaded nowhere.
+    unresolvable: list = field(default_factory=list)
     folder_globals: list = field(default_factory=list)  # (module, name): classes of the server folder (AST)
     from_main: list = field(default_factory=list)  # names of __main__ classes (no server has them)
     format: Format | None = None  # positively another format (ONNX, ...): nothing to audit
@@ -223,7 +227,16 @@ class Audit:
             return f"{name} references globals not known to be safe: {listed}"
         if self.error:
             return f"{name} could not be fully audited ({self.error})"
+        if self.unresolvable:
+            return f"{name} {self.resolves_nowhere()}"
         return None
+
+    def resolves_nowhere(self) -> str | None:
+        """The globals whose module is in neither the server folder nor Python nor the image."""
+        if not self.unresolvable:
+            return None
+        listed = "; ".join(f"{use.described()}: {why}" for use, why in self.unresolvable)
+        return f"references globals that resolve neither from the server folder nor from the image: {listed}"
 
     def to_resolve(self) -> list[tuple[str, str]]:
         """Globals that must resolve from the image's packages (the folder's classes are judged by the AST)."""
@@ -1289,8 +1302,29 @@ def _judge(audit: Audit, code_dir) -> None:
     folder = FolderCode(code_dir)
     for use in audit.uses.values():
         why = _why_refused(use, folder, audit)
-        if why is not None:
+        if why is None:
+            continue
+        missing = _module_missing(use.module, folder)
+        if missing is not None:
+            audit.unresolvable.append((use, missing))
+        else:
             audit.refused.append((use, why))
+
+
+def _module_missing(module: str, folder: FolderCode) -> str | None:
+    """Why ``module`` cannot be imported where the model loads, when that is certain from the files:
+    the folder has its package but not the module's file, or no file of the folder, of Python or of
+    the image's packages has its top-level name. Only judged with the server folder at hand."""
+    if folder.code_dir is None or module == "__main__":
+        return None
+    top = module.split(".")[0]
+    if folder.owns(module):
+        if folder._source(module) is None:
+            return f"the server folder has {top}/ but no module {module} (no {module.replace('.', '/')}.py)"
+        return None
+    if top not in python_and_image_modules() and not folder.has(top):
+        return f"no module {top} in the server folder, in Python or in the image's packages"
+    return None
 
 
 # --------------------------------------------------------------------------- files

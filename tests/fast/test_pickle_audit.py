@@ -476,3 +476,22 @@ def test_io_is_only_through_plain_files(tmp_path):
     link.symlink_to(target)
     assert "symbolic link" in audit_model_file(link).refusal()
     assert io  # the walk reads through dialsgate.plainfiles only
+
+
+def test_a_global_whose_module_exists_nowhere_is_a_resolution_defect_not_a_safety_one(tmp_path):
+    """One cause, one failure: a class of a module missing from the folder (or from everywhere)
+    cannot load in DIALS (check_pickle_globals_resolvable); it is no unsafe global, and the file
+    is still loaded nowhere. A module of the image that is not on the allowlist stays refused."""
+    code_dir = tmp_path / "server"
+    (code_dir / "scoring").mkdir(parents=True)
+    (code_dir / "scoring" / "__init__.py").write_text("")
+    model = tmp_path / "model.pkl"
+    for module, missing in [("scoring.model", True), ("desk_helpers.tuning", True), ("mlserver.codecs", False)]:
+        model.write_bytes(f"c{module}\nThing\n.".encode())
+        audit = audit_model_file(model, code_dir)
+        assert not audit.safe_to_load
+        if missing:
+            assert audit.refused == [] and [use.module for use, _ in audit.unresolvable] == [module]
+            assert "resolve neither from the server folder nor from the image" in audit.refusal()
+        else:
+            assert audit.unresolvable == [] and "not on the allowlist" in audit.refusal()
