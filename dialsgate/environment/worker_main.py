@@ -42,6 +42,25 @@ from mlserver.errors import MLServerError
 from mlserver.settings import ModelParameters, ModelSettings
 from mlserver.types import InferenceRequest
 
+#: This script's own frames: its file when run by path, ``<string>`` as ``python -c`` (the worker
+#: container). A traceback sent to the gate names the folder's code, not the worker's.
+_OWN_FILES = {globals().get("__file__", "<string>"), "<string>"}
+
+
+def _folder_traceback() -> str:
+    """The exception being handled, its chain kept, without this script's own frames."""
+    formatted = traceback.TracebackException(*sys.exc_info())
+    pending, seen = [formatted], set()
+    while pending:
+        part = pending.pop()
+        if part is None or id(part) in seen:
+            continue
+        seen.add(id(part))
+        part.stack = traceback.StackSummary.from_list([frame for frame in part.stack if frame.filename not in _OWN_FILES])
+        pending += [part.__cause__, part.__context__]
+    return "".join(formatted.format())
+
+
 try:  # a model file may be a scikit-learn estimator; a folder need not use it
     import sklearn
     import sklearn.exceptions
@@ -103,7 +122,7 @@ class Worker:
         except MLServerError as error:
             return {"status": error.status_code, "error": str(error)}
         except Exception as error:  # MLServer answers 500 for anything that is not an MLServerError
-            return {"status": 500, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()[-4000:]}
+            return {"status": 500, "error": f"{type(error).__name__}: {error}", "traceback": _folder_traceback()[-4000:]}
         return {"status": 200, "response": response.dict(exclude_none=True)}
 
     def metadata(self, request):
@@ -220,7 +239,7 @@ def clean_round_trip() -> int:
             result["traceback"] = answer.get("traceback", "")
     except BaseException as error:  # reported to the check, which names it
         result["error"] = f"{type(error).__name__}: {error}"
-        result["traceback"] = traceback.format_exc()
+        result["traceback"] = _folder_traceback()
     channel.write(json.dumps(result, default=_jsonable) + "\n")
     return 0
 
@@ -237,7 +256,7 @@ def main():
         try:
             answer = getattr(worker, request["op"])(request)
         except BaseException as error:  # reported to the caller, which names it in a check
-            answer = {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()[-4000:], "failed": True}
+            answer = {"error": f"{type(error).__name__}: {error}", "traceback": _folder_traceback()[-4000:], "failed": True}
         # NaN travels as JSON NaN (json's default on both sides).
         channel.write(json.dumps(answer, default=_jsonable) + "\n")
     return 0

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import stat
 import sys
 import time
 from dataclasses import asdict
@@ -24,15 +26,20 @@ from dialsgate.gate.junit import write_junit_xml
 from dialsgate.gate.runner import DEFAULT_DIALS_URL, LAYERS, run_gate
 from dialsgate.gate.terminal import inert_terminal
 from dialsgate.gate.verdict import (
+    MIN_COLUMNS,
+    MIN_SUMMARY_LINES,
+    SCREEN_LINES,
     VERDICT_FILE,
     default_report_folder,
     next_steps,
-    print_provenance,
-    print_sandbox,
     print_verdict,
+    provenance_lines,
+    sandbox_lines,
+    screen_rows,
     verdict_provenance,
     write_verdict_json,
 )
+from dialsgate.plainfiles import NotPlain, open_plain
 from dialsgate.report import write_report
 from dialsgate.report.hooks import configured_hooks
 
@@ -119,10 +126,42 @@ def main(argv: list[str] | None = None) -> int:
     return check(args, extra)
 
 
+#: The exit status of a command line the gate cannot run (argparse's): nothing was judged or written.
+ARGUMENT_ERROR = 2
+
+
+def template_argument_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be the template to judge (an argument error), or None.
+
+    Missing, a folder, a FIFO or device, or a file this user cannot open: no judgment of a
+    folder, so no verdict and no report. A symbolic link is left to the gate, which refuses it
+    as a row of the verdict (the folder's template is not a plain file)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as error:
+        return f"template {path}: {error.strerror or error}"
+    if stat.S_ISLNK(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return f"template {path} is a folder: name the template in it (e.g. {path / 'template.yaml'})"
+    try:
+        with open_plain(path):
+            return None
+    except NotPlain as error:
+        return f"template {path}: {error}"
+    except OSError as error:
+        return f"template {path}: {error.strerror or error}"
+
+
 def check(args, extra: list[str]) -> int:
-    """Run the gate as ``args`` (check_parser's) say; 0 only on a pass. Everything it prints is
-    made inert (``gate.terminal``): a folder's strings reach the terminal as visible escapes."""
+    """Run the gate as ``args`` (check_parser's) say; 0 only on a pass, ``ARGUMENT_ERROR`` (with
+    nothing written) when the template cannot be read. Everything it prints is made inert
+    (``gate.terminal``): a folder's strings reach the terminal as visible escapes."""
     with inert_terminal():
+        problem = template_argument_problem(Path(args.template))
+        if problem:
+            print(f"dialsgate check: error: {problem}", file=sys.stderr)
+            return ARGUMENT_ERROR
         return _check(args, extra)
 
 
@@ -139,23 +178,44 @@ def _check(args, extra: list[str]) -> int:
         os.environ[NO_CONTAINER_ENV] = "1"  # the layers and the report inherit it
     verdict = run_gate(args, extra)
     origin = verdict_provenance(verdict, args)
-    print_sandbox(origin)
-    print_verdict(verdict.rows, verbose=args.verbose)
-    print_provenance(origin)
+    columns = max(shutil.get_terminal_size(fallback=(160, 24)).columns, MIN_COLUMNS)
+    steps = next_steps(verdict.contract, args.dials_url) if verdict.passed else []
+    hooks, folder = [], None
+    if not args.no_report:
+        key = verdict.contract.resource_key if verdict.contract is not None else (args.resource or Path(args.template).stem)
+        folder = args.report or default_report_folder(args.template, args.build_dir, key)
+        hooks = configured_hooks(verdict.contract) if verdict.contract is not None else []
+    # The repository's own code: it would run here, not in the sandbox.
+    hooks_refused = (
+        f"report: the picture hooks of dialsgate.toml ({', '.join(hooks)}) not run: --run-report-hooks runs them"
+        if hooks and not args.run_report_hooks
+        else None
+    )
+    first, judged = sandbox_lines(origin), provenance_lines(origin)
+    # One screen: the lines printed around the summary are counted first (as the rows they take
+    # on this terminal), the summary gets the rest.
+    around = [*first, *judged, "gate wall time 0.0 s", "", "GATE FAILED", *steps]
+    around += [f"junit: {args.junit_xml}"] if args.junit_xml is not None else []
+    around += [f"verdict: {args.verdict_json}"] if args.verdict_json is not None else []
+    if folder is not None:
+        around += [f"verdict: {folder / VERDICT_FILE}", hooks_refused or ""][: 1 + bool(hooks_refused)]
+        around += [f"report: {folder / 'index.html'}"] if verdict.contract is not None else []
+    rows_around = sum(screen_rows(line, columns) for line in around)
+    for line in first:
+        print(line)
+    print_verdict(verdict.rows, columns, verbose=args.verbose, max_lines=max(SCREEN_LINES - rows_around, MIN_SUMMARY_LINES))
+    for line in judged:
+        print(line)
     if args.junit_xml is not None:
         print(f"junit: {write_junit_xml(verdict.rows, args.junit_xml, origin)}")
     if args.verdict_json is not None:
         print(f"verdict: {write_verdict_json(verdict.rows, args.verdict_json, origin)}")
-    if not args.no_report:
-        key = verdict.contract.resource_key if verdict.contract is not None else (args.resource or Path(args.template).stem)
-        folder = args.report or default_report_folder(args.template, args.build_dir, key)
+    if folder is not None:
         print(f"verdict: {write_verdict_json(verdict.rows, folder / VERDICT_FILE, origin)}")
+        if hooks_refused:
+            print(hooks_refused)
+            hooks = []
         if verdict.contract is not None:
-            hooks = configured_hooks(verdict.contract)
-            if hooks and not args.run_report_hooks:
-                # The repository's own code: it would run here, not in the sandbox.
-                print(f"report: the picture hooks of dialsgate.toml ({', '.join(hooks)}) not run: --run-report-hooks runs them")
-                hooks = []
             try:
                 index = write_report(
                     verdict.contract,
@@ -168,9 +228,8 @@ def _check(args, extra: list[str]) -> int:
                 print(f"report: {index}")
             except Exception as error:  # the report illustrates the verdict; it never changes it
                 print(f"report not written: {type(error).__name__}: {error}")
-    print(f"\ngate wall time {time.perf_counter() - start:.1f} s")
+    print(f"gate wall time {time.perf_counter() - start:.1f} s")
     if verdict.passed:
-        steps = next_steps(verdict.contract, args.dials_url)
         print("\nGATE PASSED. Next:\n" + "\n".join(f"  {number}. {step}" for number, step in enumerate(steps, 1)))
         return 0
     print("\nGATE FAILED: fix the rows that did not pass; nothing should be packaged.")

@@ -15,11 +15,14 @@ from pathlib import Path
 from dialsgate.checks import ADVICE
 from dialsgate.gate.provenance import gate_version, provenance
 from dialsgate.gate.runner import Row, Verdict
+from dialsgate.inert import inert
 from dialsgate.report.concerns import CONCERNS, concern_of
 from dialsgate.settings import reference_batch_beside, settings
 
 #: The reason column is never narrower than this (a narrow terminal wraps more, cuts nothing).
 MIN_REASON_WIDTH = 40
+#: The summary is laid out for at least this many columns (a narrower terminal wraps its lines).
+MIN_COLUMNS = 60
 
 
 def wrap_reason(reason: str, width: int) -> list[str]:
@@ -46,45 +49,177 @@ def print_table(rows: list[Row], columns: int | None = None) -> None:
             print(" " * indent + line)
 
 
-#: "... (see check_handler_loads)": the root row a "not run" row names (checks.CheckNotRun).
-ROOT_OF_NOT_RUN = re.compile(r"\(see ([^)]+)\)\s*$")
-
-
 def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{count} {result}" for result, count in sorted(counts.items()))
 
 
-def _print_rows(title: str, rows: list[Row], columns: int) -> None:
-    """Rows of one check over several transports (``check_x@http``) once, with where it was seen
-    and the first one's full reason."""
+#: The terminal verdict of ``dialsgate check`` fits one screen: at most SCREEN_LINES lines from
+#: its first (where model code ran) to its last (GATE PASSED or FAILED). The command's own lines
+#: (sandbox, provenance, the files written, the outcome) are counted first; the summary
+#: (``print_verdict``) gets the rest, never fewer than MIN_SUMMARY_LINES.
+SCREEN_LINES = 40
+MIN_SUMMARY_LINES = 20
+
+#: "... (see check_handler_loads)": the root row a "not run" row names (checks.CheckNotRun).
+ROOT_OF_NOT_RUN = re.compile(r"\(see ([^)]+)\)\s*$")
+TRACEBACK_HEADER = "Traceback (most recent call last):"
+#: The transport a row ran over: check_input_dims[Occupancy]@http.
+TRANSPORT = re.compile(r"@([A-Za-z0-9_.-]+)$")
+#: ``dialsgate.transports.http.AnswerTooLarge: ...`` at the start of a reason: the class is enough.
+EXCEPTION_PATH = re.compile(r"^((?:setup|teardown|call): )?(?:[a-z_][a-z0-9_]*\.)+([A-Z]\w*: )")
+#: How a check writes a remedy into its reason: "(harden it: HTTP 400 naming 'x')", or a clause
+#: after the first that starts with one of these verbs ("...: declare Dims [-1, 1] for ...",
+#: "(remove them from CodeUri)", "...; raise the limit or lower the model's memory").
+HARDEN = re.compile(r"\((harden it: [^()]*(?:\([^()]*\)[^()]*)*)\)")
+FIX_VERBS = (
+    "add", "answer", "build", "change", "check", "declare", "define", "delete", "give", "install", "keep",
+    "lower", "move", "pin", "raise", "rebuild", "remove", "rename", "replace", "retrain", "save", "write",
+)  # fmt: skip
+FIX_CLAUSE = re.compile(r"(?:[:;]\s+|\(|\.\s+)(?P<fix>(?:" + "|".join(FIX_VERBS) + r")\s.*)$")
+#: The sentence on forgeable rows takes at most this many lines of the summary.
+FORGEABLE_LINES = 3
+#: The longest check name a summary line shows (an id built from a folder's input name may be long).
+NAME_CHARS = 80
+
+
+def screen_rows(line: str, columns: int) -> int:
+    """The rows ``line`` takes on a terminal ``columns`` wide (a longer line wraps)."""
+    return max(1, -(-len(line) // columns))
+
+
+def check_name(check: str) -> str:
+    """The check a row belongs to: its id without parameters and transport
+    (``check_input_dims[Occupancy]@http`` -> ``check_input_dims``)."""
+    return TRANSPORT.sub("", check).split("[", 1)[0] or check
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters (``...`` where it was cut)."""
+    return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
+
+
+def reason_line(reason: str) -> str:
+    """A reason in one line, escaped (``inert``): its first line, a traceback in it replaced by
+    the traceback's exception line; pytest's ``AssertionError: `` and an exception's module
+    path left out. The whole reason stays in ``-v``, the report and verdict.json."""
+    lines = [line for line in str(reason).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = lines[0].strip()
+    if TRACEBACK_HEADER in first:  # the traceback's last unindented line is its exception
+        ending = [line.strip() for line in lines[1:] if not line[:1].isspace()]
+        first = first[: first.index(TRACEBACK_HEADER)] + (ending[-1] if ending else TRACEBACK_HEADER)
+    first = EXCEPTION_PATH.sub(r"\1\2", first)
+    first = re.sub(r"^((?:setup|teardown|call): )?AssertionError: ", r"\1", first)
+    return inert(" ".join(first.split()))
+
+
+def fix_of(reason: str) -> str | None:
+    """The remedy a reason's first line states (see ``FIX_CLAUSE``), or None."""
+    line = reason_line(reason)
+    harden = HARDEN.search(line)
+    if harden:
+        return harden.group(1)
+    found = FIX_CLAUSE.search(line)
+    if found is None or found.start() == 0:
+        return None
+    fix = found.group("fix").strip()
+    while fix.endswith(")") and fix.count(")") > fix.count("("):  # the clause was inside brackets
+        fix = fix[:-1].rstrip()
+    return fix or None
+
+
+def _where(rows: list[Row]) -> str:
+    """``fast, server @http @tritonclient``: the layers of a check's rows, each with its transports."""
+    places: dict[str, dict[str, None]] = {}
+    for row in rows:
+        transport = TRANSPORT.search(row.check)
+        places.setdefault(inert(row.layer), {})
+        if transport:
+            places[inert(row.layer)][f"@{inert(transport.group(1))}"] = None
+    return ", ".join(" ".join([layer, *transports]) for layer, transports in places.items())
+
+
+def _rows_of(rows: int, checks: int) -> str:
+    return f"{rows} row{'s' if rows != 1 else ''} of {checks} check{'s' if checks != 1 else ''}"
+
+
+def _named(name: str, members: list[Row]) -> str:
+    """A check's name as the summary shows it, with its count of rows when more than one."""
+    return cut(inert(name), NAME_CHARS) + (f" ({len(members)})" if len(members) > 1 else "")
+
+
+def _group(rows: list[Row]) -> dict[str, list[Row]]:
     grouped: dict[str, list[Row]] = {}
     for row in rows:
-        grouped.setdefault(row.check.split("@", 1)[0], []).append(row)
-    print(f"\n{title}")
-    for check, members in grouped.items():
-        where = ", ".join(
-            dict.fromkeys(f"{m.layer}" + (f" @{m.check.split('@', 1)[1]}" if "@" in m.check else "") for m in members)
-        )
-        print(f"  {check}  ({where})")
-        for line in wrap_reason(members[0].reason, max(MIN_REASON_WIDTH, columns - 6)):
-            print(f"      {line}")
+        grouped.setdefault(check_name(row.check), []).append(row)
+    return grouped
 
 
-def print_verdict(rows: list[Row], columns: int | None = None, verbose: bool = False) -> None:
-    """One screen: a line per concern with its counts, then every failure and every advice row
-    with its full reason; rows not run behind a root row are counted under it. ``verbose``: the
-    full table first."""
-    columns = columns or shutil.get_terminal_size(fallback=(160, 24)).columns
-    if verbose:
-        print_table(rows, columns)
+def _group_line(name: str, members: list[Row], columns: int) -> str:
+    count = f"{len(members)} rows; " if len(members) > 1 else ""
+    return cut(f"  {cut(inert(name), NAME_CHARS)} ({count}{_where(members)}): {reason_line(members[0].reason)}", columns)
+
+
+def _packed(names: list[str], columns: int, room: int | None = None, lead: str = "  also:") -> list[str]:
+    """``names`` comma-separated on as few lines as fit ``columns``, the first starting with
+    ``lead``; with ``room``, on at most that many, the last one ending ``... and N more`` when
+    they do not all fit."""
+    more_width = len(" ... and 99999 more (-v, the report)")
+    lines: list[str] = []
+    text, held, index = lead, 0, 0
+    while index < len(names):
+        last = room is not None and len(lines) >= room - 1
+        width = columns - more_width if last else columns
+        candidate = f"{text}, {names[index]}" if held else f"{text} {names[index]}"
+        if len(candidate) <= width or (not held and not last):
+            text, held, index = candidate, held + 1, index + 1
+        elif last:
+            break
+        else:
+            lines.append(text + ",")
+            text, held = " ", 0
+    if index < len(names):
+        text += f" ... and {len(names) - index} more (-v, the report)"
+    return [*lines, cut(text, columns)]
+
+
+def _fitted(lines: list[str], names: list[str], room: int, columns: int) -> tuple[int, list[str]]:
+    """Within ``room`` lines: how many groups keep their own line, and the lines (the groups
+    after them named on packed lines)."""
+    if len(lines) <= room:
+        return len(lines), lines
+    room = max(room, 1)
+    for kept in range(min(len(lines), room) - 1, 0, -1):
+        packed = _packed(names[kept:], columns)
+        if kept + len(packed) <= room:
+            return kept, lines[:kept] + packed
+    return 0, _packed(names, columns, room, lead=" ")
+
+
+def summary_lines(rows: list[Row], columns: int, max_lines: int) -> list[str]:
+    """The verdict in at most ``max_lines`` lines of at most ``columns`` characters: a line per
+    concern with its counts; each failing check once, with its first row's reason in one line
+    and that reason's fix on the next; the rows not run counted under their root; a line per
+    advice check with its count of rows; the counts of every result; the rows the folder's
+    code could forge. Too many checks for the screen: the last ones are named on shared lines."""
     by_concern: dict[str, dict[str, int]] = {}
     for row in rows:
         counts = by_concern.setdefault(concern_of(row.layer, row.check), {})
         counts[row.result] = counts.get(row.result, 0) + 1
-    print("\nverdict by concern (every row: -v, the report, verdict.json)")
+    head = ["", cut("verdict by concern (every row, full reasons: -v, the report, verdict.json)", columns)]
     for concern in [*CONCERNS, *sorted(set(by_concern) - set(CONCERNS))]:
         if concern in by_concern:
-            print(f"  {concern:<11} {_counts_text(by_concern[concern])}")
+            head.append(cut(f"  {inert(concern):<11} {_counts_text(by_concern[concern])}", columns))
+    results = {row.result: sum(1 for other in rows if other.result == row.result) for row in rows}
+    tail = [cut(_counts_text(results), columns)]
+    forged = forgeable_line(rows)
+    if forged:
+        wrapped = wrap_reason(forged, columns)
+        if len(wrapped) > FORGEABLE_LINES:
+            wrapped = wrapped[: FORGEABLE_LINES - 1] + [cut(" ".join(wrapped[FORGEABLE_LINES - 1 :]), columns)]
+        tail += wrapped
+
     behind: dict[str, int] = {}
     failing = []
     for row in rows:
@@ -93,21 +228,53 @@ def print_verdict(rows: list[Row], columns: int | None = None, verbose: bool = F
             behind[root.group(1)] = behind.get(root.group(1), 0) + 1
         elif not row.passed:
             failing.append(row)
-    if failing:
-        _print_rows(f"failures ({len(failing)}): each fails the gate", failing, columns)
-    if behind:
-        print("\nnot run behind a failed row: " + "; ".join(f"{count} behind {root}" for root, count in behind.items()))
-    advice = [row for row in rows if row.result == ADVICE]
+    failures = _group(failing)
+    advice = _group([row for row in rows if row.result == ADVICE])
+    room = max_lines - len(head) - len(tail) - bool(failures) - bool(behind) - bool(advice)
+
+    # Failures first (each named), leaving at least a line for the advice checks.
+    lines = [_group_line(name, members, columns) for name, members in failures.items()]
+    names = [_named(name, members) for name, members in failures.items()]
+    whole, failure_lines = _fitted(lines, names, room - bool(advice), columns)
+    room -= len(failure_lines)
+    advice_lines = []
     if advice:
-        _print_rows(
-            f"advice ({len(advice)}): hardening against requests DIALS never sends; fails the gate only under --strict",
-            advice,
-            columns,
+        lines = [_group_line(name, members, columns) for name, members in advice.items()]
+        names = [_named(name, members) for name, members in advice.items()]
+        advice_lines = _fitted(lines, names, room, columns)[1]
+        room -= len(advice_lines)
+
+    body: list[str] = []
+    if failures:
+        body.append(cut(f"failures: {_rows_of(len(failing), len(failures))}, each fails the gate", columns))
+        for position, line in enumerate(failure_lines):
+            body.append(line)
+            fix = fix_of(list(failures.values())[position][0].reason) if position < whole else None
+            if fix and room > 0 and not line.endswith(fix):  # a fix the reason's line shows whole is not repeated
+                body.append(cut(f"      fix: {fix}", columns))
+                room -= 1
+    if behind:
+        named = "; ".join(f"{count} behind {cut(inert(root), NAME_CHARS)}" for root, count in behind.items())
+        body.append(cut(f"not run behind a failed row: {named}", columns))
+    if advice:
+        body.append(
+            cut(
+                f"advice: {_rows_of(sum(len(members) for members in advice.values()), len(advice))}, hardening "
+                "against requests DIALS never sends; fails the gate only under --strict",
+                columns,
+            )
         )
-    print("\n" + _counts_text({row.result: sum(1 for r in rows if r.result == row.result) for row in rows}))
-    line = forgeable_line(rows)
-    if line:
-        print("\n".join(wrap_reason(line, max(MIN_REASON_WIDTH, columns))))
+        body += advice_lines
+    return head + body + tail
+
+
+def print_verdict(rows: list[Row], columns: int | None = None, verbose: bool = False, max_lines: int = SCREEN_LINES) -> None:
+    """The verdict on one screen (``summary_lines``, at most ``max_lines`` lines); ``verbose``:
+    the full table first, every row with its whole reason."""
+    columns = max(columns or shutil.get_terminal_size(fallback=(160, 24)).columns, MIN_COLUMNS)
+    if verbose:
+        print_table(rows, columns)
+    print("\n".join(summary_lines(rows, columns, max_lines)))
 
 
 def forgeable_line(rows: list[Row]) -> str | None:
@@ -126,51 +293,60 @@ def forgeable_line(rows: list[Row]) -> str | None:
     )
 
 
-def print_sandbox(origin: dict | None) -> None:
+def sandbox_lines(origin: dict | None) -> list[str]:
     """The verdict's first lines: where model code ran, and the server layer's network when it
     was the host's."""
     if not origin or "model_code" not in origin:
-        return
+        return []
     code = origin["model_code"]
     if code.get("where") == "host":
-        print(
+        lines = [
             "MODEL CODE WAS JUDGED OUTSIDE THE SERVING IMAGE (--no-container): on this machine, with its network and "
             "files in reach; this verdict cannot pass the gate"
-        )
+        ]
     else:
-        print(
+        lines = [
             f"model code ran in a worker container of the image: network none, {code['user']} user, the folder "
             f"and the root filesystem read-only, {code['limits']}"
-        )
+        ]
     network = origin.get("server_network")
     if network == "none":
-        print("the server layer's container had no network either: requests reached MLServer through the engine (exec)")
+        lines.append("the server layer's container had no network either: requests reached MLServer through the engine (exec)")
     elif network == "host":
-        print(
+        lines.append(
             "the server layer ran MLServer with the host's network (DIALSGATE_DOCKER_NETWORK=host): bound to "
             "127.0.0.1, but its model code could reach what this machine reaches"
         )
     elif network == "bridge":
-        print(
+        lines.append(
             "the server layer ran MLServer on the engine's bridge (DIALSGATE_DOCKER_NETWORK=bridge), its port published "
             "on 127.0.0.1: its model code could reach what the bridge reaches"
         )
+    return lines
+
+
+def print_sandbox(origin: dict | None) -> None:
+    for line in sandbox_lines(origin):
+        print(line)
+
+
+def provenance_lines(origin: dict | None) -> list[str]:
+    """Two lines: what was judged (folder and model file hashes), by what (gate, image), how (strict)."""
+    if not origin or "folder_sha256" not in origin:
+        return []
+    image = origin.get("image", {})
+    return [
+        f"judged: {origin['folder']} (sha256 {origin['folder_sha256'][:12]}), model file sha256 "
+        f"{(origin['model_file_sha256'] or 'missing')[:12]}, batch {origin['reference_batch'] or 'sample data'}",
+        f"by: dialsgate {origin['dialsgate']}, image {image.get('name')} ({image.get('kind')}"
+        f"{', pins ' + image['pins_sha256'][:12] if image.get('pins_sha256') else ''}), strict {origin['strict']}"
+        + (", the folder's known failures ignored" if origin.get("known_failures_ignored") else ""),
+    ]
 
 
 def print_provenance(origin: dict | None) -> None:
-    """Two lines: what was judged (folder and model file hashes), by what (gate, image), how (strict)."""
-    if not origin or "folder_sha256" not in origin:
-        return
-    image = origin.get("image", {})
-    print(
-        f"judged: {origin['folder']} (sha256 {origin['folder_sha256'][:12]}), model file sha256 "
-        f"{(origin['model_file_sha256'] or 'missing')[:12]}, batch {origin['reference_batch'] or 'sample data'}"
-    )
-    print(
-        f"by: dialsgate {origin['dialsgate']}, image {image.get('name')} ({image.get('kind')}"
-        f"{', pins ' + image['pins_sha256'][:12] if image.get('pins_sha256') else ''}), strict {origin['strict']}"
-        + (", the folder's known failures ignored" if origin.get("known_failures_ignored") else "")
-    )
+    for line in provenance_lines(origin):
+        print(line)
 
 
 def next_steps(contract, dials_url: str) -> list[str]:

@@ -20,7 +20,9 @@ Hooks are found, in this order, without duplicates:
 3. the entry-point group ``dialsgate.report_pictures`` of the installed distributions.
 
 A spec is ``module:function`` (an importable module) or ``path/to/file.py:function`` (a file
-loaded by path, so a project's development code need not be on sys.path).
+loaded by path, so a project's development code need not be on sys.path; a file inside a
+package is imported as its package's module, the package loaded from the file's folders, so
+that its sibling modules import too).
 
 A hook declares the folders it is for: ``hook.applies_to(contract) -> bool`` (an attribute of
 the callable). A hook without it, or that declines, is not called: hooks run in the gate's own
@@ -54,27 +56,80 @@ PICTURES_FOLDER = "pictures"
 Hook = Callable[..., "list | str"]
 
 
+def _package_module(path: Path) -> tuple[Path, str] | None:
+    """``(folder, dotted name)`` when ``path`` lies in a package (folders with ``__init__.py``):
+    the folder that holds the outermost package, and the module's name from there
+    (``src``, ``tools.pictures`` for src/tools/pictures.py); None for a file in no package."""
+    parts, folder = [path.stem], path.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if len(parts) == 1 or not all(part.isidentifier() for part in parts):
+        return None
+    return folder, ".".join(parts)
+
+
+def _import_from_package(folder: Path, dotted: str):
+    """Import ``dotted`` with its outermost package loaded from ``folder``, not from sys.path: its
+    other modules then import at call time too (a hook's ``from package.sibling import ...``),
+    with the gate run from anywhere (tox, an installed dialsgate). None when a package of that
+    name was already imported from elsewhere."""
+    top = dotted.split(".", 1)[0]
+    known = sys.modules.get(top)
+    if known is not None:
+        places = [Path(place).resolve() for place in getattr(known, "__path__", [])]
+        return importlib.import_module(dotted) if (folder / top).resolve() in places else None
+    init = folder / top / "__init__.py"
+    loader_spec = importlib.util.spec_from_file_location(top, init, submodule_search_locations=[str(folder / top)])
+    if loader_spec is None or loader_spec.loader is None:
+        return None
+    package = importlib.util.module_from_spec(loader_spec)
+    sys.modules[top] = package
+    try:
+        loader_spec.loader.exec_module(package)
+        return importlib.import_module(dotted)
+    except BaseException:
+        for name in [name for name in sys.modules if name == top or name.startswith(f"{top}.")]:
+            del sys.modules[name]
+        raise
+
+
 def load_spec(spec: str) -> Hook:
-    """``module:function`` or ``path/to/file.py:function`` -> the callable."""
+    """``module:function`` or ``path/to/file.py:function`` -> the callable.
+
+    A file inside a package is imported as that package's module (the package loaded from the
+    file's folders), so that the modules beside it import as they do in development; any other
+    file is loaded on its own."""
     target, sep, attribute = spec.strip().rpartition(":")
     if not sep or not target or not attribute:
         raise ValueError(f"picture hook {spec!r} is not module:function or file.py:function")
     if target.endswith(".py"):
         path = Path(target)
-        name = "dialsgate_report_hook_" + re.sub(r"\W", "_", path.stem)
-        loader_spec = importlib.util.spec_from_file_location(name, path)
-        if loader_spec is None or loader_spec.loader is None or not path.is_file():
+        if not path.is_file():
             raise ImportError(f"picture hook file {path} not found")
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[name] = module  # dataclasses and pickling look their module up there
-        try:
-            loader_spec.loader.exec_module(module)
-        except BaseException:
-            sys.modules.pop(name, None)
-            raise
+        packaged = _package_module(path)
+        module = _import_from_package(*packaged) if packaged is not None else None
+        if module is None:
+            module = _load_file(path)
     else:
         module = importlib.import_module(target)
     return getattr(module, attribute)
+
+
+def _load_file(path: Path):
+    """The module of one file, loaded by path under a name of its own."""
+    name = "dialsgate_report_hook_" + re.sub(r"\W", "_", path.stem)
+    loader_spec = importlib.util.spec_from_file_location(name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ImportError(f"picture hook file {path} not found")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[name] = module  # dataclasses and pickling look their module up there
+    try:
+        loader_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
 
 
 def registered_hooks(picture_hooks=None) -> list[tuple[str, Hook | str]]:

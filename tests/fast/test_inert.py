@@ -69,6 +69,7 @@ def test_the_gate_command_prints_nothing_raw(monkeypatch, capsys, tmp_path):
     """`dialsgate check` end to end on a fabricated verdict: every line it prints, the report error
     included, goes through the inert terminal."""
     monkeypatch.setattr(cli, "run_gate", lambda args, extra: Verdict(HOSTILE, None))
+    (tmp_path / "template.yaml").write_text("Resources: {}\n")  # read by nobody here: the run is fabricated
     args = cli.check_parser().parse_args([str(tmp_path / "template.yaml"), "--report", str(tmp_path / "r"), "-v"])
     assert cli.check(args, []) == 1
     out = capsys.readouterr().out

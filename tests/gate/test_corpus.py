@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -249,7 +250,9 @@ def test_gate_gives_the_expected_verdict(name, scratch):
         assert rows_of and all(row.get("result") == "not run" for row in rows_of), (
             f"{name}: {check} should be 'not run' behind the root failure:\n{describe(rows_of) or '(no row)'}\n\nall rows:\n{table}"
         )
-    assert "serving_worker.py" not in table, f"{name}: a reason names dialsgate's own worker file:\n{table}"
+    leaked = {row.get("check"): leaks(str(row.get("reason", "")), allowed=[scratch]) for row in rows}
+    leaked = {check: found for check, found in leaked.items() if found}
+    assert not leaked, f"{name}: reasons name dialsgate's own code or this machine: {leaked}\n{table}"
 
     if expected["verdict"] == "pass":
         assert not expected.get("must_fail"), f"{name}/expected.json: a pass verdict with must_fail rows"
@@ -262,6 +265,48 @@ def test_gate_gives_the_expected_verdict(name, scratch):
         assert finished.returncode != 0, f"{name}: expected to fail, the gate exited 0:\n{table}"
     if unreachable:
         pytest.skip(f"{name}: {unreachable} not among the rows of {LAYERS_VARIABLE}={layer_subset()} (a layer that did not run)")
+
+
+#: What a reason must never name: it speaks of the author's folder (its files where the gate
+#: copied them or where the container mounts them, /mnt/<Name>/...), never of dialsgate's own
+#: code or of the machine the gate ran on. Each found means a gate internal reached the verdict
+#: (a crash of the gate shown as the folder's defect, a path of the gate's scratch instead of the
+#: folder's file) or this machine's layout reached a verdict that may be shared.
+LEAKS = (
+    (re.compile(r"worker_main\.py"), "the worker's source file"),
+    (re.compile(r'File "<string>"'), "a frame of the worker script (python -c in the worker container)"),
+    (re.compile(r"dialsgate/(?:checks|container|contract|environment|gate|modelfile|protocol|pytest_plugin|report|"
+                r"transports)/\w+\.py"), "a source file of dialsgate"),
+    (re.compile(re.escape(tempfile.gettempdir().rstrip("/")) + r"/dialsgate-(?:gate|worker|handler|build|serve|report-build)-"),
+     "a temporary folder of the gate"),
+    (re.compile(re.escape(str(REPOSITORY)) + r"(?=/|\b)"), "this checkout of dialsgate"),
+    (re.compile(r"(?<![\w.-])" + re.escape(str(Path.home())) + r"(?=/|\b)"), "this machine's home folder"),
+)  # fmt: skip
+
+
+def leaks(reason: str, allowed: list[Path] = ()) -> list[str]:
+    """What of ``LEAKS`` a reason names (``allowed``: folders it may name, the folder's copy)."""
+    for folder in allowed:
+        reason = reason.replace(str(folder), "<the folder's copy>")
+    return [f"{what}: {found.group(0)!r}" for pattern, what in LEAKS for found in [pattern.search(reason)] if found]
+
+
+def test_a_reason_naming_the_gate_or_this_machine_is_a_leak(scratch):
+    """The corpus check can fail: each kind of leak, on a fabricated reason, is found; the
+    folder's own paths (its copy, its place in the container) are not."""
+    fabricated = {
+        "the worker's source file": 'Traceback:\n  File "/opt/gate/dialsgate/environment/worker_main.py", line 9',
+        "a frame of the worker script": 'Traceback (most recent call last):\n  File "<string>", line 212, in load',
+        "a source file of dialsgate": "AssertionError at /venv/lib/python3.11/site-packages/dialsgate/checks/base.py:89",
+        "a temporary folder of the gate": f"no such file: {tempfile.gettempdir()}/dialsgate-worker-x1y2/folder/app.py",
+        "this checkout of dialsgate": f"read {REPOSITORY}/tox.ini",
+        "this machine's home folder": f"cached in {Path.home()}/.cache/dialsgate/standin",
+    }
+    for what, reason in fabricated.items():
+        found = leaks(reason, allowed=[scratch])
+        assert found and found[0].startswith(what), (what, found)
+    folder_own = f"{scratch}/mlserver-model/app.py, line 3; /mnt/NMF/app.py is read-only in DIALS; dialsgate.toml"
+    assert leaks(folder_own, allowed=[scratch]) == []
 
 
 #: Results that are no failure of their own (a "not run" row points at its root).

@@ -158,7 +158,7 @@ def test_full_table_wraps_long_reasons_with_indented_continuation(capsys):
     assert wrap_reason("a\nb", 10) == ["a", "b"]
 
 
-def test_one_screen_verdict_shows_failures_and_advice_in_full_and_counts_the_rest(capsys):
+def test_one_screen_verdict_names_failures_and_advice_in_a_line_each_and_counts_the_rest(capsys):
     rows = [
         Row("fast", "check_template_schema", "passed"),
         Row("fast", "check_output_matches_signature[Score]", "failed", "output 'Score' is FP64 " + "word " * 60 + "END"),
@@ -168,11 +168,11 @@ def test_one_screen_verdict_shows_failures_and_advice_in_full_and_counts_the_res
     ]
     print_verdict(rows, columns=100)
     out = capsys.readouterr().out
-    assert "signature" in out and "1 advice" in out and "failures (2)" in out
-    assert out.count("check_output_matches_signature[Score]") == 1, "one check over several transports is listed once"
-    assert "(fast, server @http)" in out and "END" in out and all(len(line) <= 100 for line in out.splitlines())
+    assert "signature" in out and "1 advice" in out and "failures: 2 rows of 1 check" in out
+    assert out.count("check_output_matches_signature") == 1, "one check over several transports is listed once"
+    assert "(2 rows; fast, server @http)" in out and "END" not in out and all(len(line) <= 100 for line in out.splitlines())
     assert "1 behind check_handler_loads" in out and "check_handler_answers_template_request" not in out
-    assert "advice (1)" in out and "an empty batch crashed the handler" in out
+    assert "advice: 1 row of 1 check" in out and "an empty batch crashed the handler" in out
     assert "check_template_schema" not in out, "passed rows only in -v, the report and verdict.json"
 
 

@@ -18,6 +18,7 @@ import contextlib
 import numpy as np
 import pytest
 
+from dialsgate.checks import CheckFailed
 from dialsgate.container.engine import ServingError
 from dialsgate.container.image import ensure_image
 from dialsgate.container.serve import LOG_TAIL_LINES, Served, prepared_model_folder, serve_model_folder, wait_until_model_ready
@@ -127,6 +128,14 @@ def pytest_runtest_makereport(item, call):
 
 # --------------------------------------------------------------------------- HTTP helpers
 
+#: The most of an answer's text a server test's reason quotes (the whole answer: the report's log).
+QUOTED_CHARS = 300
+
+
+def answer_refused(what: str, answer) -> CheckFailed:
+    """A server test's failure as a sentence: what was asked, and the HTTP status and text it got."""
+    return CheckFailed(f"{what}: HTTP {answer.status}: {answer.text[:QUOTED_CHARS]}")
+
 
 @pytest.fixture(scope="session")
 def v2_client(server_url, contract):
@@ -166,9 +175,11 @@ def expected_response(inprocess):
 
     def expected(body: dict) -> dict:
         outcome = inprocess.predict(body)
-        assert outcome.status == 200 and outcome.response is not None, (
-            f"the in-process handler refused the request the server is checked with: {outcome.status} {outcome.error}"
-        )
+        if outcome.status != 200 or outcome.response is None:
+            raise CheckFailed(
+                f"the handler loaded apart (the reference answers) refused the request the server is checked with: "
+                f"HTTP {outcome.status}: {outcome.error}"
+            )
         return outcome.response
 
     return expected
@@ -182,11 +193,12 @@ def output_differences():
 
 @pytest.fixture(scope="session")
 def assert_same_outputs():
-    """assert_same_outputs(server_outputs, inprocess_outputs) with a readable message."""
+    """assert_same_outputs(server_outputs, inprocess_outputs): CheckFailed naming each difference."""
 
     def check(got: dict[str, np.ndarray], want: dict[str, np.ndarray], where: str = "") -> None:
         problems = v2.output_differences(got, want, where)
-        assert not problems, "server answer differs from the in-process handler:\n  " + "\n  ".join(problems)
+        if problems:
+            raise CheckFailed("the served model's answer differs from the handler's own (loaded apart): " + "; ".join(problems))
 
     return check
 

@@ -12,7 +12,9 @@ import json
 
 import pytest
 
+from dialsgate.checks import CheckFailed
 from dialsgate.protocol import badrequests, v2
+from dialsgate.pytest_plugin.layers.server_fixtures import QUOTED_CHARS, answer_refused
 
 BASE_N_LS = 2
 
@@ -50,24 +52,32 @@ def base_body(contract, batch_of) -> dict:
 def test_base_request_is_accepted(v2_client, base_body):
     """The cases below break a request that is otherwise valid."""
     answer = v2_client.infer(base_body)
-    assert answer.status == 200, f"HTTP {answer.status}: {answer.text[:2000]}"
+    if answer.status != 200:
+        raise answer_refused(f"the valid request the malformed ones are made from ({BASE_N_LS} LS) was refused", answer)
 
 
 def test_body_that_is_not_a_v2_request_is_refused(v2_client, not_v2_body):
     data, content_type = not_v2_body
     answer = v2_client.infer_raw(data, content_type)
-    assert 400 <= answer.status < 500, f"HTTP {answer.status} (expected 4xx, never 5xx): {answer.text[:2000]}"
-    assert v2_client.model_ready_status() == 200, "model no longer ready after a malformed body"
+    if not 400 <= answer.status < 500:
+        raise CheckFailed(
+            f"a body that is not a V2 request was answered HTTP {answer.status} (expected 4xx, never 5xx): "
+            f"{answer.text[:QUOTED_CHARS]}"
+        )
+    if v2_client.model_ready_status() != 200:
+        raise CheckFailed("the model is no longer ready after a body that is not a V2 request")
 
 
 def test_server_still_answers_correctly_after_bad_requests(
     v2_client, contract, batch_of, base_body, expected_response, assert_same_outputs
 ):
     """Refusals leave no state behind: a valid request right after still gets the right answer."""
-    for case in badrequests.bad_requests(contract, batch_of(BASE_N_LS)).values():
+    for label, case in badrequests.bad_requests(contract, batch_of(BASE_N_LS)).items():
         v2_client.infer(case.body)
-        assert v2_client.model_ready_status() == 200, "model no longer ready after a malformed request"
+        if v2_client.model_ready_status() != 200:
+            raise CheckFailed(f"the model is no longer ready after the malformed request {label!r}")
     v2_client.infer_raw(b"{not json", "application/json")
     answer = v2_client.infer(base_body)
-    assert answer.status == 200, f"HTTP {answer.status}: {answer.text[:2000]}"
+    if answer.status != 200:
+        raise answer_refused("a valid request right after the malformed ones was refused", answer)
     assert_same_outputs(v2.outputs_by_name(json.loads(answer.text)), v2.outputs_by_name(expected_response(base_body)))

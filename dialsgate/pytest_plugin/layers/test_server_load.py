@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from dialsgate.checks import CheckFailed
 from dialsgate.protocol import v2
 
 CLIENTS = 8
@@ -34,7 +35,8 @@ SEED = 20260
 def request_sizes() -> list[list[int]]:
     """The sizes each client sends, in order."""
     sizes = [size for size, count in MIX.items() for _ in range(count)]
-    assert len(sizes) == CLIENTS * REQUESTS_PER_CLIENT
+    if len(sizes) != CLIENTS * REQUESTS_PER_CLIENT:
+        raise ValueError(f"MIX holds {len(sizes)} requests, not {CLIENTS} x {REQUESTS_PER_CLIENT}")
     random.Random(SEED).shuffle(sizes)
     return [sizes[client::CLIENTS] for client in range(CLIENTS)]
 
@@ -104,4 +106,9 @@ def test_concurrent_clients_get_the_inprocess_answers(
         )
     with capsys.disabled():
         print("\n" + "\n".join(lines))
-    assert not errors, f"{len(errors)} of {CLIENTS * REQUESTS_PER_CLIENT} requests failed:\n  " + "\n  ".join(errors[:30])
+    if errors:
+        # One sentence first (the verdict's line), then up to 30 of them (the report, verdict.json).
+        raise CheckFailed(
+            f"{len(errors)} of {CLIENTS * REQUESTS_PER_CLIENT} requests of {CLIENTS} concurrent clients did not get the "
+            f"handler's own answer; the first: {errors[0]}\n  " + "\n  ".join(errors[1:30])
+        )

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import pytest
 
+from dialsgate.checks import CheckFailed
 from dialsgate.container.memory import container_peak_memory
 from dialsgate.contract.quantity import describe_bytes
 from dialsgate.contract.resources import declared_memory_limit_bytes
 from dialsgate.protocol import v2
+from dialsgate.pytest_plugin.layers.server_fixtures import answer_refused
 
 LARGEST_N_LS = 750
 
@@ -26,7 +28,8 @@ def test_peak_memory_within_declared_limit(contract, served, batch_of, v2_client
     limit = declared_memory_limit_bytes(contract)
     body = v2.request_body(contract, batch_of(LARGEST_N_LS), flatten=True, request_id="dialsgate-peak-memory")
     answer = v2_client.infer(body)
-    assert answer.status == 200, f"the largest request ({LARGEST_N_LS} LS) was refused: HTTP {answer.status} {answer.text[:300]}"
+    if answer.status != 200:
+        raise answer_refused(f"the largest request ({LARGEST_N_LS} LS) was refused", answer)
     limit_text = "no Resources.Limits.memory declared" if limit is None else f"declared limit {describe_bytes(limit)}"
     if served.container is None:
         note = f"peak memory not measurable on an external server ({served.url}); {limit_text}"
@@ -42,8 +45,8 @@ def test_peak_memory_within_declared_limit(contract, served, batch_of, v2_client
     if capture is not None:
         with capture.global_and_fixture_disabled():
             print(f"\n[server layer] {note}", flush=True)
-    if limit is not None:
-        assert peak.bytes <= limit, (
+    if limit is not None and peak.bytes > limit:
+        raise CheckFailed(
             f"the container's peak memory {describe_bytes(peak.bytes)} exceeds "
             f"Resources.{contract.resource_key}.Properties.Resources.Limits.memory = "
             f"{contract.properties['Resources']['Limits']['memory']!r} ({describe_bytes(limit)}): "
