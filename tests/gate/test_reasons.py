@@ -59,7 +59,7 @@ def test_verdict_keeps_dism_core_sentence_naming_flagging_key(example_copy, caps
     out = capsys.readouterr().out
     assert code == 1
     rows = json.loads((report / "verdict.json").read_text())["rows"]
-    assert all(set(row) == {"layer", "check", "result", "reason"} for row in rows), rows[:2]
+    assert all(set(row) == {"layer", "check", "result", "reason", "forgeable"} for row in rows), rows[:2]
     schema = next(row for row in rows if row["check"] == "check_template_schema")
     assert schema["result"] == "failed", schema
     assert DISM_CORE_SENTENCE in schema["reason"], schema["reason"]
