@@ -26,6 +26,7 @@ import select
 import shutil
 import subprocess
 import time
+from datetime import datetime, timezone
 from functools import cache, cached_property
 
 NETWORK_ENV = "DIALSGATE_DOCKER_NETWORK"
@@ -203,16 +204,21 @@ class Engine:
         """The engine's events between two times (Unix seconds), each ``{"type", "action", "name"}``;
         ``filters`` as the client takes them (``type=container``, ``event=create``)."""
         options = [argument for entry in filters for argument in ("--filter", entry)]
-        # Docker prints its event objects with a template, Podman with its own json format.
-        layout = "json" if self.name == "podman" else "{{json .}}"
-        run = self.call(
-            "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", *options, "--format", layout, timeout=timeout
-        )
+        if self.name == "podman":
+            # Podman's client (4.3) prints its own json, and no events at all for an --until in the
+            # past: asked up to a second from now, the events after ``until`` are dropped below.
+            times = [datetime.fromtimestamp(moment, timezone.utc).isoformat() for moment in (since, time.time() + 1)]
+            layout = "json"
+        else:
+            times, layout = [f"{since:.3f}", f"{until:.3f}"], "{{json .}}"
+        run = self.call("events", "--since", times[0], "--until", times[1], *options, "--format", layout, timeout=timeout)
         found = []
         for line in run.stdout.decode(errors="replace").splitlines():
             if not line.strip():
                 continue
             event = json.loads(line)
+            if _event_time(event.get("Time")) > until:
+                continue
             actor = (event.get("Actor") or {}).get("Attributes") or {}
             found.append(
                 {
@@ -327,6 +333,17 @@ class Engine:
         """The paths a container changed in its own layer (``<engine> diff``)."""
         run = self.call("diff", name)
         return [line.split(" ", 1)[1] for line in run.stdout.decode(errors="replace").splitlines() if line.strip()]
+
+
+def _event_time(stamp) -> float:
+    """Unix seconds of a Podman event's ``Time`` (RFC 3339, nanoseconds); 0 when absent (Docker's)."""
+    if not isinstance(stamp, str):
+        return 0.0
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", stamp)
+    if not match:
+        return 0.0
+    whole = datetime.fromisoformat(match.group(1) + match.group(3).replace("Z", "+00:00")).timestamp()
+    return whole + float("0." + (match.group(2) or "0"))
 
 
 @cache
