@@ -15,9 +15,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
+from dialsgate.container.engine import DockerUnavailable, Engine, EngineError
 from dialsgate.environment.profiles import PROFILES_DIR, load_profile, script_values
 from dialsgate.report.facts import serving_facts
 
@@ -162,3 +166,82 @@ def test_the_report_names_the_templates_image_profile():
     python = re.search(r'^python = "([0-9.]+)"', (PROFILE / "profile.toml").read_text(), re.MULTILINE).group(1)
     assert f"Python {python} " in dict(facts.packages)["python"] and "3.11" not in dict(facts.packages)["python"]
     assert facts.pins_file == str(PROFILE / "core.txt")
+
+
+# ---------------------------------------------------------------------------- the class itself
+
+
+def fake_client(tmp_path: Path, name: str, script: str) -> Path:
+    """An engine client named ``name`` that runs ``script`` (bash; its arguments in "$@")."""
+    folder = tmp_path / "bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    client = folder / name
+    client.write_text("#!/bin/bash\n" + script)
+    client.chmod(0o755)
+    return client
+
+
+def test_a_failing_command_says_what_the_engine_said_and_a_slow_one_is_stopped(tmp_path):
+    engine = Engine(str(fake_client(tmp_path, "docker", 'echo "first line" >&2; echo "Error: the real reason" >&2; exit 3')))
+    with pytest.raises(EngineError, match=r"(?s)docker rm --force failed \(exit 3\): .*the real reason"):
+        engine.call("rm", "--force", "x")
+    slow = Engine(str(fake_client(tmp_path, "podman", "sleep 30")))
+    started = time.monotonic()
+    with pytest.raises(EngineError, match="did not finish within 0.5 s"):
+        slow.call("info", timeout=0.5)
+    assert time.monotonic() - started < 10
+
+
+def test_a_missing_image_is_none_and_an_engine_that_does_not_answer_an_error(tmp_path):
+    missing = Engine(str(fake_client(tmp_path, "docker", 'echo "Error: No such image: x" >&2; exit 1')))
+    assert missing.image_inspect("x") is None and not missing.image_exists("x")
+    podman_missing = Engine(str(fake_client(tmp_path, "podman", 'echo "Error: x: image not known" >&2; exit 125')))
+    assert podman_missing.container_inspect("x") is None
+    down = Engine(str(fake_client(tmp_path, "docker", 'echo "Cannot connect to the Docker daemon" >&2; exit 1')))
+    with pytest.raises(EngineError, match="Cannot connect"):
+        down.image_inspect("x")
+    assert "Cannot connect" in down.answers()
+
+
+def test_podman_is_known_by_its_client_or_by_its_version_and_takes_its_own_tmpfs_options(tmp_path):
+    docker_on_podman = Engine(str(fake_client(tmp_path, "docker", 'echo "Server: Podman Engine"')))
+    plain_docker = Engine(str(fake_client(tmp_path / "other", "docker", 'echo "Server: Docker Engine - Community"')))
+    podman = Engine(str(fake_client(tmp_path, "podman", "exit 1")))
+    assert docker_on_podman.is_podman and podman.is_podman and not plain_docker.is_podman
+    assert plain_docker.tmpfs_owner(1000, 100) == "uid=1000,gid=100"
+    assert podman.tmpfs_owner(1000, 100) == docker_on_podman.tmpfs_owner(1000, 100) == "U,notmpcopyup"
+
+
+def test_events_read_alike_from_either_engine(tmp_path):
+    docker = Engine(
+        str(
+            fake_client(
+                tmp_path, "docker", """echo '{"Type":"container","Action":"create","Actor":{"Attributes":{"name":"a"}}}'"""
+            )
+        )
+    )
+    podman = Engine(
+        str(
+            fake_client(
+                tmp_path,
+                "podman",
+                """echo '{"Name":"b","Status":"create","Type":"container","Time":"2020-01-01T00:00:00.5Z"}'
+echo '{"Name":"late","Status":"create","Type":"container","Time":"2030-01-01T00:00:00Z"}'""",
+            )
+        )
+    )
+    assert docker.events(0, 1, "type=container") == [{"type": "container", "action": "create", "name": "a"}]
+    # Podman's events after the window are dropped (it is asked up to now).
+    assert podman.events(0, 1577836801) == [{"type": "container", "action": "create", "name": "b"}]
+
+
+def test_the_settings_choose_the_client(tmp_path, monkeypatch):
+    fake_client(tmp_path, "podman", "exit 0")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.delenv("DIALSGATE_ENGINE", raising=False)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///somewhere.sock")
+    chosen = Engine.from_settings()
+    assert chosen.name == "podman" and chosen.host == "unix:///somewhere.sock"  # no docker on PATH: podman
+    monkeypatch.setenv("DIALSGATE_ENGINE", "docker")
+    with pytest.raises(DockerUnavailable, match="docker on PATH"):
+        Engine.from_settings()
