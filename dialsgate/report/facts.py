@@ -1,8 +1,8 @@
 """Everything the report shows, as plain data (dataclasses, lists, strings): no HTML here.
 
 The pieces: the reference batch answered by the handler, the gate's verdict grouped by concern
-(:mod:`.concerns`), the serving pins, what Docker says about the image, and what ``dismcli
-package`` would zip. :func:`dialsgate.report.gather_facts` puts them (and the pictures of the
+(:mod:`.concerns`), the serving pins and the image as its profile describes it, what the engine
+says about the local image, and what ``dismcli package`` would zip. :func:`dialsgate.report.gather_facts` puts them (and the pictures of the
 hooks, :mod:`.hooks`) into one :class:`ReportFacts`; :mod:`.render` turns that into HTML.
 """
 
