@@ -26,8 +26,6 @@ from dialsgate.environment.profiles import UnsupportedImage, profile_for_image
 from dialsgate.limits import limit
 from dialsgate.plainfiles import NotPlain, read_plain, walk_plain
 
-#: Python of registry.cern.ch/docker.io/seldonio/mlserver:1.5.0 (conda, 3.10.12).
-
 
 def target_python(contract) -> tuple[int, int]:
     """The Python (major, minor) the serving image runs the folder with, from its image profile."""

@@ -10,22 +10,28 @@
 #   --profile DIR image profile folder (default: dialsgate/environment/profiles/mlserver-1.5.0)
 #   --force       rebuild the stand-in even if an up-to-date one exists (a foreign image of
 #                 that name is still left alone)
-#   --no-pull     do not try `docker pull` (also: DIALSGATE_NO_PULL=1)
+#   --no-pull     do not try `<engine> pull` (also: DIALSGATE_NO_PULL=1)
+#   --print-profile  print what is read of the profile and stop
+#
+# The engine's client: DIALSGATE_ENGINE (docker or podman; default docker when on PATH, else
+# podman, as dialsgate.container.engine decides). The profile's profile.toml is read as TOML by
+# `python -m dialsgate.environment.profiles` (DIALSGATE_PYTHON, default python3: 3.11+ or tomli).
 #
 # Decision order:
 #   1. NAME exists locally with label org.dialsgate.pins-sha256=<sha256 of pins +
 #      constraints>  -> up to date, nothing to do.
 #   2. NAME exists without that label and without org.dialsgate.standin (e.g. the real image
 #      pulled by a user) -> used as is.
-#   3. `docker pull NAME` within PULL_TIMEOUT seconds (default 30) -> used.
+#   3. `<engine> pull NAME` within PULL_TIMEOUT seconds (default 30) -> used.
 #   4. Build the stand-in: mmdebstrap rootfs, host-built wheelhouse (cached under
 #      ${DIALSGATE_CACHE_DIR:-~/.cache/dialsgate}/standin/wheelhouse/<hash>), venv at /opt/mlserver/.venv
-#      installed offline inside chroot, user mlserver (uid 1000), `docker import` as NAME.
+#      installed offline inside chroot, user mlserver (uid 1000), `<engine> import` as NAME.
 #
-# Needs: a running Docker engine (.ci/docker-engine.sh start); to build (step 4 only): root for
-# mmdebstrap/chroot and a host Python of the image's minor version (the profile's `python`, 3.10 for MLServer
-# 1.5.0): it builds the wheelhouse and, since Debian 12 ships 3.11, its installation prefix is
-# copied into the image as /opt/python (override the interpreter with PYTHON=/path/to/python3.10).
+# Needs: a running engine (.ci/docker-engine.sh start); to build (step 4 only): root for
+# mmdebstrap/chroot, this machine being the profile's `machine`, and a host Python of the image's
+# minor version (the profile's `python`): it builds the wheelhouse and, since the stand-in's Debian
+# may ship another, its installation prefix is copied into the image as /opt/python (override the
+# interpreter with PYTHON=/path/to/pythonX.Y).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,7 +41,6 @@ LABEL_KEY="org.dialsgate.pins-sha256"
 RECIPE_KEY="org.dialsgate.standin-recipe"
 RECIPE_VERSION="3"           # bump when the build recipe below changes in a way images must follow
 STANDIN_KEY="org.dialsgate.standin"
-SUITE="bookworm"
 IMAGE_PYTHON_PREFIX="/opt/python"   # where the image's interpreter lives in the stand-in
 VENV="/opt/mlserver/.venv"
 WORKDIR_IN_IMAGE="/opt/mlserver"
@@ -46,6 +51,7 @@ BUILD_PARENT="${DIALSGATE_BUILD_TMP:-/var/tmp}"
 
 IMAGE=""
 FORCE=0
+PRINT_PROFILE=0
 NO_PULL="${DIALSGATE_NO_PULL:-0}"
 
 log() { printf '[standin-image %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -53,7 +59,7 @@ die() { printf '[standin-image] ERROR: %s\n' "$*" >&2; exit 1; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while (($#)); do
     case "$1" in
@@ -62,29 +68,58 @@ while (($#)); do
         --profile) [[ $# -ge 2 ]] || die "--profile needs a value"; PROFILE_DIR="$2"; shift 2 ;;
         --force) FORCE=1; shift ;;
         --no-pull) NO_PULL=1; shift ;;
+        --print-profile) PRINT_PROFILE=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
 
-PINS="$PROFILE_DIR/core.txt"
-CONSTRAINTS="$PROFILE_DIR/image-packages.txt"
-PROFILE_NAME="$(basename "$PROFILE_DIR")"
-PROFILE_PY="$(sed -n 's/^python *= *"\([0-9]*\.[0-9]*\).*/\1/p' "$PROFILE_DIR/profile.toml")"
-[[ -n "$PROFILE_PY" ]] || die "no python = \"X.Y.Z\" in $PROFILE_DIR/profile.toml"
+# The profile, read as TOML by dialsgate's own reader: one key=value line per value used here.
+PROFILE_PYTHON="${DIALSGATE_PYTHON:-python3}"
+profile_values="$(PYTHONPATH="$SCRIPT_DIR/../..${PYTHONPATH:+:$PYTHONPATH}" \
+    "$PROFILE_PYTHON" -m dialsgate.environment.profiles "$PROFILE_DIR")" \
+    || die "cannot read $PROFILE_DIR/profile.toml with $PROFILE_PYTHON (Python 3.11+, or tomli)"
+PROFILE_NAME="" PROFILE_PY="" PINS="" CONSTRAINTS="" PROFILE_MACHINE="" SUITE=""
+while IFS= read -r line; do
+    value="${line#*=}"
+    case "${line%%=*}" in
+        name) PROFILE_NAME="$value" ;;
+        python_minor) PROFILE_PY="$value" ;;
+        core) PINS="$value" ;;
+        packages) CONSTRAINTS="$value" ;;
+        machine) PROFILE_MACHINE="$value" ;;
+        standin_suite) SUITE="$value" ;;
+    esac
+done <<< "$profile_values"
+[[ "$PROFILE_NAME" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || die "implausible profile name: '$PROFILE_NAME'"
+[[ "$PROFILE_PY" =~ ^[0-9]+\.[0-9]+$ ]] || die "no python = \"X.Y.Z\" in $PROFILE_DIR/profile.toml"
+[[ "$PROFILE_MACHINE" =~ ^[a-z0-9_]+$ ]] || die "implausible machine in the profile: '$PROFILE_MACHINE'"
+[[ "$SUITE" =~ ^[a-z]+$ ]] || die "implausible Debian suite in the profile: '$SUITE'"
 [[ -n "$IMAGE" ]] || IMAGE="dialsgate-standin:$PROFILE_NAME-core"
 [[ "$IMAGE" =~ ^[A-Za-z0-9][A-Za-z0-9._/:@-]*$ ]] || die "implausible image name: '$IMAGE'"
 
 [[ -f "$PINS" && -f "$CONSTRAINTS" ]] || die "missing $PINS or $CONSTRAINTS"
+if [[ "$PRINT_PROFILE" == 1 ]]; then
+    printf '%s\n' "name $PROFILE_NAME" "python $PROFILE_PY" "core $PINS" "packages $CONSTRAINTS" \
+        "machine $PROFILE_MACHINE" "suite $SUITE" "image $IMAGE"
+    exit 0
+fi
 PINS_SHA="$(cat "$PINS" "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
 
-command -v docker >/dev/null 2>&1 || die "docker client not installed"
-docker info >/dev/null 2>&1 || die "no Docker engine answers; start one (e.g. .ci/docker-engine.sh start)"
+# The engine's client, chosen as dialsgate.container.engine chooses it.
+ENGINE="${DIALSGATE_ENGINE:-}"
+if [[ -z "$ENGINE" ]]; then
+    ENGINE="$(command -v docker || command -v podman || true)"
+    [[ -n "$ENGINE" ]] || die "no container engine client found (docker or podman on PATH)"
+fi
+command -v "$ENGINE" >/dev/null 2>&1 || die "the engine's client $ENGINE is not installed"
+ENGINE_NAME="$(basename "$ENGINE")"
+"$ENGINE" info >/dev/null 2>&1 || die "no $ENGINE_NAME engine answers; start one (e.g. .ci/docker-engine.sh start)"
 
 # Print label value of an image, empty if the image has none; return 1 if the image is missing.
 image_label() {
     local out
-    out="$(docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null)" || return 1
+    out="$("$ENGINE" image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null)" || return 1
     [[ "$out" == "<no value>" ]] && out=""
     printf '%s\n' "$out"
 }
@@ -121,7 +156,7 @@ if existing_sha="$(image_label "$IMAGE" "$LABEL_KEY")"; then
         else
             log "$IMAGE is a stand-in for other pins (label $existing_sha) or an older recipe: rebuilding"
         fi
-        OLD_ID="$(docker image inspect --format '{{.Id}}' "$IMAGE")"
+        OLD_ID="$("$ENGINE" image inspect --format '{{.Id}}' "$IMAGE")"
     else
         log "$IMAGE exists locally and is not a stand-in (e.g. the real image): using it as is"
         exit 0
@@ -130,9 +165,9 @@ fi
 
 # 3. Pullable?
 if [[ "$NO_PULL" != 1 && -z "${existing_sha:-}" ]]; then
-    log "trying docker pull $IMAGE (timeout ${PULL_TIMEOUT} s)"
+    log "trying $ENGINE_NAME pull $IMAGE (timeout ${PULL_TIMEOUT} s)"
     t="$(now)"
-    if timeout --kill-after=5 "$PULL_TIMEOUT" docker pull -q "$IMAGE" >/dev/null 2>"$CACHE_DIR/pull.err"; then
+    if timeout --kill-after=5 "$PULL_TIMEOUT" "$ENGINE" pull -q "$IMAGE" >/dev/null 2>"$CACHE_DIR/pull.err"; then
         log "pulled $IMAGE in $(since "$t") s: using it"
         exit 0
     fi
@@ -141,6 +176,7 @@ fi
 
 # 4. Build the stand-in.
 [[ "$(id -u)" == 0 ]] || die "building the stand-in needs root (mmdebstrap, chroot)"
+[[ "$(uname -m)" == "$PROFILE_MACHINE" ]] || die "the profile's image runs on $PROFILE_MACHINE, this machine is $(uname -m)"
 # A host interpreter of the image's Python minor (python3.10 on PATH, else pyenv's): needed only to
 # build the stand-in, never to find it up to date.
 find_image_python() {
@@ -200,7 +236,7 @@ mmdebstrap --quiet --variant=minbase \
     "$SUITE" "$ROOTFS" \
     || die "mmdebstrap failed"
 T_DEBOOTSTRAP="$(since "$t")"
-# The image's interpreter: the host's Python $PROFILE_PY installation (Debian 12 has only 3.11),
+# The image's interpreter: the host's Python $PROFILE_PY installation (Debian's own may differ),
 # without its test suite; its shared libpython is found through ld.so.conf.
 mkdir -p "$ROOTFS$IMAGE_PYTHON_PREFIX"
 tar -C "$host_prefix" --exclude="./lib/python$PROFILE_PY/test" --exclude='__pycache__' --exclude="./lib/python$PROFILE_PY/site-packages/*" -c . \
@@ -265,10 +301,10 @@ env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
 T_VENV="$(since "$t")"
 log "phase venv done in $T_VENV s (rootfs $(du -sh --one-file-system "$ROOTFS" | cut -f1))"
 
-# Phase: import into Docker.
-log "phase import: docker import as $IMAGE"
+# Phase: import into the engine.
+log "phase import: $ENGINE_NAME import as $IMAGE"
 t="$(now)"
-tar --numeric-owner -C "$ROOTFS" -c . | docker import \
+tar --numeric-owner -C "$ROOTFS" -c . | "$ENGINE" import \
     --change 'USER 1000' \
     --change "WORKDIR $WORKDIR_IN_IMAGE" \
     --change "ENV PATH=$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
@@ -280,20 +316,20 @@ tar --numeric-owner -C "$ROOTFS" -c . | docker import \
     --change "LABEL $STANDIN_KEY=$PROFILE_NAME" \
     --message "dialsgate stand-in for $IMAGE" \
     - "$IMAGE" >/dev/null
-if [[ -n "${OLD_ID:-}" && "$OLD_ID" != "$(docker image inspect --format '{{.Id}}' "$IMAGE")" ]]; then
+if [[ -n "${OLD_ID:-}" && "$OLD_ID" != "$("$ENGINE" image inspect --format '{{.Id}}' "$IMAGE")" ]]; then
     # The replaced stand-in is now untagged; drop it (fails harmlessly if a container uses it).
-    if docker rmi "$OLD_ID" >/dev/null 2>&1; then log "removed the replaced stand-in ${OLD_ID:7:12}"; fi
+    if "$ENGINE" rmi "$OLD_ID" >/dev/null 2>&1; then log "removed the replaced stand-in ${OLD_ID:7:12}"; fi
 fi
 T_IMPORT="$(since "$t")"
 log "phase import done in $T_IMPORT s"
 
 # Phase: quick check that the image runs and has the packages (no network needed).
 t="$(now)"
-check="$(docker run --rm --network none "$IMAGE" python -c \
+check="$("$ENGINE" run --rm --network none "$IMAGE" python -c \
     'import os, sys, numpy, sklearn, joblib, scipy, mlserver; print("uid", os.getuid(), "python", sys.version.split()[0], "mlserver", mlserver.__version__, "numpy", numpy.__version__, "sklearn", sklearn.__version__)')" \
     || die "the new image does not run python/mlserver"
 log "phase check done in $(since "$t") s: $check"
 
-size="$(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
+size="$("$ENGINE" image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
 log "built $IMAGE, $size"
 log "timings: debootstrap ${T_DEBOOTSTRAP} s, wheels ${T_WHEELS} s, venv ${T_VENV} s, import ${T_IMPORT} s, total $(since "$T_TOTAL") s"

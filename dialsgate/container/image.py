@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dialsgate.container.engine import ServingError, docker_client, image_exists, parse_repository_tag
+from dialsgate.container.engine import ENGINE_ENV, Engine, ServingError, parse_repository_tag
 from dialsgate.environment.profiles import profile_for_image
 from dialsgate.environment.serving import cache_dir
 
@@ -27,11 +27,9 @@ STANDIN_LABEL = "org.dialsgate.standin"
 PACKAGE_SET_LABEL = "org.dialsgate.package-set"
 
 
-def is_standin(image: str, client=None) -> bool:
+def is_standin(image: str, engine: Engine | None = None) -> bool:
     """True when ``image`` is one of our stand-ins (labelled), False for a real or foreign image."""
-    client = client or docker_client()
-    labels = client.images.get(image).labels or {}
-    return STANDIN_LABEL in labels
+    return STANDIN_LABEL in (engine or Engine.from_settings()).image_labels(image)
 
 
 def package_set_hash(profile, requirements) -> str:
@@ -40,8 +38,10 @@ def package_set_hash(profile, requirements) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _run_logged(command: list[str], log: Callable[[str], None], what: str, cwd: str | None = None) -> None:
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+def _run_logged(
+    command: list[str], log: Callable[[str], None], what: str, cwd: str | None = None, env: dict | None = None
+) -> None:
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     tail: list[str] = []
     assert process.stdout is not None
     for line in process.stdout:
@@ -52,19 +52,23 @@ def _run_logged(command: list[str], log: Callable[[str], None], what: str, cwd: 
         raise ServingError(f"{what} failed (exit {process.returncode}); its last lines:\n" + "\n".join(tail))
 
 
-def _try_pull(image: str, log: Callable[[str], None], timeout: int = 30) -> bool:
-    log(f"image {image} is not present: trying docker pull (timeout {timeout} s)")
-    run = subprocess.run(
-        ["timeout", "--kill-after=5", str(timeout), "docker", "pull", "-q", image], capture_output=True, text=True
-    )
-    if run.returncode == 0:
+def _try_pull(image: str, engine: Engine, log: Callable[[str], None], timeout: int = 30) -> bool:
+    log(f"image {image} is not present: trying {engine.name} pull (timeout {timeout} s)")
+    why = engine.pull(image, timeout=timeout)
+    if why is None:
         log(f"pulled {image}")
         return True
-    log(f"pull failed: {(run.stderr.strip().splitlines() or ['timed out'])[-1][:200]}")
+    log(f"pull failed: {why}")
     return False
 
 
-def _extras_image(base: str, profile, requirements: list[str], client, log: Callable[[str], None]) -> str:
+def script_environment(engine: Engine) -> dict[str, str]:
+    """The stand-in script's environment: the engine client chosen here, and this interpreter to
+    read the image profile (``python -m dialsgate.environment.profiles``)."""
+    return {**os.environ, ENGINE_ENV: engine.client, "DIALSGATE_PYTHON": sys.executable}
+
+
+def _extras_image(base: str, profile, requirements: list[str], engine: Engine, log: Callable[[str], None]) -> str:
     """``base`` plus the image packages a folder needs beyond the core; built once per set.
 
     Wheels are fetched on the host for the image's Python and platform (pip ``--python-version``
@@ -73,7 +77,7 @@ def _extras_image(base: str, profile, requirements: list[str], client, log: Call
     """
     digest = package_set_hash(profile, requirements)
     tag = f"dialsgate-standin:{profile.name}-{digest}"
-    if image_exists(tag, client):
+    if engine.image_exists(tag):
         return tag
     log(f"building {tag}: {base} + {', '.join(requirements)}")
 
@@ -94,36 +98,31 @@ def _extras_image(base: str, profile, requirements: list[str], client, log: Call
     wheelhouse.chmod(0o755)
     for wheel in wheelhouse.iterdir():
         wheel.chmod(0o644)
-    import docker.types  # Late: the docker package is in the server layer's environment only
-
     shutil.copyfile(profile.packages_file, wheelhouse / "constraints.txt")
     (wheelhouse / "constraints.txt").chmod(0o644)
-    container = client.containers.run(
-        base,
-        ["python", "-m", "pip", "install", "--no-index", "--no-cache-dir", "--disable-pip-version-check",
-         "--find-links", "/wheels", *requirements, "-c", "/wheels/constraints.txt"],
-        user="0",
-        network_mode="none",
-        # A mount, not `volumes=`: the SDK would also declare a volume in the image config, and
-        # the committed image would then carry it.
-        mounts=[docker.types.Mount("/wheels", str(wheelhouse), type="bind", read_only=True)],
-        detach=True,
-    )  # fmt: skip
+    container = f"dialsgate-extras-{digest}-{os.getpid()}"
     try:
-        result = container.wait()
-        if result.get("StatusCode") != 0:
-            raise ServingError(
-                f"installing {requirements} into {base} failed:\n{container.logs().decode(errors='replace')[-3000:]}"
-            )
-        base_config = client.images.get(base).attrs["Config"]
+        # A bind mount (not a volume: the committed image would declare it), no network.
+        run = engine.run(
+            "--name", container, "--user", "0", "--network", "none",
+            "--mount", f"type=bind,source={wheelhouse},target=/wheels,readonly",
+            base, "python", "-m", "pip", "install", "--no-index", "--no-cache-dir", "--disable-pip-version-check",
+            "--find-links", "/wheels", *requirements, "-c", "/wheels/constraints.txt",
+            timeout=1800,
+        )  # fmt: skip
+        if run.returncode != 0:
+            output = (run.stdout + run.stderr).decode(errors="replace")[-3000:]
+            raise ServingError(f"installing {requirements} into {base} failed:\n{output}")
+        base_config = (engine.image_inspect(base) or {}).get("Config") or {}
         changes = [
             f"USER {base_config.get('User') or '1000'}",
             f"CMD {json.dumps(base_config.get('Cmd') or ['mlserver', 'start', '/mnt/models'])}",
             f"LABEL {PACKAGE_SET_LABEL}={digest}",
         ]
-        container.commit(repository=tag.split(":")[0], tag=tag.split(":")[1], changes=changes)
+        repository, name_tag = parse_repository_tag(tag)
+        engine.commit(container, repository, name_tag or "latest", changes)
     finally:
-        container.remove(force=True)
+        engine.remove(container)
     log(f"built {tag}")
     return tag
 
@@ -142,21 +141,25 @@ def ensure_image(
     packages (``requirements``, once per set); the template's image name is then pointed at it.
     """
 
-    client = docker_client()
+    engine = Engine.from_settings()
     profile = profile or profile_for_image(image)
-    if image_exists(image, client) and not is_standin(image, client):
+    present = engine.image_exists(image)
+    if present and not is_standin(image, engine):
         return image
-    if not image_exists(image, client) and os.environ.get("DIALSGATE_NO_PULL") != "1" and _try_pull(image, log):
+    if not present and os.environ.get("DIALSGATE_NO_PULL") != "1" and _try_pull(image, engine, log):
         return image
     base = f"dialsgate-standin:{profile.name}-core"
     _run_logged(
-        ["bash", str(STANDIN_SCRIPT), "--image", base, "--profile", str(profile.folder), "--no-pull"], log, f"{STANDIN_SCRIPT}"
+        ["bash", str(STANDIN_SCRIPT), "--image", base, "--profile", str(profile.folder), "--no-pull"],
+        log,
+        f"{STANDIN_SCRIPT}",
+        env=script_environment(engine),
     )
-    target = _extras_image(base, profile, list(requirements), client, log) if requirements else base
+    target = _extras_image(base, profile, list(requirements), engine, log) if requirements else base
     # The template's name points at it too (for `dismcli start-api` by hand); the gate itself runs
     # `target`, so two gates with different package sets never race on that one name.
     repository, tag = parse_repository_tag(image)
-    client.images.get(target).tag(repository, tag=tag)  # apart: Podman's API refuses "repo:tag" as the repository
+    engine.tag(target, repository, tag)
     log(f"{image} -> {target}")
     return target
 
@@ -171,9 +174,17 @@ def image_build_or_check(image: str, log: Callable[[str], None] = print) -> tupl
     start = time.perf_counter()
     if not script.is_file():
         return ensure_image(image, log), time.perf_counter() - start
-    docker_client()
+    engine = Engine.from_settings()
+    why = engine.answers()
+    if why:
+        raise ServingError(why)
     result = subprocess.run(
-        ["bash", str(script), "--image", image], cwd=str(script.parent.parent), capture_output=True, text=True
+        ["bash", str(script), "--image", image],
+        cwd=str(script.parent.parent),
+        env=script_environment(engine),
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
     lines = (result.stdout + result.stderr).strip().splitlines()
     for line in lines:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dialsgate.container.engine import ServingError
+from dialsgate.container.engine import Engine, ServingError
 
 
 @dataclass(frozen=True)
@@ -23,43 +23,25 @@ class PeakMemory:
 CGROUP_PEAK_FILES = ("/sys/fs/cgroup/memory.peak", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes")
 
 
-def _docker_container(container):
-    """The docker SDK container behind a testcontainers DockerContainer (or the SDK object itself)."""
-    getter = getattr(container, "get_wrapped_container", None)
-    return getter() if getter is not None else container
+def container_peak_memory(name: str, engine: Engine | None = None) -> PeakMemory:
+    """Peak memory of a running container (by name), from its cgroup, read inside it:
 
-
-def container_peak_memory(container) -> PeakMemory:
-    """Peak memory of a running container, from its cgroup.
-
-    1. ``docker stats`` ``memory_stats.max_usage``: cgroup v1 engines report it (v2 engines do not);
-    2. ``cat /sys/fs/cgroup/memory.peak`` inside the container: cgroup v2 (kernel >= 5.19);
-    3. ``cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes`` inside it: cgroup v1 without stats.
+    1. ``/sys/fs/cgroup/memory.peak``: cgroup v2 (kernel >= 5.19);
+    2. ``/sys/fs/cgroup/memory/memory.max_usage_in_bytes``: cgroup v1.
 
     The cgroup counts everything the container's processes use, page cache included (as the
     kernel's OOM killer and a Kubernetes memory limit do). Raises ServingError naming what was tried.
     """
-    wrapped = _docker_container(container)
+    engine = engine or Engine.from_settings()
     tried = []
-    try:
-        stats = wrapped.stats(stream=False, one_shot=True)
-    except TypeError:  # docker SDK without one_shot
-        stats = wrapped.stats(stream=False)
-    except Exception as error:
-        stats = {}
-        tried.append(f"docker stats: {type(error).__name__}: {error}")
-    max_usage = (stats.get("memory_stats") or {}).get("max_usage")
-    if isinstance(max_usage, int) and max_usage > 0:
-        return PeakMemory(max_usage, "docker stats memory_stats.max_usage (cgroup v1)")
-    tried.append("docker stats: no memory_stats.max_usage (a cgroup v2 engine)")
     for path in CGROUP_PEAK_FILES:
         try:
-            result = wrapped.exec_run(["cat", path], stdout=True, stderr=True)
-        except Exception as error:
-            tried.append(f"cat {path}: {type(error).__name__}: {error}")
+            result = engine.exec(name, ["cat", path], timeout=30)
+        except ServingError as error:
+            tried.append(f"cat {path}: {error}")
             continue
-        text = result.output.decode(errors="replace").strip() if result.output else ""
-        if result.exit_code == 0 and text.isdigit():
+        text = result.stdout[:64].decode(errors="replace").strip()
+        if result.returncode == 0 and text.isdigit():
             return PeakMemory(int(text), f"{path} in the container")
-        tried.append(f"cat {path}: exit {result.exit_code} {text[:120]!r}")
+        tried.append(f"cat {path}: exit {result.returncode} {text[:120]!r}")
     raise ServingError("cannot read the container's peak memory; tried: " + "; ".join(tried))

@@ -16,6 +16,8 @@ import socket
 import subprocess
 import threading
 
+from dialsgate.container.engine import Engine
+
 #: Runs inside the container: one TCP connection to the server, spliced onto stdin/stdout.
 INNER = r"""
 import os, socket, sys, threading
@@ -41,7 +43,7 @@ CHUNK = 65536
 class ExecRelay:
     """Listens on 127.0.0.1 (``port``); ``close()`` stops listening and ends every connection."""
 
-    def __init__(self, engine: list[str], container: str, inner_port: int):
+    def __init__(self, engine: Engine, container: str, inner_port: int):
         self.engine, self.container, self.inner_port = engine, container, inner_port
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -67,7 +69,7 @@ class ExecRelay:
 
     def _carry(self, connection: socket.socket) -> None:
         process = subprocess.Popen(
-            [*self.engine, "exec", "-i", self.container, "python", "-I", "-c", INNER, str(self.inner_port)],
+            self.engine.exec_argv(self.container, ["python", "-I", "-c", INNER, str(self.inner_port)]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

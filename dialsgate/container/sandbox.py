@@ -17,12 +17,10 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import subprocess
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
-from dialsgate.container.engine import ServingError, engine_command
+from dialsgate.container.engine import Engine, ServingError, tmpfs_owner_options
 from dialsgate.container.image import STANDIN_LABEL
 from dialsgate.contract.resources import declared_resources
 
@@ -72,14 +70,12 @@ def limits_for(contract) -> tuple[int, float, str]:
     return memory_bytes, cpus, ", ".join(why)
 
 
-def image_facts(image: str) -> tuple[str, str, bool]:
+def image_facts(image: str, engine: Engine | None = None) -> tuple[str, str, bool]:
     """(id, user, is our stand-in) of a local image, in one inspection. The user is the image's,
     or 1000 when it names none or root (DIALS never runs models as root)."""
-    # The plain JSON array: Docker and Podman both print it (their --format templates differ).
-    run = subprocess.run([*engine_command(), "image", "inspect", image], capture_output=True, text=True, timeout=60)
-    if run.returncode != 0:
-        raise ServingError(f"image {image} cannot be inspected: {run.stderr.strip()[-300:]}")
-    found = json.loads(run.stdout)[0]
+    found = (engine or Engine.from_settings()).image_inspect(image)
+    if found is None:
+        raise ServingError(f"image {image} is not present locally")
     identity, config = found["Id"], found.get("Config") or {}
     user = str(config.get("User") or "")
     if user in ("", "0", "root") or user.startswith(("0:", "root:")):
@@ -112,44 +108,33 @@ def usable_home(home: str) -> str:
 def image_user(image_id: str, user: str) -> ImageUser:
     """The uid, gid and home of ``user`` in the image, asked of the image itself (one short
     container: no network, read-only, no capabilities); once per image and process."""
-    run = subprocess.run(
-        [*engine_command(), "run", "--rm", "--network", "none", "--user", user, "--read-only",
-         "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--memory", "256m", "--pids-limit", "64",
-         image_id, "python", "-I", "-S", "-c", USER_PROBE],
-        capture_output=True, text=True, timeout=120,
+    run = Engine.from_settings().run(
+        "--rm", "--network", "none", "--user", user, "--read-only",
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--memory", "256m", "--pids-limit", "64",
+        image_id, "python", "-I", "-S", "-c", USER_PROBE,
+        timeout=120,
     )  # fmt: skip
     try:
-        uid, gid, home = json.loads(run.stdout.strip().splitlines()[-1])
+        uid, gid, home = json.loads(run.stdout.decode(errors="replace").strip().splitlines()[-1])
         if not (isinstance(uid, int) and isinstance(gid, int) and isinstance(home, str)):
             raise ValueError
     except (ValueError, IndexError):
         raise ServingError(
             f"the user {user!r} of image {image_id[:19]} could not be resolved (exit {run.returncode}): "
-            f"{(run.stderr or run.stdout).strip()[-500:]!r}"
+            f"{(run.stderr or run.stdout).decode(errors='replace').strip()[-500:]!r}"
         ) from None
     if uid <= 0 or gid < 0:
         raise ServingError(f"the user {user!r} of image {image_id[:19]} is uid {uid}: model code never runs as root")
     return ImageUser(user=user, uid=uid, gid=gid, home=usable_home(home))
 
 
-@cache
-def engine_is_podman(command: tuple[str, ...]) -> bool:
-    """Podman (its own client, or Docker's client on Podman's socket) takes other tmpfs options."""
-    if Path(command[0]).name == "podman":
-        return True
-    run = subprocess.run([*command, "version"], capture_output=True, text=True, timeout=60)
-    return "podman" in run.stdout.lower()
-
-
 def writable_places(user: ImageUser, podman: bool) -> dict[str, str]:
     """The tmpfs mounts (path: options) of a container whose root is read-only.
 
-    The home belongs to the image's user: Docker takes ``uid=``/``gid=`` (its runtime gives the
-    mount the mode of the image's directory), Podman refuses them and takes ``U`` (the container's
-    user) and ``notmpcopyup`` (the image's home is not copied into it).
+    The home belongs to the image's user, by the options the engine takes for it
+    (``engine.tmpfs_owner_options``: Docker's and Podman's differ).
     """
-    owner = "U,notmpcopyup" if podman else f"uid={user.uid},gid={user.gid}"
     return {
         "/tmp": f"rw,exec,nosuid,nodev,size={TMP_SIZE},mode=1777",
-        user.home: f"rw,exec,nosuid,nodev,size={HOME_SIZE},mode=0700,{owner}",
+        user.home: f"rw,exec,nosuid,nodev,size={HOME_SIZE},mode=0700,{tmpfs_owner_options(user.uid, user.gid, podman)}",
     }

@@ -5,6 +5,12 @@
 ``PYTHONDONTWRITEBYTECODE=1``. :func:`serve_model_folder` does the same through testcontainers,
 waits until the *model* (not only the server) is ready, and always removes the container.
 
+testcontainers starts and stops the served container through the engine's API (the docker SDK,
+which finds the engine by ``DOCKER_HOST``, the setting the engine's client reads too): that is the
+only use of the docker SDK in dialsgate. Everything else about the container (its image facts,
+its state and logs while it starts, requests carried in by ``exec``) goes through the one
+engine client, ``container.engine.Engine``.
+
 The container is confined as the worker container is (``container.sandbox``): the image's user,
 no capabilities, no new privileges, the memory (swap included), CPU and process limits of
 ``limits_for``, and a read-only root with ``/tmp`` and the image user's home as small tmpfs
@@ -43,19 +49,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialsgate.container.engine import (
-    NETWORK_ENV,
-    ServingError,
-    docker_client,
-    engine_command,
-    image_exists,
-    resolve_network_mode,
-)
+from dialsgate.container.engine import NETWORK_ENV, Engine, ServingError, resolve_network_mode
 from dialsgate.container.image import ensure_image
 from dialsgate.container.relay import ExecRelay
 from dialsgate.container.sandbox import (
     PIDS_LIMIT,
-    engine_is_podman,
     image_facts,
     image_user,
     limits_for,
@@ -225,7 +223,7 @@ def configure_testcontainers() -> None:
         testcontainers_config.ryuk_disabled = True
 
 
-def model_ready_wait_strategy(url: str, model_name: str, timeout: float):
+def model_ready_wait_strategy(url: str, model_name: str, timeout: float, name: str, engine: Engine):
     """A testcontainers wait strategy: the *model* answers ready (not only the server).
 
     It notices a container that exited (no point waiting out the deadline) and its error
@@ -237,20 +235,19 @@ def model_ready_wait_strategy(url: str, model_name: str, timeout: float):
         def wait_until_ready(self, container) -> None:
             try:
                 wait_until_model_ready(
-                    url, model_name, timeout=self._startup_timeout, still_running=lambda: _container_gone(container)
+                    url, model_name, timeout=self._startup_timeout, still_running=lambda: _container_gone(name, engine)
                 )
             except ModelNotReady as error:
-                raise ModelNotReady(_with_logs(str(error), _logs_of(container, LOG_TAIL_LINES))) from None
+                raise ModelNotReady(_with_logs(str(error), _logs_of(name, engine, LOG_TAIL_LINES))) from None
 
     return ModelReady().with_startup_timeout(timeout)
 
 
-def _logs_of(container, tail: int | None = None) -> str:
+def _logs_of(name: str, engine: Engine, tail: int | None = None) -> str:
     try:
-        raw = container.get_wrapped_container().logs(stdout=True, stderr=True, tail=tail if tail is not None else "all")
+        return engine.logs(name, tail)
     except Exception as error:  # the container may already be gone
         return f"(container logs unavailable: {type(error).__name__}: {error})"
-    return raw.decode("utf-8", errors="replace")
 
 
 @dataclass
@@ -263,24 +260,27 @@ class Served:
     model_name: str
     ready_seconds: float
     network_mode: str
-    container: object | None = field(default=None, repr=False)
+    container: object | None = field(default=None, repr=False)  # testcontainers' DockerContainer
+    name: str | None = None  # the container's name, for the engine
+    engine: Engine | None = field(default=None, repr=False)
 
     def logs(self, tail: int | None = None) -> str:
         """The container's stdout and stderr, interleaved (MLServer logs mostly to stderr)."""
-        return "" if self.container is None else _logs_of(self.container, tail)
+        return "" if self.name is None or self.engine is None else _logs_of(self.name, self.engine, tail)
 
 
-def _container_gone(container) -> str | None:
-    wrapped = container.get_wrapped_container()
+def _container_gone(name: str, engine: Engine) -> str | None:
     try:
-        wrapped.reload()
+        found = engine.container_inspect(name)
     except Exception as error:
-        return f"the container disappeared ({type(error).__name__}: {error})"
-    status = wrapped.status
-    if status in ("created", "running"):
+        return f"the container could not be inspected ({type(error).__name__}: {error})"
+    if found is None:
+        return "the container disappeared"
+    state = found.get("State") or {}
+    status = str(state.get("Status", "")).lower()
+    if status in ("created", "configured", "initialized", "running"):
         return None
-    exit_code = wrapped.attrs.get("State", {}).get("ExitCode")
-    return f"the container stopped (status {status}, exit code {exit_code})"
+    return f"the container stopped (status {status}, exit code {state.get('ExitCode')})"
 
 
 def _with_logs(message: str, logs: str) -> str:
@@ -302,15 +302,15 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
     image = image or contract.image
     if not image:
         raise ServingError(f"the template {contract.template_path} names no Image for {contract.resource_key}")
-    client = docker_client()
-    if not image_exists(image, client):
-        raise ServingError(f"image {image} is not present locally; call ensure_image first (or docker pull {image})")
-    mode = resolve_network_mode(client)
+    engine = Engine.from_settings()
+    mode = resolve_network_mode(engine)
     mount_point = f"/mnt/{contract.name}"
-    identity, user, _ = image_facts(image)
+    if not engine.image_exists(image):
+        raise ServingError(f"image {image} is not present locally; call ensure_image first (or {engine.name} pull {image})")
+    identity, user, _ = image_facts(image, engine)
     who = image_user(identity, user)
     memory, cpus, _ = limits_for(contract)
-    writable = writable_places(who, engine_is_podman(tuple(engine_command())))
+    writable = writable_places(who, engine.is_podman)
 
     configure_testcontainers()
     name = f"{SERVED_NAME_PREFIX}{contract.name}-{secrets.token_hex(4)}"
@@ -338,14 +338,14 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
         .with_envs(PYTHONDONTWRITEBYTECODE="1", HOME=who.home, **SERVER_WRITES)
         .with_volume_mapping(str(folder), mount_point, "ro")
         .with_command(["mlserver", "start", mount_point])
-        # Named for what it serves, so `docker ps` (and a test watching engine events) can tell.
+        # Named for what it serves, so `<engine> ps` (and a test watching engine events) can tell.
         .with_name(name)
     )
     relay = None
     if mode == "none":
         # Listening before the container exists: a connection before MLServer listens is closed
         # at once, which the readiness wait takes as "not yet".
-        relay = ExecRelay(engine_command(), name, CONTAINER_HTTP_PORT)
+        relay = ExecRelay(engine, name, CONTAINER_HTTP_PORT)
         http_port, grpc_port = relay.port, None
     elif mode == "host":
         http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
@@ -364,8 +364,11 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
         for path, options in writable.items():
             container.with_tmpfs_mount(path, options)  # the engine takes the options as given
     url = f"http://127.0.0.1:{http_port}"
-    container.waiting_for(model_ready_wait_strategy(url, contract.name, ready_timeout() if timeout is None else timeout))
+    container.waiting_for(
+        model_ready_wait_strategy(url, contract.name, ready_timeout() if timeout is None else timeout, name, engine)
+    )
 
+    # testcontainers' own errors are the docker SDK's.
     import docker.errors  # Late: the docker package is in the server layer's environment only
 
     started = time.monotonic()
@@ -393,6 +396,8 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
             ready_seconds=float("nan"),
             network_mode=mode,
             container=container,
+            name=name,
+            engine=engine,
         )
         served.ready_seconds = time.monotonic() - started
         yield served

@@ -3,7 +3,7 @@
 One container of the serving image (the real one, or the stand-in with the folder's image
 packages) per gate layer or pytest session. Each worker process (the handler, the
 clean-interpreter round trip, one-off resolutions) is a fresh ``python -I -B`` started in it by
-``docker exec -i``, speaking the worker protocol over stdin and stdout. The container is started
+``<engine> exec -i``, speaking the worker protocol over stdin and stdout. The container is started
 as DIALS runs the folder, and tighter:
 
 - network ``none``;
@@ -28,9 +28,8 @@ only ever read by that same code, which could do anything the cache could. numba
 files only, copied out of ``/scratch`` after the run (``.nbi``/``.nbc``, regular files, bounded
 in size, read with a cap) and back in before the next.
 
-Settings (environment): ``DIALSGATE_ENGINE`` (``docker`` or ``podman``, the command line client;
-default: ``docker`` when on PATH, else ``podman``), ``DOCKER_HOST`` (read by both), and
-``DIALSGATE_WORKER_START_TIMEOUT`` (seconds, default 60).
+Settings (environment): the engine's (``container.engine``: ``DIALSGATE_ENGINE``, ``DOCKER_HOST``)
+and ``DIALSGATE_WORKER_START_TIMEOUT`` (seconds, default 60).
 """
 
 from __future__ import annotations
@@ -50,10 +49,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from dialsgate.container.engine import ServingError, engine_command
+from dialsgate.container.engine import Engine, ServingError
 from dialsgate.container.sandbox import (
     PIDS_LIMIT,
-    engine_is_podman,
     image_facts,
     image_user,
     limits_for,
@@ -121,14 +119,14 @@ class WorkerContainer(ModelRuntime):
 
     def __init__(self, contract, image: str, folder: Path | None = None, model_file: Path | None = None):
         self.image = image
-        self.engine = engine_command()
+        self.engine = Engine.from_settings()
         self.name = f"{WORKER_NAME_PREFIX}{re.sub(r'[^A-Za-z0-9_.-]', '-', contract.name)}-{secrets.token_hex(4)}"
         self.memory, self.cpus, self.limits = limits_for(contract)
         folder = Path(folder or contract.code_dir)
         model_file = Path(model_file or contract.model_file)
-        identity, self.user, self.standin = image_facts(image)
+        identity, self.user, self.standin = image_facts(image, self.engine)
         self.image_user = image_user(identity, self.user)
-        self.writable = writable_places(self.image_user, engine_is_podman(tuple(self.engine)))
+        self.writable = writable_places(self.image_user, self.engine.is_podman)
         self.folder = mount_name(contract)
         self.model_file = f"/mnt/model/{model_file.name}"
         self.start_seconds = float("nan")
@@ -154,8 +152,8 @@ class WorkerContainer(ModelRuntime):
 
     def run_arguments(self) -> list[str]:
         """``<engine> run`` with everything the container is started with (see the module docstring)."""
-        return [
-            *self.engine, "run", "-i", "--rm", "--name", self.name,
+        return self.engine.argv(
+            "run", "-i", "--rm", "--name", self.name,
             "--network", "none",
             "--user", self.user,
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
@@ -173,7 +171,7 @@ class WorkerContainer(ModelRuntime):
             "--env", f"{COMPILE_CACHE_VARIABLE}={COMPILE_CACHE_INSIDE}",
             "--label", "org.dialsgate.worker=1",
             self.image, "python", "-I", "-c", KEEPER,
-        ]  # fmt: skip
+        )  # fmt: skip
 
     def _start(self) -> None:
         started = time.monotonic()
@@ -201,7 +199,8 @@ class WorkerContainer(ModelRuntime):
         if self._keeper is not None:
             with contextlib.suppress(Exception):
                 self._save_compile_cache()
-            subprocess.run([*self.engine, "rm", "--force", self.name], capture_output=True)
+            with contextlib.suppress(ServingError):
+                self.engine.remove(self.name)
             with contextlib.suppress(Exception):
                 self._keeper.stdin.close()
             try:
@@ -216,7 +215,7 @@ class WorkerContainer(ModelRuntime):
 
     def worker_command(self, args: list[str]) -> list[str]:
         source = self._worker_source
-        return [*self.engine, "exec", "-i", "--workdir", SCRATCH, self.name, "python", "-I", "-B", "-c", source, *args]
+        return self.engine.exec_argv(self.name, ["python", "-I", "-B", "-c", source, *args], workdir=SCRATCH)
 
     @contextlib.contextmanager
     def alone(self) -> Iterator[tuple[str, str]]:
@@ -230,12 +229,7 @@ class WorkerContainer(ModelRuntime):
 
     def exec(self, command: list[str], stdin: bytes = b"", timeout: float = 120) -> subprocess.CompletedProcess:
         """One command in the container (as its user, in /scratch)."""
-        return subprocess.run(
-            [*self.engine, "exec", "-i", "--workdir", SCRATCH, self.name, *command],
-            input=stdin,
-            capture_output=True,
-            timeout=timeout,
-        )
+        return self.engine.exec(self.name, command, stdin=stdin, workdir=SCRATCH, timeout=timeout)
 
     # ------------------------------------------------------------------ compile cache
 
@@ -252,9 +246,11 @@ class WorkerContainer(ModelRuntime):
     def _save_compile_cache(self) -> None:
         if self.compile_cache is None:
             return
-        packed = _read_capped(
-            [*self.engine, "exec", "-i", "--workdir", SCRATCH, self.name,
-             "python", "-I", "-c", COMPILE_CACHE_PACKER, COMPILE_CACHE_INSIDE, *COMPILE_CACHE_SUFFIXES],
+        packed = self.engine.output_capped(
+            self.engine.exec_argv(
+                self.name, ["python", "-I", "-c", COMPILE_CACHE_PACKER, COMPILE_CACHE_INSIDE, *COMPILE_CACHE_SUFFIXES],
+                workdir=SCRATCH,
+            ),
             COMPILE_CACHE_MAX_ARCHIVE, timeout=120,
         )  # fmt: skip
         if not packed:
@@ -268,33 +264,6 @@ class WorkerContainer(ModelRuntime):
         shutil.rmtree(self.compile_cache, ignore_errors=True)
         self.compile_cache.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staging), str(self.compile_cache))
-
-
-def _read_capped(command: list[str], cap: int, timeout: float) -> bytes | None:
-    """The standard output of ``command``, or None when it fails, says more than ``cap`` bytes or
-    takes longer than ``timeout`` seconds (then it is killed)."""
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    deadline, chunks, size = time.monotonic() + timeout, [], 0
-    try:
-        while True:
-            ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                return None
-            chunk = os.read(process.stdout.fileno(), 1 << 20)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > cap:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks) if process.wait(timeout=max(0.0, deadline - time.monotonic())) == 0 else None
-    except subprocess.TimeoutExpired:
-        return None
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
 
 
 def compile_cache_members(archive: tarfile.TarFile) -> list[tarfile.TarInfo] | None:

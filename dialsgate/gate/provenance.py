@@ -6,8 +6,6 @@ verdict can be traced to exactly what was checked.
 from __future__ import annotations
 
 import importlib.metadata
-import os
-import subprocess
 from pathlib import Path
 
 try:
@@ -15,7 +13,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from dialsgate.container.engine import docker_client, engine_command, resolve_network_mode
+from dialsgate.container.engine import Engine, resolve_network_mode
 from dialsgate.container.image import STANDIN_LABEL
 from dialsgate.container.sandbox import HOME_SIZE, PIDS_LIMIT, TMP_SIZE
 from dialsgate.container.worker import limits_for, mount_name
@@ -43,14 +41,16 @@ def gate_version() -> str:
 def image_facts(image: str) -> dict:
     """The local image of that name: real or our stand-in, its id, and a stand-in's pins hash."""
     try:
-        found = docker_client().images.get(image)
+        found = Engine.from_settings().image_inspect(image)
+        if found is None:
+            raise LookupError(f"no image {image} here")
     except Exception as error:  # no engine, no image: say so, the verdict is still written
         return {"name": image, "kind": "unknown", "why": f"{type(error).__name__}: {error}"}
-    labels = found.labels or {}
+    labels = (found.get("Config") or {}).get("Labels") or {}
     standin = STANDIN_LABEL in labels or any(key.endswith(".pins-sha256") for key in labels)
-    facts = {"name": image, "kind": "stand-in" if standin else "real", "id": found.id}
-    if found.attrs.get("RepoDigests"):
-        facts["digests"] = list(found.attrs["RepoDigests"])
+    facts = {"name": image, "kind": "stand-in" if standin else "real", "id": found.get("Id")}
+    if found.get("RepoDigests"):
+        facts["digests"] = list(found["RepoDigests"])
     pins = next((value for key, value in labels.items() if key.endswith(".pins-sha256")), None)
     if pins:
         facts["pins_sha256"] = pins
@@ -113,17 +113,9 @@ def model_code_facts(contract) -> dict:
 def limits_ignored() -> str | None:
     """Why the engine does not enforce a container's memory and CPU limits, or None."""
     try:
-        command = engine_command()
-    except Exception:
+        return Engine.from_settings().ignores_limits()
+    except Exception:  # no engine: nothing ran there
         return None
-    if os.path.basename(command[0]) != "podman":
-        return None
-    run = subprocess.run(
-        [*command, "info", "--format", "{{.Host.Security.Rootless}} {{.Host.CgroupsVersion}}"], capture_output=True, text=True
-    )
-    if run.stdout.split() == ["true", "v1"]:
-        return "rootless Podman on cgroup v1 ignores resource limits"
-    return None
 
 
 def server_network() -> str:

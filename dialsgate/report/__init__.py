@@ -29,7 +29,6 @@ from pathlib import Path
 
 from dialsgate.contract.template import Contract, load_contract
 from dialsgate.report.facts import (
-    DEFAULT_PINS,
     MAX_PICTURES,
     BatchAnswers,
     PictureFacts,
@@ -37,8 +36,8 @@ from dialsgate.report.facts import (
     answer_batch,
     batch_facts,
     default_reference_batch,
-    docker_image,
     header_facts,
+    local_image,
     package_facts,
     picture_indices,
     provenance_facts,
@@ -51,7 +50,7 @@ from dialsgate.report.render import render
 __all__ = ["ENVIRONMENT_VARIABLE", "GROUP", "BatchAnswers", "ReportFacts", "gather_facts", "main", "render", "write_report"]
 
 
-def gather_facts(contract: Contract, out_dir, reference_batch=None, verdict_rows=None, pins_file: Path = DEFAULT_PINS,
+def gather_facts(contract: Contract, out_dir, reference_batch=None, verdict_rows=None, pins_file: Path | None = None,
                  picture_hooks=None, provenance=None) -> ReportFacts:  # fmt: skip
     """Everything the page shows; the picture hooks write their PNG files under ``out_dir``."""
     started = time.perf_counter()
@@ -84,14 +83,14 @@ def gather_facts(contract: Contract, out_dir, reference_batch=None, verdict_rows
         verdict=verdict_facts(verdict_rows),
         batch=batch,
         pictures=pictures,
-        serving=serving_facts(contract, Path(pins_file), docker_image(contract.image)),
+        serving=serving_facts(contract, local_image(contract.image), pins_file=Path(pins_file) if pins_file else None),
         package=package_facts(contract),
         elapsed_s=time.perf_counter() - started,
         provenance=provenance_facts(provenance),
     )
 
 
-def write_report(contract: Contract, out_dir, reference_batch=None, verdict_rows=None, pins_file: Path = DEFAULT_PINS,
+def write_report(contract: Contract, out_dir, reference_batch=None, verdict_rows=None, pins_file: Path | None = None,
                  picture_hooks=None, provenance=None) -> Path:  # fmt: skip
     """Write ``out_dir/index.html`` and its pictures; returns the index.html path.
 

@@ -1,16 +1,14 @@
 """Everything the report shows, as plain data (dataclasses, lists, strings): no HTML here.
 
 The pieces: the reference batch answered by the handler, the gate's verdict grouped by concern
-(:mod:`.concerns`), the serving pins, what Docker says about the image, and what ``dismcli
-package`` would zip. :func:`dialsgate.report.gather_facts` puts them (and the pictures of the
+(:mod:`.concerns`), the serving pins and the image as its profile describes it, what the engine
+says about the local image, and what ``dismcli package`` would zip. :func:`dialsgate.report.gather_facts` puts them (and the pictures of the
 hooks, :mod:`.hooks`) into one :class:`ReportFacts`; :mod:`.render` turns that into HTML.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,27 +19,21 @@ import numpy as np
 from dialsgate.checks import ADVICE, PASSING_RESULTS
 from dialsgate.checks.package import package_files
 from dialsgate.checks.subject import Subject
+from dialsgate.container.engine import Engine
 from dialsgate.contract.build import build
 from dialsgate.contract.template import Contract
-from dialsgate.environment.profiles import PROFILES_DIR, read_pins
+from dialsgate.environment.profiles import ImageProfile, UnsupportedImage, profile_for_image, read_pins
 from dialsgate.fingerprint import file_sha256, plain_file_sha256
 from dialsgate.limits import shorten
 from dialsgate.protocol import v2
 from dialsgate.report.concerns import CONCERNS, concern_of, forgeable
 from dialsgate.settings import reference_batch_beside
 
-#: The core package set of the serving image (the profile of the image the templates name).
-DEFAULT_PINS = PROFILES_DIR / "mlserver-1.5.0" / "core.txt"
-
 #: Serving packages shown, in this order (names as in the profile's core.txt, normalised).
 SERVING_PACKAGES = ("numpy", "scikit-learn", "joblib", "scipy", "mlserver", "mlserver-sklearn", "pydantic")
-PYTHON_NOTE = (
-    "Python 3.10.12 (conda) in the real seldonio/mlserver:1.5.0 image; "
-    "Python 3.10 (the host's 3.10 copied into Debian 12) in the local stand-in built by dialsgate/container/build-standin-image.sh"
-)
 #: At most this many lumisections are offered to the picture hooks (the clean one included).
 MAX_PICTURES = 24
-DOCKER_TIMEOUT_S = 5.0
+ENGINE_TIMEOUT_S = 5.0
 
 
 def fmt_flag(value) -> str:
@@ -180,30 +172,32 @@ def package_listing(contract: Contract) -> PackageListing:
             shutil.rmtree(temp, ignore_errors=True)
 
 
-def serving_pins(pins_file: Path = DEFAULT_PINS) -> dict[str, str]:
+def serving_pins(pins_file: Path) -> dict[str, str]:
 
     return read_pins(pins_file) if pins_file.is_file() else {}
 
 
-def docker_image(image: str | None, timeout: float = DOCKER_TIMEOUT_S) -> dict:
-    """``docker image inspect`` of the contract's image; {'error': ...} on any failure."""
+def python_note(profile: ImageProfile) -> str:
+    """The image's Python, in the real image and in our stand-in: from the image profile."""
+    major, minor = profile.python_minor
+    origin = f" ({profile.python_origin})" if profile.python_origin else ""
+    return (
+        f"Python {profile.python}{origin} in the real {profile.shortest_image} image; "
+        f"Python {major}.{minor} (this machine's {major}.{minor} copied into {profile.standin_system}) in the local "
+        "stand-in built by dialsgate/container/build-standin-image.sh"
+    )
+
+
+def local_image(image: str | None, timeout: float = ENGINE_TIMEOUT_S) -> dict:
+    """The engine's inspection of the contract's image; {'error': ...} on any failure."""
     if not image:
         return {"error": "the template names no Image"}
-    if shutil.which("docker") is None:
-        return {"error": "docker is not installed here"}
     try:
-        done = subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"docker did not answer within {timeout:g} s"}
-    except OSError as error:
-        return {"error": f"docker could not be run: {error}"}
-    if done.returncode != 0:
-        message = (done.stderr or done.stdout).strip().splitlines()
-        return {"error": f"not available locally ({message[-1] if message else f'exit {done.returncode}'})"}
-    try:
-        found = json.loads(done.stdout)[0]
-    except (ValueError, IndexError, KeyError) as error:
-        return {"error": f"unreadable docker answer: {error}"}
+        found = Engine.from_settings().image_inspect(image, timeout=timeout)
+    except Exception as error:  # no engine, no answer, an unreadable one: said in the report
+        return {"error": f"{type(error).__name__}: {error}"}
+    if found is None:
+        return {"error": "not available locally"}
     config = found.get("Config") or {}
     return {
         "id": found.get("Id"),
@@ -412,10 +406,23 @@ class ServingFacts:
     labels: list[tuple[str, str]] = field(default_factory=list)
 
 
-def serving_facts(contract: Contract, pins_file: Path, image: dict) -> ServingFacts:
-    pins = serving_pins(pins_file)
-    packages = [(name, pins.get(name, "not pinned")) for name in SERVING_PACKAGES] + [("python", PYTHON_NOTE)]
-    facts = ServingFacts(pins_file=str(pins_file), packages=packages, image_name=contract.image or "(none)")
+def serving_facts(
+    contract: Contract, image: dict, profile: ImageProfile | None = None, pins_file: Path | None = None
+) -> ServingFacts:
+    """The serving image as its profile describes it (``profile``: the contract's image's), and
+    the local image as the engine does (``image``, :func:`local_image`)."""
+    if profile is None:
+        try:
+            profile = profile_for_image(contract.image)
+        except UnsupportedImage:
+            profile = None
+    pins_file = pins_file or (profile.core_file if profile is not None else None)
+    pins = serving_pins(pins_file) if pins_file is not None else {}
+    packages = [(name, pins.get(name, "not pinned")) for name in SERVING_PACKAGES]
+    packages.append(("python", python_note(profile) if profile is not None else "unknown: no image profile for this image"))
+    facts = ServingFacts(
+        pins_file=str(pins_file or "(no image profile)"), packages=packages, image_name=contract.image or "(none)"
+    )
     if "error" in image:
         facts.image_error = image["error"]
         return facts
@@ -427,15 +434,20 @@ def serving_facts(contract: Contract, pins_file: Path, image: dict) -> ServingFa
         ("size", fmt_size(image["size"])),
         ("user", image["user"] or "(image default)"),
         ("comment", image["comment"] or "-"),
-        (
-            "which",
-            "the local stand-in (Debian 12, Python 3.11)"
-            if stand_in
-            else "not marked as a stand-in (the real image, Python 3.10)",
-        ),
+        ("which", which_image(stand_in, profile)),
     ]
     facts.labels = [(str(k), str(v)) for k, v in sorted(image["labels"].items())]
     return facts
+
+
+def which_image(stand_in: bool, profile: ImageProfile | None) -> str:
+    """Which image the local one is, with its system and Python as its profile has them."""
+    if profile is None:
+        return "the local stand-in" if stand_in else "not marked as a stand-in"
+    major, minor = profile.python_minor
+    if stand_in:
+        return f"the local stand-in ({profile.standin_system}, Python {major}.{minor}, MLServer {profile.server_version})"
+    return f"not marked as a stand-in (the real image: Python {profile.python}, MLServer {profile.server_version})"
 
 
 @dataclass

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from dialsgate.container import worker as worker_module
+from dialsgate.container.engine import Engine
 from dialsgate.container.sandbox import ImageUser
 from dialsgate.container.worker import WorkerContainer, compile_cache_archive, compile_cache_members
 from dialsgate.contract.template import load_contract
@@ -103,9 +104,10 @@ def workers(monkeypatch, tmp_path):
     """WorkerContainer with the engine replaced: the restore path as it runs, what it sends in recorded."""
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "gate-cache"))
     images = {"stand-in": "sha256:aaaa", "another": "sha256:bbbb"}
-    monkeypatch.setattr(worker_module, "engine_command", lambda: ["docker"])
-    monkeypatch.setattr(worker_module, "engine_is_podman", lambda command: False)
-    monkeypatch.setattr(worker_module, "image_facts", lambda image: (images[image], "1000", True))
+    engine = Engine("docker")
+    engine.is_podman = False  # (never asked of an engine here)
+    monkeypatch.setattr(Engine, "from_settings", classmethod(lambda cls: engine))
+    monkeypatch.setattr(worker_module, "image_facts", lambda image, engine=None: (images[image], "1000", True))
     monkeypatch.setattr(worker_module, "image_user", lambda identity, user: ImageUser(user, 1000, 1000, "/home/mlserver"))
     monkeypatch.setattr(WorkerContainer, "_start", lambda self: None)
     restored: list[bytes] = []

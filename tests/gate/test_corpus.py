@@ -112,12 +112,10 @@ WORKER_NAME_PREFIX = "dialsgate-worker-"  # dialsgate.container.worker names its
 def containers_created(model_name: str, since: float, until: float, prefix: str = SERVED_NAME_PREFIX) -> list[str]:
     """Names of the containers (``prefix``: served, or workers) the engine created for ``model_name``
     between two times (its event log)."""
-    finished = subprocess.run(
-        ["docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container",
-         "--filter", "event=create", "--format", "{{.Actor.Attributes.name}}"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    return [name for name in finished.stdout.split() if name.startswith(f"{prefix}{model_name}-")]
+    from dialsgate.container.engine import Engine  # Late: the gate's own package, only where the engine is asked
+
+    events = Engine.from_settings().events(since, until, "type=container", "event=create")
+    return [event["name"] for event in events if (event["name"] or "").startswith(f"{prefix}{model_name}-")]
 
 
 def model_name(template: Path) -> str:

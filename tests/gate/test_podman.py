@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from dialsgate.container.engine import Engine
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 EXAMPLE = REPOSITORY / "examples" / "nmf1d"
 CORE_IMAGE = "dialsgate-standin:mlserver-1.5.0-core"
@@ -81,7 +83,7 @@ def test_the_gate_passes_the_example_with_podman(podman_environment, tmp_path):
     shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     for path in [tmp_path, copy, *copy.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    before = set(subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split())
+    started = time.time()
     finished = subprocess.run(
         [sys.executable, "-m", "dialsgate", "check", str(copy / "template.yaml"), "--runner", "tox", "--report", str(tmp_path / "report")],
         cwd=REPOSITORY, env=podman_environment, capture_output=True, text=True, timeout=1800,
@@ -91,9 +93,17 @@ def test_the_gate_passes_the_example_with_podman(podman_environment, tmp_path):
     assert finished.returncode == 0 and not failed, f"{failed}\n{finished.stdout[-4000:]}\n{finished.stderr[-2000:]}"
     assert {row["layer"] for row in document["rows"]} == {"fast", "parity", "server"}
     assert document["provenance"]["model_code"]["where"] == "worker container"
-    # Everything ran in Podman: Docker's engine saw no new container, Podman removed its own.
-    after = set(subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split())
-    assert after <= before, f"containers created in Docker: {after - before}"
+    # Everything ran in Podman: it created the gate's worker and served containers, Docker's engine
+    # none of them (by name: Docker's engine may be running other gates meanwhile), and Podman
+    # removed its own.
+    ended = time.time() + 1
+    podman, docker = Engine(shutil.which("podman")), Engine(shutil.which("docker"))
+    prefixes = ("dialsgate-worker-", "dialsgate-serve-")
+    ours = {event["name"] for event in podman.events(started, ended, "type=container", "event=create")}
+    ours = {name for name in ours if (name or "").startswith(prefixes)}
+    assert all(any(name.startswith(prefix) for name in ours) for prefix in prefixes), ours
+    in_docker = {event["name"] for event in docker.events(started, ended, "type=container", "event=create")}
+    assert not ours & in_docker, f"containers created in Docker: {ours & in_docker}"
     left = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
     assert not [name for name in left if name.startswith(("dialsgate-worker-", "dialsgate-serve-"))], left
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 from pathlib import Path
 
 import requests
 
-from dialsgate.container.engine import NETWORK_ENV
+from dialsgate.container.engine import NETWORK_ENV, Engine
 from dialsgate.container.serve import serve_contract
 from dialsgate.contract.template import load_contract
 
@@ -49,8 +48,10 @@ print(json.dumps(found))
 """
 
 
-def _run(*command: str) -> str:
-    return subprocess.run(list(command), capture_output=True, text=True, check=True, timeout=300).stdout.strip()
+def _exec(name: str, *command: str) -> str:
+    run = Engine.from_settings().exec(name, list(command), timeout=300)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    return run.stdout.decode().strip()
 
 
 def test_the_served_container_is_confined_and_answers_through_the_engine(monkeypatch):
@@ -61,18 +62,18 @@ def test_the_served_container_is_confined_and_answers_through_the_engine(monkeyp
     listener.listen()
     try:
         with serve_contract(contract, log=lambda line: None) as served:
-            name = served.container.get_wrapped_container().name
-            found = json.loads(_run("docker", "inspect", name))[0]
-            reached = _run("docker", "exec", name, "python", "-I", "-c", REACH, str(listener.getsockname()[1]))
-            uid = _run("docker", "exec", name, "id", "-u")
-            working_dir = _run("docker", "exec", name, "pwd")
-            home = _run("docker", "exec", name, "getent", "passwd", "1000").split(":")[5]
+            engine, name = Engine.from_settings(), served.name
+            found = engine.container_inspect(name)
+            reached = _exec(name, "python", "-I", "-c", REACH, str(listener.getsockname()[1]))
+            uid = _exec(name, "id", "-u")
+            working_dir = _exec(name, "pwd")
+            home = _exec(name, "getent", "passwd", "1000").split(":")[5]
             places = {
                 "write": ["/opt/mlserver/written", "/etc/written", "/written", "/tmp/written", f"{home}/written"],
                 "fill": ["/tmp", home],
             }
-            writes = json.loads(_run("docker", "exec", name, "python", "-I", "-c", WRITES, json.dumps(places)))
-            changes = [line.split(" ", 1)[1] for line in _run("docker", "diff", name).splitlines() if line.strip()]
+            writes = json.loads(_exec(name, "python", "-I", "-c", WRITES, json.dumps(places)))
+            changes = engine.diff(name)
             ready = requests.get(f"{served.url}/v2/models/{contract.name}/ready", timeout=30)
     finally:
         listener.close()

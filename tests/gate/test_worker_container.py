@@ -1,5 +1,5 @@
 """The worker container is the sandbox docs/gate.md says it is: asked of the engine
-(``docker inspect``) and tried from inside, not read back from our own arguments.
+(``<engine> inspect``) and tried from inside, not read back from our own arguments.
 
 No network, uid 1000, no capabilities, the folder and the model file read-only copies, a
 read-only root with scratch, /tmp and the image user's home in memory (each bounded), memory,
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from dialsgate.container.engine import Engine
 from dialsgate.container.image import ensure_image
 from dialsgate.container.sandbox import DEFAULT_MEMORY, FALLBACK_HOME, ImageUser, limits_for, usable_home, writable_places
 from dialsgate.container.worker import WorkerContainer
@@ -81,14 +82,14 @@ print(json.dumps(found))
 
 def home_of_uid_1000(name: str) -> str:
     """The home of uid 1000 as the image's own passwd database says (``getent`` inside)."""
-    entry = subprocess.run(["docker", "exec", name, "getent", "passwd", "1000"], capture_output=True, text=True, check=True)
-    return entry.stdout.strip().split(":")[5]
+    entry = Engine.from_settings().exec(name, ["getent", "passwd", "1000"], timeout=60)
+    assert entry.returncode == 0, entry.stderr
+    return entry.stdout.decode().strip().split(":")[5]
 
 
 def layer_changes(name: str) -> list[str]:
-    """What the container changed in its own (on-disk) layer, as ``docker diff`` lists it."""
-    run = subprocess.run(["docker", "diff", name], capture_output=True, text=True, check=True)
-    return [line.split(" ", 1)[1] for line in run.stdout.splitlines() if line.strip()]
+    """What the container changed in its own (on-disk) layer, as ``<engine> diff`` lists it."""
+    return Engine.from_settings().diff(name)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,9 @@ def worker(contract):
 
 
 def _inspect(name: str) -> dict:
-    return json.loads(subprocess.run(["docker", "inspect", name], capture_output=True, text=True, check=True).stdout)[0]
+    found = Engine.from_settings().container_inspect(name)
+    assert found is not None, f"no container {name}"
+    return found
 
 
 def test_the_engine_runs_it_with_no_network_the_images_user_and_limits(worker):
@@ -203,6 +206,7 @@ def test_the_homes_tmpfs_belongs_to_the_images_user_on_either_engine():
 
 STARTER = r"""
 import sys
+from dialsgate.container.engine import Engine
 from dialsgate.container.image import ensure_image
 from dialsgate.container.worker import WorkerContainer
 from dialsgate.contract.template import load_contract
@@ -214,7 +218,7 @@ sys.stdin.read()
 
 
 def _exists(name: str) -> bool:
-    return subprocess.run(["docker", "container", "inspect", name], capture_output=True).returncode == 0
+    return Engine.from_settings().container_exists(name)
 
 
 def test_the_container_goes_when_the_gate_process_is_killed():

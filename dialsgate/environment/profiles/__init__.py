@@ -1,7 +1,7 @@
 """Image profiles: what a DIALS serving image contains (Python version, package set), as data.
 
-One folder per supported image under this package: ``profile.toml`` (names, Python, import names
-that differ from their distribution), ``core.txt`` (what every serving environment holds) and
+One folder per supported image under this package: ``profile.toml`` (names, Python, the stand-in's
+base system, import names that differ from their distribution), ``core.txt`` (what every serving environment holds) and
 ``image-packages.txt`` (the image's full package set, as pip constraints), ``stdlib.txt`` (its
 Python's standard library modules). A template ``Image``
 without a profile is a gate error naming the supported images, never a silent stand-in.
@@ -53,6 +53,21 @@ class ImageProfile:
     stdlib: frozenset[str] = field(repr=False, default=frozenset())
     machine: str = "x86_64"
     glibc: str = "2.17"
+    python_origin: str = ""  # how the real image's Python is installed ("conda")
+    standin_suite: str = "bookworm"  # the Debian suite of the stand-in's root
+    standin_system: str = "Debian 12"  # that system, in words
+    core_name: str = "core.txt"  # the files of the profile's folder, as profile.toml names them
+    packages_name: str = "image-packages.txt"
+
+    @property
+    def server_version(self) -> str | None:
+        """MLServer's version in the image (its core package set)."""
+        return self.core.get("mlserver")
+
+    @property
+    def shortest_image(self) -> str:
+        """The image's shortest spelling (``seldonio/mlserver:1.5.0``), for prose."""
+        return min(self.images, key=len)
 
     @property
     def python_minor(self) -> tuple[int, int]:
@@ -61,11 +76,11 @@ class ImageProfile:
 
     @property
     def core_file(self) -> Path:
-        return self.folder / "core.txt"
+        return self.folder / self.core_name
 
     @property
     def packages_file(self) -> Path:
-        return self.folder / "image-packages.txt"
+        return self.folder / self.packages_name
 
     def wheel_platforms(self) -> list[str]:
         """pip ``--platform`` tags of wheels that run in the image (its machine, glibc or older)."""
@@ -106,7 +121,25 @@ def load_profile(folder: Path) -> ImageProfile:
         stdlib=frozenset((folder / data["stdlib"]).read_text().split()),
         machine=str(data.get("machine", "x86_64")),
         glibc=str(data.get("glibc", "2.17")),
+        python_origin=str(data.get("python_origin", "")),
+        standin_suite=str(data.get("standin", {}).get("suite", "bookworm")),
+        standin_system=str(data.get("standin", {}).get("system", "Debian 12")),
+        core_name=str(data["core"]),
+        packages_name=str(data["packages"]),
     )
+
+
+def script_values(profile: ImageProfile) -> dict[str, str]:
+    """What the stand-in script (``build-standin-image.sh``) takes from a profile, by name."""
+    major, minor = profile.python_minor
+    return {
+        "name": profile.name,
+        "python_minor": f"{major}.{minor}",
+        "core": str(profile.core_file),
+        "packages": str(profile.packages_file),
+        "machine": profile.machine,
+        "standin_suite": profile.standin_suite,
+    }
 
 
 @cache

@@ -2,8 +2,8 @@
 
 The largest request the server layer sends (the reference batch tiled to 750 lumisections, a
 whole run as DIALS sends it, the largest size of test_load.py) is answered, then the container's
-peak memory is read from its cgroup (``container_peak_memory``: docker stats on cgroup v1,
-memory.peak on v2). The peak is the container's since it started, so it also covers every
+peak memory is read from its cgroup (``container_peak_memory``: memory.peak on cgroup v2,
+memory.max_usage_in_bytes on v1, read inside the container). The peak is the container's since it started, so it also covers every
 server test before this one (the concurrent load test included): it is what the pod would
 have needed. The figure is printed and recorded in the verdict; the test fails when it exceeds
 ``Resources.Limits.memory`` (Kubernetes would OOM-kill the pod there). No declared limit (the
@@ -37,7 +37,7 @@ def test_peak_memory_within_declared_limit(contract, served, batch_of, v2_client
         if limit is not None:
             pytest.fail(f"{note}: run the server layer without --server-url to check the limit", pytrace=False)
         return
-    peak = container_peak_memory(served.container)
+    peak = container_peak_memory(served.name)
     note = f"peak memory {describe_bytes(peak.bytes)} after a {LARGEST_N_LS}-LS request ({peak.source}); {limit_text}"
     record_property("dialsgate_note", note)
     record_property("peak_memory_bytes", peak.bytes)
