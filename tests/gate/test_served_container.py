@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 
 import requests
+from sandbox_probes import WRITES
 
 from dialsgate.container.engine import NETWORK_ENV, Engine
 from dialsgate.container.serve import serve_contract
@@ -19,33 +20,6 @@ from dialsgate.contract.template import load_contract
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "nmf1d" / "template.yaml"
 REACH = "import socket, sys\ntry:\n    socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2)\n    print('connected')\nexcept OSError as error:\n    print(type(error).__name__)"
-#: Writes a byte to each path ("written" or the error), then fills each folder until the file
-#: system refuses (the error and the bytes written), removing what it wrote.
-WRITES = r"""
-import errno, json, os, sys
-places, found = json.loads(sys.argv[1]), {}
-for path in places["write"]:
-    try:
-        with open(path, "w") as stream:
-            stream.write("x")
-        found[path] = "written"
-    except OSError as error:
-        found[path] = errno.errorcode.get(error.errno, str(error.errno))
-for folder in places["fill"]:
-    path, written, block = os.path.join(folder, "dialsgate-fill"), 0, b"\0" * 2**20
-    try:
-        with open(path, "wb") as stream:
-            while written < 2**31:
-                written += stream.write(block)
-                stream.flush()
-        found[folder] = ["no error", written]
-    except OSError as error:
-        found[folder] = [errno.errorcode.get(error.errno, str(error.errno)), written]
-    finally:
-        if os.path.exists(path):
-            os.remove(path)
-print(json.dumps(found))
-"""
 
 
 def _exec(name: str, *command: str) -> str:
