@@ -234,11 +234,15 @@ class Engine:
     def image_inspect(self, image: str, timeout: float = DEFAULT_TIMEOUT) -> dict | None:
         """The engine's description of a local image (the plain JSON both engines print), or None
         when there is no such image; EngineError when the engine does not answer."""
-        run = self.call("image", "inspect", image, timeout=timeout, check=False)
+        return self._inspect("image", image, timeout)
+
+    def _inspect(self, kind: str, name: str, timeout: float) -> dict | None:
+        """``<engine> <kind> inspect <name>``: its plain JSON, or None when there is no such thing."""
+        run = self.call(kind, "inspect", name, timeout=timeout, check=False)
         if run.returncode != 0:
             if MISSING.search(run.stderr.decode(errors="replace")):
                 return None
-            raise EngineError(f"{self.name} image inspect {image} failed (exit {run.returncode}): {tail(run.stderr)}")
+            raise EngineError(f"{self.name} {kind} inspect {name} failed (exit {run.returncode}): {tail(run.stderr)}")
         found = json.loads(run.stdout)
         return found[0] if found else None
 
@@ -289,13 +293,7 @@ class Engine:
 
     def container_inspect(self, name: str, timeout: float = DEFAULT_TIMEOUT) -> dict | None:
         """The engine's description of a container, or None when there is none of that name."""
-        run = self.call("container", "inspect", name, timeout=timeout, check=False)
-        if run.returncode != 0:
-            if MISSING.search(run.stderr.decode(errors="replace")):
-                return None
-            raise EngineError(f"{self.name} container inspect {name} failed (exit {run.returncode}): {tail(run.stderr)}")
-        found = json.loads(run.stdout)
-        return found[0] if found else None
+        return self._inspect("container", name, timeout)
 
     def container_exists(self, name: str) -> bool:
         return self.container_inspect(name) is not None
