@@ -46,6 +46,10 @@ LIMITS = {
         "values of one lumisection over every input and metadata input (the product of each input's Dims after the "
         "batch axis): the sample data and every request the gate builds from the Dims",
     ),
+    "explore_request_elements": Limit(
+        "DIALSGATE_MAX_EXPLORE_ELEMENTS", 2_000_000, "elements",
+        "values of one request of check_contract_explored: its long run holds 3,000 lumisections, or as many as fit",
+    ),
     "reference_batch_bytes": Limit(
         "DIALSGATE_MAX_BATCH_BYTES", 512 * 2**20, "bytes", "the reference batch file, and the arrays it holds once read"
     ),
