@@ -50,6 +50,10 @@ LIMITS = {
         "DIALSGATE_MAX_EXPLORE_ELEMENTS", 2_000_000, "elements",
         "values of one request of check_contract_explored: its long run holds 3,000 lumisections, or as many as fit",
     ),
+    "explore_seconds": Limit(
+        "DIALSGATE_EXPLORE_SECONDS", 120, "s",
+        "the requests check_contract_explored generates (its explicit requests come first); later ones are not sent",
+    ),
     "reference_batch_bytes": Limit(
         "DIALSGATE_MAX_BATCH_BYTES", 512 * 2**20, "bytes", "the reference batch file, and the arrays it holds once read"
     ),

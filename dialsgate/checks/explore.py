@@ -312,17 +312,25 @@ def explore(subject, budget: int) -> Exploration:
     kept = subject.__dict__.get("_contract_exploration")
     if kept is not None:
         return kept
+    handler = subject.handler  # not loaded: CheckNotRun here, before any request
     explorer = Explorer(subject)
     contract = subject.contract
     found = Exploration()
     failing: list[tuple[Plan, str]] = []
     start = time.perf_counter()
+    seconds = limit("explore_seconds")
+    stopped: list[tuple[Plan, str]] = []  # the request after which nothing more was sent
 
     def judge(plan: Plan) -> None:
+        if stopped or time.perf_counter() - start > seconds:
+            return  # nothing more is sent: a limit was reached, or the exploration's time is up
         body = v2.request_body(contract, explorer.arrays(plan))
-        first = subject.handler.predict(body)
+        first = handler.predict(body)
         found.sent += 1
         problem, outputs = _answer_problem(contract, plan.n_ls, first)
+        if getattr(handler, "stopped", None):  # the worker reached a limit (its timeout, the answer cap): it is gone
+            stopped.append((plan, problem or "a limit was reached"))
+            return
         if problem is None and not contract.builtin_threshold and contract.metric_key in outputs:
             count = _non_finite(outputs[contract.metric_key])
             if count:
@@ -334,7 +342,7 @@ def explore(subject, budget: int) -> Exploration:
                     "infinity flags what it should"
                 )
         if problem is None:
-            second = subject.handler.predict(body)
+            second = handler.predict(body)
             found.sent += 1
             again, outputs_again = _answer_problem(contract, plan.n_ls, second)
             if again is not None:
@@ -369,12 +377,14 @@ def explore(subject, budget: int) -> Exploration:
         exploration = example(plan=plan)(exploration)
     try:
         exploration()
+        if stopped:
+            found.plan, found.failure = stopped[0][0], f"{stopped[0][1]} (no later request was sent)"
     except _Found as shrunk:
         found.failure, found.plan = shrunk.problem, shrunk.plan
     except Exception as error:  # noqa: BLE001  (hypothesis's Flaky: the handler answered a replay otherwise)
-        if not failing:
+        if not failing and not stopped:
             raise
-        plan, problem = min(failing, key=lambda item: (item[0].n_ls, len(describe(item[0]))))
+        plan, problem = stopped[0] if stopped else min(failing, key=lambda item: (item[0].n_ls, len(describe(item[0]))))
         found.plan = plan
         found.failure = f"{problem} (the same request was answered otherwise when replayed: {type(error).__name__})"
     found.seconds = time.perf_counter() - start

@@ -165,3 +165,28 @@ def test_a_plan_in_words():
         "3 lumisections, Hist lumisections in turn: all zeros; the reference batch's lumisections x 10, "
         "false: m__bpix_ready; the other flags true, m__run_number 1, m__pileup 0"
     )
+
+
+def test_a_request_that_reaches_a_limit_is_named_and_nothing_is_sent_after_it():
+    class StopsOnLongRuns(StandIn):
+        stopped = None
+
+        def predict(self, body):
+            if self.stopped:
+                return Outcome(status=500, error=f"not sent: an earlier request reached a limit ({self.stopped})")
+            if body["inputs"][0]["shape"][0] >= 1000:
+                self.stopped = "did not answer within 60 s"
+                return Outcome(status=500, error="WorkerLimitReached: did not answer within 60 s")
+            return super().predict(body)
+
+    subject, _ = subject_with(NMF, lambda flat, arrays: flat.mean(axis=1))
+    handler = StopsOnLongRuns(subject.contract, lambda flat, arrays: flat.mean(axis=1))
+    subject.__dict__["handler"] = handler
+    with pytest.raises(CheckFailed) as failed:
+        check_contract_explored(subject, budget=5)
+    reason = str(failed.value)
+    assert reason.startswith(
+        "3,000 lumisections, OccupancyBPix1 the reference batch's lumisections: HTTP 500: WorkerLimitReached"
+    )
+    assert "(no later request was sent)" in reason
+    assert len(handler.bodies) == 2 * (len(explore.Explorer(subject).explicit_plans()) - 1)
