@@ -303,6 +303,14 @@ def _answer_problem(contract, n_ls: int, outcome) -> tuple[str | None, dict]:
     return None, decoded
 
 
+def _non_finite_words(response: dict, name: str, values: np.ndarray) -> str:
+    """NaN, infinity, or null: MLServer's JSON answer (orjson) writes both as null."""
+    output = next(item for item in response["outputs"] if item["name"] == name)
+    if isinstance(output.get("data"), list) and any(value is None for value in output["data"]):
+        return "null (MLServer's JSON for NaN or infinity)"
+    return "NaN" if np.isnan(values).any() else "infinity"
+
+
 def _non_finite(array: np.ndarray) -> int:
     return int((~np.isfinite(array)).sum()) if array.dtype.kind == "f" else 0
 
@@ -335,7 +343,7 @@ def explore(subject, budget: int) -> Exploration:
             count = _non_finite(outputs[contract.metric_key])
             if count:
                 values = outputs[contract.metric_key]
-                what = "NaN" if np.isnan(values).any() else "infinity"
+                what = _non_finite_words(first.response, contract.metric_key, values)
                 problem = (
                     f"{what} in the MetricKey {contract.metric_key!r} ({count} of {values.size} lumisections); with "
                     "BuiltinThreshold false DIALS compares it with AnomalyThreshold, and no comparison with NaN or "
