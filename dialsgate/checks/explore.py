@@ -23,7 +23,7 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, example, given, seed, settings
 from hypothesis import strategies as st
 
-from dialsgate.checks.base import CheckAdvice, CheckFailed, CheckNotApplicable, case, check
+from dialsgate.checks.base import CheckAdvice, CheckFailed, CheckNotApplicable, CheckNotRun, case, check
 from dialsgate.contract.template import DTYPE_OF_DATATYPE
 from dialsgate.limits import limit
 from dialsgate.protocol import v2
@@ -315,12 +315,29 @@ def _non_finite(array: np.ndarray) -> int:
     return int((~np.isfinite(array)).sum()) if array.dtype.kind == "f" else 0
 
 
-def explore(subject, budget: int) -> Exploration:
+def _require_reference_answered(subject, transport: str) -> None:
+    """One cause, one failure: when the reference request itself is refused or answered with outputs
+    not as declared, its own row says so and the exploration is not run."""
+    suffix = "" if transport == "in-process" else f"@{transport}"
+    outcome = subject.reference_outcome
+    if outcome.status != 200:
+        raise CheckNotRun(f"check_handler_answers_template_request{suffix}", "the reference request was not answered")
+    received = v2.output_signature(outcome.response) if isinstance(outcome.response, dict) else {}
+    n_ls = len(next(iter(subject.reference_arrays.values()), []))
+    for sig in subject.contract.outputs:
+        if received.get(sig.name) != (sig.datatype, list(v2.concrete_shape(sig.dims, n_ls))):
+            raise CheckNotRun(
+                f"check_output_matches_signature[{sig.name}]{suffix}", "the reference request's outputs are not as declared"
+            )
+
+
+def explore(subject, budget: int, transport: str = "in-process") -> Exploration:
     """Run the exploration of ``subject`` once (kept on it: the failure and the advice rows share it)."""
     kept = subject.__dict__.get("_contract_exploration")
     if kept is not None:
         return kept
     handler = subject.handler  # not loaded: CheckNotRun here, before any request
+    _require_reference_answered(subject, transport)
     explorer = Explorer(subject)
     contract = subject.contract
     found = Exploration()
@@ -411,7 +428,7 @@ def check_contract_explored(subject, budget: int, transport: str = "in-process")
     """Requests inside the contract that DIALS sends (empty and single lumisections, a long run,
     counts up to 100 x the reference's, every OMS flag value) are answered as declared, alike
     when sent twice, and with a finite MetricKey when BuiltinThreshold is false."""
-    found = explore(subject, budget)
+    found = explore(subject, budget, transport)
     if found.failure is not None:
         raise CheckFailed(
             f"{describe(found.plan, found.explorer)}: {found.failure} (the smallest failing request found "
@@ -422,7 +439,7 @@ def check_contract_explored(subject, budget: int, transport: str = "in-process")
 @check(kind="advice", concern="signature", runs_model_code=True)
 def check_contract_explored_finite(subject, budget: int, transport: str = "in-process") -> None:
     """Outputs other than a compared MetricKey hold no NaN or infinity for a request inside the contract."""
-    found = explore(subject, budget)
+    found = explore(subject, budget, transport)
     if not found.non_finite:
         if found.failure is not None and found.sent == 0:
             raise CheckNotApplicable("no request was answered")

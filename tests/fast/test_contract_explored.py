@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dialsgate.checks import CheckAdvice, CheckFailed, explore
+from dialsgate.checks import CheckAdvice, CheckFailed, CheckNotRun, explore
 from dialsgate.checks.explore import check_contract_explored, check_contract_explored_finite
 from dialsgate.checks.subject import Subject
 from dialsgate.contract.template import load_contract
@@ -93,6 +93,8 @@ def test_a_handler_answering_alike_passes_and_gets_every_explicit_request_twice(
     subject, handler = subject_with(OMS, lambda flat, arrays: flat.mean(axis=1))
     check_contract_explored(subject, budget=5)
     check_contract_explored_finite(subject, budget=5)  # the same exploration, not run again
+    assert handler.bodies[0] is subject.reference_body  # answered as declared first, else nothing is explored
+    handler.bodies.pop(0)
     sizes = [body["inputs"][0]["shape"][0] for body in handler.bodies]
     explorer = explore.Explorer(subject)
     explicit = explorer.explicit_plans()
@@ -189,4 +191,21 @@ def test_a_request_that_reaches_a_limit_is_named_and_nothing_is_sent_after_it():
         "3,000 lumisections, OccupancyBPix1 the reference batch's lumisections: HTTP 500: WorkerLimitReached"
     )
     assert "(no later request was sent)" in reason
-    assert len(handler.bodies) == 2 * (len(explore.Explorer(subject).explicit_plans()) - 1)
+    assert len(handler.bodies) == 1 + 2 * (len(explore.Explorer(subject).explicit_plans()) - 1)  # the reference first
+
+
+def test_nothing_is_explored_when_the_reference_request_is_not_answered_as_declared():
+    """One cause, one failure: the signature row names outputs of shape [N, 1], not this one."""
+
+    class AnswersWithAnAxisMore(StandIn):
+        def predict(self, body):
+            outcome = super().predict(body)
+            for output in outcome.response["outputs"]:
+                output["shape"] = [*output["shape"], 1]
+            return outcome
+
+    subject, _ = subject_with(NMF, lambda flat, arrays: flat.mean(axis=1))
+    subject.__dict__["handler"] = handler = AnswersWithAnAxisMore(subject.contract, lambda flat, arrays: flat.mean(axis=1))
+    with pytest.raises(CheckNotRun, match=r"\(see check_output_matches_signature\[Flag\]@http\)"):
+        check_contract_explored(subject, budget=5, transport="http")
+    assert len(handler.bodies) == 1
