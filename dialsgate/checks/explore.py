@@ -430,9 +430,14 @@ def check_contract_explored(subject, budget: int, transport: str = "in-process")
     when sent twice, and with a finite MetricKey when BuiltinThreshold is false."""
     found = explore(subject, budget, transport)
     if found.failure is not None:
+        how = (
+            "one of the requests always sent"
+            if found.plan in found.explorer.explicit_plans()
+            else "shrunk by hypothesis to the smallest failing request"
+        )
         raise CheckFailed(
-            f"{describe(found.plan, found.explorer)}: {found.failure} (the smallest failing request found "
-            f"among {found.sent} sent, shrunk by hypothesis; replay: {replay_command(subject.contract, transport)})"
+            f"{describe(found.plan, found.explorer)}: {found.failure} ({how}; {found.sent} sent in all; "
+            f"replay: {replay_command(subject.contract, transport)})"
         )
 
 

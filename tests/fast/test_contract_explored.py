@@ -69,6 +69,7 @@ def test_a_handler_dividing_by_the_total_fails_on_one_all_zero_lumisection():
     reason = str(failed.value)
     assert reason.startswith("1 lumisection, OccupancyBPix1 all zeros: HTTP 500: ValueError: Input X contains NaN. ("), reason
     assert "more lines" not in reason
+    assert "(one of the requests always sent; " in reason
     assert f"--dials-template {NMF} -k check_contract_explored --hypothesis-seed={explore.DEFAULT_SEED}" in reason
 
 
@@ -82,6 +83,7 @@ def test_infinity_in_the_metric_fails_only_when_dials_thresholds_it():
         check_contract_explored(subject, budget=20)
     reason = str(failed.value)
     assert "infinity in the MetricKey 'Score'" in reason and reason.startswith("1 lumisection, OccupancyBPix1 "), reason
+    assert "(shrunk by hypothesis to the smallest failing request; " in reason
     # The same outputs with BuiltinThreshold true: not compared by DIALS, so advice, not failure.
     subject, _ = subject_with(NMF, overflows)
     check_contract_explored(subject, budget=20)
