@@ -48,7 +48,10 @@ FLOATS = (0.0, v2.PLAUSIBLE_FLOAT, 200.0)
 
 def use_seed(value) -> None:
     """The seed of every exploration of this process (``--hypothesis-seed``, read by the plugin)."""
-    _seed[0] = DEFAULT_SEED if value is None else value
+    if value is None:
+        _seed[0] = DEFAULT_SEED
+    else:  # as hypothesis reads its option: a number when it is one (Random("22") is not Random(22))
+        _seed[0] = int(value) if str(value).strip().lstrip("-").isdigit() else value
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,22 @@ def test_the_long_run_is_bounded_by_the_values_of_one_request(monkeypatch):
     assert explore.Explorer(subject).long_run == 100
 
 
+def test_the_seed_given_on_the_command_line_is_the_default_seed_when_it_names_it():
+    """pytest hands the option over as text: "22" must explore exactly as the default 22 does."""
+
+    def runs(seed_value):
+        explore.use_seed(seed_value)
+        try:
+            subject, handler = subject_with(OVERFLOW, lambda flat, arrays: np.exp(flat.max(axis=1) / 10.0))
+            with pytest.raises(CheckFailed) as failed:
+                check_contract_explored(subject, budget=15)
+            return [body["inputs"][0]["shape"][0] for body in handler.bodies], str(failed.value)
+        finally:
+            explore.use_seed(None)
+
+    assert runs(str(explore.DEFAULT_SEED)) == runs(None)
+
+
 def test_the_replay_seed_is_the_one_given():
     try:
         explore.use_seed(7)
