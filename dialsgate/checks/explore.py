@@ -349,8 +349,12 @@ def explore(subject, budget: int, transport: str = "in-process") -> Exploration:
     seconds = limit("explore_seconds")
     stopped: list[tuple[Plan, str]] = []  # the request after which nothing more was sent
 
+    timed_out: list[bool] = []
+
     def judge(plan: Plan) -> None:
-        if stopped or time.perf_counter() - start > seconds:
+        if not stopped and not timed_out and time.perf_counter() - start > seconds:
+            timed_out.append(True)
+        if stopped or timed_out:
             return  # nothing more is sent: a limit was reached, or the exploration's time is up
         body = v2.request_body(contract, explorer.arrays(plan))
         first = handler.predict(body)
@@ -412,9 +416,16 @@ def explore(subject, budget: int, transport: str = "in-process") -> Exploration:
     except Exception as error:  # noqa: BLE001  (hypothesis's Flaky: the handler answered a replay otherwise)
         if not failing and not stopped:
             raise
-        plan, problem = stopped[0] if stopped else min(failing, key=lambda item: (item[0].n_ls, len(describe(item[0]))))
-        found.plan = plan
-        found.failure = f"{problem} (the same request was answered otherwise when replayed: {type(error).__name__})"
+        if stopped:
+            found.plan, found.failure = stopped[0][0], f"{stopped[0][1]} (no later request was sent)"
+        else:
+            found.plan, problem = min(failing, key=lambda item: (item[0].n_ls, len(describe(item[0]))))
+            why = (
+                "the exploration's time (DIALSGATE_EXPLORE_SECONDS) ran out while shrinking it"
+                if timed_out
+                else f"the same request was answered otherwise when replayed: {type(error).__name__}"
+            )
+            found.failure = f"{problem} ({why})"
     found.seconds = time.perf_counter() - start
     subject.__dict__["_contract_exploration"] = found
     found.explorer = explorer

@@ -227,3 +227,20 @@ def test_nothing_is_explored_when_the_reference_request_is_not_answered_as_decla
     with pytest.raises(CheckNotRun, match=r"\(see check_output_matches_signature\[Flag\]@http\)"):
         check_contract_explored(subject, budget=5, transport="http")
     assert len(handler.bodies) == 1
+
+
+def test_a_failure_that_does_not_happen_again_is_still_named():
+    class FailsOnce(StandIn):
+        def predict(self, body):
+            if len(self.bodies) == 1 + 2 * 4:  # the first generated request (after the reference and 4 explicit ones)
+                self.bodies.append(body)
+                return Outcome(status=500, error="RuntimeError: once")
+            return super().predict(body)
+
+    subject, _ = subject_with(NMF, lambda flat, arrays: flat.mean(axis=1))
+    assert len(explore.Explorer(subject).explicit_plans()) == 4
+    subject.__dict__["handler"] = FailsOnce(subject.contract, lambda flat, arrays: flat.mean(axis=1))
+    with pytest.raises(
+        CheckFailed, match=r"HTTP 500: RuntimeError: once \(the same request was answered otherwise when replayed"
+    ):
+        check_contract_explored(subject, budget=5)
