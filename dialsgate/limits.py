@@ -46,6 +46,14 @@ LIMITS = {
         "values of one lumisection over every input and metadata input (the product of each input's Dims after the "
         "batch axis): the sample data and every request the gate builds from the Dims",
     ),
+    "explore_request_elements": Limit(
+        "DIALSGATE_MAX_EXPLORE_ELEMENTS", 2_000_000, "elements",
+        "values of one request of check_contract_explored: its long run holds 3,000 lumisections, or as many as fit",
+    ),
+    "explore_seconds": Limit(
+        "DIALSGATE_EXPLORE_SECONDS", 120, "s",
+        "the requests check_contract_explored generates (its explicit requests come first); later ones are not sent",
+    ),
     "reference_batch_bytes": Limit(
         "DIALSGATE_MAX_BATCH_BYTES", 512 * 2**20, "bytes", "the reference batch file, and the arrays it holds once read"
     ),

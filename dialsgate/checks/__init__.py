@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dialsgate.checks import folder, image, loading, package, pickles, roundtrip, signature, static, template
+from dialsgate.checks import explore, folder, image, loading, package, pickles, roundtrip, signature, static, template
 from dialsgate.checks.base import (
     ADVICE,
     CONCERNS,
@@ -62,6 +62,7 @@ def fast_checks(contract: Contract) -> list[CheckCase]:
         *signature.cases(contract),
         *roundtrip.cases(contract),
         *package.cases(contract),
+        *explore.cases(contract),  # last: a request it sends beyond a limit stops the worker
     ]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from dialsgate.checks import explore
 from dialsgate.checks.subject import Subject
 from dialsgate.environment.runtime import NO_CONTAINER_ENV
 from dialsgate.protocol import v2
@@ -61,6 +62,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     for layer in LAYER_NAMES:
         config.addinivalue_line("markers", f"{layer}: dialsgate's {layer} layer")
+    # hypothesis's own option (its plugin): the seed of check_contract_explored's exploration.
+    explore.use_seed(config.getoption("hypothesis_seed", default=None))
     if config.getoption("dials_no_container"):
         os.environ[NO_CONTAINER_ENV] = "1"  # every Subject of this session, and worker processes' parents
     if config.getoption("dials_template") is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from dialsgate.checks import signature
+from dialsgate.checks import explore, signature
 from dialsgate.pytest_plugin.options import contract_from_options
 from dialsgate.pytest_plugin.parametrize import parametrize_layer_checks
 from dialsgate.transports.http import HttpEndpoint
@@ -21,7 +21,11 @@ def pytest_generate_tests(metafunc):
     if "transport_check" in metafunc.fixturenames:
         contract = contract_from_options(metafunc.config)
         parametrize_layer_checks(
-            metafunc, "transport_check", [found for transport in ENDPOINTS for found in signature.cases(contract, transport)]
+            metafunc,
+            "transport_check",
+            # The exploration over HTTP only: tritonclient builds the same requests, one more time.
+            [found for transport in ENDPOINTS for found in signature.cases(contract, transport)]
+            + explore.cases(contract, "http"),
         )
 
 

@@ -63,6 +63,9 @@ FOLDERS = {
     "handler_caches_beside_itself": "image",
     "handler_import_writes_home": "image",
     "handler_name_escape_sequences": "image",
+    "normalising_handler_nmf": "image",
+    "normalising_handler_guarded": "image",
+    "metric_overflows_to_infinity": "image",
 }
 #: folders that hold the same NMF model (BPix1 occupancy, 20 ladders x 16 modules)
 NMF_FOLDERS = (
@@ -80,6 +83,9 @@ NMF_FOLDERS = (
     "handler_caches_beside_itself",
     "handler_import_writes_home",
     "handler_name_escape_sequences",
+    "normalising_handler_nmf",
+    "normalising_handler_guarded",
+    "metric_overflows_to_infinity",
 )
 #: folders that ship a reference batch beside template.yaml
 BATCH_FOLDERS = (
@@ -89,6 +95,7 @@ BATCH_FOLDERS = (
     "oms_metadata_filter",
     "handler_caches_beside_itself",
     "handler_import_writes_home",
+    "metric_overflows_to_infinity",
 )
 
 OS_SYSTEM_MARKER = "/tmp/dialsgate-corpus-os-system-ran"
