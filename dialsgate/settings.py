@@ -8,6 +8,7 @@ link); ``settings_problems`` says which are not, for ``check_folder_plain_files`
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -76,14 +77,26 @@ def _settings_path(contract) -> Path:
 
 
 def _read_settings(contract) -> tuple[dict, str | None]:
+    """The settings file's table (a fresh copy), read once per version of the file in a process."""
     path = _settings_path(contract)
-    if not os.path.lexists(path):
-        return {}, None
     try:
-        data = read_plain(path, MAX_SETTINGS_BYTES)
-    except NotPlain as error:
-        return {}, f"{SETTINGS_FILE}: {error}"
-    return tomllib.loads(data.decode("utf-8")), None
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return {}, None
+    except OSError as error:
+        return {}, f"{SETTINGS_FILE}: {error.strerror or error}"
+    key = (str(path), found.st_ino, found.st_size, found.st_mtime_ns)
+    if key not in _READ:
+        try:
+            _READ[key] = (tomllib.loads(read_plain(path, MAX_SETTINGS_BYTES).decode("utf-8")), None)
+        except NotPlain as error:
+            _READ[key] = ({}, f"{SETTINGS_FILE}: {error}")
+    data, problem = _READ[key]
+    return copy.deepcopy(data), problem
+
+
+#: Settings files read in this process, by (path, inode, size, mtime): read once per gate run.
+_READ: dict[tuple, tuple[dict, str | None]] = {}
 
 
 def settings(contract) -> dict:

@@ -14,9 +14,7 @@ contract into ``CheckCase``s with readable ids (``check_input_dims[Occupancy]``)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from dialsgate.checks import explore, folder, image, loading, package, pickles, roundtrip, signature, static, template
+from dialsgate.checks import explore, folder, image, loading, package, pickles, roundtrip, server, signature, static, template
 from dialsgate.checks.base import (
     ADVICE,
     CONCERNS,
@@ -30,19 +28,15 @@ from dialsgate.checks.base import (
     CheckNotRun,
     case,
     check,
+    check_of,
     declared,
 )
 from dialsgate.contract.template import Contract
 
 __all__ = [
     "ADVICE", "CONCERNS", "KINDS", "PASSING_RESULTS", "REGISTRY", "CheckAdvice", "CheckCase", "CheckFailed",
-    "CheckNotApplicable", "CheckNotRun", "case", "check", "check_of", "declared", "fast_checks", "parity_checks",
+    "CheckNotApplicable", "CheckNotRun", "case", "check", "check_of", "declared", "fast_checks", "parity_checks", "server_checks",
 ]  # fmt: skip
-
-
-def check_of(check_id: str) -> Callable | None:
-    """The registered check function of a row id (``check_input_dims[Occupancy]@http`` -> check_input_dims)."""
-    return REGISTRY.get(check_id.split("[", 1)[0].split("@", 1)[0])
 
 
 def fast_checks(contract: Contract) -> list[CheckCase]:
@@ -69,3 +63,8 @@ def fast_checks(contract: Contract) -> list[CheckCase]:
 def parity_checks(contract: Contract) -> list[CheckCase]:
     """Where model code ran: exactly the image's versions, and a model file written with them."""
     return [*image.parity_cases(contract), *pickles.parity_cases(contract)]
+
+
+def server_checks(contract: Contract) -> list[CheckCase]:
+    """The folder served by MLServer in its image, asked as DIALS asks it (``checks.server``)."""
+    return server.server_cases(contract)

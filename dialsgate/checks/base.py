@@ -68,6 +68,11 @@ def check(*, kind: str, concern: str, runs_model_code: bool) -> Callable[[Callab
     return declare
 
 
+def check_of(check_id: str) -> Callable | None:
+    """The registered check function of a row id (``check_input_dims[Occupancy]@http`` -> check_input_dims)."""
+    return REGISTRY.get(check_id.split("[", 1)[0].split("@", 1)[0])
+
+
 def declared(function: Callable) -> tuple[str, str]:
     """(kind, concern) of a check function; TypeError when it was not declared with ``@check``."""
     kind, concern = getattr(function, "dialsgate_kind", None), getattr(function, "dialsgate_concern", None)
@@ -85,8 +90,8 @@ class CheckCase:
     kind: str = "failure"  # KINDS
     concern: str = "signature"  # CONCERNS
 
-    def __call__(self, subject) -> None:
-        self.function(subject, **self.arguments)
+    def __call__(self, subject):
+        return self.function(subject, **self.arguments)
 
 
 def case(function: Callable, label: str | None = None, /, **arguments) -> CheckCase:

@@ -8,6 +8,7 @@ cannot pass. A model file whose pickle names a dangerous global is never loaded 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from dialsgate.checks.base import CheckFailed, CheckNotRun
 from dialsgate.checks.folder import subject_problems
 from dialsgate.container.engine import ServingError, engine_answers
 from dialsgate.container.image import ensure_image
+from dialsgate.container.serve import Served, prepared_model_folder, serve_model_folder, wait_until_model_ready
 from dialsgate.container.worker import WorkerContainer
 from dialsgate.contract.build import build
 from dialsgate.contract.template import Contract
@@ -28,6 +30,9 @@ from dialsgate.environment.runtime import HostRuntime, ModelRuntime, no_containe
 from dialsgate.environment.serving import ImportSite, ServingEnvironmentError, ensure_environment, folder_needs
 from dialsgate.modelfile.pickle_audit import audit_model_file
 from dialsgate.protocol import v2
+from dialsgate.settings import given_batch_problem, reference_batch_beside
+from dialsgate.transports.http import HttpEndpoint
+from dialsgate.transports.triton import TritonEndpoint
 from dialsgate.transports.worker import WorkerFailed, WorkerHandler
 
 
@@ -40,6 +45,10 @@ def readable_temp_folder(prefix: str) -> Path:
 
 #: The root named by every model-code row when no container engine answers.
 ENGINE_ROOT = "container_engine"
+#: The root named by every server-layer row when the model could not be served.
+SERVED_ROOT = "check_model_is_served"
+#: The clients of the served model, by transport (the ids of their rows end in @<transport>).
+ENDPOINTS = {"http": HttpEndpoint, "tritonclient": TritonEndpoint}
 
 
 class Subject:
@@ -58,7 +67,10 @@ class Subject:
         self.reference_is_sample = reference_is_sample
         #: Model code on the host (--no-container), not in the serving image: never a pass.
         self.no_container = no_container_requested() if no_container is None else no_container
+        #: A running server to check instead of serving the folder (``--server-url``).
+        self.server_url: str | None = None
         self._temp_folders: list[Path] = []
+        self._served_stack = contextlib.ExitStack()
 
     # ------------------------------------------------------------------ the image and its packages
 
@@ -149,6 +161,8 @@ class Subject:
 
     #: The reference batch named on the command line (set by the pytest plugin), if any.
     reference_batch: Path | None = None
+    #: The reference batch file whose arrays are ``reference_arrays`` (None: sample data).
+    reference_batch_used: Path | None = None
 
     def require_plain_folder(self) -> None:
         """Refuse to copy, serve or run a folder holding a link, a FIFO or a device, or whose
@@ -219,6 +233,90 @@ class Subject:
             raise CheckNotRun("check_handler_loads", failure.splitlines()[0][:300])
         return handler
 
+    # ------------------------------------------------------------------ the served model
+
+    @property
+    def served(self) -> Served:
+        """The folder served by MLServer in its image (or the ``server_url`` server), started once;
+        a failure is kept: ``check_model_is_served`` reports it, every other server row is not run."""
+
+        if "_served" not in self.__dict__:
+            try:
+                self._served = self._serve()
+            except CheckNotRun as error:
+                self._served = error
+            except (ServingError, AssertionError) as error:  # CheckFailed is an AssertionError
+                self._served = CheckFailed(f"the server layer could not serve {self.contract.code_dir}:\n{error}")
+        if isinstance(self._served, Exception):
+            if isinstance(self._served, CheckFailed):
+                raise CheckNotRun(SERVED_ROOT, str(self._served).splitlines()[0][:300])
+            raise self._served
+        return self._served
+
+    def serving_failure(self) -> str | None:
+        """Why the model could not be served, in full (None: it is served)."""
+        try:
+            self.served  # noqa: B018
+        except CheckNotRun:
+            if isinstance(self.__dict__.get("_served"), CheckFailed):
+                return str(self._served)
+            raise
+        return None
+
+    def _serve(self) -> Served:
+        contract = self.contract
+        if self.server_url:
+            url = self.server_url.rstrip("/")
+            waited = wait_until_model_ready(url, contract.name)
+            port = int(url.rsplit(":", 1)[1]) if url.rsplit(":", 1)[-1].isdigit() else 80
+            return Served(url=url, http_port=port, grpc_port=None, model_name=contract.name, ready_seconds=waited,
+                          network_mode="external")  # fmt: skip
+        # Nothing is served that was not fully audited, and a handler that does not load apart is
+        # one failure (check_handler_loads), not one per server row.
+        self.require_plain_folder()
+        self.require_safe_model_file()
+        self.handler  # noqa: B018
+        image = ensure_image(contract.image, log=_quiet, profile=self.profile, requirements=self.needs.requirements(self.profile))
+        folder = self._served_stack.enter_context(prepared_model_folder(contract, workdir=self.temp_folder("dialsgate-serve-")))
+        return self._served_stack.enter_context(serve_model_folder(folder, contract, image=image))
+
+    @cached_property
+    def client(self) -> HttpEndpoint:
+        """The one HTTP client of the served model's rows."""
+        return HttpEndpoint(self.served.url, self.contract.name)
+
+    def client_factory(self):
+        """A new independent HTTP client (closed with the subject): concurrent clients."""
+        made = HttpEndpoint(self.served.url, self.contract.name)
+        self._served_stack.callback(made.close)
+        return made
+
+    def over_transport(self, transport: str) -> Subject:
+        """The same folder and batch, its requests sent to the served model over ``transport``."""
+        cache = self.__dict__.setdefault("_over", {})
+        if transport not in cache:
+            served = self.served
+            cache[transport] = self.over(ENDPOINTS[transport](served.url, served.model_name))
+        return cache[transport]
+
+    def served_log_mark(self) -> int | None:
+        """How long the served container's log is now (None: nothing served here)."""
+        served = self.__dict__.get("_served")
+        if not isinstance(served, Served) or served.container is None:
+            return None
+        return len(served.logs().splitlines())
+
+    def served_log_since(self, mark: int | None, tail: int) -> str:
+        """What the served container logged since ``mark`` (its last ``tail`` lines)."""
+        served = self.__dict__.get("_served")
+        if mark is None or not isinstance(served, Served):
+            return ""
+        lines = served.logs().splitlines()[mark:]
+        shown = lines[-tail:]
+        return f"container log during this check (last {len(shown)} of {len(lines)} lines)\n" + (
+            "\n".join(shown) or "(nothing logged)"
+        )
+
     def over(self, endpoint) -> Subject:
         """The same folder and batch, its requests sent through ``endpoint`` (HTTP, tritonclient)."""
         other = Subject(self.contract, self.reference_arrays, self.reference_is_sample, self.no_container)
@@ -258,6 +356,11 @@ class Subject:
         return folder
 
     def close(self) -> None:
+        for other in self.__dict__.get("_over", {}).values():
+            other.close()
+        if "client" in self.__dict__:
+            self.client.close()
+        self._served_stack.close()  # the served container and its folder, before the handler
         if "handler" in self.__dict__:
             self.handler.close()
         elif self.__dict__.get("handler_load", (None, None))[0] is not None:
@@ -317,3 +420,20 @@ def explain_load_error(text: str, folder_inside: str | None = None, folder: Path
             f"tempfile.gettempdir() or keep them in memory. ({text.splitlines()[0][:300]})"
         )
     return text
+
+
+def make_subject(contract: Contract, reference_batch: Path | None = None, server_url: str | None = None) -> Subject:
+    """The Subject of one resource: its reference batch (``reference_batch`` when it is a plain
+    file, else the one beside the template, else template-shaped sample data)."""
+    given = Path(reference_batch) if reference_batch is not None else None
+    batch = given if given is not None and not given_batch_problem(given) else None
+    batch = batch or (None if given is not None else reference_batch_beside(contract))
+    if contract.oversized_inputs():
+        arrays = {}  # nothing is built beyond the elements cap: check_dims_within_limit names it
+    else:
+        arrays = v2.reference_arrays(batch, contract) if batch else v2.sample_inputs(contract, n_ls=4)
+    made = Subject(contract, arrays, reference_is_sample=batch is None)
+    made.reference_batch = given  # check_folder_plain_files judges it too
+    made.reference_batch_used = batch
+    made.server_url = server_url
+    return made

@@ -143,6 +143,18 @@ def ensure_image(
 
     engine = Engine.from_settings()
     profile = profile or profile_for_image(image)
+    # One gate run prepares each image once, whatever number of resources and checks ask.
+    key = (engine.client, engine.host, image, profile.name, tuple(sorted(requirements)))
+    if key not in _PREPARED:
+        _PREPARED[key] = _prepare_image(image, log, profile, list(requirements), engine)
+    return _PREPARED[key]
+
+
+#: {(engine client, image, profile, requirements): the image to run}, prepared in this process.
+_PREPARED: dict[tuple, str] = {}
+
+
+def _prepare_image(image: str, log: Callable[[str], None], profile, requirements: list[str], engine: Engine) -> str:
     present = engine.image_exists(image)
     if present and not is_standin(image, engine):
         return image

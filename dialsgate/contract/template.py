@@ -258,6 +258,18 @@ def select_resource(template: dict, resource_key: str | None = None) -> tuple[st
     return next(iter(mlserver.items()))
 
 
+def resource_types(template: dict) -> dict[str, str]:
+    """{resource key: its DISM Type}, in the template's order (every resource, judged or not)."""
+    resources = template.get("Resources") or {}
+    if not isinstance(resources, dict):
+        return {}
+    return {str(key): str((value or {}).get("Type", "")) if isinstance(value, dict) else "" for key, value in resources.items()}
+
+
+def is_mlserver(resource_type: str) -> bool:
+    return resource_type.startswith(MLSERVER_TYPE_PREFIX)
+
+
 def load_contract(template_path: Path | str, build_dir: Path | str | None = None, resource_key: str | None = None) -> Contract:
     """Read the contract of one MLServer resource.
 
@@ -266,7 +278,14 @@ def load_contract(template_path: Path | str, build_dir: Path | str | None = None
     """
     template_path = Path(template_path).resolve()
     template = read_template(template_path)
-    key, resource = select_resource(template, resource_key)
+    key, _ = select_resource(template, resource_key)
+    return contract_of(template_path, template, key, build_dir)
+
+
+def contract_of(template_path: Path, template: dict, key: str, build_dir: Path | str | None = None) -> Contract:
+    """The contract of the MLServer resource ``key`` of a template already read."""
+    template_path = Path(template_path).resolve()
+    key, resource = select_resource(template, key)
     props = resource.get("Properties") or {}
     refused = []
     if build_dir is not None:

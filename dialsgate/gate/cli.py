@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from dialsgate.checks import explore
 from dialsgate.contract.build import main as build_main
 from dialsgate.environment.runtime import NO_CONTAINER_ENV
 from dialsgate.gate.junit import write_junit_xml
@@ -50,16 +51,15 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "template", nargs="?", type=Path, default=Path("template.yaml"), help="the DISM template (default ./template.yaml)"
     )
     parser.add_argument("--build-dir", type=Path, help="a dismcli .dism-artifacts/build/<ResourceKey> folder")
-    parser.add_argument("--resource", help="resource key, when the template has several MLServer resources")
+    parser.add_argument(
+        "--resource", help="judge this resource only (the verdict then says the others were not judged, and cannot pass)"
+    )
     parser.add_argument("--reference-batch", type=Path)
     parser.add_argument(
         "--layers", default=",".join(LAYERS), help="comma-separated subset of fast,parity,server (a subset never passes the gate)"
     )
     parser.add_argument(
-        "--runner",
-        choices=("here", "tox"),
-        default="here",
-        help="here (default): every layer with this interpreter; tox: each layer in its tox environment (a checkout of dialsgate)",
+        "--server-url", help="run the server layer against this running server (its model ready) instead of serving the folder"
     )
     parser.add_argument("--fail-fast", action="store_true", help="stop after the first layer with a failure")
     parser.add_argument(
@@ -100,6 +100,11 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "machine, outside any container, so only for a repository you trust (your own)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="print the full table of rows before the summary")
+    parser.add_argument(
+        "--hypothesis-seed",
+        default=None,
+        help="the seed of check_contract_explored's generated requests (default 22; a failure's reason names its replay)",
+    )
     parser.add_argument("--dials-url", default=DEFAULT_DIALS_URL)
     return parser
 
@@ -173,18 +178,24 @@ def _check(args, extra: list[str]) -> int:
             f"dialsgate check judges one template ({args.template}); also given: {', '.join(templates)} "
             "(tox -e gate judges this repository's template.yaml; any other folder: tox -e gate-any -- path/to/template.yaml)"
         )
+    if extra:
+        print(f"dialsgate check: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+        return ARGUMENT_ERROR
     start = time.perf_counter()
     if args.no_container:
-        os.environ[NO_CONTAINER_ENV] = "1"  # the layers and the report inherit it
+        os.environ[NO_CONTAINER_ENV] = "1"  # the report's facts inherit it
+    if args.hypothesis_seed is not None:
+        explore.use_seed(args.hypothesis_seed)
     verdict = run_gate(args, extra)
     origin = verdict_provenance(verdict, args)
     columns = max(shutil.get_terminal_size(fallback=(160, 24)).columns, MIN_COLUMNS)
     steps = next_steps(verdict.contract, args.dials_url) if verdict.passed else []
+    several = len(verdict.judged) > 1
     hooks, folder = [], None
     if not args.no_report:
-        key = verdict.contract.resource_key if verdict.contract is not None else (args.resource or Path(args.template).stem)
-        folder = args.report or default_report_folder(args.template, args.build_dir, key)
-        hooks = configured_hooks(verdict.contract) if verdict.contract is not None else []
+        keys = list(verdict.judged) or [args.resource or Path(args.template).stem]
+        folder = args.report or default_report_folder(args.template, args.build_dir, "+".join(keys))
+        hooks = sorted({hook for contract in verdict.contracts for hook in configured_hooks(contract)})
     # The repository's own code: it would run here, not in the sandbox.
     hooks_refused = (
         f"report: the picture hooks of dialsgate.toml ({', '.join(hooks)}) not run: --run-report-hooks runs them"
@@ -199,7 +210,7 @@ def _check(args, extra: list[str]) -> int:
     around += [f"verdict: {args.verdict_json}"] if args.verdict_json is not None else []
     if folder is not None:
         around += [f"verdict: {folder / VERDICT_FILE}", hooks_refused or ""][: 1 + bool(hooks_refused)]
-        around += [f"report: {folder / 'index.html'}"] if verdict.contract is not None else []
+        around += [f"report: {folder / 'index.html'}"] * max(len(verdict.judged), 0)
     rows_around = sum(screen_rows(line, columns) for line in around)
     for line in first:
         print(line)
@@ -214,16 +225,19 @@ def _check(args, extra: list[str]) -> int:
         print(f"verdict: {write_verdict_json(verdict.rows, folder / VERDICT_FILE, origin)}")
         if hooks_refused:
             print(hooks_refused)
-            hooks = []
-        if verdict.contract is not None:
+        for key, found in verdict.judged.items():
+            # One page per resource (its own folder when the template has several), from the
+            # facts recorded during the run: the report runs no model code.
+            rows = [asdict(row) for row in verdict.rows if row.resource in (key, "")]
             try:
                 index = write_report(
-                    verdict.contract,
-                    folder,
+                    found.contract,
+                    folder / key if several else folder,
                     reference_batch=args.reference_batch,
-                    verdict_rows=[asdict(row) for row in verdict.rows],
+                    verdict_rows=rows,
                     provenance=origin,
-                    picture_hooks=hooks,
+                    picture_hooks=configured_hooks(found.contract) if args.run_report_hooks else [],
+                    answers=found.answers,
                 )
                 print(f"report: {index}")
             except Exception as error:  # the report illustrates the verdict; it never changes it

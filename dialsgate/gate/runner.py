@@ -1,40 +1,45 @@
-"""Running the gate: every layer (fast, parity, server) as its own pytest run against one model
-folder, each test item one row of the verdict (``Row``).
+"""One gate run: ``run(template, options) -> Verdict``, every check of every layer on every
+resource of the template, in this process, without pytest.
 
-Runs between ``dismcli build`` and ``dismcli package``. Any check that fails, errors, is
-skipped, xfailed or deselected fails the gate (a gate that skips is worse than none); a layer
-that runs no test at all fails it too. Exit code 0 only when everything passed; then it prints
-the ``dismcli package`` command to run next.
+The template is read once. Each MLServer resource gets one ``Subject`` (one worker container,
+one served container, one build), and its checks run layer by layer (fast, parity, server) through
+``checks.findings.judge``, the same road the pytest adapters take. A resource the gate cannot judge
+(Tritonserver) is one failing ``not supported`` row, never left out. The facts the report shows
+(the reference batch's answers) are recorded here, while the handler is loaded, so the report runs
+no model code. Runs between ``dismcli build`` and ``dismcli package``: anything but passed, not
+applicable or advice fails the gate, and so does a layer or a resource that was not judged.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
-import subprocess
-import sys
-import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialsgate.checks import ADVICE, PASSING_RESULTS
-from dialsgate.container.image import ensure_image
-from dialsgate.contract.template import UnsupportedResourceType, load_contract
-from dialsgate.gate.terminal import relay
-from dialsgate.pytest_plugin.layers import layer_files
-from dialsgate.report.concerns import forgeable
+from dialsgate.checks import fast_checks, parity_checks
+from dialsgate.checks.findings import Finding, Outcome, judge
+from dialsgate.checks.server import server_cases
+from dialsgate.checks.subject import Subject, make_subject
+from dialsgate.contract.template import (
+    Contract,
+    contract_of,
+    is_mlserver,
+    read_template,
+    resource_types,
+    unsupported_message,
+)
+from dialsgate.environment.runtime import NO_CONTAINER_ENV
+from dialsgate.report.facts import BatchAnswers, answer_batch
+from dialsgate.settings import known_failures, settings
 
-#: The checkout dialsgate runs from (this repository, with its tox.ini), or site-packages when installed.
-REPOSITORY = Path(__file__).resolve().parents[2]
-
+#: A verdict row (the name the JUnit writer, verdict.json and older callers use).
+Row = Finding
 
 LAYERS = ("fast", "parity", "server")
 
-
 DEFAULT_DIALS_URL = "https://dev-cmsdials-api.web.cern.ch"
-
 
 NO_CONTAINER_REASON = (
     "--no-container: model code was judged on this machine (a host Python of the image's version), outside the "
@@ -42,155 +47,209 @@ NO_CONTAINER_REASON = (
     "reach. A pre-deploy gate needs the image: this verdict cannot pass"
 )
 
-
-def contract_tests(layer: str) -> list[str]:
-    """The layer's modules, shipped with dialsgate (dialsgate/pytest_plugin/layers)."""
-    return [str(path) for path in layer_files(layer)]
+#: The lines of the served container's log a failing server row carries as evidence.
+LOG_TAIL_LINES = 200
 
 
 @dataclass
-class Row:
-    layer: str
-    check: str
-    result: str
-    reason: str = ""
-    #: The row rests on the folder's own code, which could forge it (default: what the check
-    #: declares, report.concerns.forgeable).
-    forgeable: bool | None = None
+class RunOptions:
+    """What ``dialsgate check`` takes besides the template (the CLI's options, as values)."""
 
-    def __post_init__(self):
-        if self.forgeable is None:
-            self.forgeable = forgeable(self.layer, self.check)
-
-    @property
-    def passed(self) -> bool:
-        """Does not fail the gate: passed, not applicable, or advice (recorded as failed under strict)."""
-        return self.result in (*PASSING_RESULTS, ADVICE)
-
-
-def rows_from_summary(layer: str, summary: dict | None, returncode: int) -> list[Row]:
-    if summary is None:
-        return [Row(layer, "(layer)", "error", f"pytest did not finish (exit {returncode}); see its output above")]
-    rows = [Row(layer, r["check"], r["outcome"], r["reason"]) for r in summary["results"]]
-    rows += [Row(layer, f"(collection) {e['nodeid']}", "error", e["reason"]) for e in summary["collection_errors"]]
-    rows += [Row(layer, check, "deselected", "deselected: the gate runs every check") for check in summary["deselected"]]
-    if not summary["results"]:
-        rows.append(Row(layer, "(layer)", "failed", "no test ran in this layer"))
-    if summary["exitstatus"] not in (0, 1) and all(row.passed for row in rows):
-        rows.append(Row(layer, "(layer)", "error", f"pytest exit status {summary['exitstatus']}"))
-    return rows
+    layers: tuple[str, ...] = LAYERS
+    build_dir: Path | None = None
+    #: Judge only this resource (the verdict says the others were not judged).
+    resource: str | None = None
+    reference_batch: Path | None = None
+    strict: bool = False
+    ignore_known_failures: bool = False
+    #: Check this running server instead of serving the folder (server layer).
+    server_url: str | None = None
+    no_container: bool = False
+    fail_fast: bool = False
+    #: Progress lines (one per layer and resource); model code's output never comes here.
+    log: Callable[[str], None] = print
 
 
-def layer_command(layer: str, runner: str, pytest_args: list[str]) -> list[str]:
-    if runner == "tox":
-        return [sys.executable, "-m", "tox", "run", "-e", layer, "--", *pytest_args]
-    return [sys.executable, "-m", "pytest", *pytest_args]
+@dataclass
+class Judged:
+    """What the run learned of one MLServer resource besides its rows (the report's facts)."""
 
-
-def _clean_environment() -> dict:
-    """The layers run in their own tox environments, not in the gate's."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("TOX_") and key != "VIRTUAL_ENV"}
-    own_bin = str(Path(sys.prefix) / "bin")
-    if runner_is_venv():
-        environment["PATH"] = os.pathsep.join(p for p in environment.get("PATH", "").split(os.pathsep) if p != own_bin)
-    return environment
-
-
-def runner_is_venv() -> bool:
-    return sys.prefix != getattr(sys, "base_prefix", sys.prefix)
-
-
-def run_layer(layer: str, options: list[str], runner: str, work: Path, extra: list[str]) -> list[Row]:
-    summary_file = work / f"{layer}.json"
-    pytest_args = [
-        *contract_tests(layer), *options, "--gate-summary", str(summary_file), "-p", "no:cacheprovider", "--color=no", *extra
-    ]  # fmt: skip
-    if runner == "tox":
-        cwd, environment = REPOSITORY, _clean_environment()
-    else:
-        # Anywhere else (a model author's repository): our plugin and an empty ini, so their
-        # pytest configuration and conftest files stay out of the gate.
-        (work / "pytest.ini").write_text("[pytest]\n")
-        pytest_args += ["-c", str(work / "pytest.ini"), "--rootdir", str(work), "-p", "dialsgate.pytest_plugin.plugin"]
-        cwd, environment = (
-            work,
-            {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))},
-        )
-    command = layer_command(layer, runner, pytest_args)
-    print(f"\n=== gate: layer {layer}: {shlex.join(command)}", flush=True)
-    start = time.perf_counter()
-    # Its output (pytest's, and the worker containers' messages of model code) reaches the
-    # terminal made inert, stderr with stdout.
-    process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert process.stdout is not None
-    with process.stdout:
-        relay(process.stdout.fileno())
-    returncode = process.wait()
-    print(f"=== gate: layer {layer} finished in {time.perf_counter() - start:.1f} s (exit {returncode})", flush=True)
-    summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
-    return rows_from_summary(layer, summary, returncode)
+    contract: Contract
+    answers: BatchAnswers | None = None
+    reference_batch: Path | None = None
 
 
 @dataclass
 class Verdict:
-    rows: list[Row]
-    contract: object | None
+    rows: list[Finding]
+    #: {resource key: what was judged of it}, MLServer resources only, in the template's order.
+    judged: dict[str, Judged] = field(default_factory=dict)
+    #: Every resource of the template: {key: DISM Type}.
+    resources: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.judged is None:
+            self.judged = {}
+        elif isinstance(self.judged, Contract):  # Verdict(rows, contract): one resource
+            self.judged = {self.judged.resource_key: Judged(self.judged)}
+
+    @property
+    def contract(self) -> Contract | None:
+        """The first judged resource's contract (None: none could be read)."""
+        return next((found.contract for found in self.judged.values()), None)
+
+    @property
+    def contracts(self) -> list[Contract]:
+        return [found.contract for found in self.judged.values()]
 
     @property
     def passed(self) -> bool:
         return bool(self.rows) and all(row.passed for row in self.rows)
 
-    def failures(self) -> list[Row]:
+    def failures(self) -> list[Finding]:
         return [row for row in self.rows if not row.passed]
 
 
-def run_gate(args, extra: list[str]) -> Verdict:
-    """Run the layers named in ``args`` and collect one row per check."""
-    template = args.template.resolve()
-    try:
-        contract = load_contract(template, build_dir=args.build_dir, resource_key=args.resource)
-    except UnsupportedResourceType as error:
-        # One clear row: the gate cannot judge the folder, so it cannot pass it either.
-        return Verdict([Row("gate", "resource_type_supported", "not supported", f"{template}: {error}")], None)
-    except Exception as error:
-        return Verdict([Row("gate", "load_contract", "error", f"{template}: {type(error).__name__}: {error}")], None)
-    options = ["--dials-template", str(template)]
-    if args.build_dir is not None:
-        options += ["--dials-build-dir", str(args.build_dir.resolve())]
-    if args.resource is not None:
-        options += ["--dials-resource", args.resource]
-    if args.reference_batch is not None:
-        options += ["--dials-reference-batch", str(args.reference_batch.resolve())]
-    if args.strict:
-        options += ["--dials-strict"]
-    if getattr(args, "ignore_known_failures", False):
-        options += ["--dials-ignore-known-failures"]
-    layers = [layer.strip() for layer in args.layers.split(",") if layer.strip()]
-    unknown = sorted(set(layers) - set(LAYERS))
+def layer_cases(layer: str, contract: Contract) -> list:
+    """The check cases of one layer for one resource."""
+    return {"fast": fast_checks, "parity": parity_checks, "server": server_cases}[layer](contract)
+
+
+def judge_layer(layer: str, subject: Subject, resource: str, strict: bool, known: dict[str, str]) -> list[Finding]:
+    """Every case of ``layer`` on ``subject``; a failing server row carries the container's log."""
+    rows = []
+    for case in layer_cases(layer, subject.contract):
+        mark = subject.served_log_mark() if layer == "server" else None
+        row = judge(case, subject, layer=layer, resource=resource, strict=strict, known=known)
+        if not row.passed and mark is not None:
+            row.evidence = "\n".join(filter(None, [row.evidence, subject.served_log_since(mark, LOG_TAIL_LINES)]))
+        rows.append(row)
+    return rows
+
+
+def run(template: Path | str, options: RunOptions | None = None) -> Verdict:
+    """Judge every resource of ``template`` as ``options`` say; one verdict for all of them."""
+    options = options or RunOptions()
+    unknown = sorted(set(options.layers) - set(LAYERS))
     if unknown:
-        raise SystemExit(f"unknown layers {unknown}; choose from {LAYERS}")
+        raise ValueError(f"unknown layers {unknown}; choose from {LAYERS}")
+    template = Path(template).resolve()
+    try:
+        document = read_template(template)
+    except Exception as error:
+        return Verdict([Row("gate", "load_contract", Outcome.ERROR, f"{template}: {type(error).__name__}: {error}")])
+    types = resource_types(document)
+    verdict = Verdict([], resources=types)
+    if not types:
+        verdict.rows.append(Row("gate", "load_contract", Outcome.FAILED, f"{template}: the template has no Resources"))
+        return verdict
+    if options.resource is not None and options.resource not in types:
+        verdict.rows.append(
+            Row("gate", "load_contract", Outcome.ERROR, f"--resource {options.resource!r}: the template's resources are {sorted(types)}")
+        )  # fmt: skip
+        return verdict
+    if options.no_container:
+        verdict.rows.append(Row("gate", "model_code_in_serving_image", Outcome.FAILED, NO_CONTAINER_REASON))
+    mlserver = [key for key, kind in types.items() if is_mlserver(kind)]
+    if options.build_dir is not None and options.resource is None and len(mlserver) > 1:
+        verdict.rows.append(
+            Row("gate", "load_contract", Outcome.ERROR, "--build-dir is one resource's build folder: name it with --resource")
+        )
+        return verdict
+    for key, kind in types.items():
+        if options.resource is not None and key != options.resource:
+            verdict.rows.append(
+                Row("gate", "resource_judged", Outcome.NOT_RUN, f"--resource {options.resource}: resource {key!r} ({kind}) "
+                    "was not judged; the gate passes a template only when every resource is judged",
+                    resource=key, root="--resource")
+            )  # fmt: skip
+            continue
+        if not is_mlserver(kind):
+            verdict.rows.append(
+                Row("gate", "resource_type_supported", Outcome.NOT_SUPPORTED, unsupported_message(key, kind), resource=key)
+            )
+            continue
+        verdict.rows += _judge_resource(template, document, key, options, verdict)
+        if options.fail_fast and not all(row.passed for row in verdict.rows):
+            break
+    skipped = [layer for layer in LAYERS if layer not in options.layers]
+    verdict.rows += [Row(layer, "(layer)", Outcome.NOT_RUN, "the gate needs every layer", root="--layers") for layer in skipped]
+    return verdict
 
-    rows: list[Row] = []
-    if getattr(args, "no_container", False):
-        rows.append(Row("gate", "model_code_in_serving_image", "failed", NO_CONTAINER_REASON))
-    if "server" in layers and not any(arg.startswith(("--server-url", "--dials-server-url")) for arg in extra):
-        print(f"=== gate: serving image {contract.image}", flush=True)
-        image_start = time.perf_counter()
-        try:
-            ensure_image(contract.image)
-        except Exception as error:
-            rows.append(Row("server", "serving_image", "error", f"{type(error).__name__}: {error}"))
-        print(f"=== gate: serving image ready after {time.perf_counter() - image_start:.1f} s", flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="dialsgate-gate-") as work:
-        for layer in layers:
-            layer_rows = run_layer(layer, options, args.runner, Path(work), extra)
+def _judge_resource(template: Path, document: dict, key: str, options: RunOptions, verdict: Verdict) -> list[Finding]:
+    try:
+        contract = contract_of(template, document, key, options.build_dir)
+    except Exception as error:
+        return [Row("gate", "load_contract", Outcome.ERROR, f"{template}: {type(error).__name__}: {error}", resource=key)]
+    try:
+        strict = bool(options.strict or settings(contract).get("strict", False))
+        known = {} if options.ignore_known_failures else known_failures(contract)
+    except Exception as error:  # a dialsgate.toml that is no TOML: the template checks name it
+        strict, known = options.strict, {}
+        options.log(f"resource {key}: dialsgate.toml not read ({type(error).__name__}: {error})")
+    judged = verdict.judged.setdefault(key, Judged(contract))
+    subject = make_subject(contract, options.reference_batch, server_url=options.server_url)
+    subject.no_container = options.no_container or subject.no_container
+    rows: list[Finding] = []
+    try:
+        for layer in options.layers:
+            started = time.perf_counter()
+            layer_rows = judge_layer(layer, subject, key, strict, known)
+            if not layer_rows:
+                layer_rows = [Row(layer, "(layer)", Outcome.FAILED, "no check ran in this layer", resource=key)]
             rows += layer_rows
-            if args.fail_fast and not all(row.passed for row in layer_rows):
-                rows += [
-                    Row(other, "(layer)", "not run", "--fail-fast after a failing layer")
-                    for other in layers[layers.index(layer) + 1 :]
-                ]
+            failed = sum(not row.passed for row in layer_rows)
+            options.log(f"resource {key}: layer {layer}: {len(layer_rows)} rows, {failed} not passed, "
+                        f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+            if options.fail_fast and failed:
+                rest = options.layers[options.layers.index(layer) + 1 :]
+                rows += [Row(other, "(layer)", Outcome.NOT_RUN, "--fail-fast after a failing layer", resource=key,
+                             root="--fail-fast") for other in rest]  # fmt: skip
                 break
-    rows += [Row(layer, "(layer)", "not run", "the gate needs every layer") for layer in LAYERS if layer not in layers]
-    return Verdict(rows, contract)
+        judged.reference_batch = subject.reference_batch_used
+        judged.answers = _recorded_answers(subject)
+    finally:
+        subject.close()
+    return rows
+
+
+def _recorded_answers(subject: Subject) -> BatchAnswers | None:
+    """The reference batch's answers, for the report, from the handler already loaded (never a
+    second load); None when there is no reference batch or the handler never loaded."""
+    batch = subject.reference_batch_used
+    if batch is None or subject.__dict__.get("handler_load", (None, None))[0] is None:
+        return None
+    try:
+        return answer_batch(subject.contract, batch, handler=subject.handler_load[0])
+    except Exception as error:  # the report illustrates the verdict; it never changes it
+        return BatchAnswers(path=batch, arrays={}, n_ls=0, error=f"{type(error).__name__}: {error}")
+
+
+def options_from_args(args, extra: list[str]) -> RunOptions:
+    """``dialsgate check``'s parsed arguments as RunOptions."""
+    layers = tuple(layer.strip() for layer in args.layers.split(",") if layer.strip())
+    server_url = next((arg.split("=", 1)[1] for arg in extra if arg.startswith("--dials-server-url=")), None)
+    return RunOptions(
+        layers=layers,
+        build_dir=args.build_dir.resolve() if args.build_dir is not None else None,
+        resource=args.resource,
+        reference_batch=args.reference_batch.resolve() if args.reference_batch is not None else None,
+        strict=bool(args.strict),
+        ignore_known_failures=bool(getattr(args, "ignore_known_failures", False)),
+        server_url=getattr(args, "server_url", None) or server_url,
+        no_container=bool(getattr(args, "no_container", False)),
+        fail_fast=bool(args.fail_fast),
+        log=lambda line: print(f"=== gate: {line}", flush=True),
+    )
+
+
+def run_gate(args, extra: list[str]) -> Verdict:
+    """Run the gate as ``dialsgate check``'s arguments say."""
+    try:
+        options = options_from_args(args, extra)
+        if options.no_container:
+            os.environ[NO_CONTAINER_ENV] = "1"  # the report's facts and any worker process inherit it
+        return run(args.template, options)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None

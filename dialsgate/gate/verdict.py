@@ -35,6 +35,9 @@ def wrap_reason(reason: str, width: int) -> list[str]:
 
 def print_table(rows: list[Row], columns: int | None = None) -> None:
     """The full table (``-v``): one row per check; long reasons wrap onto indented lines, never cut."""
+    if len(resources_of(rows)) > 1:  # several resources: each row names its own
+        rows = [Row(row.layer, f"{row.resource}: {row.check}" if row.resource else row.check, row.result, row.reason)
+                for row in rows]  # fmt: skip
     width = min(max((len(row.check) for row in rows), default=10), 60)
     columns = columns or shutil.get_terminal_size(fallback=(160, 24)).columns
     indent = 7 + 1 + width + 1 + 10 + 1
@@ -149,11 +152,30 @@ def _named(name: str, members: list[Row]) -> str:
     return cut(inert(name), NAME_CHARS) + (f" ({len(members)})" if len(members) > 1 else "")
 
 
-def _group(rows: list[Row]) -> dict[str, list[Row]]:
+def _group(rows: list[Row], by_resource: bool = False) -> dict[str, list[Row]]:
+    """Rows by check name (``resource: check`` when the verdict covers several resources)."""
     grouped: dict[str, list[Row]] = {}
     for row in rows:
-        grouped.setdefault(check_name(row.check), []).append(row)
+        name = check_name(row.check)
+        resource = getattr(row, "resource", "")
+        grouped.setdefault(f"{resource}: {name}" if by_resource and resource else name, []).append(row)
     return grouped
+
+
+def resources_of(rows: list[Row]) -> list[str]:
+    """The resources the rows are about, in order of first appearance."""
+    return list(dict.fromkeys(getattr(row, "resource", "") for row in rows if getattr(row, "resource", "")))
+
+
+def root_of(row: Row) -> str | None:
+    """The row a ``not run`` row waited on: its recorded root (an older verdict's: from its reason)."""
+    if row.result != "not run":
+        return None
+    root = getattr(row, "root", None)
+    if root:
+        return root
+    found = ROOT_OF_NOT_RUN.search(row.reason)
+    return found.group(1) if found else None
 
 
 def _group_line(name: str, members: list[Row], columns: int) -> str:
@@ -211,6 +233,15 @@ def summary_lines(rows: list[Row], columns: int, max_lines: int) -> list[str]:
     for concern in [*CONCERNS, *sorted(set(by_concern) - set(CONCERNS))]:
         if concern in by_concern:
             head.append(cut(f"  {inert(concern):<11} {_counts_text(by_concern[concern])}", columns))
+    resources = resources_of(rows)
+    several = len(resources) > 1
+    if several:  # one verdict over every resource of the template: each resource's counts
+        for resource in resources:
+            counts: dict[str, int] = {}
+            for row in rows:
+                if getattr(row, "resource", "") == resource:
+                    counts[row.result] = counts.get(row.result, 0) + 1
+            head.append(cut(f"  resource {inert(resource)}: {_counts_text(counts)}", columns))
     results = {row.result: sum(1 for other in rows if other.result == row.result) for row in rows}
     tail = [cut(_counts_text(results), columns)]
     forged = forgeable_line(rows)
@@ -223,13 +254,13 @@ def summary_lines(rows: list[Row], columns: int, max_lines: int) -> list[str]:
     behind: dict[str, int] = {}
     failing = []
     for row in rows:
-        root = ROOT_OF_NOT_RUN.search(row.reason) if row.result == "not run" else None
+        root = root_of(row)
         if root:
-            behind[root.group(1)] = behind.get(root.group(1), 0) + 1
+            behind[root] = behind.get(root, 0) + 1
         elif not row.passed:
             failing.append(row)
-    failures = _group(failing)
-    advice = _group([row for row in rows if row.result == ADVICE])
+    failures = _group(failing, several)
+    advice = _group([row for row in rows if row.result == ADVICE], several)
     room = max_lines - len(head) - len(tail) - bool(failures) - bool(behind) - bool(advice)
 
     # Failures first (each named), leaving at least a line for the advice checks.

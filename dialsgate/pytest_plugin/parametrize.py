@@ -23,26 +23,31 @@ from pathlib import Path
 import pytest
 
 from dialsgate.checks import CheckCase, fast_checks, parity_checks
-from dialsgate.checks.subject import Subject
+from dialsgate.checks.findings import judge
+from dialsgate.checks.server import server_cases
+from dialsgate.checks.subject import Subject, make_subject
 from dialsgate.contract.template import Contract, load_contract
-from dialsgate.protocol import v2
-from dialsgate.pytest_plugin.options import contract_from_options
-from dialsgate.settings import given_batch_problem, known_failures, reference_batch_beside
+from dialsgate.pytest_plugin.results import enact, strict_mode
+from dialsgate.settings import known_failures, settings
 
 
-def _params(cases, known: dict[str, str]) -> list:
-    return [
-        pytest.param(case, id=case.id, marks=[pytest.mark.xfail(reason=known[case.id], strict=True)] if case.id in known else [])
-        for case in cases
-    ]
+def _params(cases) -> list:
+    return [pytest.param(case, id=case.id) for case in cases]
 
 
 def parametrize_layer_checks(metafunc, argname: str, cases) -> None:
-    """Parametrize ``argname`` of a layer's test with its check cases (template: --dials-template);
-    the author's known failures as strict xfails, none under ``--dials-ignore-known-failures``."""
-    ignored = metafunc.config.getoption("dials_ignore_known_failures", default=False)
-    known = {} if ignored else known_failures(contract_from_options(metafunc.config))
-    metafunc.parametrize(argname, _params(cases, known))
+    """Parametrize ``argname`` of a layer's test with its check cases (template: --dials-template)."""
+    metafunc.parametrize(argname, _params(cases))
+
+
+def judge_item(request, case: CheckCase, subject, layer: str) -> None:
+    """Judge one case as the gate does (``checks.findings.judge``: strict, the author's known
+    failures unless --dials-ignore-known-failures) and say the finding to pytest."""
+    config = request.config
+    ignored = config.getoption("dials_ignore_known_failures", default=False)
+    known = {} if ignored else known_failures(subject.contract)
+    finding = judge(case, subject, layer=layer, resource=subject.contract.resource_key, strict=strict_mode(config), known=known)
+    enact(finding, request.node)
 
 
 #: The folders under test of parametrize_with_checks, one Subject each (loaded on first use).
@@ -52,14 +57,7 @@ _SUBJECTS: dict[tuple, Subject] = {}
 def _subject_for(contract: Contract, reference_batch: Path | None) -> Subject:
     key = (contract.template_path, contract.code_dir, contract.resource_key, reference_batch)
     if key not in _SUBJECTS:
-        batch = reference_batch if reference_batch and not given_batch_problem(reference_batch) else None
-        batch = batch or (None if reference_batch else reference_batch_beside(contract))
-        if contract.oversized_inputs():
-            arrays = {}  # nothing is built beyond the elements cap: check_dims_within_limit names it
-        else:
-            arrays = v2.reference_arrays(batch, contract) if batch else v2.sample_inputs(contract, n_ls=4)
-        _SUBJECTS[key] = Subject(contract, arrays, reference_is_sample=batch is None)
-        _SUBJECTS[key].reference_batch = Path(reference_batch) if reference_batch else None
+        _SUBJECTS[key] = make_subject(contract, reference_batch)
     return _SUBJECTS[key]
 
 
@@ -76,22 +74,24 @@ class BoundCheck:
     case: CheckCase
     contract: Contract
     reference_batch: Path | None = None
+    layer: str = "fast"
 
     @property
     def id(self) -> str:
         return self.case.id
 
     def __call__(self) -> None:
-        self.case(_subject_for(self.contract, self.reference_batch))
+        subject = _subject_for(self.contract, self.reference_batch)
+        strict = bool(settings(self.contract).get("strict", False))
+        known = known_failures(self.contract)
+        enact(judge(self.case, subject, layer=self.layer, resource=self.contract.resource_key, strict=strict, known=known))
 
 
 def parametrize_with_checks(template, layer: str = "fast", *, build_dir=None, resource=None, reference_batch=None):
-    """``pytest.mark.parametrize("dials_check", ...)`` over the checks of ``layer`` ("fast" or
-    "parity") generated from ``template``; known failures of its dialsgate.toml are strict xfails.
-    Result kinds (advice, not applicable, not run) are the plugin's, as in the gate."""
+    """``pytest.mark.parametrize("dials_check", ...)`` over the checks of ``layer`` ("fast",
+    "parity" or "server") generated from ``template``; each judged as the gate judges it (strict
+    and known failures from its dialsgate.toml)."""
     contract = load_contract(template, build_dir=build_dir, resource_key=resource)
-    cases = {"fast": fast_checks, "parity": parity_checks}[layer](contract)
+    cases = {"fast": fast_checks, "parity": parity_checks, "server": server_cases}[layer](contract)
     batch = Path(reference_batch) if reference_batch is not None else None
-    return pytest.mark.parametrize(
-        "dials_check", _params([BoundCheck(case, contract, batch) for case in cases], known_failures(contract))
-    )
+    return pytest.mark.parametrize("dials_check", _params([BoundCheck(case, contract, batch, layer) for case in cases]))

@@ -19,13 +19,12 @@ from pathlib import Path
 import pytest
 
 from dialsgate.checks import explore
-from dialsgate.checks.subject import Subject
+from dialsgate.checks.subject import make_subject
 from dialsgate.environment.runtime import NO_CONTAINER_ENV
-from dialsgate.protocol import v2
 from dialsgate.pytest_plugin.layers import LAYER_NAMES, layer_files, layer_of
-from dialsgate.pytest_plugin.options import contract_from_options, given_reference_batch, reference_batch_path
+from dialsgate.pytest_plugin.options import contract_from_options, given_reference_batch
 
-pytest_plugins = ("dialsgate.pytest_plugin.results", "dialsgate.pytest_plugin.layers.server_fixtures")
+pytest_plugins = ("dialsgate.pytest_plugin.results",)
 
 DEFAULT_LAYERS = "fast,parity"
 
@@ -96,20 +95,16 @@ def contract(request):
 
 
 @pytest.fixture(scope="session")
-def reference_arrays(request, contract):
-    """The reference batch's inputs, or template-shaped sample inputs when the model ships none."""
-    if contract.oversized_inputs():
-        return {}  # nothing is built beyond the elements cap: check_dims_within_limit names it
-    path = reference_batch_path(request.config, contract)
-    if path is None:
-        return v2.sample_inputs(contract, n_ls=4)
-    return v2.reference_arrays(path, contract)
+def subject(request, contract):
+    """The model folder under test, with its handler (worker container), build and served model
+    made once (``checks.subject.make_subject``, as the gate makes it)."""
+    config = request.config
+    made = make_subject(contract, given_reference_batch(config), server_url=config.getoption("dials_server_url"))
+    yield made
+    made.close()
 
 
 @pytest.fixture(scope="session")
-def subject(request, contract, reference_arrays):
-    """The model folder under test, with its handler (worker container) and build made once."""
-    made = Subject(contract, reference_arrays, reference_is_sample=reference_batch_path(request.config, contract) is None)
-    made.reference_batch = given_reference_batch(request.config)  # check_folder_plain_files judges it too
-    yield made
-    made.close()
+def reference_arrays(subject):
+    """The reference batch's inputs, or template-shaped sample inputs when the model ships none."""
+    return subject.reference_arrays

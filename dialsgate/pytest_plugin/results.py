@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from dialsgate.checks import ADVICE, CheckAdvice, CheckCase, CheckNotApplicable, CheckNotRun
-from dialsgate.checks import subject as subject_module
+from dialsgate.checks import CheckCase
+from dialsgate.checks.findings import Finding, Outcome, exception_chain
 from dialsgate.checks.subject import ENGINE_ROOT
 from dialsgate.pytest_plugin.options import settings_from_options
 
 #: Bounds on one reason (a runaway message must not make the JSON huge); far above real ones.
 MAX_REASON_CHARS = 20_000
-MAX_CHAIN = 10
 #: ``record_property(NOTE_PROPERTY, text)`` in a passing test puts ``text`` in its verdict row.
 NOTE_PROPERTY = "dialsgate_note"
 
@@ -63,95 +62,32 @@ def row_id(item) -> str:
     return found.id if found is not None else f"{Path(str(item.path)).stem}::{item.name}"
 
 
-SUBJECT_MODULE = subject_module.__file__
-
-
-#: A known failure declared for an advice row, accepted as advice (also under strict).
-KNOWN_PREFIX = "known: "
-
-
-class _NotRun(pytest.skip.Exception):
-    """A CheckNotRun carried on as pytest's own skip: pytest then formats no traceback for it
-    (a long traceback per row cost seconds when an engine is missing and every row is not run)."""
-
-    def __init__(self, original: CheckNotRun):
-        super().__init__(str(original))
-        self.original = original
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item):
-    try:
-        return (yield)
-    except CheckNotRun as error:
-        raise _NotRun(error) from None
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item):
-    try:
-        return (yield)
-    except CheckNotRun as error:
-        raise _NotRun(error) from None
+def enact(finding: Finding, item=None) -> None:
+    """Say a finding to pytest (the adapters' one road): advice and not applicable pass, not run
+    is a skip, a known failure that failed an xfail, anything else that does not pass a failure.
+    The finding itself travels on the item to the report hook, unchanged."""
+    if item is not None:
+        item.dialsgate_finding = finding
+    if finding.result in (Outcome.PASSED, Outcome.ADVICE, Outcome.NOT_APPLICABLE):
+        return
+    if finding.result == Outcome.NOT_RUN:
+        pytest.skip(f"not run: {finding.reason}")
+    if finding.result == Outcome.XFAILED:
+        pytest.xfail(finding.reason)
+    pytest.fail(finding.reason + (f"\n{finding.evidence}" if finding.evidence else ""), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
-    """The check's result kinds as pytest outcomes, recorded apart for the gate: advice and not
-    applicable pass (advice fails under strict), not run (setup or call) is a skip naming its
-    root row.
-
-    A known failure (dialsgate.toml) of an advice check is accepted: recorded as advice with
-    the author's reason, under strict too; of a failure check it stays an xfail (the gate
-    refuses it). Advice raised by a check declared as a failure check is a failure."""
+    """The finding of a check row, as it was judged, for the gate's summary and the terminal."""
     report = yield
     report.dialsgate_check = row_id(item)
-    excinfo = call.excinfo
-    if call.when == "teardown":
-        return report
-    found = check_case_of(item)
-    kind = found.kind if found is not None else None
-    if hasattr(report, "wasxfail"):
-        if kind == "advice" and report.skipped and excinfo is not None and excinfo.errisinstance(CheckAdvice):
-            report.outcome = "passed"
-            report.longrepr = None
-            report.dialsgate_result = ADVICE
-            report.dialsgate_reason = f"{KNOWN_PREFIX}{report.wasxfail.removeprefix('reason: ')}: {str(excinfo.value).strip()}"
-            report.sections.append(("dialsgate advice", report.dialsgate_reason))
-            del report.wasxfail
-        return report
-    if excinfo is None:
-        return report
-    text = str(excinfo.value).strip()
-    if excinfo.errisinstance(CheckAdvice) and call.when == "call":
-        if kind == "failure":
-            report.dialsgate_result = "failed"
-            report.dialsgate_reason = f"{text} (advice raised by {found.id}, a failure check: it fails)"
-        elif strict_mode(item.config):
-            report.dialsgate_result = "failed"
-            report.dialsgate_reason = f"advice, failing under strict: {text}"
-        else:
-            report.outcome = "passed"
-            report.longrepr = None
-            report.dialsgate_result = ADVICE
-            report.dialsgate_reason = text
-            report.sections.append(("dialsgate advice", text))
-    elif excinfo.errisinstance(CheckNotApplicable):
-        # A result about the folder, not a test that did not run: pytest shows it as passed.
-        report.outcome = "passed"
-        report.longrepr = None
-        report.dialsgate_result = "not applicable"
-        report.dialsgate_reason = text
-    elif excinfo.errisinstance((CheckNotRun, _NotRun)):
-        not_run = excinfo.value.original if excinfo.errisinstance(_NotRun) else excinfo.value
-        text = str(not_run).strip()
-        report.outcome = "skipped"
-        if not_run.root == ENGINE_ROOT:  # one cause for every model-code check: one folded line
-            report.longrepr = (SUBJECT_MODULE, 0, f"not run: {text}")
-        else:
-            report.longrepr = (str(item.path), item.location[1] or 0, f"not run: {text}")
-        report.dialsgate_result = "not run"
-        report.dialsgate_reason = text
+    finding = getattr(item, "dialsgate_finding", None)
+    if finding is not None and call.when == "call":
+        report.dialsgate_result = str(finding.result)
+        report.dialsgate_reason = finding.reason
+        if finding.result == Outcome.ADVICE:
+            report.sections.append(("dialsgate advice", finding.reason))
     return report
 
 
@@ -177,16 +113,6 @@ def _exception_text(error: BaseException) -> str:
     text = str(error).strip()
     name = type(error).__name__
     return f"{name}: {text}" if text else name
-
-
-def exception_chain(error: BaseException) -> list[BaseException]:
-    """``error`` and the exceptions behind it, outermost first, the root cause last."""
-    chain, seen = [], set()
-    while error is not None and id(error) not in seen and len(chain) < MAX_CHAIN:
-        chain.append(error)
-        seen.add(id(error))
-        error = error.__cause__ if error.__cause__ is not None else error.__context__
-    return chain
 
 
 def full_reason(excinfo) -> str:
@@ -236,7 +162,7 @@ class _Recorder:
     def pytest_runtest_makereport(self, item, call):
         """Keep the whole failure text and its root cause (pytest's crash line is the first line only)."""
         report = yield
-        if report.failed and call.excinfo is not None:
+        if report.failed and call.excinfo is not None and getattr(item, "dialsgate_finding", None) is None:
             try:
                 report.dialsgate_reason = full_reason(call.excinfo)
             except Exception as error:  # the reason is a courtesy: never break the run for it

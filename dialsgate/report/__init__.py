@@ -51,12 +51,15 @@ __all__ = ["ENVIRONMENT_VARIABLE", "GROUP", "BatchAnswers", "ReportFacts", "gath
 
 
 def gather_facts(contract: Contract, out_dir, reference_batch=None, verdict_rows=None, pins_file: Path | None = None,
-                 picture_hooks=None, provenance=None) -> ReportFacts:  # fmt: skip
-    """Everything the page shows; the picture hooks write their PNG files under ``out_dir``."""
+                 picture_hooks=None, provenance=None, answers: BatchAnswers | None = None) -> ReportFacts:  # fmt: skip
+    """Everything the page shows; the picture hooks write their PNG files under ``out_dir``.
+    ``answers``: the reference batch's answers recorded by the gate's run (then no model code
+    runs here); without them, the handler is loaded in its worker container to answer it."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    batch_path = Path(reference_batch) if reference_batch is not None else default_reference_batch(contract)
-    answers = answer_batch(contract, batch_path) if batch_path is not None else None
+    if answers is None:
+        batch_path = Path(reference_batch) if reference_batch is not None else default_reference_batch(contract)
+        answers = answer_batch(contract, batch_path) if batch_path is not None else None
     batch = batch_facts(contract, answers) if answers is not None else None
     if answers is None or answers.error is not None:
         pictures = PictureFacts(sentence="No model pictures without the reference batch answers.")
@@ -91,7 +94,7 @@ def gather_facts(contract: Contract, out_dir, reference_batch=None, verdict_rows
 
 
 def write_report(contract: Contract, out_dir, reference_batch=None, verdict_rows=None, pins_file: Path | None = None,
-                 picture_hooks=None, provenance=None) -> Path:  # fmt: skip
+                 picture_hooks=None, provenance=None, answers: BatchAnswers | None = None) -> Path:  # fmt: skip
     """Write ``out_dir/index.html`` and its pictures; returns the index.html path.
 
     ``picture_hooks``: callables or ``module:function`` / ``file.py:function`` specs, called
@@ -99,7 +102,7 @@ def write_report(contract: Contract, out_dir, reference_batch=None, verdict_rows
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    facts = gather_facts(contract, out_dir, reference_batch, verdict_rows, pins_file, picture_hooks, provenance)
+    facts = gather_facts(contract, out_dir, reference_batch, verdict_rows, pins_file, picture_hooks, provenance, answers)
     index = out_dir / "index.html"
     index.write_text(render(facts), encoding="utf-8")
     return index

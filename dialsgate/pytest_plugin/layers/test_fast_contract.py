@@ -1,4 +1,5 @@
-"""The fast layer's contract checks, generated from the template under test (see conftest.py).
+"""The fast layer's checks, generated from the template under test, judged as the gate judges
+them (``checks.findings.judge``).
 
 pytest -k fast                          # all of them
 pytest -k check_input_dims              # one check, every input
@@ -6,7 +7,7 @@ pytest -k check_input_dims              # one check, every input
 
 from dialsgate.checks import fast_checks
 from dialsgate.pytest_plugin.options import contract_from_options
-from dialsgate.pytest_plugin.parametrize import parametrize_layer_checks
+from dialsgate.pytest_plugin.parametrize import judge_item, parametrize_layer_checks
 
 
 def pytest_generate_tests(metafunc):
@@ -14,5 +15,5 @@ def pytest_generate_tests(metafunc):
         parametrize_layer_checks(metafunc, "contract_check", fast_checks(contract_from_options(metafunc.config)))
 
 
-def test_contract(contract_check, subject):
-    contract_check(subject)
+def test_contract(contract_check, subject, request):
+    judge_item(request, contract_check, subject, "fast")

@@ -4,14 +4,14 @@ The fast layer already runs every handler and joblib check in the folder's worke
 serving image, see dialsgate/container/worker.py). This layer proves that what ran it is what the
 image profile says (Python minor, every installed distribution at the image's version, nothing
 foreign in a stand-in) and that the model file was written with those versions
-(no InconsistentVersionWarning, no numpy-2 pickle). Run it with `tox -e parity`.
+(no InconsistentVersionWarning, no numpy-2 pickle).
 """
 
 from __future__ import annotations
 
 from dialsgate.checks import parity_checks
 from dialsgate.pytest_plugin.options import contract_from_options
-from dialsgate.pytest_plugin.parametrize import parametrize_layer_checks
+from dialsgate.pytest_plugin.parametrize import judge_item, parametrize_layer_checks
 
 
 def pytest_generate_tests(metafunc):
@@ -19,5 +19,5 @@ def pytest_generate_tests(metafunc):
         parametrize_layer_checks(metafunc, "parity_check", parity_checks(contract_from_options(metafunc.config)))
 
 
-def test_parity(parity_check, subject):
-    parity_check(subject)
+def test_parity(parity_check, subject, request):
+    judge_item(request, parity_check, subject, "parity")
