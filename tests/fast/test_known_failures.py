@@ -46,8 +46,11 @@ pytest_plugins = ("pytester",)
 LAYER_MODULE = """
 import pytest
 
+from types import SimpleNamespace
+
 from dialsgate.checks import CheckAdvice, CheckFailed, case, check
-from dialsgate.pytest_plugin.parametrize import parametrize_layer_checks
+from dialsgate.pytest_plugin.options import contract_from_options
+from dialsgate.pytest_plugin.parametrize import judge_item, parametrize_layer_checks
 
 
 @check(kind="advice", concern="robustness", runs_model_code=True)
@@ -64,8 +67,8 @@ def pytest_generate_tests(metafunc):
     parametrize_layer_checks(metafunc, "contract_check", [case(check_declared_advice), case(check_declared_failure)])
 
 
-def test_contract(contract_check):
-    contract_check(None)
+def test_contract(contract_check, request):
+    judge_item(request, contract_check, SimpleNamespace(contract=contract_from_options(request.config)), "fast")
 """
 
 #: The plugin's template options without its layer collection (only this module runs).
@@ -119,12 +122,16 @@ def test_the_gate_passes_ignore_known_failures_to_every_layer_and_records_it(mon
     from dialsgate.gate.verdict import verdict_provenance
 
     example = Path(__file__).resolve().parents[2] / "examples" / "nmf1d"
+    (tmp_path / "nmf1d").mkdir()
+    for name in ("template.yaml",):
+        (tmp_path / "nmf1d" / name).write_bytes((example / name).read_bytes())
+    (tmp_path / "nmf1d" / "dialsgate.toml").write_text('[known_failures]\n"check_input_dims[x]" = "MODEL-1"\n')
     seen = []
-    monkeypatch.setattr(runner, "run_layer", lambda layer, options, *rest: seen.append((layer, options)) or [])
+    monkeypatch.setattr(runner, "judge_layer", lambda layer, subject, key, strict, known: seen.append((layer, known)) or [])
     for given, wanted in (([], False), (["--strict", "--ignore-known-failures"], True)):
         seen.clear()
-        args = check_parser().parse_args([str(example / "template.yaml"), "--layers", "fast,parity", *given])
+        args = check_parser().parse_args([str(tmp_path / "nmf1d" / "template.yaml"), "--layers", "fast,parity", *given])
         verdict = runner.run_gate(args, [])
         assert [layer for layer, _ in seen] == ["fast", "parity"]
-        assert all(("--dials-ignore-known-failures" in options) is wanted for _, options in seen)
+        assert all((known == {}) is wanted for _, known in seen)
         assert verdict_provenance(verdict, args)["known_failures_ignored"] is wanted

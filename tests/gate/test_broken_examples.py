@@ -33,7 +33,7 @@ INPUT = "ChargeBPix1"
 
 def run_fast_gate(template: Path):
     """The gate's fast layer on ``template`` in this interpreter: a Verdict with one row per check."""
-    args = check_parser().parse_args([str(template), "--runner", "here", "--layers", "fast", "--fail-fast", "--no-report"])
+    args = check_parser().parse_args([str(template), "--layers", "fast", "--fail-fast", "--no-report"])
     return run_gate(args, [])
 
 

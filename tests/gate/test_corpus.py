@@ -11,13 +11,13 @@ must appear in nothing the gate writes or prints, the folder's links unchanged. 
 gate's limits for the folder (``DIALSGATE_WORKER_LOAD_TIMEOUT``, ...). One case
 per folder (the id is the folder name: ``pytest tests/gate/test_corpus.py -k oms_metadata_filter``).
 Each case copies the folder to a fresh 0755 temporary folder (the serving container runs as
-another uid), runs ``python -m dialsgate check <copy>/template.yaml --runner tox --report <tmp>/report``
+another uid), runs ``python -m dialsgate check <copy>/template.yaml --report <tmp>/report``
 as a subprocess (the gate finds reference_batch.npz beside the template itself) and reads
 ``<tmp>/report/verdict.json`` ({provenance, rows: [{layer, check, result, reason}]}).
 ``DIALSGATE_CORPUS_KEEP=<folder>`` keeps each folder's verdict.json there (<name>.json).
 
     DIALSGATE_CORPUS_LAYERS=fast pytest tests/gate/test_corpus.py   # quick local run
-    DIALSGATE_CORPUS_RUNNER=here pytest tests/gate/test_corpus.py -k NAME   # every layer, no tox envs
+    pytest tests/gate/test_corpus.py -k NAME                                # one folder, every layer
 
 A layer subset never passes the gate, so with DIALSGATE_CORPUS_LAYERS set a pass-verdict folder
 may show '(layer) not run' rows (and the gate exits 1), and a must_fail check that belongs to a
@@ -43,9 +43,6 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
 FOLDERS = sorted(path.parent.name for path in CORPUS.glob("*/expected.json"))
 LAYERS_VARIABLE = "DIALSGATE_CORPUS_LAYERS"
-#: ``here`` runs every layer with this interpreter (an environment with the gate's and the server
-#: layer's packages) instead of each layer's tox environment: quicker while developing.
-RUNNER_VARIABLE = "DIALSGATE_CORPUS_RUNNER"
 GATE_TIMEOUT_SECONDS = 3600
 
 
@@ -87,8 +84,7 @@ def copy_folder(name: str, scratch: Path) -> Path:
 def run_gate(
     template: Path, report: Path, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess, list[dict] | None]:
-    runner = os.environ.get(RUNNER_VARIABLE, "tox")
-    command = [sys.executable, "-m", "dialsgate", "check", str(template), "--runner", runner, "--report", str(report)]
+    command = [sys.executable, "-m", "dialsgate", "check", str(template), "--report", str(report)]
     if layer_subset():
         command += ["--layers", layer_subset()]
     # expected.json's "env": the gate's limits set for the folder (a shorter timeout keeps the case quick).

@@ -19,7 +19,7 @@ def test_no_container_judges_the_example_on_the_host_and_cannot_pass(tmp_path):
     shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     finished = subprocess.run(
         [sys.executable, "-m", "dialsgate", "check", str(copy / "template.yaml"), "--no-container", "--layers", "fast,parity",
-         "--runner", "tox", "--report", str(tmp_path / "report")],
+         "--report", str(tmp_path / "report")],
         cwd=REPOSITORY, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     document = json.loads((tmp_path / "report" / "verdict.json").read_text())

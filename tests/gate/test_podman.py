@@ -85,7 +85,7 @@ def test_the_gate_passes_the_example_with_podman(podman_environment, tmp_path):
         path.chmod(0o755 if path.is_dir() else 0o644)
     started = time.time()
     finished = subprocess.run(
-        [sys.executable, "-m", "dialsgate", "check", str(copy / "template.yaml"), "--runner", "tox", "--report", str(tmp_path / "report")],
+        [sys.executable, "-m", "dialsgate", "check", str(copy / "template.yaml"), "--report", str(tmp_path / "report")],
         cwd=REPOSITORY, env=podman_environment, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     document = json.loads((tmp_path / "report" / "verdict.json").read_text())

@@ -55,7 +55,7 @@ def without_flagging_key(copy: Path) -> Path:
 def test_verdict_keeps_dism_core_sentence_naming_flagging_key(example_copy, capsys):
     template = without_flagging_key(example_copy)
     report = example_copy.parent / "report"
-    code = main(["check", str(template), "--runner", "here", "--layers", "fast", "--fail-fast", "--report", str(report)])
+    code = main(["check", str(template), "--layers", "fast", "--fail-fast", "--report", str(report)])
     out = capsys.readouterr().out
     assert code == 1
     rows = json.loads((report / "verdict.json").read_text())["rows"]

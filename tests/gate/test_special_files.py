@@ -33,7 +33,7 @@ def test_fifos_and_a_device_link_fail_the_gate_naming_them(tmp_path):
 
     started = time.monotonic()
     finished = subprocess.run(
-        [sys.executable, "-m", "dialsgate", "check", str(folder / "template.yaml"), "--runner", "here", "--report", str(report)],
+        [sys.executable, "-m", "dialsgate", "check", str(folder / "template.yaml"), "--report", str(report)],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,
