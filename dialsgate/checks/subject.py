@@ -277,7 +277,10 @@ class Subject:
         self.require_safe_model_file()
         self.handler  # noqa: B018
         image = ensure_image(contract.image, log=_quiet, profile=self.profile, requirements=self.needs.requirements(self.profile))
-        folder = self._served_stack.enter_context(prepared_model_folder(contract, workdir=self.temp_folder("dialsgate-serve-")))
+        # The build the package checks judged (one build per run), copied for the container.
+        folder = self._served_stack.enter_context(
+            prepared_model_folder(contract, workdir=self.temp_folder("dialsgate-serve-"), built=self.package_folder)
+        )
         return self._served_stack.enter_context(serve_model_folder(folder, contract, image=image))
 
     @cached_property
@@ -347,7 +350,7 @@ class Subject:
             return self.contract.code_dir
 
         root = self.temp_folder("dialsgate-build-")
-        build(self.contract.template_path, root / "build")
+        build(self.contract.template_path, root / "build", document=self.contract.document or None)
         return root / "build" / self.contract.resource_key
 
     def temp_folder(self, prefix: str) -> Path:

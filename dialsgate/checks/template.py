@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import tempfile
 from pathlib import Path
@@ -21,7 +22,8 @@ def check_template_schema(subject) -> None:
 
     try:
         # The document read with the gate's caps (size, aliases), then dism-core's own model.
-        Template(**read_template(subject.contract.template_path))
+        document = subject.contract.document or read_template(subject.contract.template_path)
+        Template(**copy.deepcopy(document))
     except Exception as error:
         raise CheckFailed(f"{subject.contract.template_path} does not validate with dism-core: {error}") from None
 

@@ -122,20 +122,20 @@ def make_readable_by_others(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def prepared_model_folder(contract, workdir: Path | str | None = None) -> Iterator[Path]:
+def prepared_model_folder(contract, workdir: Path | str | None = None, built: Path | None = None) -> Iterator[Path]:
     """The folder MLServer should load for ``contract``, readable by the container's user.
 
-    A dismcli build folder (``contract.built``) is copied (it is what will be zipped: its files
-    and modes are never changed). Otherwise the template is built offline
-    (``dialsgate.build.build``). Either way into a fresh 0755 temporary folder (under
-    ``workdir`` when given), removed afterwards.
+    A dismcli build folder (``contract.built``), or ``built`` (the build the gate's run already
+    made), is copied (it is what will be zipped: its files and modes are never changed).
+    Otherwise the template is built offline (``dialsgate.build.build``). Either way into a fresh
+    0755 temporary folder (under ``workdir`` when given), removed afterwards.
     """
     temporary = Path(tempfile.mkdtemp(prefix="dialsgate-serve-", dir=str(workdir) if workdir else None))
     try:
         temporary.chmod(0o755)
-        if contract.built:
+        if contract.built or built is not None:
             # The user's build folder is what dismcli package will zip: never touch it; serve a copy.
-            source = Path(contract.code_dir)
+            source = Path(built if built is not None else contract.code_dir)
             if plain_kind(source / "model-settings.json") is not None:
                 raise ServingError(f"{source} is not a dismcli build folder: it has no model-settings.json")
             folder = temporary / contract.resource_key

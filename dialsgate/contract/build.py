@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -41,14 +42,16 @@ def working_directory(path: Path):
         os.chdir(previous)
 
 
-def build(template_path: Path, build_root: Path | None = None) -> Path:
-    """Write the build folder; returns the build root. Runs from the template's directory."""
+def build(template_path: Path, build_root: Path | None = None, document: dict | None = None) -> Path:
+    """Write the build folder of every MLServer resource; returns the build root. Runs from the
+    template's directory. ``document``: the template already read (the gate reads it once)."""
 
     template_path = Path(template_path).resolve()
     folder = template_path.parent
     with working_directory(folder):
         root = Path(build_root or DEFAULT_BUILD_ROOT).absolute()
-        template = Template(**read_template(template_path))  # the gate's caps, then dism-core's model
+        # The gate's caps, then dism-core's model.
+        template = Template(**copy.deepcopy(document if document is not None else read_template(template_path)))
         _require_plain_paths(template, folder)  # before dism-core's validator opens the handler file
         InferenceServiceValidator(template)()
         if root.exists():
@@ -56,7 +59,7 @@ def build(template_path: Path, build_root: Path | None = None) -> Path:
         root.mkdir(parents=True)
         for key, resource in template.Resources.items():
             if not resource.Type.startswith(MLSERVER_TYPE_PREFIX):
-                raise NotImplementedError(f"resource {key}: {resource.Type} is not an MLServer resource")
+                continue  # not an MLServer folder (Tritonserver): the gate's verdict names it not supported
             props = resource.Properties
             target = root / key
             target.mkdir(parents=True)

@@ -78,6 +78,9 @@ class Contract:
     #: Why CodeUri / ModelUri were refused (outside the template's folder, a link on the way):
     #: then ``code_dir`` / ``model_file`` point at nothing (``REFUSED``); check_folder_plain_files fails.
     refused_paths: tuple[str, ...] = ()
+    #: The whole template as read (once per run, with the gate's caps): the schema check and the
+    #: offline build take it from here instead of reading the file again.
+    document: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def handler_module(self) -> str:
@@ -325,4 +328,5 @@ def contract_of(template_path: Path, template: dict, key: str, build_dir: Path |
         metadata_inputs=metadata,
         properties=props,
         refused_paths=tuple(refused),
+        document=template,
     )

@@ -238,6 +238,7 @@ def _check(args, extra: list[str]) -> int:
                     provenance=origin,
                     picture_hooks=configured_hooks(found.contract) if args.run_report_hooks else [],
                     answers=found.answers,
+                    listing=found.listing,
                 )
                 print(f"report: {index}")
             except Exception as error:  # the report illustrates the verdict; it never changes it

@@ -31,7 +31,7 @@ from dialsgate.contract.template import (
     unsupported_message,
 )
 from dialsgate.environment.runtime import NO_CONTAINER_ENV
-from dialsgate.report.facts import BatchAnswers, answer_batch
+from dialsgate.report.facts import BatchAnswers, PackageListing, answer_batch, package_listing
 from dialsgate.settings import known_failures, settings
 
 #: A verdict row (the name the JUnit writer, verdict.json and older callers use).
@@ -77,6 +77,8 @@ class Judged:
     contract: Contract
     answers: BatchAnswers | None = None
     reference_batch: Path | None = None
+    #: What dismcli package would zip, listed from the build the checks judged.
+    listing: PackageListing | None = None
 
 
 @dataclass
@@ -209,6 +211,7 @@ def _judge_resource(template: Path, document: dict, key: str, options: RunOption
                 break
         judged.reference_batch = subject.reference_batch_used
         judged.answers = _recorded_answers(subject)
+        judged.listing = _recorded_listing(subject)
     finally:
         subject.close()
     return rows
@@ -224,6 +227,13 @@ def _recorded_answers(subject: Subject) -> BatchAnswers | None:
         return answer_batch(subject.contract, batch, handler=subject.handler_load[0])
     except Exception as error:  # the report illustrates the verdict; it never changes it
         return BatchAnswers(path=batch, arrays={}, n_ls=0, error=f"{type(error).__name__}: {error}")
+
+
+def _recorded_listing(subject: Subject) -> PackageListing:
+    """The package listing of the build the checks judged (never a second build)."""
+    if "package_folder" not in subject.__dict__:
+        return PackageListing(folder=None, origin="", files=[], error="no build was made in this run (see the verdict)")
+    return package_listing(subject.contract, folder=subject.package_folder)
 
 
 def options_from_args(args, extra: list[str]) -> RunOptions:

@@ -31,6 +31,7 @@ from dialsgate.contract.template import Contract, load_contract
 from dialsgate.report.facts import (
     MAX_PICTURES,
     BatchAnswers,
+    PackageListing,
     PictureFacts,
     ReportFacts,
     answer_batch,
@@ -51,10 +52,12 @@ __all__ = ["ENVIRONMENT_VARIABLE", "GROUP", "BatchAnswers", "ReportFacts", "gath
 
 
 def gather_facts(contract: Contract, out_dir, reference_batch=None, verdict_rows=None, pins_file: Path | None = None,
-                 picture_hooks=None, provenance=None, answers: BatchAnswers | None = None) -> ReportFacts:  # fmt: skip
+                 picture_hooks=None, provenance=None, answers: BatchAnswers | None = None,
+                 listing: PackageListing | None = None) -> ReportFacts:  # fmt: skip
     """Everything the page shows; the picture hooks write their PNG files under ``out_dir``.
-    ``answers``: the reference batch's answers recorded by the gate's run (then no model code
-    runs here); without them, the handler is loaded in its worker container to answer it."""
+    ``answers``, ``listing``: the reference batch's answers and the package listing recorded by
+    the gate's run (then no model code runs and nothing is built here); without them, the handler
+    is loaded in its worker container to answer it, and the folder built offline."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     if answers is None:
@@ -87,14 +90,15 @@ def gather_facts(contract: Contract, out_dir, reference_batch=None, verdict_rows
         batch=batch,
         pictures=pictures,
         serving=serving_facts(contract, local_image(contract.image), pins_file=Path(pins_file) if pins_file else None),
-        package=package_facts(contract),
+        package=package_facts(contract, listing),
         elapsed_s=time.perf_counter() - started,
         provenance=provenance_facts(provenance),
     )
 
 
 def write_report(contract: Contract, out_dir, reference_batch=None, verdict_rows=None, pins_file: Path | None = None,
-                 picture_hooks=None, provenance=None, answers: BatchAnswers | None = None) -> Path:  # fmt: skip
+                 picture_hooks=None, provenance=None, answers: BatchAnswers | None = None,
+                 listing: PackageListing | None = None) -> Path:  # fmt: skip
     """Write ``out_dir/index.html`` and its pictures; returns the index.html path.
 
     ``picture_hooks``: callables or ``module:function`` / ``file.py:function`` specs, called
@@ -102,7 +106,7 @@ def write_report(contract: Contract, out_dir, reference_batch=None, verdict_rows
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    facts = gather_facts(contract, out_dir, reference_batch, verdict_rows, pins_file, picture_hooks, provenance, answers)
+    facts = gather_facts(contract, out_dir, reference_batch, verdict_rows, pins_file, picture_hooks, provenance, answers, listing)
     index = out_dir / "index.html"
     index.write_text(render(facts), encoding="utf-8")
     return index

@@ -154,12 +154,15 @@ class PackageListing:
     error: str | None = None
 
 
-def package_listing(contract: Contract) -> PackageListing:
-    """What dismcli package would zip: the build folder, or an offline build made for the purpose."""
+def package_listing(contract: Contract, folder: Path | None = None) -> PackageListing:
+    """What dismcli package would zip: ``folder`` (the build the gate's run judged), the build
+    folder given, or an offline build made for the purpose."""
 
     temp = None
     try:
-        if contract.built:
+        if folder is not None:
+            origin = "the build folder given (--build-dir)" if contract.built else "the offline build the gate's checks judged"
+        elif contract.built:
             folder, origin = contract.code_dir, "the build folder given (--build-dir)"
         else:
             temp = Path(tempfile.mkdtemp(prefix="dialsgate-report-build-"))
@@ -529,7 +532,8 @@ def header_facts(contract: Contract) -> list[tuple[str, str, bool]]:
     ]
 
 
-def package_facts(contract: Contract) -> PackageFacts:
+def package_facts(contract: Contract, listing: PackageListing | None = None) -> PackageFacts:
+    """The model file and the package listing (``listing``: recorded by the gate's run)."""
     model_sha = plain_file_sha256(contract.model_file)
-    listing = package_listing(contract)
+    listing = listing if listing is not None else package_listing(contract)
     return PackageFacts(str(contract.model_file), model_sha, listing, fmt_size(sum(size for _, size, _ in listing.files)))
