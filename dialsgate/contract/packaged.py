@@ -134,6 +134,8 @@ def unpack_package(packaged_template: Path, zip_path: Path, into: Path, resource
         data = read_plain(zip_path, cap)
     except NotPlain as error:
         raise PackageRefused(f"the zip {zip_path.name}: {error} (DIALSGATE_MAX_PACKAGE_BYTES)") from None
+    except OSError as error:
+        raise PackageRefused(f"the zip {zip_path.name} cannot be read: {error.strerror or error}") from None
     digest = hashlib.sha256(data).hexdigest()
     key, resource = _admitted_resource(document, zip_path.name, resource_key)
     with _opened(data) as archive:
