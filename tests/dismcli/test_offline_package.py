@@ -90,5 +90,6 @@ def test_dismcli_package_is_admitted(tmp_path, monkeypatch, template):
         assert (admitted.folder / member.name).read_bytes() == (built / member.name).read_bytes()
     judged = load_contract(admitted.template, build_dir=admitted.folder)
     original = load_contract(project / "template.yaml", build_dir=built)
-    assert (judged.inputs, judged.outputs, judged.metadata_inputs) == (original.inputs, original.outputs, original.metadata_inputs)
-    assert judged.model_file.name == original.model_file.name and judged.name == original.name
+    for field in ("inputs", "outputs", "metadata_inputs", "name", "handler"):
+        assert getattr(judged, field) == getattr(original, field), field
+    assert judged.model_file.name == original.model_file.name
