@@ -133,7 +133,8 @@ def unpack_package(packaged_template: Path, zip_path: Path, into: Path, resource
     try:
         data = read_plain(zip_path, cap)
     except NotPlain as error:
-        raise PackageRefused(f"the zip {zip_path.name}: {error} (DIALSGATE_MAX_PACKAGE_BYTES)") from None
+        capped = " (DIALSGATE_MAX_PACKAGE_BYTES)" if "more than" in str(error) else ""
+        raise PackageRefused(f"the zip: {error}{capped}") from None
     except OSError as error:
         raise PackageRefused(f"the zip {zip_path.name} cannot be read: {error.strerror or error}") from None
     digest = hashlib.sha256(data).hexdigest()
