@@ -60,6 +60,17 @@ LIMITS = {
     "source_file_bytes": Limit(
         "DIALSGATE_MAX_SOURCE_BYTES", 8 * 2**20, "bytes", "one .py file of the folder read for the static checks"
     ),
+    "package_bytes": Limit(
+        "DIALSGATE_MAX_PACKAGE_BYTES", 256 * 2**20, "bytes", "the zip of `dialsgate check --package` (read whole, compressed)"
+    ),
+    "package_member_bytes": Limit(
+        "DIALSGATE_MAX_PACKAGE_MEMBER_BYTES", 1 * 2**30, "bytes",
+        "one member of the zip once inflated (its declared size, then the bytes counted while inflating)",
+    ),
+    "package_unpacked_bytes": Limit(
+        "DIALSGATE_MAX_PACKAGE_UNPACKED_BYTES", 2 * 2**30, "bytes", "every member of the zip together once inflated"
+    ),
+    "package_members": Limit("DIALSGATE_MAX_PACKAGE_MEMBERS", 10_000, "members", "members of the zip (files and folders)"),
     "printed_characters": Limit(
         "DIALSGATE_MAX_PRINTED_CHARS", 200, "characters", "one string of the template printed in a row or the terminal"
     ),

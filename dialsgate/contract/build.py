@@ -1,4 +1,5 @@
-"""Offline equivalent of ``dismcli build``: the same build folder, without the DIALS look-ups.
+"""Offline equivalents of ``dismcli build`` (the same build folder, without the DIALS look-ups)
+and of ``dismcli package`` (the same zip and packaged template, without the upload).
 
 dismcli 0.6.1 validates the template with dism-core, then (after checking every monitoring
 element against DIALS, which needs a CERN login and is skipped here) writes, relative to the
@@ -20,6 +21,8 @@ import json
 import os
 import shutil
 import sys
+import uuid
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -74,6 +77,40 @@ def build(template_path: Path, build_root: Path | None = None, document: dict | 
         with open(root / "template.yaml", "w") as stream:
             yaml.dump(template.model_dump(mode="json"), stream)
     return root
+
+
+#: The bucket of an offline package's CodeUri (DIALS hands out the real bucket and key on upload).
+OFFLINE_BUCKET = "offline"
+DEFAULT_PACKAGE_ROOT = Path(".dism-artifacts") / "package"
+
+
+def package(build_root: Path, package_root: Path, bucket: str = OFFLINE_BUCKET) -> dict[str, Path]:
+    """Offline equivalent of ``dismcli package`` without the upload; returns {ResourceKey: zip}.
+
+    As dismcli 0.6.1's packager: each MLServer resource's build folder zipped to
+    ``<package_root>/<uuid4 hex>.zip`` (every file under it, named relative to it, deflated, no
+    folder entries), its CodeUri ``s3://<bucket>/<Workspace>/<zip name>`` (offline: DIALS chooses
+    bucket and key), the template written by dism-core to ``<package_root>/template.yaml``.
+    """
+    build_root, package_root = Path(build_root), Path(package_root)
+    template = Template.from_yaml_file(build_root / "template.yaml")
+    if package_root.exists():
+        shutil.rmtree(package_root)
+    package_root.mkdir(parents=True)
+    zips = {}
+    for key, resource in template.Resources.items():
+        if not resource.Type.startswith(MLSERVER_TYPE_PREFIX):
+            raise NotImplementedError(f"resource {key}: {resource.Type} is not an MLServer resource")
+        target = build_root / resource.Properties.CodeUri
+        zip_path = package_root / (uuid.uuid4().hex + ".zip")
+        with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in target.rglob("*"):
+                if path.is_file():
+                    archive.write(path, path.relative_to(target))
+        resource.Properties.CodeUri = f"s3://{bucket}/{resource.Workspace}/{zip_path.name}"
+        zips[key] = zip_path
+    template.to_yaml(package_root / "template.yaml")
+    return zips
 
 
 def _require_plain_paths(template, folder: Path) -> None:

@@ -1,7 +1,7 @@
 """The ``dialsgate`` command: ``dialsgate check TEMPLATE`` (the pre-deploy gate: every layer, one
 verdict, the report) and ``dialsgate build -f TEMPLATE`` (dismcli's build folder, offline).
 
-    dialsgate check path/to/template.yaml [--build-dir B] [--resource R] [--reference-batch F]
+    dialsgate check path/to/template.yaml [--build-dir B | --package ZIP] [--resource R] [--reference-batch F]
                     [--layers fast,parity,server] [--report DIR] [--strict] [--ignore-known-failures]
                     [--run-report-hooks] [-v] [--junit-xml FILE]
 
@@ -23,6 +23,7 @@ from pathlib import Path
 from dialsgate.checks import explore
 from dialsgate.contract.build import main as build_main
 from dialsgate.environment.runtime import NO_CONTAINER_ENV
+from dialsgate.gate.admission import admitted_package, package_steps, refused_verdict, with_package_facts
 from dialsgate.gate.junit import write_junit_xml
 from dialsgate.gate.runner import DEFAULT_DIALS_URL, LAYERS, run_gate
 from dialsgate.gate.terminal import inert_terminal
@@ -51,6 +52,7 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "template", nargs="?", type=Path, default=Path("template.yaml"), help="the DISM template (default ./template.yaml)"
     )
     parser.add_argument("--build-dir", type=Path, help="a dismcli .dism-artifacts/build/<ResourceKey> folder")
+    parser.add_argument("--package", type=Path, help="the zip dismcli package uploaded (TEMPLATE: its package/template.yaml)")
     parser.add_argument(
         "--resource", help="judge this resource only (the verdict then says the others were not judged, and cannot pass)"
     )
@@ -167,7 +169,8 @@ def check(args, extra: list[str]) -> int:
         if problem:
             print(f"dialsgate check: error: {problem}", file=sys.stderr)
             return ARGUMENT_ERROR
-        return _check(args, extra)
+        with admitted_package(args):  # --package: args name the unpacked zip (or why it was refused)
+            return _check(args, extra)
 
 
 def _check(args, extra: list[str]) -> int:
@@ -186,10 +189,10 @@ def _check(args, extra: list[str]) -> int:
         os.environ[NO_CONTAINER_ENV] = "1"  # the report's facts inherit it
     if args.hypothesis_seed is not None:
         explore.use_seed(args.hypothesis_seed)
-    verdict = run_gate(args, extra)
-    origin = verdict_provenance(verdict, args)
+    verdict = refused_verdict(args) or run_gate(args, extra)
+    origin = with_package_facts(verdict_provenance(verdict, args), args)
     columns = max(shutil.get_terminal_size(fallback=(160, 24)).columns, MIN_COLUMNS)
-    steps = next_steps(verdict.contract, args.dials_url) if verdict.passed else []
+    steps = (package_steps(args) or next_steps(verdict.contract, args.dials_url)) if verdict.passed else []
     several = len(verdict.judged) > 1
     hooks, folder = [], None
     if not args.no_report:

@@ -8,7 +8,9 @@ advice only where ``must_advise`` says, is ``not run`` only behind a root row th
 otherwise passed or is not applicable (so a false alarm shows in a failing folder too).
 ``probe``: a file a link of the folder points at; a fresh secret is written there first, and it
 must appear in nothing the gate writes or prints, the folder's links unchanged. ``env``: the
-gate's limits for the folder (``DIALSGATE_WORKER_LOAD_TIMEOUT``, ...). One case
+gate's limits for the folder (``DIALSGATE_WORKER_LOAD_TIMEOUT``, ...). ``args``: more options of
+``dialsgate check`` (``["--package", "<name>.zip"]``), each argument naming a file of the folder
+taken relative to its copy. One case
 per folder (the id is the folder name: ``pytest tests/gate/test_corpus.py -k oms_metadata_filter``).
 Each case copies the folder to a fresh 0755 temporary folder (the serving container runs as
 another uid), runs ``python -m dialsgate check <copy>/template.yaml --report <tmp>/report``
@@ -81,10 +83,15 @@ def copy_folder(name: str, scratch: Path) -> Path:
     return copy
 
 
+def gate_arguments(args: list[str], copy: Path) -> list[str]:
+    """expected.json's ``args``: an argument naming a file of the folder becomes its copy's path."""
+    return [str(copy / arg) if not arg.startswith("-") and (copy / arg).exists() else arg for arg in args]
+
+
 def run_gate(
-    template: Path, report: Path, env: dict[str, str] | None = None
+    template: Path, report: Path, env: dict[str, str] | None = None, args: list[str] = ()
 ) -> tuple[subprocess.CompletedProcess, list[dict] | None]:
-    command = [sys.executable, "-m", "dialsgate", "check", str(template), "--report", str(report)]
+    command = [sys.executable, "-m", "dialsgate", "check", str(template), "--report", str(report), *args]
     if layer_subset():
         command += ["--layers", layer_subset()]
     # expected.json's "env": the gate's limits set for the folder (a shorter timeout keeps the case quick).
@@ -181,7 +188,8 @@ def test_gate_gives_the_expected_verdict(name, scratch):
     links_before = links_of(copy)
 
     started = time.time()
-    finished, rows = run_gate(copy / "template.yaml", scratch / "report", expected.get("env"))
+    args = gate_arguments(expected.get("args", []), copy)
+    finished, rows = run_gate(copy / "template.yaml", scratch / "report", expected.get("env"), args)
     served = containers_created(model_name(copy / "template.yaml"), started, time.time() + 1)
     workers = containers_created(model_name(copy / "template.yaml"), started, time.time() + 1, WORKER_NAME_PREFIX)
 
