@@ -9,13 +9,16 @@ cannot pass. A model file whose pickle names a dangerous global is never loaded 
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 import shutil
 import tempfile
+import threading
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from dism_core import Template
 
 from dialsgate.checks.base import CheckFailed, CheckNotRun
 from dialsgate.checks.folder import subject_problems
@@ -71,6 +74,7 @@ class Subject:
         self.server_url: str | None = None
         self._temp_folders: list[Path] = []
         self._served_stack = contextlib.ExitStack()
+        self._serving: threading.Thread | None = None
 
     # ------------------------------------------------------------------ the image and its packages
 
@@ -235,18 +239,38 @@ class Subject:
 
     # ------------------------------------------------------------------ the served model
 
+    def serve_in_background(self) -> None:
+        """Start serving the folder now, in a thread, while other layers run (MLServer takes
+        seconds to become ready); ``served`` waits for it. Only once the handler has loaded apart
+        and the folder was built (the serving thread then shares nothing still being made)."""
+        if "_served" in self.__dict__ or self._serving is not None:
+            return
+        if self.__dict__.get("handler_load", (None, None))[0] is None or "package_folder" not in self.__dict__:
+            return
+        self._serving = threading.Thread(target=self._start_serving, name="dialsgate-serve", daemon=True)
+        self._serving.start()
+
+    def _start_serving(self) -> None:
+        try:
+            self._served = self._serve()
+        except CheckNotRun as error:
+            self._served = error
+        except (ServingError, AssertionError) as error:  # CheckFailed is an AssertionError
+            self._served = CheckFailed(f"the server layer could not serve {self.contract.code_dir}:\n{error}")
+        except Exception as error:  # kept for the server rows, never lost in the thread
+            self._served = CheckFailed(
+                f"the server layer could not serve {self.contract.code_dir}: {type(error).__name__}: {error}"
+            )
+
     @property
     def served(self) -> Served:
         """The folder served by MLServer in its image (or the ``server_url`` server), started once;
         a failure is kept: ``check_model_is_served`` reports it, every other server row is not run."""
 
+        if self._serving is not None:
+            self._serving.join()
         if "_served" not in self.__dict__:
-            try:
-                self._served = self._serve()
-            except CheckNotRun as error:
-                self._served = error
-            except (ServingError, AssertionError) as error:  # CheckFailed is an AssertionError
-                self._served = CheckFailed(f"the server layer could not serve {self.contract.code_dir}:\n{error}")
+            self._start_serving()
         if isinstance(self._served, Exception):
             if isinstance(self._served, CheckFailed):
                 raise CheckNotRun(SERVED_ROOT, str(self._served).splitlines()[0][:300])
@@ -350,7 +374,17 @@ class Subject:
             return self.contract.code_dir
 
         root = self.temp_folder("dialsgate-build-")
-        build(self.contract.template_path, root / "build", document=self.contract.document or None)
+        document = self.contract.document or None
+        try:
+            Template(**copy.deepcopy(document)) if document else None
+        except Exception as error:  # nothing can be built: one failure names it, the rest wait on it
+            raise CheckNotRun("check_template_schema", f"the folder cannot be built: {str(error).splitlines()[0]}") from None
+        try:
+            build(self.contract.template_path, root / "build", document=document)
+        except (CheckNotRun, CheckFailed):
+            raise
+        except Exception as error:  # dism-core's validator refused the folder (a handler file, a path)
+            raise CheckFailed(f"dismcli build would refuse the folder: {type(error).__name__}: {error}") from None
         return root / "build" / self.contract.resource_key
 
     def temp_folder(self, prefix: str) -> Path:
@@ -363,6 +397,8 @@ class Subject:
             other.close()
         if "client" in self.__dict__:
             self.client.close()
+        if self._serving is not None:
+            self._serving.join()
         self._served_stack.close()  # the served container and its folder, before the handler
         if "handler" in self.__dict__:
             self.handler.close()

@@ -196,6 +196,8 @@ def _judge_resource(template: Path, document: dict, key: str, options: RunOption
     rows: list[Finding] = []
     try:
         for layer in options.layers:
+            if "server" in options.layers and layer != "fast":
+                subject.serve_in_background()  # ready by the time the server layer asks
             started = time.perf_counter()
             layer_rows = judge_layer(layer, subject, key, strict, known)
             if not layer_rows:

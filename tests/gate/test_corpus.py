@@ -215,6 +215,14 @@ def test_gate_gives_the_expected_verdict(name, scratch):
         if not layer_subset():
             assert served, f"{name}: no container served it (the served-container watch would see nothing)\n{table}"
 
+    if expected.get("resources"):
+        # Every resource of the template is in the verdict; each MLServer one judged by every layer.
+        assert list(dict.fromkeys(row.get("resource") for row in rows if row.get("resource"))) == expected["resources"], table
+        layers = {row.get("layer") for row in rows}
+        for resource in expected["resources"]:
+            own = {row.get("layer") for row in rows if row.get("resource") == resource}
+            assert own == {"gate"} or own == layers - {"gate"}, f"{name}: resource {resource} judged by {own} only\n{table}"
+
     excused = is_layer_not_run if layer_subset() else (lambda row: False)
     unexpected, unreachable = [], []
     failed_checks = {str(row.get("check")) for row in rows if row.get("result") not in ACCOUNTED}
@@ -226,7 +234,8 @@ def test_gate_gives_the_expected_verdict(name, scratch):
             if not any(check.startswith(prefix) for prefix in expected.get("must_advise", [])):
                 unexpected.append(row)
         elif result == "not run":
-            if not any(f"(see {root})" in str(row.get("reason", "")) for root in failed_checks):
+            roots = {row.get("root")} & failed_checks if row.get("root") else set()
+            if not roots and not any(f"(see {root})" in str(row.get("reason", "")) for root in failed_checks):
                 unexpected.append(row)
         elif not any(_matches(row, entry) for entry in expected.get("must_fail", [])):
             unexpected.append(row)

@@ -55,15 +55,16 @@ def without_flagging_key(copy: Path) -> Path:
 def test_verdict_keeps_dism_core_sentence_naming_flagging_key(example_copy, capsys):
     template = without_flagging_key(example_copy)
     report = example_copy.parent / "report"
-    code = main(["check", str(template), "--layers", "fast", "--fail-fast", "--report", str(report)])
+    code = main(["check", str(template), "--layers", "fast", "--fail-fast", "--report", str(report), "-v"])
     out = capsys.readouterr().out
     assert code == 1
     rows = json.loads((report / "verdict.json").read_text())["rows"]
-    assert all(set(row) == {"layer", "check", "result", "reason", "forgeable"} for row in rows), rows[:2]
+    finding = {"layer", "check", "result", "reason", "forgeable", "resource", "transport", "kind", "concern", "root", "evidence", "duration"}  # fmt: skip
+    assert all(set(row) == finding for row in rows), rows[:2]
     schema = next(row for row in rows if row["check"] == "check_template_schema")
     assert schema["result"] == "failed", schema
     assert DISM_CORE_SENTENCE in schema["reason"], schema["reason"]
-    # The terminal table wraps instead of cutting: every word of the sentence is printed.
+    # The terminal table of -v wraps instead of cutting: every word of the sentence is printed.
     assert all(word in out for word in ("BuiltinThreshold", "FlaggingKey", "(not", "None).")), out[-3000:]
     # The HTML report shows the full reason, escaped.
     index = (report / "index.html").read_text()
