@@ -36,6 +36,7 @@ from dialsgate.gate.verdict import (
     next_steps,
     print_verdict,
     provenance_lines,
+    resource_folder_name,
     sandbox_lines,
     screen_rows,
     verdict_provenance,
@@ -235,7 +236,7 @@ def _check(args, extra: list[str]) -> int:
             try:
                 index = write_report(
                     found.contract,
-                    folder / key if several else folder,
+                    folder / resource_folder_name(key) if several else folder,
                     reference_batch=args.reference_batch,
                     verdict_rows=rows,
                     provenance=origin,

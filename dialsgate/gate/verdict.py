@@ -413,6 +413,13 @@ def default_report_folder(template: Path, build_dir: Path | None, resource_key: 
     return Path.cwd() / "report" / f"{safe_key}-{digest}"
 
 
+def resource_folder_name(resource_key: str) -> str:
+    """The report subfolder of one resource (a template with several): the key's safe letters and
+    a hash of it, so a hostile key (``../x``, a slash, a control character) names no other folder."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", resource_key)[:60] or "resource"
+    return f"{safe}-{hashlib.sha256(resource_key.encode()).hexdigest()[:6]}" if safe != resource_key else safe
+
+
 VERDICT_FILE = "verdict.json"
 
 

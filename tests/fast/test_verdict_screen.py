@@ -195,3 +195,13 @@ def test_the_fix_a_reason_states():
     assert fix_of("IndexError: list index out of range") is None
     assert fix_of("declare nothing: this reason starts with a verb") is None
     assert fix_of("the handler crashed\n  raise the limit (in a traceback line, not the reason's)") is None
+
+
+def test_a_resource_key_names_no_folder_but_its_own():
+    from dialsgate.gate.verdict import resource_folder_name
+
+    assert resource_folder_name("PixelNMF") == "PixelNMF"
+    for hostile in ("../../etc", "a/b", "..", "x\x1b[2J", "", "Pixel.NMF"):
+        name = resource_folder_name(hostile)
+        assert "/" not in name and name not in (".", "..") and name.isascii() and name.isprintable(), name
+        assert name != resource_folder_name(hostile + "!"), name
