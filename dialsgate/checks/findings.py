@@ -90,18 +90,28 @@ def exception_chain(error: BaseException | None) -> list[BaseException]:
     return chain
 
 
+def exception_name(error: BaseException) -> str:
+    """``KeyError``, ``re.error``: a builtin by its name, another by its module (a private module's
+    by its name alone, ``ValidationError``), as a reader finds it."""
+    kind = type(error)
+    module = kind.__module__ or ""
+    if module == "builtins" or module.startswith("_") or "._" in module:
+        return kind.__qualname__
+    return f"{module}.{kind.__qualname__}"
+
+
 def reason_of(error: BaseException) -> str:
     """The exception's whole text (dism-core's pydantic errors name the field on their last
     lines), then each deeper cause not already quoted. A check's own finding speaks for itself;
     any other exception is named by its type."""
     own = isinstance(error, AssertionError) and type(error).__name__ in ("CheckFailed", "CheckAdvice")
     text = str(error).strip()
-    parts = [text if own else (f"{type(error).__name__}: {text}" if text else type(error).__name__)]
+    parts = [text if own else (f"{exception_name(error)}: {text}" if text else exception_name(error))]
     for inner in exception_chain(error)[1:]:
         inner_text = str(inner).strip()
         if inner_text and inner_text in "\n".join(parts):
             continue
-        parts.append(f"caused by {type(inner).__name__}: {inner_text}" if inner_text else f"caused by {type(inner).__name__}")
+        parts.append(f"caused by {exception_name(inner)}: {inner_text}" if inner_text else f"caused by {exception_name(inner)}")
     reason = "\n".join(parts)
     return reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS] + " [...]"
 

@@ -21,6 +21,7 @@ import numpy as np
 from dism_core import Template
 
 from dialsgate.checks.base import CheckFailed, CheckNotRun
+from dialsgate.checks.findings import exception_name
 from dialsgate.checks.folder import subject_problems
 from dialsgate.container.engine import ServingError, engine_answers
 from dialsgate.container.image import ensure_image
@@ -384,7 +385,7 @@ class Subject:
         except (CheckNotRun, CheckFailed):
             raise
         except Exception as error:  # dism-core's validator refused the folder (a handler file, a path)
-            raise CheckFailed(f"dismcli build would refuse the folder: {type(error).__name__}: {error}") from None
+            raise CheckFailed(f"dismcli build would refuse the folder: {exception_name(error)}: {error}") from None
         return root / "build" / self.contract.resource_key
 
     def temp_folder(self, prefix: str) -> Path:
