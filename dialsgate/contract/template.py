@@ -269,10 +269,6 @@ def resource_types(template: dict) -> dict[str, str]:
     return {str(key): str((value or {}).get("Type", "")) if isinstance(value, dict) else "" for key, value in resources.items()}
 
 
-def is_mlserver(resource_type: str) -> bool:
-    return resource_type.startswith(MLSERVER_TYPE_PREFIX)
-
-
 def load_contract(template_path: Path | str, build_dir: Path | str | None = None, resource_key: str | None = None) -> Contract:
     """Read the contract of one MLServer resource.
 

@@ -18,18 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialsgate.checks import fast_checks, parity_checks
 from dialsgate.checks.findings import Finding, Outcome, judge
-from dialsgate.checks.server import server_cases
-from dialsgate.checks.subject import Subject, make_subject
-from dialsgate.contract.template import (
-    Contract,
-    contract_of,
-    is_mlserver,
-    read_template,
-    resource_types,
-    unsupported_message,
-)
+from dialsgate.checks.kinds import MLSERVER, ResourceKind, kind_of
+from dialsgate.checks.subject import Subject
+from dialsgate.contract.template import Contract, read_template, resource_types, unsupported_message
 from dialsgate.environment.runtime import NO_CONTAINER_ENV
 from dialsgate.report.facts import BatchAnswers, PackageListing, answer_batch, package_listing
 from dialsgate.settings import known_failures, settings
@@ -112,15 +104,12 @@ class Verdict:
         return [row for row in self.rows if not row.passed]
 
 
-def layer_cases(layer: str, contract: Contract) -> list:
-    """The check cases of one layer for one resource."""
-    return {"fast": fast_checks, "parity": parity_checks, "server": server_cases}[layer](contract)
-
-
-def judge_layer(layer: str, subject: Subject, resource: str, strict: bool, known: dict[str, str]) -> list[Finding]:
+def judge_layer(
+    layer: str, subject: Subject, resource: str, strict: bool, known: dict[str, str], kind: ResourceKind = MLSERVER
+) -> list[Finding]:
     """Every case of ``layer`` on ``subject``; a failing server row carries the container's log."""
     rows = []
-    for case in layer_cases(layer, subject.contract):
+    for case in kind.cases(layer, subject.contract):
         mark = subject.served_log_mark() if layer == "server" else None
         row = judge(case, subject, layer=layer, resource=resource, strict=strict, known=known)
         if not row.passed and mark is not None:
@@ -152,7 +141,7 @@ def run(template: Path | str, options: RunOptions | None = None) -> Verdict:
         return verdict
     if options.no_container:
         verdict.rows.append(Row("gate", "model_code_in_serving_image", Outcome.FAILED, NO_CONTAINER_REASON))
-    mlserver = [key for key, kind in types.items() if is_mlserver(kind)]
+    mlserver = [key for key, kind in types.items() if kind_of(kind) is not None]
     if options.build_dir is not None and options.resource is None and len(mlserver) > 1:
         verdict.rows.append(
             Row("gate", "load_contract", Outcome.ERROR, "--build-dir is one resource's build folder: name it with --resource")
@@ -166,12 +155,13 @@ def run(template: Path | str, options: RunOptions | None = None) -> Verdict:
                     resource=key, root="--resource")
             )  # fmt: skip
             continue
-        if not is_mlserver(kind):
+        judged_as = kind_of(kind)
+        if judged_as is None:
             verdict.rows.append(
                 Row("gate", "resource_type_supported", Outcome.NOT_SUPPORTED, unsupported_message(key, kind), resource=key)
             )
             continue
-        verdict.rows += _judge_resource(template, document, key, options, verdict)
+        verdict.rows += _judge_resource(template, document, key, judged_as, options, verdict)
         if options.fail_fast and not all(row.passed for row in verdict.rows):
             break
     skipped = [layer for layer in LAYERS if layer not in options.layers]
@@ -179,9 +169,11 @@ def run(template: Path | str, options: RunOptions | None = None) -> Verdict:
     return verdict
 
 
-def _judge_resource(template: Path, document: dict, key: str, options: RunOptions, verdict: Verdict) -> list[Finding]:
+def _judge_resource(
+    template: Path, document: dict, key: str, kind: ResourceKind, options: RunOptions, verdict: Verdict
+) -> list[Finding]:
     try:
-        contract = contract_of(template, document, key, options.build_dir)
+        contract = kind.contract(template, document, key, options.build_dir)
     except Exception as error:
         return [Row("gate", "load_contract", Outcome.ERROR, f"{template}: {type(error).__name__}: {error}", resource=key)]
     try:
@@ -191,7 +183,7 @@ def _judge_resource(template: Path, document: dict, key: str, options: RunOption
         strict, known = options.strict, {}
         options.log(f"resource {key}: dialsgate.toml not read ({type(error).__name__}: {error})")
     judged = verdict.judged.setdefault(key, Judged(contract))
-    subject = make_subject(contract, options.reference_batch, server_url=options.server_url)
+    subject = kind.subject(contract, options.reference_batch, options.server_url)
     subject.no_container = options.no_container or subject.no_container
     rows: list[Finding] = []
     try:
@@ -199,7 +191,7 @@ def _judge_resource(template: Path, document: dict, key: str, options: RunOption
             if "server" in options.layers and layer != "fast":
                 subject.serve_in_background()  # ready by the time the server layer asks
             started = time.perf_counter()
-            layer_rows = judge_layer(layer, subject, key, strict, known)
+            layer_rows = judge_layer(layer, subject, key, strict, known, kind=kind)
             if not layer_rows:
                 layer_rows = [Row(layer, "(layer)", Outcome.FAILED, "no check ran in this layer", resource=key)]
             rows += layer_rows

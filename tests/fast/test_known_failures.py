@@ -127,7 +127,7 @@ def test_the_gate_passes_ignore_known_failures_to_every_layer_and_records_it(mon
         (tmp_path / "nmf1d" / name).write_bytes((example / name).read_bytes())
     (tmp_path / "nmf1d" / "dialsgate.toml").write_text('[known_failures]\n"check_input_dims[x]" = "MODEL-1"\n')
     seen = []
-    monkeypatch.setattr(runner, "judge_layer", lambda layer, subject, key, strict, known: seen.append((layer, known)) or [])
+    monkeypatch.setattr(runner, "judge_layer", lambda layer, subject, key, strict, known, **_: seen.append((layer, known)) or [])
     for given, wanted in (([], False), (["--strict", "--ignore-known-failures"], True)):
         seen.clear()
         args = check_parser().parse_args([str(tmp_path / "nmf1d" / "template.yaml"), "--layers", "fast,parity", *given])
