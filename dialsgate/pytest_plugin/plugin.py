@@ -1,6 +1,6 @@
 """pytest plugin (entry point ``pytest11``): the gate's checks on a DIALS model folder.
 
-    pytest --dials-template template.yaml                        # fast and parity layers
+    pytest --dials-template template.yaml                        # every layer, as dialsgate check
     pytest --dials-template template.yaml --dials-layers fast,parity,server
     pytest --dials-template t.yaml --dials-build-dir .dism-artifacts/build/<Key>
 
@@ -26,7 +26,7 @@ from dialsgate.pytest_plugin.options import contract_from_options, given_referen
 
 pytest_plugins = ("dialsgate.pytest_plugin.results",)
 
-DEFAULT_LAYERS = "fast,parity"
+DEFAULT_LAYERS = "fast,parity,server"
 
 
 def pytest_addoption(parser):

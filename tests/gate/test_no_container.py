@@ -26,7 +26,7 @@ def test_no_container_judges_the_example_on_the_host_and_cannot_pass(tmp_path):
     rows = document["rows"]
     assert finished.returncode == 1 and document["provenance"]["model_code"]["where"] == "host"
     assert rows[0]["check"] == "model_code_in_serving_image" and rows[0]["result"] == "failed", rows[0]
-    verdict = finished.stdout[finished.stdout.rindex("=== gate: layer parity finished") :]
+    verdict = finished.stdout[finished.stdout.rindex("=== gate: resource ChargeNMF1D: layer parity") :]
     assert verdict.splitlines()[1].startswith("MODEL CODE WAS JUDGED OUTSIDE THE SERVING IMAGE"), verdict[:500]
     # Everything else that ran passed: the host runtime answers as the worker container does.
     others = [row for row in rows[1:] if row["result"] not in ("passed", "not applicable") and row["check"] != "(layer)"]
