@@ -192,6 +192,9 @@ def _check(args, extra: list[str]) -> int:
         explore.use_seed(args.hypothesis_seed)
     verdict = refused_verdict(args) or run_gate(args, extra)
     origin = with_package_facts(verdict_provenance(verdict, args), args)
+    if origin is not None and verdict.resources:
+        # Every resource of the template and its type: the rows say which were judged.
+        origin["resources"] = dict(verdict.resources)
     columns = max(shutil.get_terminal_size(fallback=(160, 24)).columns, MIN_COLUMNS)
     steps = (package_steps(args) or next_steps(verdict.contract, args.dials_url)) if verdict.passed else []
     several = len(verdict.judged) > 1

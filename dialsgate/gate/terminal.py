@@ -1,5 +1,5 @@
-"""The gate's terminal: everything ``dialsgate check`` writes there (its verdict, its layers'
-pytest output, the worker containers' messages) passes through ``dialsgate.inert``, so a
+"""The gate's terminal: everything ``dialsgate check`` writes there (its verdict, its
+progress, the worker containers' messages) passes through ``dialsgate.inert``, so a
 folder's string never reaches the terminal as an escape sequence.
 
 The gate writes no colour of its own; one added later must be written after ``inert`` (to

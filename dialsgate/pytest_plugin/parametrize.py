@@ -1,5 +1,5 @@
-"""Check cases as pytest parameters, with readable ids (``check_input_dims[Occupancy]``) and the
-author's known failures as strict xfails.
+"""Check cases as pytest parameters, with readable ids (``check_input_dims[Occupancy]``), each
+judged as the gate judges it (``checks.findings.judge``: strict, the author's known failures).
 
 ``parametrize_with_checks`` puts the gate's checks in a model author's own test file, as
 scikit-learn's ``parametrize_with_checks`` does for estimators::

@@ -7,7 +7,8 @@
 Options, fixtures (``contract``, ``reference_arrays``, ``subject`` and the server layer's) and
 the layer modules (``dialsgate/pytest_plugin/layers``) come from here; a model repository needs no conftest.
 Known failures are the caller's: ``[known_failures]`` in a ``dialsgate.toml`` beside the
-template (``"check id" = "reason"``), run as strict xfails (the gate refuses them).
+template (``"check id" = "reason"``): a failing one is an xfail, a passing one fails (the gate
+refuses both).
 Without ``--dials-template`` the plugin adds no test and changes nothing.
 """
 

@@ -1,10 +1,10 @@
-"""pytest plugin: ``--gate-summary FILE`` writes every test outcome as JSON for the gate.
+"""The pytest side of a finding: ``enact`` says a judged finding to pytest (the adapters' one
+road), the report hook carries it unchanged, and ``--gate-summary FILE`` writes every test's
+outcome as JSON (what `pytest --dials-template` found, row for row as `dialsgate check`).
 
-The gate needs more than pytest's exit code: a skipped, xfailed or deselected check counts as
-a failure there, and each row of the verdict needs its reason. A failure's reason is the whole
-exception text (every line: dism-core's pydantic errors name the field on their last lines),
-followed by each exception it was raised from or during (``__cause__`` / ``__context__``) down
-to the root cause, when that text is not already in it.
+For a test that is no check (a model author's own), a failure's reason is the whole exception
+text (every line), followed by each exception it was raised from or during down to the root
+cause, when that text is not already in it.
 """
 
 from __future__ import annotations
