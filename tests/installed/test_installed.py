@@ -73,14 +73,38 @@ def test_dialsgate_check_fails_a_broken_folder_naming_the_check(venv, scratch):
 
 def test_pytest_plugin_passes_a_good_folder(venv, scratch):
     model = _model_copy(scratch, "good-pytest", broken=False)
-    run = _run([str(venv / "bin" / "pytest"), "--dials-template", "template.yaml", "-q", "-p", "no:cacheprovider"], cwd=model)
+    run = _run(
+        [
+            str(venv / "bin" / "pytest"),
+            "--dials-template",
+            "template.yaml",
+            "--dials-layers",
+            "fast,parity",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=model,
+    )
     assert run.returncode == 0, run.stdout[-4000:]
     assert " passed" in run.stdout and "check_output_matches_signature[Score]" not in run.stdout
 
 
 def test_pytest_plugin_fails_a_broken_folder_naming_the_check(venv, scratch):
     model = _model_copy(scratch, "broken-pytest", broken=True)
-    run = _run([str(venv / "bin" / "pytest"), "--dials-template", "template.yaml", "-q", "-p", "no:cacheprovider"], cwd=model)
+    run = _run(
+        [
+            str(venv / "bin" / "pytest"),
+            "--dials-template",
+            "template.yaml",
+            "--dials-layers",
+            "fast,parity",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=model,
+    )
     assert run.returncode == 1, run.stdout[-4000:]
     assert "FAILED " in run.stdout and BROKEN_CHECK in run.stdout, run.stdout[-4000:]
 
