@@ -19,10 +19,12 @@ order that seed fixes, one after the other, through ``transports.http.HttpEndpoi
 - **outside the contract** (the rest: 3,000): ``protocol.badrequests``'s malformed requests as
   they are, and hypothesis-drawn mutations of a valid 1-2 LS body: wrong datatype, wrong shape,
   missing inputs, an extra input, NaN and infinity (JSON's ``NaN``/``Infinity`` tokens), counts
-  that are negative, beyond INT32 or not whole, values of the wrong JSON type (in metadata
-  inputs too), request fields of the wrong type, bodies that are not JSON (empty, truncated,
-  random bytes, deeply nested). Expected: 4xx, never 5xx. An extra input named like an OMS
-  attribute (``a__b``) and a duplicated input are no defect DIALS sends: 200 is allowed there.
+  that are negative, beyond INT32 or not whole, counts of the wrong JSON type, metadata of the
+  wrong JSON type or beyond INT32/FP32, request fields of the wrong type, an input without one
+  of its keys, bodies that are not JSON (empty, truncated, random bytes, deeply nested). The
+  same number of each kind (a kind with fewer distinct bodies repeats them). Expected: 4xx,
+  never 5xx. An extra input named like an OMS attribute (``a__b``), a duplicated input and a
+  valid body with another Content-Type are no defect DIALS sends: 200 is allowed there.
 
 Prints the answers by status class per group, the 5xx count (goal 0), the inside answers not as
 declared (goal 0), the outside answers that were 200 where 4xx was expected, the first 5
@@ -79,7 +81,14 @@ ODD_DATATYPES = ("INT33", "", "float", 32, None)
 OUT_OF_RANGE = (-1, -7, -(2**31), 2**31, 2**32, 2**63 - 1, 2**63, 2**64, 10**30, -(10**30))
 NOT_WHOLE = (0.5, 2.5, 1e300, 1e40)
 NON_FINITE = (float("nan"), float("inf"), float("-inf"))
-WRONG_JSON_VALUES = ("x", None, True, [1], {}, "1")
+#: JSON values of another type than an input's datatype (for FP32 also one beyond its range).
+WRONG_JSON_VALUES = {
+    "BOOL": ("x", "true", None, 0, 1, 1.5, [True], {}),
+    "INT": ("x", "1", None, True, 1.5, [1], {}),
+    "FP": ("x", "1.5", None, True, [1.0], {}, 1e39),
+}
+#: Integer metadata (run and lumisection numbers) beyond INT32: negative numbers are INT32 values.
+OUT_OF_INT32 = (2**31, -(2**31) - 1, 2**63, 10**30)
 WRONG_DATA = ("counts", None, {}, 5, [[]], [None])
 REQUEST_FIELD_VALUES = {
     "id": (5, [], {}, True),
@@ -94,7 +103,7 @@ PLACED = (
     "count out of range",
     "count not whole",
     "value of the wrong JSON type",
-    "metadata of the wrong type",
+    "metadata of the wrong type or range",
 )
 NOT_JSON_TEXTS = ("", "[]", "null", "1", '"inputs"', "{}", "{'inputs': []}", "inputs=1")
 
@@ -215,7 +224,7 @@ class Outside:
             ),
             mutation(
                 "count out of range",
-                st.sampled_from(self.counts + [m for m in self.metadata if self.datatype[m] not in ("BOOL", "FP32", "FP64")]),
+                st.sampled_from(self.counts),
                 st.tuples(st.sampled_from(OUT_OF_RANGE), st.floats(0, 1, exclude_max=True), st.booleans()),
             ),
             mutation(
@@ -225,8 +234,8 @@ class Outside:
             ),
             mutation(
                 "value of the wrong JSON type",
-                names,
-                st.tuples(st.sampled_from(WRONG_JSON_VALUES), st.floats(0, 1, exclude_max=True), st.booleans()),
+                st.sampled_from(self.counts),
+                st.tuples(st.sampled_from(WRONG_JSON_VALUES["INT"]), st.floats(0, 1, exclude_max=True), st.booleans()),
             ),
             mutation("data not a list of numbers", names, st.tuples(st.sampled_from(WRONG_DATA))),
             mutation(
@@ -255,15 +264,14 @@ class Outside:
             ),
         ]
         if self.metadata:
-            strategies.append(
-                mutation(
-                    "metadata of the wrong type",
-                    st.sampled_from(self.metadata),
-                    st.tuples(
-                        st.sampled_from((0, 1, 1.5, "true", True, -1, 1e39)), st.floats(0, 1, exclude_max=True), st.booleans()
-                    ),
-                )
-            )
+
+            def wrong_metadata(name):
+                kind = "BOOL" if self.datatype[name] == "BOOL" else "FP" if self.datatype[name].startswith("FP") else "INT"
+                values = WRONG_JSON_VALUES[kind] + (OUT_OF_INT32 if kind == "INT" else ())
+                detail = st.tuples(st.sampled_from(values), st.floats(0, 1, exclude_max=True), st.booleans())
+                return st.builds(Mutation, st.just("metadata of the wrong type or range"), st.just(name), detail, n_ls)
+
+            strategies.append(st.sampled_from(self.metadata).flatmap(wrong_metadata))
         return strategies
 
     # ------------------------------------------------------------------ bodies
