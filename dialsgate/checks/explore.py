@@ -92,6 +92,18 @@ class Explorer:
     def __init__(self, subject):
         self.contract = subject.contract
         self.reference = subject.reference_arrays
+        self._init_scales()
+
+    @classmethod
+    def for_contract(cls, contract, reference_arrays: dict[str, np.ndarray]) -> Explorer:
+        """An explorer without a ``Subject``: the contract and the reference batch's arrays (whose
+        scale the fills use), e.g. for ``benchmarks/bench_generated_bodies.py``."""
+        explorer = cls.__new__(cls)
+        explorer.contract, explorer.reference = contract, reference_arrays
+        explorer._init_scales()
+        return explorer
+
+    def _init_scales(self) -> None:
         per_ls = sum(self.contract.elements_per_lumisection().values()) + len(self.contract.metadata_inputs)
         #: The long run: 3,000 lumisections, or as many as the elements cap of one request allows.
         self.long_run = max(1, min(LONG_RUN, int(limit("explore_request_elements")) // max(per_ls, 1)))
@@ -128,13 +140,18 @@ class Explorer:
         plans.append(self.plan(self.long_run, ("reference",)))
         return plans
 
-    def plans(self) -> st.SearchStrategy:
+    def plans(self, sizes: st.SearchStrategy[int] | None = None) -> st.SearchStrategy:
+        """Plans inside the contract; ``sizes`` draws their numbers of lumisections (by default
+        1 to 8, 16 or 64, short batches twice as likely), each capped at the long run."""
         inputs = [sig.name for sig in self.contract.inputs]
-        # Short batches twice as likely; a failure shrinks towards the start of the list (its smallest N).
-        # The long run is an explicit example only: it is the one slow request (about 0.7 s per send
-        # to a handler that decodes 3,000 x 320 counts in Python).
-        ladder = (*SHORT_BATCHES, *SHORT_BATCHES, 16, 64)
-        sizes = st.sampled_from([n for n in ladder if n <= self.long_run])
+        if sizes is None:
+            # Short batches twice as likely; a failure shrinks towards the start of the list (its smallest N).
+            # The long run is an explicit example only: it is the one slow request (about 0.7 s per send
+            # to a handler that decodes 3,000 x 320 counts in Python).
+            ladder = (*SHORT_BATCHES, *SHORT_BATCHES, 16, 64)
+            sizes = st.sampled_from([n for n in ladder if n <= self.long_run])
+        else:
+            sizes = sizes.map(lambda n: max(1, min(n, self.long_run)))
         fills = st.lists(st.sampled_from(FILLS), min_size=1, max_size=3).map(tuple)
         metadata = {}
         for sig in self.contract.metadata_inputs:
@@ -282,7 +299,7 @@ def _error_words(outcome) -> str:
     return f"HTTP {outcome.status}: {last[:300]}"
 
 
-def _answer_problem(contract, n_ls: int, outcome) -> tuple[str | None, dict]:
+def answer_problem(contract, n_ls: int, outcome) -> tuple[str | None, dict]:
     """Why an answer is not as the template declares (None: it is), and its decoded outputs."""
     if outcome.status != 200:
         return _error_words(outcome), {}
@@ -359,7 +376,7 @@ def explore(subject, budget: int, transport: str = "in-process") -> Exploration:
         body = v2.request_body(contract, explorer.arrays(plan))
         first = handler.predict(body)
         found.sent += 1
-        problem, outputs = _answer_problem(contract, plan.n_ls, first)
+        problem, outputs = answer_problem(contract, plan.n_ls, first)
         if getattr(handler, "stopped", None):  # the worker reached a limit (its timeout, the answer cap): it is gone
             stopped.append((plan, problem or "a limit was reached"))
             return
@@ -376,7 +393,7 @@ def explore(subject, budget: int, transport: str = "in-process") -> Exploration:
         if problem is None:
             second = handler.predict(body)
             found.sent += 1
-            again, outputs_again = _answer_problem(contract, plan.n_ls, second)
+            again, outputs_again = answer_problem(contract, plan.n_ls, second)
             if again is not None:
                 problem = f"answered the first time, not when sent again: {again}"
             else:

@@ -244,3 +244,29 @@ def test_a_failure_that_does_not_happen_again_is_still_named():
         CheckFailed, match=r"HTTP 500: RuntimeError: once \(the same request was answered otherwise when replayed"
     ):
         check_contract_explored(subject, budget=5)
+
+
+def test_an_explorer_without_a_subject_draws_the_same_requests_with_the_sizes_given():
+    """Explorer.for_contract (benchmarks/bench_generated_bodies.py): the subject's explorer, and
+    plans(sizes) draws its numbers of lumisections from the strategy given, capped at the long run."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    contract = load_contract(OMS)
+    reference = v2.sample_inputs(contract, n_ls=3)
+    subject = Subject(contract, reference, reference_is_sample=True, no_container=True)
+    alone, with_subject = explore.Explorer.for_contract(contract, reference), explore.Explorer(subject)
+    assert alone.long_run == with_subject.long_run and alone.flags == with_subject.flags
+    assert alone.explicit_plans() == with_subject.explicit_plans()
+    plan = alone.explicit_plans()[1]
+    for name, array in alone.arrays(plan).items():
+        assert np.array_equal(array, with_subject.arrays(plan)[name])
+    seen = set()
+
+    @settings(max_examples=30, database=None, deadline=None)
+    @given(plan=alone.plans(st.sampled_from((2, 10**9))))
+    def sizes(plan):
+        seen.add(plan.n_ls)
+
+    sizes()
+    assert seen <= {2, alone.long_run}
