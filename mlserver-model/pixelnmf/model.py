@@ -532,6 +532,9 @@ class PixelNMF:
             raise InputError(f"input {name!r}: expected {datatype} values, received dtype {array.dtype}")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise InputError(f"input {name!r}: values must be finite, received NaN or infinity")
+        if datatype.startswith("FP") and array.size and np.abs(array).max() > np.finfo(f"float{datatype[2:]}").max:
+            # JSON 1e39 for an FP32 value is finite as read, infinite once cast: refused, not inf.
+            raise InputError(f"input {name!r}: values must lie in the {datatype} range")
         if datatype.startswith("INT") and array.size:
             info = np.iinfo(np.dtype(datatype.lower()))
             if array.min() < info.min or array.max() > info.max:

@@ -133,8 +133,9 @@ def test_each_metadata_input_is_required(model_2025f, flagged_ls, input_name):
         ("oms_lumisection_info__pileup", np.array([40.0, 40.0], dtype=np.float32)),
         ("oms_lumisection_info__cms_active", np.array([[True]])),
         ("oms_lumisection_info__lumisection_number", np.array([2**40])),
+        ("oms_lumisection_info__pileup", np.array([1e39])),
     ],
-    ids=["nan", "inf", "bool_as_float", "int_as_float", "length", "nested", "int32_range"],
+    ids=["nan", "inf", "bool_as_float", "int_as_float", "length", "nested", "int32_range", "fp32_range"],
 )
 def test_malformed_metadata_is_refused_naming_it(model_2025f, flagged_ls, input_name, bad):
     inputs = dict(flagged_ls, **{input_name: bad})
