@@ -32,6 +32,11 @@ def _corpus_copy(scratch: Path, name: str) -> Path:
     return copy / "template.yaml"
 
 
+def _after_progress(stdout: str) -> str:
+    """What the gate printed from its last progress line on (``=== gate: resource R: layer L ...``)."""
+    return stdout[stdout.rindex("=== gate: ") :]
+
+
 def _not_passing(rows: list[dict]) -> list[dict]:
     return [row for row in rows if row["result"] not in ("passed", "not applicable")]
 
@@ -41,7 +46,7 @@ def test_our_deployments_pass_with_model_code_in_the_image(venv, scratch, templa
     run, provenance, rows = _gate(venv, REPOSITORY / template, scratch / f"report-{Path(template).stem}")
     assert run.returncode == 0 and not _not_passing(rows), f"{_not_passing(rows)}\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
     assert provenance["model_code"]["where"] == "worker container" and provenance["model_code"]["network"] == "none"
-    verdict = run.stdout[run.stdout.rindex("=== gate: layer server finished") :]
+    verdict = _after_progress(run.stdout)
     assert verdict.splitlines()[1].startswith(WORKER_LINE), verdict[:600]
     assert verdict.splitlines()[2].startswith("the server layer's container had no network either"), verdict[:600]
     assert provenance["server_network"] == "none"
@@ -77,7 +82,7 @@ def test_no_container_judges_on_this_machine_and_cannot_pass(venv, scratch):
         "fast",
     )
     assert run.returncode == 1 and provenance["model_code"]["where"] == "host"
-    verdict = run.stdout[run.stdout.rindex("=== gate: layer fast finished") :]
+    verdict = _after_progress(run.stdout)
     assert verdict.splitlines()[1].startswith("MODEL CODE WAS JUDGED OUTSIDE THE SERVING IMAGE (--no-container)"), verdict[:600]
     assert rows[0]["check"] == "model_code_in_serving_image" and rows[0]["result"] == "failed"
     # Without a Python 3.10 on this machine the fallback cannot even build its environment: it says how to get one.
