@@ -45,18 +45,20 @@ def _outcome(case: ET.Element, row) -> str:
 
 
 def junit_xml(rows, provenance: dict | None = None) -> ET.ElementTree:
-    """One ``<testsuite>`` per layer, one ``<testcase>`` per row (classname: dialsgate.<layer>.<concern>)."""
+    """One ``<testsuite>`` per layer, one ``<testcase>`` per row (classname: dialsgate.<layer>.<concern>);
+    a verdict over several resources: a suite per resource and layer (dialsgate.<resource>.<layer>)."""
     root = ET.Element("testsuites", name=SUITE_NAME)
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     suites: dict[str, tuple[ET.Element, dict[str, int]]] = {}
+    several = len({getattr(row, "resource", "") for row in rows} - {""}) > 1
     for row in rows:
-        if row.layer not in suites:
-            suite = ET.SubElement(root, "testsuite", name=f"{SUITE_NAME}.{row.layer}")
-            suites[row.layer] = (suite, {"tests": 0, "failures": 0, "errors": 0, "skipped": 0})
-        suite, counts = suites[row.layer]
-        case = ET.SubElement(
-            suite, "testcase", classname=f"{SUITE_NAME}.{row.layer}.{concern_of(row.layer, row.check)}", name=row.check, time="0"
-        )
+        resource = getattr(row, "resource", "")
+        group = f"{SUITE_NAME}.{resource}.{row.layer}" if several and resource else f"{SUITE_NAME}.{row.layer}"
+        if group not in suites:
+            suite = ET.SubElement(root, "testsuite", name=group)
+            suites[group] = (suite, {"tests": 0, "failures": 0, "errors": 0, "skipped": 0})
+        suite, counts = suites[group]
+        case = ET.SubElement(suite, "testcase", classname=f"{group}.{concern_of(row.layer, row.check)}", name=row.check, time="0")
         counter = _outcome(case, row)
         for tally in (counts, totals):
             tally["tests"] += 1

@@ -114,6 +114,17 @@ def test_a_handler_answering_alike_passes_and_gets_every_explicit_request_twice(
     assert len(handler.bodies) == 2 * (len(explicit) + 5)  # budget 5 generated, every one sent twice
 
 
+def test_over_http_the_long_run_is_not_sent_again():
+    """The long run is sent once per gate run, in the worker; over HTTP the explicit requests
+    are the others, in the same order."""
+    subject, handler = subject_with(OMS, lambda flat, arrays: flat.mean(axis=1))
+    check_contract_explored(subject, budget=5, transport="http")
+    sizes = [body["inputs"][0]["shape"][0] for body in handler.bodies[1:]]
+    explicit = explore.Explorer(subject).explicit_plans(long_run=False)
+    assert sizes[: 2 * len(explicit)] == [n for plan in explicit for n in (plan.n_ls, plan.n_ls)]
+    assert explore.LONG_RUN not in sizes and len(sizes) == 2 * (len(explicit) + 5)
+
+
 def test_an_answer_that_changes_when_sent_again_fails():
     calls = iter(range(10**6))
     subject, _ = subject_with(NMF, lambda flat, arrays: flat.mean(axis=1) + next(calls))

@@ -55,3 +55,14 @@ def test_advice_under_strict_is_a_failure(tmp_path):
     strict = [Row("fast", "check_empty_batch_answered", "failed", "advice, failing under strict: an empty batch crashed")]
     (case,) = _cases(write_junit_xml(strict, tmp_path / "junit.xml")).values()
     assert isinstance(case.result[0], junitparser.Failure)
+
+
+def test_a_verdict_over_several_resources_has_a_suite_per_resource_and_layer(tmp_path):
+    rows = [
+        Row("fast", "check_handler_loads", "passed", resource="NMF"),
+        Row("fast", "check_handler_loads", "failed", "it did not load", resource="BDT"),
+        Row("gate", "resource_type_supported", "not supported", "Tritonserver", resource="PCA"),
+    ]
+    suites = {suite.name: suite for suite in junitparser.JUnitXml.fromfile(str(write_junit_xml(rows, tmp_path / "j.xml")))}
+    assert set(suites) == {"dialsgate.NMF.fast", "dialsgate.BDT.fast", "dialsgate.PCA.gate"}
+    assert [case.classname for case in suites["dialsgate.BDT.fast"]] == ["dialsgate.BDT.fast.packaging"]
