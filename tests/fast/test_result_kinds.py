@@ -190,3 +190,14 @@ def test_the_pytest_adapter_says_each_finding_to_pytest_and_records_it(pytester)
         "check_adapted_known": "xfailed",
     }
     assert rows["check_adapted_failure"]["reason"] == "output 'Score' is FP64"
+
+
+def test_dialsgate_run_is_the_gate_without_pytest(tmp_path):
+    """``dialsgate.run`` judges a template and returns the findings as values."""
+    import dialsgate
+
+    (tmp_path / "template.yaml").write_text("TemplateFormatVersion: '2025-03-31'\nResources: {}\n")
+    verdict = dialsgate.run(tmp_path / "template.yaml", dialsgate.RunOptions(layers=("fast",), log=lambda line: None))
+    assert not verdict.passed
+    assert [(row.check, row.result) for row in verdict.rows] == [("load_contract", Outcome.FAILED)]
+    assert "has no Resources" in verdict.rows[0].reason
