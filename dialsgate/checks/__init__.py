@@ -65,6 +65,37 @@ def parity_checks(contract: Contract) -> list[CheckCase]:
     return [*image.parity_cases(contract), *pickles.parity_cases(contract)]
 
 
+#: The fresh-process questions of the checks, in the order one process answers them: the package
+#: list first (nothing imported), the model file loaded before anything resolves its globals (a
+#: warning of an import is heard once), the clean round trip a process of its own.
+_QUESTIONS = {
+    "check_serving_environment_matches_image": image.installed_question,
+    "check_model_file_loads_with_image_versions": pickles.strict_load_question,
+    "check_pickle_globals_resolvable": pickles.resolve_question,
+    "check_clean_interpreter_round_trip": roundtrip.early_clean_question,
+}
+
+
+def early_questions(subject, layers: tuple[str, ...]) -> list:
+    """What the checks of ``layers`` on ``subject`` will ask fresh worker processes, asked before
+    them (``Subject.ask_early``); a question whose check would not ask it is left out."""
+    names = {case.id for layer in layers if layer in ("fast", "parity") for case in LAYER_CHECKS[layer](subject.contract)}
+    asked = []
+    for name, question in _QUESTIONS.items():
+        if name not in names:
+            continue
+        try:
+            made = question(subject)
+        except (CheckNotRun, CheckNotApplicable, CheckFailed):
+            continue  # its check stops before asking, and says why
+        if made is not None:
+            asked.append(made)
+    return asked
+
+
 def server_checks(contract: Contract) -> list[CheckCase]:
     """The folder served by MLServer in its image, asked as DIALS asks it (``checks.server``)."""
     return server.server_cases(contract)
+
+
+LAYER_CHECKS = {"fast": fast_checks, "parity": parity_checks, "server": server_checks}

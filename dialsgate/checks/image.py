@@ -8,8 +8,8 @@ own modules; anything else is missing in DIALS, however well it works on the aut
 from __future__ import annotations
 
 from dialsgate.checks.base import CheckFailed, case, check
+from dialsgate.checks.subject import Question
 from dialsgate.environment.profiles import normalise
-from dialsgate.transports.worker import run_once
 
 #: Installed by venv/pip themselves, not part of what a model can rely on either way.
 PACKAGING_TOOLS = {"pip", "setuptools", "wheel"}
@@ -53,7 +53,7 @@ def check_serving_environment_matches_image(subject) -> None:
     versions (the image may hold more: conda's own tools)."""
     runtime = subject.runtime
     profile = subject.profile
-    found = run_once(runtime, "installed")
+    found = subject.ask_fresh(installed_question(subject))
     if found.get("failed"):
         raise CheckFailed(f"{runtime.describe()} could not list its packages: {found['error']}")
     problems = []
@@ -74,6 +74,12 @@ def check_serving_environment_matches_image(subject) -> None:
         problems.append(f"the image's core packages {missing} are missing")
     if problems:
         raise CheckFailed(f"{runtime.describe()} is not the image's profile {profile.name}: " + "; ".join(problems))
+
+
+def installed_question(subject) -> Question:
+    """What check_serving_environment_matches_image asks: Python's version and every distribution."""
+    subject.runtime  # noqa: B018  (the question is asked where model code runs)
+    return Question({"op": "installed"}, "installed")
 
 
 def cases(contract):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dialsgate.checks import fast_checks, parity_checks, server_checks
+from dialsgate.checks import early_questions, fast_checks, parity_checks, server_checks
 from dialsgate.checks.base import CheckCase
 from dialsgate.checks.subject import Subject, make_subject
 from dialsgate.contract.template import MLSERVER_TYPE_PREFIX, Contract, contract_of
@@ -29,6 +29,8 @@ class ResourceKind:
     subject: Callable[[Contract, Path | None, str | None], Subject]
     #: {layer: contract -> its check cases}
     layers: dict[str, Callable[[Contract], list[CheckCase]]]
+    #: (subject, layers) -> the fresh-process questions those layers' checks will ask (asked early)
+    early: Callable[[Subject, tuple[str, ...]], list] = lambda subject, layers: []
 
     def cases(self, layer: str, contract: Contract) -> list[CheckCase]:
         return self.layers[layer](contract)
@@ -40,6 +42,7 @@ MLSERVER = ResourceKind(
     contract=contract_of,
     subject=make_subject,
     layers={"fast": fast_checks, "parity": parity_checks, "server": server_checks},
+    early=early_questions,
 )
 
 #: Every kind the gate judges, asked in order.

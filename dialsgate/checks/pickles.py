@@ -13,9 +13,8 @@ numeric arrays) has nothing to audit, unless it is also a pickle (a polyglot: it
 from __future__ import annotations
 
 from dialsgate.checks.base import CheckFailed, CheckNotApplicable, case, check
-from dialsgate.checks.subject import main_module_remedy
+from dialsgate.checks.subject import Question, main_module_remedy
 from dialsgate.modelfile.pickle_audit import audit_any, folder_pickles
-from dialsgate.transports.worker import run_once
 
 
 def _not_a_pickle(subject) -> None:
@@ -81,10 +80,10 @@ def check_pickle_globals_resolvable(subject) -> None:
     from_main = sorted(name for module, name in wanted if module == "__main__")
     if from_main:
         raise CheckFailed("; ".join(main_module_remedy(name) for name in from_main))
-    if not wanted:
+    question = resolve_question(subject)
+    if question is None:
         return  # only classes of the server folder, each shown by its source
-    runtime = subject.runtime
-    answer = run_once(runtime, "resolve", folder=runtime.folder, globals=wanted)
+    answer = subject.ask_fresh(question)
     if answer.get("failed"):
         raise CheckFailed(f"resolving the globals of {contract.model_file.name} failed: {answer['error']}")
     if answer["unresolved"]:
@@ -106,9 +105,7 @@ def check_model_file_loads_with_image_versions(subject) -> None:
     contract = subject.contract
     _not_a_pickle(subject)
     subject.require_safe_model_file()
-    subject.require_no_class_from_main()
-    runtime = subject.runtime
-    answer = run_once(runtime, "load_model_strictly", folder=runtime.folder, model_file=runtime.model_file)
+    answer = subject.ask_fresh(strict_load_question(subject))
     if answer.get("failed"):
         raise CheckFailed(f"{contract.model_file.name} does not load under the image's packages: {answer['error']}")
     if answer["problems"]:
@@ -117,6 +114,27 @@ def check_model_file_loads_with_image_versions(subject) -> None:
             f"{contract.model_file.name} was not written with the image's package versions (image: {versions}): "
             + "; ".join(answer["problems"])
         )
+
+
+def resolve_question(subject) -> Question | None:
+    """What check_pickle_globals_resolvable asks the serving image: the globals that are no class of
+    the server folder (None: nothing to ask). Only of a fully audited, safe pickle."""
+    _not_a_pickle(subject)
+    subject.require_safe_model_file()
+    wanted = subject.pickle_audit.to_resolve()
+    if not wanted or any(module == "__main__" for module, _ in wanted):
+        return None
+    return Question({"op": "resolve", "folder": subject.runtime.folder, "globals": wanted}, "resolve")
+
+
+def strict_load_question(subject) -> Question:
+    """What check_model_file_loads_with_image_versions asks: load the model file, warnings recorded."""
+    _not_a_pickle(subject)
+    subject.require_safe_model_file()
+    subject.require_no_class_from_main()
+    runtime = subject.runtime
+    message = {"op": "load_model_strictly", "folder": runtime.folder, "model_file": runtime.model_file}
+    return Question(message, "load_model_strictly")
 
 
 def cases(contract):

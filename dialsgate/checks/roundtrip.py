@@ -13,9 +13,9 @@ from pathlib import Path
 
 from dialsgate.checks.base import CheckFailed, case, check
 from dialsgate.checks.signature import _same_outputs
-from dialsgate.checks.subject import explain_load_error
+from dialsgate.checks.subject import Question, explain_load_error
 from dialsgate.environment.serving import folder_module_names
-from dialsgate.transports.worker import Worker, WorkerFailed
+from dialsgate.transports.worker import WorkerFailed
 
 
 def repository_root(template_folder: Path) -> Path:
@@ -43,29 +43,11 @@ def check_clean_interpreter_round_trip(subject) -> None:
     contract = subject.contract
     subject.require_safe_model_file()
     expected = subject.reference_outcome  # the handler loaded in the worker first (else: not run, see check_handler_loads)
-    runtime = subject.runtime
-    provided = folder_module_names(contract.code_dir)
-    repository = repository_root(contract.template_path.parent)
-    with runtime.alone() as (folder, model_file):
-        spec = {
-            "folder": folder,
-            "repository": str(repository),
-            "model_file": model_file,
-            "handler": contract.handler,
-            "name": contract.name,
-            "request": subject.reference_body,
-            "forbidden": repository_module_names(sorted({repository, contract.template_path.parent}), provided),
-            "provided": sorted(provided),
-            # A pickle is loaded strictly first (version warnings as errors); another format only by the handler.
-            "load_as_pickle": subject.pickle_audit is not None,
-        }
-        worker = Worker(runtime, ("--clean",))  # a fresh process: nothing imported before it
+    with subject.runtime.alone() as (folder, model_file):
         try:
-            result = worker.send(spec, "the clean-interpreter round trip")
+            result = subject.ask_fresh(clean_question(subject, folder, model_file))
         except WorkerFailed as error:
             raise CheckFailed(f"clean interpreter crashed: {error}") from None
-        finally:
-            worker.close()
     if result.get("importable_forbidden"):
         raise CheckFailed(f"repository modules importable in the clean interpreter: {result['importable_forbidden']}")
     outside = {name: origin for name, origin in result.get("origins", {}).items() if not str(origin).startswith(str(folder))}
@@ -79,6 +61,37 @@ def check_clean_interpreter_round_trip(subject) -> None:
     if expected.status != 200:
         raise CheckFailed(f"in-process handler failed on the reference batch: {expected.error}")
     _same_outputs(expected.response, result["response"], "clean interpreter vs in-process")
+
+
+def clean_question(subject, folder: str, model_file: str) -> Question:
+    """The clean-interpreter round trip's spec, for the server folder alone at ``folder``."""
+    contract = subject.contract
+    subject.require_safe_model_file()
+    provided = folder_module_names(contract.code_dir)
+    repository = repository_root(contract.template_path.parent)
+    spec = {
+        "folder": folder,
+        "repository": str(repository),
+        "model_file": model_file,
+        "handler": contract.handler,
+        "name": contract.name,
+        "request": subject.reference_body,
+        "forbidden": repository_module_names(sorted({repository, contract.template_path.parent}), provided),
+        "provided": sorted(provided),
+        # A pickle is loaded strictly first (version warnings as errors); another format only by the handler.
+        "load_as_pickle": subject.pickle_audit is not None,
+    }
+    # A fresh process: nothing imported before it.
+    return Question(spec, "the clean-interpreter round trip", ("--clean",))
+
+
+def early_clean_question(subject) -> Question | None:
+    """The same, asked before its check: only where the folder is alone without a copy (the
+    worker container; on the host the copy lives only during the check)."""
+    subject.require_importable_folder()  # else its check is not run (behind check_handler_loads' causes)
+    subject.require_no_class_from_main()
+    runtime = subject.runtime
+    return clean_question(subject, runtime.folder, runtime.model_file) if runtime.kind == "container" else None
 
 
 def cases(contract):

@@ -299,14 +299,14 @@ def check_peak_memory_within_declared_limit(subject) -> str:
     return note
 
 
-#: Concurrent load: 8 clients x 25 requests of mixed sizes (200 requests, 6,168 LS in all). Most
+#: Concurrent load: 8 clients x 12 requests of mixed sizes (96 requests, 3,044 LS in all). Most
 #: of DIALS's requests are short; a 750-LS flattened JSON body (a whole run, ~84 MB for the pixel
-#: maps) takes the single MLServer worker seconds on 2 cores, so two of them (and six of 250) keep
-#: the row within seconds on a plain folder while large requests still meet concurrent small
+#: maps) takes the single MLServer worker seconds on 2 cores, so one of them (and three of 250)
+#: keep the row within seconds on a plain folder while large requests still meet concurrent small
 #: ones. Sizes are shuffled with a fixed seed and dealt round-robin.
 CLIENTS = 8
-REQUESTS_PER_CLIENT = 25
-MIX = {1: 64, 3: 48, 10: 40, 40: 24, 100: 16, 250: 6, 750: 2}
+REQUESTS_PER_CLIENT = 12
+MIX = {1: 32, 3: 24, 10: 16, 40: 12, 100: 8, 250: 3, 750: 1}
 SEED = 20260
 
 

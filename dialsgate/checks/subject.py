@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 
@@ -32,12 +37,13 @@ from dialsgate.contract.template import Contract
 from dialsgate.environment.profiles import UnsupportedImage, profile_for_image
 from dialsgate.environment.runtime import HostRuntime, ModelRuntime, no_container_requested
 from dialsgate.environment.serving import ImportSite, ServingEnvironmentError, ensure_environment, folder_needs
+from dialsgate.limits import limit
 from dialsgate.modelfile.pickle_audit import audit_model_file
 from dialsgate.protocol import v2
 from dialsgate.settings import given_batch_problem, reference_batch_beside
 from dialsgate.transports.http import HttpEndpoint
 from dialsgate.transports.triton import TritonEndpoint
-from dialsgate.transports.worker import WorkerFailed, WorkerHandler
+from dialsgate.transports.worker import Worker, WorkerFailed, WorkerHandler
 
 
 def readable_temp_folder(prefix: str) -> Path:
@@ -51,8 +57,24 @@ def readable_temp_folder(prefix: str) -> Path:
 ENGINE_ROOT = "container_engine"
 #: The root named by every server-layer row when the model could not be served.
 SERVED_ROOT = "check_model_is_served"
+#: Seconds before a server row starts from which its container log is kept as evidence.
+LOG_MARK_MARGIN = 0.2
 #: The clients of the served model, by transport (the ids of their rows end in @<transport>).
 ENDPOINTS = {"http": HttpEndpoint, "tritonclient": TritonEndpoint}
+
+
+@dataclass(frozen=True)
+class Question:
+    """One message to a fresh worker process of the runtime (nothing of the handler imported in
+    it): ``args`` its mode (``("--clean",)``: the clean-interpreter round trip), ``what`` its name
+    in a failure."""
+
+    message: dict
+    what: str
+    args: tuple[str, ...] = ()
+
+    def key(self) -> str:
+        return json.dumps([self.args, self.message], sort_keys=True, default=str)
 
 
 class Subject:
@@ -76,6 +98,12 @@ class Subject:
         self._temp_folders: list[Path] = []
         self._served_stack = contextlib.ExitStack()
         self._serving: threading.Thread | None = None
+        #: Serialises making the runtime (the early questions' thread makes it too).
+        self._runtime_lock = threading.RLock()
+        self._build_lock = threading.Lock()
+        #: {question key: its answer}, asked before the checks that need them (``ask_early``).
+        self._early: dict[str, Future] = {}
+        self._asking: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ the image and its packages
 
@@ -129,13 +157,14 @@ class Subject:
         """Where this folder's model code runs: the worker container of the serving image, made
         once per session (a failure is kept and reported by every check that needs it)."""
 
-        if "_runtime" not in self.__dict__:
-            try:
-                self._runtime = self._make_runtime()
-            except (ServingError, ServingEnvironmentError, CheckFailed) as error:
-                self._runtime = CheckFailed(f"model code cannot run: {error}")
-            except CheckNotRun as error:
-                self._runtime = error
+        with self._runtime_lock:
+            if "_runtime" not in self.__dict__:
+                try:
+                    self._runtime = self._make_runtime()
+                except (ServingError, ServingEnvironmentError, CheckFailed) as error:
+                    self._runtime = CheckFailed(f"model code cannot run: {error}")
+                except CheckNotRun as error:
+                    self._runtime = error
         if isinstance(self._runtime, Exception):
             raise self._runtime
         return self._runtime
@@ -208,6 +237,70 @@ class Subject:
                 "check_imports_available_in_image", f"{', '.join(map(repr, missing))} cannot be imported in the image"
             )
 
+    # ------------------------------------------------------------------ fresh-process questions
+
+    def ask_fresh(self, question: Question) -> dict:
+        """The answer of a fresh worker process to ``question``: the one asked early when the
+        same question was (``ask_early``), else asked now in a process of its own. A worker that
+        died or reached a limit raises as it would have here (``WorkerFailed``)."""
+        future = self._early.pop(question.key(), None)
+        if future is not None:
+            return future.result(timeout=self._early_wait)
+        worker = Worker(self.runtime, question.args)
+        try:
+            return worker.send(question.message, question.what)
+        finally:
+            worker.close()
+
+    def ask_early(self, questions: Callable[[Subject], list[Question]]) -> None:
+        """Make the runtime and ask ``questions(self)`` in the background, while the checks that
+        need neither run: the answers wait for the checks that ask the same (``ask_fresh``).
+        Plain questions share one fresh process, asked in order (a new one after a worker
+        died); a question with a mode gets its own. Model code runs only where it would have:
+        the questions are built by the checks' own rules, in the runtime."""
+        thread = threading.Thread(target=self._ask_early, args=(questions,), name="dialsgate-early", daemon=True)
+        self._asking.append(thread)
+        thread.start()
+
+    def _ask_early(self, questions: Callable[[Subject], list[Question]]) -> None:
+        # Under the runtime's lock: a check that needs the runtime waits until the answers it
+        # may ask for are registered, so nothing is asked twice.
+        with self._runtime_lock:
+            try:
+                runtime = self.runtime
+                asked = [question for question in questions(self) if question.key() not in self._early]
+            except Exception:  # noqa: BLE001  (the checks meet the same cause and report it)
+                return
+            self._early_wait = limit("worker_load_timeout") * (len(asked) + 1)
+            # The thread keeps its own hold of each answer: ask_fresh takes it out of _early.
+            pending = [(question, self._early.setdefault(question.key(), Future())) for question in asked]
+        for question, future in pending:
+            if question.args:
+                thread = threading.Thread(target=self._answer_in_order, args=(runtime, [(question, future)]), daemon=True)
+                self._asking.append(thread)
+                thread.start()
+        self._answer_in_order(runtime, [(question, future) for question, future in pending if not question.args])
+
+    def _answer_in_order(self, runtime: ModelRuntime, pending: list[tuple[Question, Future]]) -> None:
+        worker = None
+        try:
+            for question, future in pending:
+                try:
+                    if worker is None:
+                        worker = Worker(runtime, question.args)
+                    future.set_result(worker.send(question.message, question.what))
+                except BaseException as error:  # noqa: BLE001  (raised again where the answer is asked for)
+                    future.set_exception(error)
+                    if isinstance(error, WorkerFailed) and worker is not None:
+                        worker.close()
+                        worker = None  # the next question gets a fresh process
+        finally:
+            if worker is not None:
+                worker.close()
+
+    #: Seconds ``ask_fresh`` waits for an early answer (each question has its own worker limit).
+    _early_wait: float = 600.0
+
     # ------------------------------------------------------------------ the handler
 
     @cached_property
@@ -241,12 +334,13 @@ class Subject:
     # ------------------------------------------------------------------ the served model
 
     def serve_in_background(self) -> None:
-        """Start serving the folder now, in a thread, while other layers run (MLServer takes
+        """Start serving the folder now, in a thread, while other checks run (MLServer takes
         seconds to become ready); ``served`` waits for it. Only once the handler has loaded apart
-        and the folder was built (the serving thread then shares nothing still being made)."""
+        (a handler that does not load is one failure, not a served container's); the thread
+        builds the folder if no check has yet (one build, under its lock)."""
         if "_served" in self.__dict__ or self._serving is not None:
             return
-        if self.__dict__.get("handler_load", (None, None))[0] is None or "package_folder" not in self.__dict__:
+        if self.__dict__.get("handler_load", (None, None))[0] is None:
             return
         self._serving = threading.Thread(target=self._start_serving, name="dialsgate-serve", daemon=True)
         self._serving.start()
@@ -327,19 +421,21 @@ class Subject:
             cache[transport] = self.over(ENDPOINTS[transport](served.url, served.model_name))
         return cache[transport]
 
-    def served_log_mark(self) -> int | None:
-        """How long the served container's log is now (None: nothing served here)."""
+    def served_log_mark(self) -> str | None:
+        """The time now, as the served container's log is read from (None: nothing served here).
+        A time, not the log's length: reading the log before every row cost an engine call each."""
         served = self.__dict__.get("_served")
         if not isinstance(served, Served) or served.container is None:
             return None
-        return len(served.logs().splitlines())
+        # A little earlier than now: the engine stamps lines with its own clock.
+        return (datetime.now(timezone.utc) - timedelta(seconds=LOG_MARK_MARGIN)).isoformat(timespec="microseconds")
 
-    def served_log_since(self, mark: int | None, tail: int) -> str:
+    def served_log_since(self, mark: str | None, tail: int) -> str:
         """What the served container logged since ``mark`` (its last ``tail`` lines)."""
         served = self.__dict__.get("_served")
         if mark is None or not isinstance(served, Served):
             return ""
-        lines = served.logs().splitlines()[mark:]
+        lines = served.logs(since=mark).splitlines()
         shown = lines[-tail:]
         return f"container log during this check (last {len(shown)} of {len(lines)} lines)\n" + (
             "\n".join(shown) or "(nothing logged)"
@@ -368,9 +464,16 @@ class Subject:
     def reference_outcome(self):
         return self.handler.predict(self.reference_body)
 
-    @cached_property
+    @property
     def package_folder(self) -> Path:
-        """The folder dismcli package would zip: the build dir itself, or an offline build of it."""
+        """The folder dismcli package would zip: the build dir itself, or an offline build of it
+        (made once; the serving thread may ask for it first)."""
+        with self._build_lock:
+            if "_package_folder" not in self.__dict__:
+                self._package_folder = self._build()
+            return self._package_folder
+
+    def _build(self) -> Path:
         if self.contract.built:
             return self.contract.code_dir
 
@@ -394,6 +497,8 @@ class Subject:
         return folder
 
     def close(self) -> None:
+        for thread in self._asking:
+            thread.join(timeout=self._early_wait)
         for other in self.__dict__.get("_over", {}).values():
             other.close()
         if "client" in self.__dict__:

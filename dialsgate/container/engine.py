@@ -302,11 +302,19 @@ class Engine:
         """Remove a container, running or not (nothing when it is gone already)."""
         self.call("rm", "--force", name, timeout=timeout, check=False)
 
-    def logs(self, name: str, lines: int | None = None, cap: int = 4 * 2**20, timeout: float = DEFAULT_TIMEOUT) -> str:
+    def logs(
+        self,
+        name: str,
+        lines: int | None = None,
+        cap: int = 4 * 2**20,
+        timeout: float = DEFAULT_TIMEOUT,
+        since: str | None = None,
+    ) -> str:
         """A container's output, stdout and stderr interleaved: its last ``lines`` (all when None),
-        at most its last ``cap`` bytes."""
+        written at or after ``since`` (an RFC 3339 time, when given), at most its last ``cap`` bytes."""
+        chosen = [*(["--tail", str(lines)] if lines is not None else []), *(["--since", since] if since else [])]
         process = subprocess.Popen(
-            self.argv("logs", *(["--tail", str(lines)] if lines is not None else []), name),
+            self.argv("logs", *chosen, name),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline, kept = time.monotonic() + timeout, b""

@@ -243,9 +243,9 @@ def model_ready_wait_strategy(url: str, model_name: str, timeout: float, name: s
     return ModelReady().with_startup_timeout(timeout)
 
 
-def _logs_of(name: str, engine: Engine, tail: int | None = None) -> str:
+def _logs_of(name: str, engine: Engine, tail: int | None = None, since: str | None = None) -> str:
     try:
-        return engine.logs(name, tail)
+        return engine.logs(name, tail, since=since)
     except Exception as error:  # the container may already be gone
         return f"(container logs unavailable: {type(error).__name__}: {error})"
 
@@ -264,9 +264,10 @@ class Served:
     name: str | None = None  # the container's name, for the engine
     engine: Engine | None = field(default=None, repr=False)
 
-    def logs(self, tail: int | None = None) -> str:
-        """The container's stdout and stderr, interleaved (MLServer logs mostly to stderr)."""
-        return "" if self.name is None or self.engine is None else _logs_of(self.name, self.engine, tail)
+    def logs(self, tail: int | None = None, since: str | None = None) -> str:
+        """The container's stdout and stderr, interleaved (MLServer logs mostly to stderr); only
+        what it wrote at or after ``since`` (an RFC 3339 time) when given."""
+        return "" if self.name is None or self.engine is None else _logs_of(self.name, self.engine, tail, since)
 
 
 def _container_gone(name: str, engine: Engine) -> str | None:

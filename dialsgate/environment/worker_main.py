@@ -35,12 +35,6 @@ import sys
 import traceback
 import warnings
 
-import joblib
-import numpy
-from joblib import numpy_pickle
-from mlserver.errors import MLServerError
-from mlserver.settings import ModelParameters, ModelSettings
-from mlserver.types import InferenceRequest
 
 #: This script's own frames: its file when run by path, ``<string>`` as ``python -c`` (the worker
 #: container). A traceback sent to the gate names the folder's code, not the worker's.
@@ -61,11 +55,21 @@ def _folder_traceback() -> str:
     return "".join(formatted.format())
 
 
-try:  # a model file may be a scikit-learn estimator; a folder need not use it
-    import sklearn
-    import sklearn.exceptions
-except ImportError:
-    sklearn = None
+def _model_packages():
+    """numpy, joblib and scikit-learn (None when the image lacks it), imported when a question
+    needs them: a process that only lists the installed packages imports none of them. Imported
+    before any warning is recorded, so what their own imports warn is never a model's problem."""
+    # Late: a process that answers only "installed" never pays for these.
+    import joblib
+    import numpy
+
+    try:  # a model file may be a scikit-learn estimator; a folder need not use it
+        # Late: as above.
+        import sklearn
+        import sklearn.exceptions
+    except ImportError:
+        sklearn = None
+    return numpy, joblib, sklearn
 
 
 def _answer_channel():
@@ -99,6 +103,10 @@ class Worker:
 
     def load(self, request):
 
+        # Late: MLServer's own types; the questions that load no handler go without them.
+        from mlserver.settings import ModelParameters, ModelSettings
+
+        _model_packages()  # imported before the handler, as they always were here
         self._use_folder(request["folder"])
         module_name, class_name = request["handler"].rsplit(".", 1)
         handler_class = getattr(importlib.import_module(module_name), class_name)
@@ -112,6 +120,9 @@ class Worker:
         return {"loaded": True, "python": sys.version.split()[0]}
 
     def predict(self, request):
+        # Late: imported by load() already (see there).
+        from mlserver.errors import MLServerError
+        from mlserver.types import InferenceRequest
 
         try:
             parsed = InferenceRequest.parse_obj(request["body"])
@@ -149,6 +160,7 @@ class Worker:
     def load_model_strictly(self, request):
         """joblib.load with every warning recorded; numpy-2 pickles are read again to find more."""
 
+        numpy, joblib, sklearn = _model_packages()
         self._use_folder(request["folder"])
         versions = {"numpy": numpy.__version__, "joblib": joblib.__version__}
         if sklearn is not None:
@@ -175,6 +187,8 @@ class Worker:
 
 
 def _load_with_numpy2_names(model_file):
+    # Late: see _model_packages.
+    from joblib import numpy_pickle
 
     original = numpy_pickle.NumpyUnpickler.find_class
 
@@ -209,7 +223,7 @@ def _isolate(folder: str, repository: str) -> None:
 
 def _load_model_strictly(model_file: str) -> None:
     """joblib.load with numpy DeprecationWarnings and sklearn version warnings as errors."""
-
+    _, joblib, sklearn = _model_packages()
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         if sklearn is not None:

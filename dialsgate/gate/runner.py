@@ -105,13 +105,22 @@ class Verdict:
 
 
 def judge_layer(
-    layer: str, subject: Subject, resource: str, strict: bool, known: dict[str, str], kind: ResourceKind = MLSERVER
+    layer: str,
+    subject: Subject,
+    resource: str,
+    strict: bool,
+    known: dict[str, str],
+    kind: ResourceKind = MLSERVER,
+    serve_early: bool = False,
 ) -> list[Finding]:
-    """Every case of ``layer`` on ``subject``; a failing server row carries the container's log."""
+    """Every case of ``layer`` on ``subject``; a failing server row carries the container's log.
+    ``serve_early``: start serving the folder as soon as it can be (the server layer follows)."""
     rows = []
     for case in kind.cases(layer, subject.contract):
         mark = subject.served_log_mark() if layer == "server" else None
         row = judge(case, subject, layer=layer, resource=resource, strict=strict, known=known)
+        if serve_early:
+            subject.serve_in_background()  # from the moment the handler has loaded and the folder is built
         if not row.passed and mark is not None:
             row.evidence = "\n".join(filter(None, [row.evidence, subject.served_log_since(mark, LOG_TAIL_LINES)]))
         rows.append(row)
@@ -185,13 +194,13 @@ def _judge_resource(
     judged = verdict.judged.setdefault(key, Judged(contract))
     subject = kind.subject(contract, options.reference_batch, options.server_url)
     subject.no_container = options.no_container or subject.no_container
+    # The worker container and the checks' fresh-process questions, made while the static checks run.
+    subject.ask_early(lambda made: kind.early(made, options.layers))
     rows: list[Finding] = []
     try:
         for layer in options.layers:
-            if "server" in options.layers and layer != "fast":
-                subject.serve_in_background()  # ready by the time the server layer asks
             started = time.perf_counter()
-            layer_rows = judge_layer(layer, subject, key, strict, known, kind=kind)
+            layer_rows = judge_layer(layer, subject, key, strict, known, kind=kind, serve_early="server" in options.layers)
             if not layer_rows:
                 layer_rows = [Row(layer, "(layer)", Outcome.FAILED, "no check ran in this layer", resource=key)]
             rows += layer_rows
@@ -225,7 +234,7 @@ def _recorded_answers(subject: Subject) -> BatchAnswers | None:
 
 def _recorded_listing(subject: Subject) -> PackageListing:
     """The package listing of the build the checks judged (never a second build)."""
-    if "package_folder" not in subject.__dict__:
+    if "_package_folder" not in subject.__dict__:
         return PackageListing(folder=None, origin="", files=[], error="no build was made in this run (see the verdict)")
     return package_listing(subject.contract, folder=subject.package_folder)
 

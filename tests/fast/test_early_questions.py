@@ -1,0 +1,108 @@
+"""The checks' fresh-process questions asked early (``Subject.ask_early``): each answered once, by
+the process the check would have asked, and a dead worker costs only its own question."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from dialsgate.checks.subject import Question, Subject
+from dialsgate.environment.runtime import ModelRuntime
+from dialsgate.transports.worker import WorkerFailed
+
+#: Answers each line with its op and this process's id; "die" exits at once. Every start is logged.
+SCRIPT = """
+import json, os, sys
+open(sys.argv[1], "a").write(f"{os.getpid()} {sys.argv[2:-1]}\\n")
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("op") == "die":
+        sys.exit(3)
+    print(json.dumps({"op": message.get("op"), "pid": os.getpid(), "args": sys.argv[2:-1]}), flush=True)
+"""
+
+
+class LoggingRuntime(ModelRuntime):
+    kind = "host"
+
+    def __init__(self, log: Path):
+        self.log = log
+
+    def worker_command(self, args):
+        return [sys.executable, "-c", textwrap.dedent(SCRIPT), str(self.log), *args]
+
+    @contextlib.contextmanager
+    def alone(self):
+        yield "", ""
+
+    def describe(self):
+        return "a test script"
+
+
+@pytest.fixture
+def subject(tmp_path):
+    made = Subject(SimpleNamespace(), {})
+    made._runtime = LoggingRuntime(tmp_path / "starts.log")
+    yield made
+    made.close()
+
+
+def starts(subject) -> list[str]:
+    return subject._runtime.log.read_text().splitlines()
+
+
+def test_plain_questions_share_one_process_and_each_answer_is_used_once(subject):
+    asked = [Question({"op": "installed"}, "installed"), Question({"op": "resolve", "globals": []}, "resolve")]
+    clean = Question({"folder": "/x"}, "the clean-interpreter round trip", ("--clean",))
+    subject.ask_early(lambda _: [*asked, clean])
+    answers = [subject.ask_fresh(question) for question in [*asked, clean]]
+    assert [answer.get("op") for answer in answers] == ["installed", "resolve", None]
+    assert answers[0]["pid"] == answers[1]["pid"] != answers[2]["pid"]
+    assert answers[2]["args"] == ["--clean"]
+    assert len(starts(subject)) == 2
+    again = subject.ask_fresh(asked[0])  # not asked early any more: a process of its own
+    assert again["op"] == "installed" and again["pid"] not in {answers[0]["pid"], answers[2]["pid"]}
+    assert len(starts(subject)) == 3
+
+
+def test_a_question_not_asked_early_gets_its_own_process(subject):
+    subject.ask_early(lambda _: [Question({"op": "installed"}, "installed")])
+    answer = subject.ask_fresh(Question({"op": "metadata"}, "metadata"))
+    assert answer["op"] == "metadata"
+    subject.close()
+    assert len(starts(subject)) == 2
+
+
+def test_a_worker_that_dies_fails_its_own_question_only(subject):
+    dies, after = Question({"op": "die"}, "load_model_strictly"), Question({"op": "resolve"}, "resolve")
+    subject.ask_early(lambda _: [dies, after])
+    with pytest.raises(WorkerFailed, match="died during 'load_model_strictly'"):
+        subject.ask_fresh(dies)
+    assert subject.ask_fresh(after)["op"] == "resolve"
+    assert len(starts(subject)) == 2
+
+
+def test_questions_that_cannot_be_built_leave_the_checks_to_say_why(subject):
+    def broken(_):
+        raise RuntimeError("no")
+
+    subject.ask_early(broken)
+    assert subject.ask_fresh(Question({"op": "installed"}, "installed"))["op"] == "installed"
+    assert len(starts(subject)) == 1
+
+
+def test_question_keys_tell_modes_and_messages_apart():
+    keys = {
+        Question({"op": "a", "x": [1]}, "a").key(),
+        Question({"x": [1], "op": "a"}, "other name").key(),
+        Question({"op": "a", "x": [1]}, "a", ("--clean",)).key(),
+        Question({"op": "a", "x": [2]}, "a").key(),
+    }
+    assert len(keys) == 3
+    assert json.loads(Question({"op": "a"}, "a").key()) == [[], {"op": "a"}]
