@@ -116,10 +116,12 @@ class PlainTree:
         return [f"{path.relative_to(self.root).as_posix()} is {what}" for path, what in self.refused]
 
 
-def walk_plain(root: Path, max_entries: int = MAX_TREE_ENTRIES) -> PlainTree:
+def walk_plain(root: Path, max_entries: int = MAX_TREE_ENTRIES, skip_hidden: bool = False) -> PlainTree:
     """Every entry under ``root`` without following a link; non-plain entries are refused.
 
     The root itself must be a folder that is not a link (else it is the one refused entry).
+    ``skip_hidden``: a folder whose name starts with a dot is listed, not entered (``.venv``,
+    ``.git``: nothing in them is importable by its name).
     """
     root = Path(root)
     tree = PlainTree(root)
@@ -143,7 +145,8 @@ def walk_plain(root: Path, max_entries: int = MAX_TREE_ENTRIES) -> PlainTree:
                 mode = entry.stat(follow_symlinks=False).st_mode
                 if stat.S_ISDIR(mode):
                     tree.folders.append(path)
-                    pending.append(path)
+                    if not (skip_hidden and entry.name.startswith(".")):
+                        pending.append(path)
                 elif stat.S_ISREG(mode):
                     tree.files.append(path)
                 else:

@@ -76,10 +76,13 @@ _QUESTIONS = {
 }
 
 
-def early_questions(subject, layers: tuple[str, ...]) -> list:
-    """What the checks of ``layers`` on ``subject`` will ask fresh worker processes, asked before
-    them (``Subject.ask_early``); a question whose check would not ask it is left out."""
+def early_questions(subject, layers: tuple[str, ...], selected: set[str] | None = None) -> list:
+    """What the checks of ``layers`` on ``subject`` (only the case ids in ``selected``, when given:
+    ``pytest -k``) will ask fresh worker processes, asked before them (``Subject.ask_early``); a
+    question whose check would not ask it is left out."""
     names = {case.id for layer in layers if layer in ("fast", "parity") for case in LAYER_CHECKS[layer](subject.contract)}
+    if selected is not None:
+        names &= selected
     asked = []
     for name, question in _QUESTIONS.items():
         if name not in names:

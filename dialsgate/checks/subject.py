@@ -101,6 +101,7 @@ class Subject:
         #: Serialises making the runtime (the early questions' thread makes it too).
         self._runtime_lock = threading.RLock()
         self._build_lock = threading.Lock()
+        self._handler_lock = threading.Lock()
         #: {question key: its answer}, asked before the checks that need them (``ask_early``).
         self._early: dict[str, Future] = {}
         self._asking: list[threading.Thread] = []
@@ -252,17 +253,24 @@ class Subject:
         finally:
             worker.close()
 
-    def ask_early(self, questions: Callable[[Subject], list[Question]]) -> None:
+    def ask_early(self, questions: Callable[[Subject], list[Question]], load_handler: bool = True) -> None:
         """Make the runtime and ask ``questions(self)`` in the background, while the checks that
         need neither run: the answers wait for the checks that ask the same (``ask_fresh``).
         Plain questions share one fresh process, asked in order (a new one after a worker
-        died); a question with a mode gets its own. Model code runs only where it would have:
-        the questions are built by the checks' own rules, in the runtime."""
-        thread = threading.Thread(target=self._ask_early, args=(questions,), name="dialsgate-early", daemon=True)
+        died); a question with a mode gets its own; the handler is loaded in its own worker
+        (``load_handler``), as ``check_handler_loads`` would. Model code runs only where it would
+        have: the questions are built by the checks' own rules, in the runtime."""
+        thread = threading.Thread(target=self._ask_early, args=(questions, load_handler), name="dialsgate-early", daemon=True)
         self._asking.append(thread)
         thread.start()
 
-    def _ask_early(self, questions: Callable[[Subject], list[Question]]) -> None:
+    def _load_handler_quietly(self) -> None:
+        try:
+            self.handler_load  # noqa: B018  (kept: check_handler_loads reports it)
+        except Exception:  # noqa: BLE001  (a cause before loading: the checks meet it and say it)
+            pass
+
+    def _ask_early(self, questions: Callable[[Subject], list[Question]], load_handler: bool = True) -> None:
         # Under the runtime's lock: a check that needs the runtime waits until the answers it
         # may ask for are registered, so nothing is asked twice.
         with self._runtime_lock:
@@ -274,6 +282,10 @@ class Subject:
             self._early_wait = limit("worker_load_timeout") * (len(asked) + 1)
             # The thread keeps its own hold of each answer: ask_fresh takes it out of _early.
             pending = [(question, self._early.setdefault(question.key(), Future())) for question in asked]
+        if load_handler:
+            thread = threading.Thread(target=self._load_handler_quietly, name="dialsgate-handler", daemon=True)
+            self._asking.append(thread)
+            thread.start()
         for question, future in pending:
             if question.args:
                 thread = threading.Thread(target=self._answer_in_order, args=(runtime, [(question, future)]), daemon=True)
@@ -303,11 +315,17 @@ class Subject:
 
     # ------------------------------------------------------------------ the handler
 
-    @cached_property
+    @property
     def handler_load(self):
         """(handler, None) or (None, why it did not load): tried once per session, so one cause
-        is one failure (``check_handler_loads``) and every row behind it is "not run"."""
+        is one failure (``check_handler_loads``) and every row behind it is "not run". A cause
+        that stops it before trying (``CheckNotRun``) is raised each time, never kept."""
+        with self._handler_lock:
+            if "handler_load" not in self.__dict__:
+                self.__dict__["handler_load"] = self._load_handler()
+            return self.__dict__["handler_load"]
 
+    def _load_handler(self):
         self.require_safe_model_file()
         self.require_importable_folder()
         self.require_no_class_from_main()

@@ -74,10 +74,12 @@ class ImportSite:
 def folder_module_names(folder: Path) -> set[str]:
     """Top-level names importable from a folder on sys.path (modules, packages, namespace folders)."""
     names = set()
-    tree = walk_plain(Path(folder))  # plain entries only: a link is no module (it is refused)
+    # Plain entries only (a link is no module: it is refused); a hidden folder is no module either.
+    tree = walk_plain(Path(folder), skip_hidden=True)
+    with_code = {path.relative_to(tree.root).parts[0] for path in tree.files if path.suffix == ".py" and path.parent != tree.root}
     for entry in tree.folders:
         if entry.parent == tree.root and not entry.name.startswith(".") and entry.name != "__pycache__":
-            if entry.name.isidentifier() and any(entry in path.parents and path.suffix == ".py" for path in tree.files):
+            if entry.name.isidentifier() and entry.name in with_code:
                 names.add(entry.name)
     for entry in tree.files:
         if entry.parent != tree.root or entry.name.startswith("."):

@@ -35,7 +35,6 @@ import sys
 import traceback
 import warnings
 
-
 #: This script's own frames: its file when run by path, ``<string>`` as ``python -c`` (the worker
 #: container). A traceback sent to the gate names the folder's code, not the worker's.
 _OWN_FILES = {globals().get("__file__", "<string>"), "<string>"}

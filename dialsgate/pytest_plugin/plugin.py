@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dialsgate.checks import explore
+from dialsgate.checks import early_questions, explore
 from dialsgate.checks.subject import make_subject
 from dialsgate.environment.runtime import NO_CONTAINER_ENV
 from dialsgate.pytest_plugin.layers import LAYER_NAMES, layer_files, layer_of
@@ -87,20 +87,64 @@ def pytest_collection_modifyitems(config, items):
         layer = layer_of(item.path)
         if layer:
             item.add_marker(getattr(pytest.mark, layer))
+    # The folder's checks run after any other test of the session: its worker container, handler
+    # and questions are made in the background meanwhile (pytest_collection_finish).
+    items.sort(key=lambda item: bool(layer_of(item.path)))
+
+
+#: The folder under test made at the end of collection (contract, subject), for the fixtures.
+_PREPARED = pytest.StashKey[tuple]()
+
+
+def _early_subject(config, contract, items):
+    """The Subject of ``contract``, its worker container, handler and the fresh-process questions of
+    the selected checks (``items``) started in the background (``Subject.ask_early``)."""
+    made = make_subject(contract, given_reference_batch(config), server_url=config.getoption("dials_server_url"))
+    layers = tuple(sorted({layer for item in items if (layer := layer_of(item.path))}))
+    selected = {item.callspec.id for item in items if layer_of(item.path) and hasattr(item, "callspec")}
+    made.ask_early(lambda subject: early_questions(subject, layers, selected))
+    return made
+
+
+def pytest_collection_finish(session):
+    """When a selected test looks at the folder under test, start its worker container, handler and
+    questions now: they are ready by the time those tests run (``pytest -k fast`` runs this
+    repository's unit tests meanwhile)."""
+    config = session.config
+    if config.getoption("dials_template") is None or config.option.collectonly:
+        return
+    if not any("subject" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    try:
+        contract = contract_from_options(config)
+    except Exception:  # noqa: BLE001  (the contract fixture raises it where a test asks for it)
+        return
+    config.stash[_PREPARED] = (contract, _early_subject(config, contract, session.items))
+
+
+def pytest_sessionfinish(session):
+    prepared = session.config.stash.get(_PREPARED, None)
+    if prepared is not None:
+        prepared[1].close()  # also when no test asked for it (-x stopped earlier)
 
 
 @pytest.fixture(scope="session")
 def contract(request):
     """The deployment contract of the model folder under test."""
-    return contract_from_options(request.config)
+    prepared = request.config.stash.get(_PREPARED, None)
+    return prepared[0] if prepared is not None else contract_from_options(request.config)
 
 
 @pytest.fixture(scope="session")
 def subject(request, contract):
     """The model folder under test, with its handler (worker container), build and served model
-    made once (``checks.subject.make_subject``, as the gate makes it)."""
-    config = request.config
-    made = make_subject(contract, given_reference_batch(config), server_url=config.getoption("dials_server_url"))
+    made once (``checks.subject.make_subject``, as the gate makes it), started at the end of
+    collection."""
+    prepared = request.config.stash.get(_PREPARED, None)
+    if prepared is not None:
+        yield prepared[1]  # closed at the session's end
+        return
+    made = _early_subject(request.config, contract, request.session.items)
     yield made
     made.close()
 

@@ -60,7 +60,7 @@ def starts(subject) -> list[str]:
 def test_plain_questions_share_one_process_and_each_answer_is_used_once(subject):
     asked = [Question({"op": "installed"}, "installed"), Question({"op": "resolve", "globals": []}, "resolve")]
     clean = Question({"folder": "/x"}, "the clean-interpreter round trip", ("--clean",))
-    subject.ask_early(lambda _: [*asked, clean])
+    subject.ask_early(lambda _: [*asked, clean], load_handler=False)
     answers = [subject.ask_fresh(question) for question in [*asked, clean]]
     assert [answer.get("op") for answer in answers] == ["installed", "resolve", None]
     assert answers[0]["pid"] == answers[1]["pid"] != answers[2]["pid"]
@@ -72,7 +72,7 @@ def test_plain_questions_share_one_process_and_each_answer_is_used_once(subject)
 
 
 def test_a_question_not_asked_early_gets_its_own_process(subject):
-    subject.ask_early(lambda _: [Question({"op": "installed"}, "installed")])
+    subject.ask_early(lambda _: [Question({"op": "installed"}, "installed")], load_handler=False)
     answer = subject.ask_fresh(Question({"op": "metadata"}, "metadata"))
     assert answer["op"] == "metadata"
     subject.close()
@@ -81,7 +81,7 @@ def test_a_question_not_asked_early_gets_its_own_process(subject):
 
 def test_a_worker_that_dies_fails_its_own_question_only(subject):
     dies, after = Question({"op": "die"}, "load_model_strictly"), Question({"op": "resolve"}, "resolve")
-    subject.ask_early(lambda _: [dies, after])
+    subject.ask_early(lambda _: [dies, after], load_handler=False)
     with pytest.raises(WorkerFailed, match="died during 'load_model_strictly'"):
         subject.ask_fresh(dies)
     assert subject.ask_fresh(after)["op"] == "resolve"
@@ -92,7 +92,7 @@ def test_questions_that_cannot_be_built_leave_the_checks_to_say_why(subject):
     def broken(_):
         raise RuntimeError("no")
 
-    subject.ask_early(broken)
+    subject.ask_early(broken, load_handler=False)
     assert subject.ask_fresh(Question({"op": "installed"}, "installed"))["op"] == "installed"
     assert len(starts(subject)) == 1
 
