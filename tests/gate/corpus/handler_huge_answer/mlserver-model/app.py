@@ -1,6 +1,6 @@
 """MLServer handler: flags BPix1 occupancy maps that a scikit-learn NMF cannot reconstruct.
 
-This copy attaches a debugging trace to every answer (the response's parameters): about 300 MB
+This copy attaches a debugging trace to every answer (the response's parameters): about 80 MB
 of text, whatever the request.
 
 The joblib holds a plain ``sklearn.decomposition.NMF`` (4 components, fitted on flattened,
@@ -28,7 +28,7 @@ MAP_SHAPE = (20, 16)
 LOSS_THRESHOLD = 0.016
 MIN_ENTRIES = 30_000
 INT32_MAX = 2**31 - 1
-TRACE_BYTES = 300 * 1000 * 1000
+TRACE_BYTES = 80 * 1000 * 1000
 
 
 def reconstruction_loss(model, maps: np.ndarray) -> np.ndarray:
