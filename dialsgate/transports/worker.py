@@ -179,15 +179,6 @@ class Worker:
                 self.kill()
 
 
-def run_once(runtime: ModelRuntime, op: str, **fields) -> dict:
-    """One operation in a fresh worker (nothing imported before it)."""
-    worker = Worker(runtime)
-    try:
-        return worker.call(op, **fields)
-    finally:
-        worker.close()
-
-
 class WorkerHandler:
     """The contract's handler, loaded where its model code runs; ``predict(body) -> Outcome``."""
 
