@@ -6,7 +6,8 @@ machine, no bridge, no host network, on any engine (Docker, Docker Desktop, root
 Inside, a few lines of the image's Python connect to ``127.0.0.1:<inner port>`` and copy bytes
 between that socket and their stdin/stdout; here, a thread per direction copies between the
 accepted socket and that process. HTTP runs through it unchanged (keep-alive included); each new
-connection costs one ``exec`` (about 0.1 s).
+connection costs one ``exec`` (about 0.1 s); a server's start is awaited by one exec that
+polls inside (``wait_until_ok``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,23 @@ while True:
 
 CHUNK = 65536
 
+#: Polls ``http://127.0.0.1:<port><path>`` inside the container until it answers 200 (exit 0) or
+#: the seconds given run out (exit 1): a server's start awaited by one exec, not one per poll.
+WAIT_UNTIL_OK = r"""
+import sys, time, urllib.error, urllib.request
+url, deadline, delay = sys.argv[1], time.monotonic() + float(sys.argv[2]), 0.05
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200:
+                sys.exit(0)
+    except (urllib.error.URLError, OSError):
+        pass
+    time.sleep(delay)
+    delay = min(delay * 1.5, 0.25)
+sys.exit(1)
+"""
+
 
 class ExecRelay:
     """Listens on 127.0.0.1 (``port``); ``close()`` stops listening and ends every connection."""
@@ -58,6 +76,18 @@ class ExecRelay:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def wait_until_ok(self, path: str, seconds: float) -> bool:
+        """Wait, inside the container, until ``path`` answers 200 (True) or ``seconds`` pass or the
+        container stops (False). Polling through the relay instead costs an exec per poll, and the
+        server's start shares the CPU with them."""
+        inner = f"http://127.0.0.1:{self.inner_port}{path}"
+        try:
+            done = self.engine.exec(self.container, ["python", "-I", "-c", WAIT_UNTIL_OK, inner, f"{seconds:.1f}"],
+                                    timeout=seconds + 30)  # fmt: skip
+        except Exception:  # noqa: BLE001  (the caller's own polling then finds why)
+            return False
+        return done.returncode == 0
 
     def _accept(self) -> None:
         while True:

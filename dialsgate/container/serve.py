@@ -172,8 +172,11 @@ def wait_until_model_ready(
     model_name: str,
     timeout: float | None = None,
     still_running: Callable[[], str | None] | None = None,
+    wait_first: Callable[[str, float], bool] | None = None,
 ) -> float:
     """Poll ``/v2/models/<name>/ready`` until it answers 200; returns the seconds waited.
+    ``wait_first(path, seconds)``: a cheaper wait to try before polling (the relay's, inside the
+    container); the polling then confirms, or finds why not.
 
     ``/v2/health/ready`` may answer 200 while the model failed to load, hence the model's own
     endpoint (MLServer answers 400 until the model is loaded). ``still_running()`` returns a
@@ -181,8 +184,11 @@ def wait_until_model_ready(
     Raises ModelNotReady on the deadline.
     """
     timeout = ready_timeout() if timeout is None else timeout
-    ready_url = f"{url.rstrip('/')}/v2/models/{model_name}/ready"
+    ready_path = f"/v2/models/{model_name}/ready"
+    ready_url = f"{url.rstrip('/')}{ready_path}"
     start = time.monotonic()
+    if wait_first is not None:
+        wait_first(ready_path, timeout)
     deadline = start + timeout
     delay = 0.05
     last = None
@@ -223,7 +229,9 @@ def configure_testcontainers() -> None:
         testcontainers_config.ryuk_disabled = True
 
 
-def model_ready_wait_strategy(url: str, model_name: str, timeout: float, name: str, engine: Engine):
+def model_ready_wait_strategy(
+    url: str, model_name: str, timeout: float, name: str, engine: Engine, relay: ExecRelay | None = None
+):
     """A testcontainers wait strategy: the *model* answers ready (not only the server).
 
     It notices a container that exited (no point waiting out the deadline) and its error
@@ -235,8 +243,9 @@ def model_ready_wait_strategy(url: str, model_name: str, timeout: float, name: s
         def wait_until_ready(self, container) -> None:
             try:
                 wait_until_model_ready(
-                    url, model_name, timeout=self._startup_timeout, still_running=lambda: _container_gone(name, engine)
-                )
+                    url, model_name, timeout=self._startup_timeout, still_running=lambda: _container_gone(name, engine),
+                    wait_first=relay.wait_until_ok if relay is not None else None,
+                )  # fmt: skip
             except ModelNotReady as error:
                 raise ModelNotReady(_with_logs(str(error), _logs_of(name, engine, LOG_TAIL_LINES))) from None
 
@@ -366,7 +375,7 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
             container.with_tmpfs_mount(path, options)  # the engine takes the options as given
     url = f"http://127.0.0.1:{http_port}"
     container.waiting_for(
-        model_ready_wait_strategy(url, contract.name, ready_timeout() if timeout is None else timeout, name, engine)
+        model_ready_wait_strategy(url, contract.name, ready_timeout() if timeout is None else timeout, name, engine, relay)
     )
 
     # testcontainers' own errors are the docker SDK's.
