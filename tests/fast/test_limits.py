@@ -252,11 +252,17 @@ def test_the_reference_batch_reads_as_before():
 
 
 class _Large(http.server.BaseHTTPRequestHandler):
+    """3 MB answers (10 bytes of padding for the model ``small``), keep-alive as uvicorn serves;
+    the server records each request's client address (one per connection)."""
+
+    protocol_version = "HTTP/1.1"
     size = 3_000_000
 
     def do_POST(self):  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = b'{"outputs": [], "trace": "' + b"x" * self.size + b'"}'
+        self.server.peers.append(self.client_address)
+        size = 10 if self.path.startswith("/v2/models/small/") else self.size
+        body = b'{"outputs": [], "trace": "' + b"x" * size + b'"}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -268,12 +274,41 @@ class _Large(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def large_server():
+def http_server():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Large)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server.peers = []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
     server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def large_server(http_server):
+    return f"http://127.0.0.1:{http_server.server_address[1]}"
+
+
+def test_requests_share_one_connection(http_server, large_server):
+    """The gate's one HTTP client keeps its connection between requests (over the relay of a
+    served container on no network, every new connection costs an engine exec)."""
+    client = HttpEndpoint(large_server, "small")
+    answers = [client.predict({"inputs": []}) for _ in range(5)]
+    client.close()
+    assert [answer.status for answer in answers] == [200] * 5
+    assert len(http_server.peers) == 5 and len(set(http_server.peers)) == 1, http_server.peers
+
+
+def test_an_answer_over_the_cap_drops_its_connection_only(http_server, large_server, monkeypatch):
+    monkeypatch.setenv("DIALSGATE_HTTP_ANSWER_BYTES", "1000000")
+    client = HttpEndpoint(large_server, "m")
+    first = client.predict({"inputs": []})
+    client.model_path = "/v2/models/small"
+    second = client.predict({"inputs": []})
+    client.close()
+    assert first.status == 500 and "longer than 1,000,000 bytes" in first.error
+    assert second.status == 200 and second.response == {"outputs": [], "trace": "x" * 10}
+    assert len(set(http_server.peers)) == 2
 
 
 def test_an_http_answer_over_the_cap_fails_naming_it(large_server, monkeypatch):
