@@ -16,6 +16,7 @@ from dialsgate.checks.base import CheckFailed, case, check
 from dialsgate.contract.template import MODEL_SETTINGS
 from dialsgate.limits import limit
 from dialsgate.plainfiles import NotPlain, plain_kind, read_plain, walk_plain
+from dialsgate.pysource import parse
 
 #: model-settings.json holds a name, a handler and a file name.
 MAX_SETTINGS_JSON_BYTES = 2**20
@@ -44,7 +45,7 @@ def names_in_code(folder: Path) -> set[str]:
         if path.suffix != ".py" or "__pycache__" in path.parts:
             continue
         try:
-            tree = ast.parse(read_plain(path, int(limit("source_file_bytes"))))
+            tree = parse(read_plain(path, int(limit("source_file_bytes"))))
         except (SyntaxError, ValueError, NotPlain):
             continue
         for node in ast.walk(tree):

@@ -25,6 +25,7 @@ from dialsgate.contract.resources import declared_resources
 from dialsgate.environment.profiles import UnsupportedImage, profile_for_image
 from dialsgate.limits import limit
 from dialsgate.plainfiles import NotPlain, read_plain, walk_plain
+from dialsgate.pysource import PARSE_LOCK, parse
 
 
 def target_python(contract) -> tuple[int, int]:
@@ -186,7 +187,7 @@ def vermin_findings(path: Path, target: tuple[int, int]) -> list[Finding]:
     except NotPlain as error:
         return [Finding(path, None, "a file the gate reads", f"not read: {error}")]
     try:
-        tree = ast.parse(source, filename=str(path))
+        tree = parse(source, filename=str(path))
     except (SyntaxError, ValueError):
         tree = None
     if tree is not None and _postpones_annotations(tree):
@@ -200,7 +201,8 @@ def vermin_findings(path: Path, target: tuple[int, int]) -> list[Finding]:
     config.set_eval_annotations(True)  # postponed annotations were removed above
     config.set_format(ParsableFormat())
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):  # vermin prints parse errors instead of returning them
+    # vermin parses by itself: under the gate's one parse lock (dialsgate.pysource).
+    with PARSE_LOCK, contextlib.redirect_stdout(printed):  # vermin prints parse errors instead of returning them
         node, _, novermin, error = vermin.Parser(source, _VERMIN_NAME).detect(config)
     if node is None:
         text = printed.getvalue() or (error or "") or f"{_VERMIN_NAME}:::!2:?:error: this interpreter cannot parse the file"

@@ -42,6 +42,7 @@ from pathlib import Path
 from dialsgate.environment.profiles import ImageProfile
 from dialsgate.limits import limit
 from dialsgate.plainfiles import NotPlain, plain_kind, read_plain, walk_plain
+from dialsgate.pysource import parse
 
 CACHE_ENV = "DIALSGATE_CACHE_DIR"
 PYTHON_ENV = "DIALSGATE_SERVING_PYTHON"
@@ -99,7 +100,7 @@ def folder_imports(folder: Path) -> list[ImportSite]:
             continue
         relative = path.relative_to(folder)
         try:
-            tree = ast.parse(read_plain(path, int(limit("source_file_bytes"))), filename=str(relative))
+            tree = parse(read_plain(path, int(limit("source_file_bytes"))), filename=str(relative))
         except (SyntaxError, ValueError, NotPlain):
             continue  # reported by the Python-version check, which names the line
         package = list(relative.parts[:-1]) if relative.name == "__init__.py" else list(relative.with_suffix("").parts[:-1])

@@ -13,7 +13,6 @@ Files are read through ``dialsgate.plainfiles`` only (no link followed, nothing 
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import os
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dialsgate.plainfiles import NotPlain, open_plain
+from dialsgate.pysource import literal
 
 #: Recognition parses a whole file in memory: a larger model file is not read (and not recognised).
 RECOGNISE_CAP = 512 * 2**20
@@ -244,7 +244,7 @@ def _npy_header(data: bytes) -> tuple[dict, int]:
         (length,), start = struct.unpack_from("<I", data, 8), 12
     else:
         raise ValueError(f"unknown .npy version {major}")
-    header = ast.literal_eval(data[start : start + length].decode("latin1"))
+    header = literal(data[start : start + length].decode("latin1"))
     if not isinstance(header, dict) or "descr" not in header:
         raise ValueError("bad .npy header")
     return header, start + length

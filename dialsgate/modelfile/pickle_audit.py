@@ -53,6 +53,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from dialsgate.modelfile.formats import Format, TooLargeToRecognise, npy_data_offset, npy_holds_objects, recognise
 from dialsgate.plainfiles import NotPlain, inside, open_plain, read_plain, walk_plain
+from dialsgate.pysource import parse
 
 HERE = Path(__file__).resolve().parent
 ALLOWLIST_FILE = HERE / "pickle-allowlist.toml"
@@ -416,7 +417,7 @@ class FolderCode:
                 path = inside(self.code_dir, relative)
                 if not path.is_file():
                     continue
-                tree = ast.parse(read_plain(path, SOURCE_CAP), filename=relative)
+                tree = parse(read_plain(path, SOURCE_CAP), filename=relative)
             except NotPlain as error:
                 tree = f"its source is not readable as a plain file ({error})"
             except (SyntaxError, ValueError) as error:

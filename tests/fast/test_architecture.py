@@ -19,7 +19,7 @@ LAYERS = (
     ("container", "transports"),
     ("environment", "modelfile", "protocol", "settings"),
     ("contract", "fingerprint"),
-    ("inert", "limits", "plainfiles"),
+    ("inert", "limits", "plainfiles", "pysource"),
 )
 
 
@@ -84,3 +84,22 @@ def test_no_import_inside_a_function_without_a_reason():
                     if "Late:" not in nearby:
                         unexplained.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
     assert not unexplained, "imports inside functions need a '# Late: why' comment:\n" + "\n".join(unexplained)
+
+
+def test_every_parse_holds_the_one_parse_lock():
+    """CPython 3.11 cannot convert two syntax trees at once in one process (dialsgate.pysource): a
+    gate run parses in several threads, so no module parses but through dialsgate.pysource, and
+    vermin (which parses by itself) runs under its lock."""
+    raw = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "pysource.py":
+            continue
+        text = path.read_text()
+        for name in ("ast.parse(", "ast.literal_eval(", "compile("):
+            if name in text and not (
+                name == "compile(" and "re.compile(" in text and text.count("compile(") == text.count("re.compile(")
+            ):
+                raw.append(f"{path.relative_to(PACKAGE.parent)}: {name}")
+    assert not raw, "parse through dialsgate.pysource (parse, literal):\n" + "\n".join(raw)
+    static = (PACKAGE / "checks" / "static.py").read_text()
+    assert "with PARSE_LOCK" in static and static.index("with PARSE_LOCK") < static.index(".detect(config)")
