@@ -87,13 +87,6 @@ def pytest_collection_modifyitems(config, items):
         layer = layer_of(item.path)
         if layer:
             item.add_marker(getattr(pytest.mark, layer))
-    # The folder's checks run after any other test of the session: its worker container, handler
-    # and questions are made in the background meanwhile (pytest_collection_finish).
-    items.sort(key=lambda item: bool(layer_of(item.path)))
-
-
-#: The folder under test made at the end of collection (contract, subject), for the fixtures.
-_PREPARED = pytest.StashKey[tuple]()
 
 
 def _early_subject(config, contract, items):
@@ -106,44 +99,19 @@ def _early_subject(config, contract, items):
     return made
 
 
-def pytest_collection_finish(session):
-    """When a selected test looks at the folder under test, start its worker container, handler and
-    questions now: they are ready by the time those tests run (``pytest -k fast`` runs this
-    repository's unit tests meanwhile)."""
-    config = session.config
-    if config.getoption("dials_template") is None or config.option.collectonly:
-        return
-    if not any("subject" in getattr(item, "fixturenames", ()) for item in session.items):
-        return
-    try:
-        contract = contract_from_options(config)
-    except Exception:  # noqa: BLE001  (the contract fixture raises it where a test asks for it)
-        return
-    config.stash[_PREPARED] = (contract, _early_subject(config, contract, session.items))
-
-
-def pytest_sessionfinish(session):
-    prepared = session.config.stash.get(_PREPARED, None)
-    if prepared is not None:
-        prepared[1].close()  # also when no test asked for it (-x stopped earlier)
-
-
 @pytest.fixture(scope="session")
 def contract(request):
     """The deployment contract of the model folder under test."""
-    prepared = request.config.stash.get(_PREPARED, None)
-    return prepared[0] if prepared is not None else contract_from_options(request.config)
+    return contract_from_options(request.config)
 
 
 @pytest.fixture(scope="session")
 def subject(request, contract):
     """The model folder under test, with its handler (worker container), build and served model
-    made once (``checks.subject.make_subject``, as the gate makes it), started at the end of
-    collection."""
-    prepared = request.config.stash.get(_PREPARED, None)
-    if prepared is not None:
-        yield prepared[1]  # closed at the session's end
-        return
+    made once (``checks.subject.make_subject``, as the gate makes it). Its worker container,
+    handler and the selected checks' questions start in the background when it is first asked
+    for, never earlier: other tests of the session may change the environment the gate reads
+    (its limits, the engine), and nothing of it runs beside them."""
     made = _early_subject(request.config, contract, request.session.items)
     yield made
     made.close()
