@@ -104,9 +104,8 @@ class Explorer:
         return explorer
 
     def _init_scales(self) -> None:
-        per_ls = sum(self.contract.elements_per_lumisection().values()) + len(self.contract.metadata_inputs)
         #: The long run: 3,000 lumisections, or as many as the elements cap of one request allows.
-        self.long_run = max(1, min(LONG_RUN, int(limit("explore_request_elements")) // max(per_ls, 1)))
+        self.long_run = min(LONG_RUN, most_lumisections(self.contract))
         self.flags = [sig.name for sig in self.contract.metadata_inputs if sig.datatype == "BOOL"]
 
     # -------------------------------------------------------------- plans
@@ -351,6 +350,13 @@ def _require_reference_answered(subject, transport: str) -> None:
             raise CheckNotRun(
                 f"check_output_matches_signature[{sig.name}]{suffix}", "the reference request's outputs are not as declared"
             )
+
+
+def most_lumisections(contract) -> int:
+    """The most lumisections one request may hold within the elements cap of one exploration
+    request (``DIALSGATE_MAX_EXPLORE_ELEMENTS``; the load check's requests keep to it too)."""
+    per_ls = sum(contract.elements_per_lumisection().values()) + len(contract.metadata_inputs)
+    return max(1, int(limit("explore_request_elements")) // max(per_ls, 1))
 
 
 def explore(subject, budget: int, transport: str = "in-process") -> Exploration:

@@ -23,7 +23,6 @@ from dialsgate.checks.base import CheckFailed, case, check
 from dialsgate.container.memory import container_peak_memory
 from dialsgate.contract.quantity import describe_bytes
 from dialsgate.contract.resources import declared_memory_limit_bytes
-from dialsgate.limits import limit
 from dialsgate.protocol import badrequests, v2
 
 #: The most of an answer's text a reason quotes (the whole answer: the container's log).
@@ -322,12 +321,6 @@ def request_sizes() -> list[list[int]]:
     return [sizes[client::CLIENTS] for client in range(CLIENTS)]
 
 
-def load_request_cap(contract) -> int:
-    """The most lumisections one request of the load check holds (values per LS within the cap)."""
-    per_ls = sum(contract.elements_per_lumisection().values()) + len(contract.metadata_inputs)
-    return max(1, int(limit("explore_request_elements")) // max(per_ls, 1))
-
-
 def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -335,7 +328,7 @@ def _percentile(values: list[float], q: float) -> float:
 @check(kind="failure", concern="server", runs_model_code=True)
 def check_concurrent_clients_get_handler_answers(subject) -> str:
     """8 concurrent clients get, for every request, the handler's own answer and their request id."""
-    largest = load_request_cap(subject.contract)
+    largest = explore.most_lumisections(subject.contract)
     bodies: dict[int, bytes] = {}
     expected: dict[int, dict[str, np.ndarray]] = {}
     for size in sorted({min(size, largest) for size in MIX}):
