@@ -120,7 +120,7 @@ def judge_layer(
         mark = subject.served_log_mark() if layer == "server" else None
         row = judge(case, subject, layer=layer, resource=resource, strict=strict, known=known)
         if serve_early:
-            subject.serve_in_background()  # from the moment the handler has loaded and the folder is built
+            subject.serve_in_background()  # from the moment the handler has loaded
         if not row.passed and mark is not None:
             row.evidence = "\n".join(filter(None, [row.evidence, subject.served_log_since(mark, LOG_TAIL_LINES)]))
         rows.append(row)

@@ -89,16 +89,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, layer))
 
 
-def _early_subject(config, contract, items):
-    """The Subject of ``contract``, its worker container, handler and the fresh-process questions of
-    the selected checks (``items``) started in the background (``Subject.ask_early``)."""
-    made = make_subject(contract, given_reference_batch(config), server_url=config.getoption("dials_server_url"))
-    layers = tuple(sorted({layer for item in items if (layer := layer_of(item.path))}))
-    selected = {item.callspec.id for item in items if layer_of(item.path) and hasattr(item, "callspec")}
-    made.ask_early(lambda subject: early_questions(subject, layers, selected))
-    return made
-
-
 @pytest.fixture(scope="session")
 def contract(request):
     """The deployment contract of the model folder under test."""
@@ -112,7 +102,11 @@ def subject(request, contract):
     handler and the selected checks' questions start in the background when it is first asked
     for, never earlier: other tests of the session may change the environment the gate reads
     (its limits, the engine), and nothing of it runs beside them."""
-    made = _early_subject(request.config, contract, request.session.items)
+    config, items = request.config, request.session.items
+    made = make_subject(contract, given_reference_batch(config), server_url=config.getoption("dials_server_url"))
+    layers = tuple(sorted({layer for item in items if (layer := layer_of(item.path))}))
+    selected = {item.callspec.id for item in items if layer_of(item.path) and hasattr(item, "callspec")}
+    made.ask_early(lambda subject: early_questions(subject, layers, selected))
     yield made
     made.close()
 
