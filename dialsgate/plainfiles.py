@@ -186,10 +186,11 @@ def copy_plain(source: Path, target: Path, cap: int = DEFAULT_READ_CAP, ignore: 
 
 def copy_plain_file(source: Path, target: Path, cap: int = DEFAULT_READ_CAP) -> int:
     """Copy one plain file (refused unless ``open_plain`` opens it; at most ``cap`` bytes), its
-    permission bits kept; returns the bytes copied."""
+    permission bits and modification time kept; returns the bytes copied."""
     copied = 0
     with open_plain(source) as stream:
-        mode = stat.S_IMODE(os.fstat(stream.fileno()).st_mode)
+        status = os.fstat(stream.fileno())
+        mode = stat.S_IMODE(status.st_mode)
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         with open(target, "wb") as out:
             for block in iter(lambda: stream.read(1 << 20), b""):
@@ -198,6 +199,9 @@ def copy_plain_file(source: Path, target: Path, cap: int = DEFAULT_READ_CAP) -> 
                     raise NotPlain(f"{Path(source).name} holds more than {cap:,} bytes (the cap of one copy)")
                 out.write(block)
     os.chmod(target, mode)
+    # A compile cache (numba's) is valid only for a source of the same time and size: a copy
+    # stamped "now" would be compiled again at every run.
+    os.utime(target, ns=(status.st_atime_ns, status.st_mtime_ns))
     return copied
 
 

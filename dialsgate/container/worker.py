@@ -26,7 +26,8 @@ things: the same folder and model file contents, at the same paths (the resource
 same image, by the same gate (``compile_cache_dir``). A cache written by one folder's code is
 only ever read by that same code, which could do anything the cache could. numba's own cache
 files only, copied out of ``/scratch`` after the run (``.nbi``/``.nbc``, regular files, bounded
-in size, read with a cap) and back in before the next.
+in size, read with a cap) and back in before the next. The copies keep the files' modification
+times: numba's index is valid only for a source of the same time and size.
 
 Settings (environment): the engine's (``container.engine``: ``DIALSGATE_ENGINE``, ``DOCKER_HOST``)
 and ``DIALSGATE_WORKER_START_TIMEOUT`` (seconds, default 60).

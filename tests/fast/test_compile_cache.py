@@ -137,3 +137,21 @@ def test_a_cache_written_for_one_folder_and_model_is_restored_for_those_only(wor
     start(image="another")  # in another image
     assert restored == []
     assert os.listdir(first.compile_cache) == ["app.f-1.py310.nbi"]  # nothing else was written there
+
+
+def test_the_copies_model_code_sees_keep_the_times_a_cache_is_checked_against(workers, monkeypatch):
+    """numba's cache index holds its source's modification time and size: a copy stamped with the
+    time of each run made every run compile again (3 s of the pixel model's load, twice a gate)."""
+    start, _ = workers
+    seen = {}
+
+    def record(container):
+        for path in (container._copies / "folder").rglob("*"):
+            seen[path.relative_to(container._copies / "folder")] = path.stat().st_mtime_ns
+        seen["model"] = (container._copies / "model" / MODEL.name).stat().st_mtime_ns
+
+    monkeypatch.setattr(WorkerContainer, "_start", record)
+    start()
+    originals = {path.relative_to(EXAMPLE_FOLDER): path.stat().st_mtime_ns for path in EXAMPLE_FOLDER.rglob("*") if path.is_file()}
+    assert {path: seen[path] for path in originals} == originals
+    assert seen["model"] == MODEL.stat().st_mtime_ns
