@@ -152,6 +152,8 @@ def test_the_copies_model_code_sees_keep_the_times_a_cache_is_checked_against(wo
 
     monkeypatch.setattr(WorkerContainer, "_start", record)
     start()
-    originals = {path.relative_to(EXAMPLE_FOLDER): path.stat().st_mtime_ns for path in EXAMPLE_FOLDER.rglob("*") if path.is_file()}
+    originals = {
+        path.relative_to(EXAMPLE_FOLDER): path.stat().st_mtime_ns for path in EXAMPLE_FOLDER.rglob("*") if path.is_file()
+    }
     assert {path: seen[path] for path in originals} == originals
     assert seen["model"] == MODEL.stat().st_mtime_ns
