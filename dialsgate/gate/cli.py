@@ -13,38 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import stat
 import sys
-import time
-from dataclasses import asdict
 from pathlib import Path
 
-from dialsgate.checks import explore
-from dialsgate.contract.build import main as build_main
-from dialsgate.environment.runtime import NO_CONTAINER_ENV
-from dialsgate.gate.admission import admitted_package, package_steps, refused_verdict, with_package_facts
-from dialsgate.gate.junit import write_junit_xml
-from dialsgate.gate.runner import DEFAULT_DIALS_URL, LAYERS, run_gate
+from dialsgate.gate.defaults import ARGUMENT_ERROR, DEFAULT_DIALS_URL, LAYERS
 from dialsgate.gate.terminal import inert_terminal
-from dialsgate.gate.verdict import (
-    MIN_COLUMNS,
-    MIN_SUMMARY_LINES,
-    SCREEN_LINES,
-    VERDICT_FILE,
-    default_report_folder,
-    next_steps,
-    print_verdict,
-    provenance_lines,
-    resource_folder_name,
-    sandbox_lines,
-    screen_rows,
-    verdict_provenance,
-    write_verdict_json,
-)
 from dialsgate.plainfiles import NotPlain, open_plain
-from dialsgate.report import write_report
-from dialsgate.report.hooks import configured_hooks
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -130,12 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = build_parser().parse_known_args(argv)
     if args.command == "build":
+        # Late: the offline build's modules only for that command.
+        from dialsgate.contract.build import main as build_main
+
         return build_main(argv[1:])
     return check(args, extra)
-
-
-#: The exit status of a command line the gate cannot run (argparse's): nothing was judged or written.
-ARGUMENT_ERROR = 2
 
 
 def template_argument_problem(path: Path) -> str | None:
@@ -170,92 +144,11 @@ def check(args, extra: list[str]) -> int:
         if problem:
             print(f"dialsgate check: error: {problem}", file=sys.stderr)
             return ARGUMENT_ERROR
-        with admitted_package(args):  # --package: args name the unpacked zip (or why it was refused)
-            return _check(args, extra)
+        # Late: the gate's machinery (numpy, hypothesis, dism-core: 0.6 s of each start) only once
+        # the arguments are read, so an argument error answers at once.
+        from dialsgate.gate import command
 
-
-def _check(args, extra: list[str]) -> int:
-    templates = [arg for arg in extra if not arg.startswith("-") and arg.endswith((".yaml", ".yml"))]
-    if templates:
-        # `tox -e gate -- other/template.yaml` would judge this repository's template, not that one.
-        raise SystemExit(
-            f"dialsgate check judges one template ({args.template}); also given: {', '.join(templates)} "
-            "(tox -e gate judges this repository's template.yaml; any other folder: tox -e gate-any -- path/to/template.yaml)"
-        )
-    if extra:
-        print(f"dialsgate check: error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
-        return ARGUMENT_ERROR
-    start = time.perf_counter()
-    if args.no_container:
-        os.environ[NO_CONTAINER_ENV] = "1"  # the report's facts inherit it
-    if args.hypothesis_seed is not None:
-        explore.use_seed(args.hypothesis_seed)
-    verdict = refused_verdict(args) or run_gate(args, extra)
-    origin = with_package_facts(verdict_provenance(verdict, args), args)
-    if origin is not None and verdict.resources:
-        # Every resource of the template and its type: the rows say which were judged.
-        origin["resources"] = dict(verdict.resources)
-    columns = max(shutil.get_terminal_size(fallback=(160, 24)).columns, MIN_COLUMNS)
-    steps = (package_steps(args) or next_steps(verdict.contract, args.dials_url)) if verdict.passed else []
-    several = len(verdict.judged) > 1
-    hooks, folder = [], None
-    if not args.no_report:
-        keys = list(verdict.judged) or [args.resource or Path(args.template).stem]
-        folder = args.report or default_report_folder(args.template, args.build_dir, "+".join(keys))
-        hooks = sorted({hook for contract in verdict.contracts for hook in configured_hooks(contract)})
-    # The repository's own code: it would run here, not in the sandbox.
-    hooks_refused = (
-        f"report: the picture hooks of dialsgate.toml ({', '.join(hooks)}) not run: --run-report-hooks runs them"
-        if hooks and not args.run_report_hooks
-        else None
-    )
-    first, judged = sandbox_lines(origin), provenance_lines(origin)
-    # One screen: the lines printed around the summary are counted first (as the rows they take
-    # on this terminal), the summary gets the rest.
-    around = [*first, *judged, "gate wall time 0.0 s", "", "GATE FAILED", *steps]
-    around += [f"junit: {args.junit_xml}"] if args.junit_xml is not None else []
-    around += [f"verdict: {args.verdict_json}"] if args.verdict_json is not None else []
-    if folder is not None:
-        around += [f"verdict: {folder / VERDICT_FILE}", hooks_refused or ""][: 1 + bool(hooks_refused)]
-        around += [f"report: {folder / 'index.html'}"] * max(len(verdict.judged), 0)
-    rows_around = sum(screen_rows(line, columns) for line in around)
-    for line in first:
-        print(line)
-    print_verdict(verdict.rows, columns, verbose=args.verbose, max_lines=max(SCREEN_LINES - rows_around, MIN_SUMMARY_LINES))
-    for line in judged:
-        print(line)
-    if args.junit_xml is not None:
-        print(f"junit: {write_junit_xml(verdict.rows, args.junit_xml, origin)}")
-    if args.verdict_json is not None:
-        print(f"verdict: {write_verdict_json(verdict.rows, args.verdict_json, origin)}")
-    if folder is not None:
-        print(f"verdict: {write_verdict_json(verdict.rows, folder / VERDICT_FILE, origin)}")
-        if hooks_refused:
-            print(hooks_refused)
-        for key, found in verdict.judged.items():
-            # One page per resource (its own folder when the template has several), from the
-            # facts recorded during the run: the report runs no model code.
-            rows = [asdict(row) for row in verdict.rows if row.resource in (key, "")]
-            try:
-                index = write_report(
-                    found.contract,
-                    folder / resource_folder_name(key) if several else folder,
-                    reference_batch=args.reference_batch,
-                    verdict_rows=rows,
-                    provenance=origin,
-                    picture_hooks=configured_hooks(found.contract) if args.run_report_hooks else [],
-                    answers=found.answers,
-                    listing=found.listing,
-                )
-                print(f"report: {index}")
-            except Exception as error:  # the report illustrates the verdict; it never changes it
-                print(f"report not written: {type(error).__name__}: {error}")
-    print(f"gate wall time {time.perf_counter() - start:.1f} s")
-    if verdict.passed:
-        print("\nGATE PASSED. Next:\n" + "\n".join(f"  {number}. {step}" for number, step in enumerate(steps, 1)))
-        return 0
-    print("\nGATE FAILED: fix the rows that did not pass; nothing should be packaged.")
-    return 1
+        return command.run_check(args, extra)
 
 
 if __name__ == "__main__":

@@ -23,15 +23,12 @@ from dialsgate.checks.kinds import MLSERVER, ResourceKind, kind_of
 from dialsgate.checks.subject import Subject
 from dialsgate.contract.template import Contract, read_template, resource_types, unsupported_message
 from dialsgate.environment.runtime import NO_CONTAINER_ENV
+from dialsgate.gate.defaults import LAYERS
 from dialsgate.report.facts import BatchAnswers, PackageListing, answer_batch, package_listing
 from dialsgate.settings import known_failures, settings
 
 #: A verdict row (the name the JUnit writer, verdict.json and older callers use).
 Row = Finding
-
-LAYERS = ("fast", "parity", "server")
-
-DEFAULT_DIALS_URL = "https://dev-cmsdials-api.web.cern.ch"
 
 NO_CONTAINER_REASON = (
     "--no-container: model code was judged on this machine (a host Python of the image's version), outside the "

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import junitparser
 import pytest
 
-from dialsgate.gate import cli
+from dialsgate.gate import cli, command
 from dialsgate.gate.junit import write_junit_xml
 from dialsgate.gate.runner import Row, Verdict
 from dialsgate.gate.terminal import InertStream, relay
@@ -68,7 +68,7 @@ def test_terminal_verdict_carries_no_escape_sequence(capsys):
 def test_the_gate_command_prints_nothing_raw(monkeypatch, capsys, tmp_path):
     """`dialsgate check` end to end on a fabricated verdict: every line it prints, the report error
     included, goes through the inert terminal."""
-    monkeypatch.setattr(cli, "run_gate", lambda args, extra: Verdict(HOSTILE, None))
+    monkeypatch.setattr(command, "run_gate", lambda args, extra: Verdict(HOSTILE, None))
     (tmp_path / "template.yaml").write_text("Resources: {}\n")  # read by nobody here: the run is fabricated
     args = cli.check_parser().parse_args([str(tmp_path / "template.yaml"), "--report", str(tmp_path / "r"), "-v"])
     assert cli.check(args, []) == 1

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from dialsgate.gate import cli
+from dialsgate.gate import cli, command
 from dialsgate.gate.runner import Row, Verdict
 from dialsgate.gate.verdict import check_name, fix_of, print_verdict, reason_line
 
@@ -105,8 +105,8 @@ def gate_output(monkeypatch, capsys, tmp_path, rows: list[Row], columns: int, *o
         "image": {"name": "mlserver:1.5.0", "kind": "stand-in", "pins_sha256": "ef" * 32},
         "strict": False,
     }
-    monkeypatch.setattr(cli, "run_gate", lambda args, extra: Verdict(rows, None))
-    monkeypatch.setattr(cli, "verdict_provenance", lambda verdict, args: origin)
+    monkeypatch.setattr(command, "run_gate", lambda args, extra: Verdict(rows, None))
+    monkeypatch.setattr(command, "verdict_provenance", lambda verdict, args: origin)
     monkeypatch.setenv("COLUMNS", str(columns))
     arguments = [str(template), "--report", str(tmp_path / "report"), "--junit-xml", str(tmp_path / "junit.xml"), *options]
     status = cli.check(cli.check_parser().parse_args(arguments), [])
