@@ -390,13 +390,15 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
         with contextlib.suppress(Exception):
             container.stop()
         hint = f" (set {NETWORK_ENV}=host when the engine has no bridge network)" if mode == "bridge" else ""
-        raise ServingError(f"could not start {image} for {folder} ({mode} network){hint}: {error}") from None
+        raise ServingError(f"could not start {image} for {mount_point} ({mode} network){hint}: {error}") from None
     except ModelNotReady as error:
         if relay is not None:
             relay.close()
         with contextlib.suppress(Exception):
             container.stop()
-        raise ModelNotReady(f"serving {folder} in {image} ({mode} network, {url}): {error}") from None
+        # The path the container sees: the host copy lives in a temporary folder of the gate, no
+        # business of the folder's author.
+        raise ModelNotReady(f"serving {mount_point} in {image} ({mode} network, {url}): {error}") from None
     try:
         served = Served(
             url=url,
