@@ -62,6 +62,7 @@ FOLDERS = {
     "xgboost_booster_json": "image",
     "handler_caches_beside_itself": "image",
     "handler_import_writes_home": "image",
+    "handler_pool_in_load": "image",
     "handler_name_escape_sequences": "image",
     "normalising_handler_nmf": "image",
     "normalising_handler_guarded": "image",
@@ -82,6 +83,7 @@ NMF_FOLDERS = (
     "codec_outputs_undeclared",
     "handler_caches_beside_itself",
     "handler_import_writes_home",
+    "handler_pool_in_load",
     "handler_name_escape_sequences",
     "normalising_handler_nmf",
     "normalising_handler_guarded",
@@ -95,6 +97,7 @@ BATCH_FOLDERS = (
     "oms_metadata_filter",
     "handler_caches_beside_itself",
     "handler_import_writes_home",
+    "handler_pool_in_load",
     "metric_overflows_to_infinity",
 )
 
