@@ -514,9 +514,16 @@ class Subject:
         self._temp_folders.append(folder)
         return folder
 
+    def wait_early(self) -> None:
+        """Wait until the work ``ask_early`` started has ended (each thread within the early
+        wait): the questions, the handler's load and what they started."""
+        joined = 0
+        while joined < len(self._asking):  # a thread may add the ones it starts
+            self._asking[joined].join(timeout=self._early_wait)
+            joined += 1
+
     def close(self) -> None:
-        for thread in self._asking:
-            thread.join(timeout=self._early_wait)
+        self.wait_early()
         for other in self.__dict__.get("_over", {}).values():
             other.close()
         if "client" in self.__dict__:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from dialsgate.checks import early_questions, explore
-from dialsgate.checks.subject import make_subject
+from dialsgate.checks.subject import Subject, make_subject
 from dialsgate.environment.runtime import NO_CONTAINER_ENV
 from dialsgate.pytest_plugin.layers import LAYER_NAMES, layer_files, layer_of
 from dialsgate.pytest_plugin.options import contract_from_options, given_reference_batch
@@ -82,33 +82,90 @@ def pytest_configure(config):
         )
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         layer = layer_of(item.path)
         if layer:
             item.add_marker(getattr(pytest.mark, layer))
+    if config.getoption("dials_template") is not None and any("subject" in item.fixturenames for item in items):
+        _early_work_first(items)
+
+
+def _early_work_first(items) -> None:
+    """While the folder's work starts in the background (``pytest_collection_finish``), the test
+    files that need neither it nor monkeypatch run first, then those that patch (they wait for
+    that work to end: ``pytest_runtest_setup``), then those that use the folder. A file moves
+    whole, its order kept."""
+    group = {}
+    for item in items:
+        needs = 2 if "subject" in item.fixturenames else 1 if "monkeypatch" in item.fixturenames else 0
+        group[item.path] = max(group.get(item.path, 0), needs)
+    items.sort(key=lambda item: group[item.path])  # stable: the collection order within a group
+
+
+#: The session's subject, made and asking early since the end of collection (``_start_early``).
+EARLY_SUBJECT = pytest.StashKey[Subject]()
+
+
+def _start_early(config, items) -> Subject:
+    """The model folder under test as the gate makes it (``checks.subject.make_subject``), its
+    worker container, handler and the selected checks' questions started in the background."""
+    made = make_subject(
+        contract_from_options(config), given_reference_batch(config), server_url=config.getoption("dials_server_url")
+    )
+    layers = tuple(sorted({layer for item in items if (layer := layer_of(item.path))}))
+    selected = {item.callspec.id for item in items if layer_of(item.path) and hasattr(item, "callspec")}
+    made.ask_early(lambda subject: early_questions(subject, layers, selected))
+    return made
+
+
+def pytest_collection_finish(session):
+    """The folder's work starts when collection ends, beside the tests that need none of it."""
+    config = session.config
+    if config.option.collectonly or config.getoption("dials_template") is None:
+        return
+    if not any("subject" in item.fixturenames for item in session.items):
+        return
+    try:
+        config.stash[EARLY_SUBJECT] = _start_early(config, session.items)
+    except Exception:  # noqa: BLE001  (the contract or subject fixture raises it where a test asks)
+        pass
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # A test that changes the environment the gate reads (its limits, the engine) or patches its
+    # classes does it with monkeypatch: it waits until the folder's early work has ended, so
+    # nothing of that work runs beside it.
+    made = item.config.stash.get(EARLY_SUBJECT, None)
+    if made is not None and "monkeypatch" in item.fixturenames:
+        made.wait_early()
+
+
+def pytest_sessionfinish(session):
+    made = session.config.stash.get(EARLY_SUBJECT, None)
+    if made is not None:
+        made.close()  # the subject fixture's teardown closed it already, unless no test asked for it
 
 
 @pytest.fixture(scope="session")
 def contract(request):
     """The deployment contract of the model folder under test."""
-    return contract_from_options(request.config)
+    made = request.config.stash.get(EARLY_SUBJECT, None)
+    return made.contract if made is not None else contract_from_options(request.config)
 
 
 @pytest.fixture(scope="session")
 def subject(request, contract):
     """The model folder under test, with its handler (worker container), build and served model
-    made once (``checks.subject.make_subject``, as the gate makes it). Its worker container,
-    handler and the selected checks' questions start in the background when it is first asked
-    for, never earlier: other tests of the session may change the environment the gate reads
-    (its limits, the engine), and nothing of it runs beside them."""
-    config, items = request.config, request.session.items
-    made = make_subject(contract, given_reference_batch(config), server_url=config.getoption("dials_server_url"))
-    layers = tuple(sorted({layer for item in items if (layer := layer_of(item.path))}))
-    selected = {item.callspec.id for item in items if layer_of(item.path) and hasattr(item, "callspec")}
-    made.ask_early(lambda subject: early_questions(subject, layers, selected))
+    made once (``checks.subject.make_subject``, as the gate makes it), asking early since the end
+    of collection (made here when that could not start it)."""
+    made = request.config.stash.get(EARLY_SUBJECT, None) or _start_early(request.config, request.session.items)
+    request.config.stash[EARLY_SUBJECT] = made
     yield made
     made.close()
+    del request.config.stash[EARLY_SUBJECT]
 
 
 @pytest.fixture(scope="session")
