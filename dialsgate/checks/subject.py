@@ -531,12 +531,17 @@ class Subject:
         if self._serving is not None:
             self._serving.join()
         self._served_stack.close()  # the served container and its folder, before the handler
+        runtime = self.__dict__.get("_runtime")
+        runtime = runtime if isinstance(runtime, ModelRuntime) else None
+        if runtime is not None and runtime.kind == "container":
+            # Removed first: its processes end with it, and no interpreter's shutdown (the
+            # handler's worker: 0.8 s with numba and MLServer loaded) is waited for.
+            runtime.close()
         if "handler" in self.__dict__:
             self.handler.close()
         elif self.__dict__.get("handler_load", (None, None))[0] is not None:
             self.handler_load[0].close()
-        runtime = self.__dict__.get("_runtime")
-        if isinstance(runtime, ModelRuntime):
+        if runtime is not None and runtime.kind != "container":
             runtime.close()
         for folder in self._temp_folders:
             shutil.rmtree(folder, ignore_errors=True)
