@@ -146,12 +146,11 @@ def check_input_datatype(subject, name: str) -> None:
 @check(kind="advice", concern="robustness", runs_model_code=True)
 def check_input_datatype_bytes_refused(subject, name: str) -> None:
     """BYTES (strings) in place of the template's DataType is refused, naming the input."""
-    body = copy.deepcopy(subject.small_body)
-    for item in body["inputs"]:
-        if item["name"] == name:
-            item["datatype"] = "BYTES"
-            item["data"] = ["x"] * len(item["data"])
-    _refused(subject, body, name, f"input {name!r} sent as BYTES")
+    body = subject.small_body
+    size = next(len(item["data"]) for item in body["inputs"] if item["name"] == name)
+    _refused(
+        subject, badrequests.replace_input(body, name, datatype="BYTES", data=["x"] * size), name, f"input {name!r} sent as BYTES"
+    )
 
 
 @check(kind="advice", concern="robustness", runs_model_code=True)
