@@ -161,6 +161,29 @@ def test_a_recursive_alias_is_refused():
         parse_yaml("a: &a [1, *a]\n")
 
 
+def test_aliases_of_one_scalar_count_as_aliases():
+    # One anchored scalar, 51 aliases of it: few nodes, and still an alias over the cap.
+    text = "a: &s lol\n" + "".join(f"k{i}: *s\n" for i in range(51))
+    with pytest.raises(TemplateRefused, match=r"more than 50 YAML aliases \(51\)"):
+        parse_yaml(text)
+    assert parse_yaml("a: &s lol\n" + "".join(f"k{i}: *s\n" for i in range(50)))["k49"] == "lol"
+
+
+def test_every_template_of_the_repository_reads_as_pyyamls_own_loader_reads_it():
+    # The gate parses with libyaml's loader when PyYAML has it: the same documents.
+    templates = sorted(REPOSITORY.glob("*.yaml")) + sorted((REPOSITORY / "tests" / "gate" / "corpus").glob("*/template*.yaml"))
+    refused = []
+    for path in templates:
+        try:
+            document = parse_yaml(path.read_bytes())
+        except TemplateRefused:
+            refused.append(path.parent.name)
+            continue
+        assert document == yaml.load(path.read_bytes(), Loader=yaml.SafeLoader), path
+    assert len(templates) - len(refused) > 20
+    assert refused == ["template_alias_bomb"]
+
+
 def test_ordinary_aliases_and_templates_load():
     assert parse_yaml("base: &base {cpu: 1}\nlimits: *base\nrequests: *base\n") == {
         "base": {"cpu": 1},
