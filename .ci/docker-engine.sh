@@ -102,7 +102,7 @@ launch() {
             log "engine up after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s (pid $pid, storage driver $driver)"
             return 0
         fi
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if ! running "$pid"; then
             log "dockerd (pid $pid) exited during start-up"
             rm -f "$PID_FILE"
             return 1
@@ -115,17 +115,23 @@ launch() {
     return 1
 }
 
+# Running: it exists and has not exited. An engine that exited stays a zombie until init reaps it
+# (it is nobody's child here), which can take seconds: it is gone already.
+running() {
+    kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
 stop_pid() {
     local pid="$1"
     kill -TERM "$pid" 2>/dev/null || return 0
     for _ in $(seq 1 300); do  # 30 s, looked at every 0.1 s (an engine stops in a fraction of one)
-        kill -0 "$pid" 2>/dev/null || return 0
+        running "$pid" || return 0
         sleep 0.1
     done
     log "dockerd (pid $pid) still running after 30 s: sending SIGKILL to it"
     kill -KILL "$pid" 2>/dev/null || true
     for _ in $(seq 1 20); do
-        kill -0 "$pid" 2>/dev/null || return 0
+        running "$pid" || return 0
         sleep 0.5
     done
     return 1
