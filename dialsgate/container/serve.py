@@ -36,6 +36,7 @@ Used by the server layer (``dialsgate/pytest_plugin/layers/test_server_*.py``), 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import secrets
 import shutil
@@ -157,13 +158,14 @@ def free_port() -> int:
 
 
 def http_status(url: str, timeout: float = 5.0) -> int | None:
-    """Status code of a GET, or None when nothing answers."""
+    """Status code of a GET, or None when nothing answers (or something that is not HTTP: the
+    relay passes on the engine's own words when the container is gone)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, http.client.HTTPException):
         return None
 
 

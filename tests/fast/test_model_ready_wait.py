@@ -1,0 +1,50 @@
+"""Waiting for the served model (``container.serve.wait_until_model_ready``): when the container
+is gone, the wait ends with why, whatever the relay answered in its place."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from dialsgate.container.serve import ModelNotReady, http_status, wait_until_model_ready
+
+
+@pytest.fixture
+def not_http():
+    """A port that answers every connection with the engine's own words, as the exec relay does
+    once the container has been removed, then closes it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)  # so the loop sees the end of the test
+    stop = threading.Event()
+
+    def answer():
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"cannot exec in a deleted state: unknown\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    listener.close()
+
+
+def test_an_answer_that_is_not_http_is_no_answer(not_http):
+    assert http_status(f"{not_http}/v2/health/ready", timeout=2) is None
+
+
+def test_a_container_gone_ends_the_wait_with_why(not_http):
+    with pytest.raises(ModelNotReady, match=r"the container stopped \(status exited, exit code 0\) before model 'm' was ready"):
+        wait_until_model_ready(
+            not_http, "m", timeout=30, still_running=lambda: "the container stopped (status exited, exit code 0)"
+        )
