@@ -55,7 +55,7 @@ def check_clean_interpreter_round_trip(subject) -> None:
         raise CheckFailed(f"modules of the server folder were imported from elsewhere: {outside}")
     if "error" in result:
         raise CheckFailed(
-            f"server folder alone ({folder}) failed: {explain_load_error(result['error'], folder, contract.code_dir)}\n"
+            f"server folder alone ({folder}) failed: {explain_load_error(result['error'], folder, contract.code_dir, contract.model_file.name)}\n"
             f"{result.get('traceback', '')[-2500:]}"
         )
     if expected.status != 200:

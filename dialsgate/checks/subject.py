@@ -337,7 +337,7 @@ class Subject:
             return None, (
                 f"the handler {self.contract.handler} did not load from {self.contract.code_dir} "
                 f"under the image's packages (Python {self.profile.python}): "
-                f"{explain_load_error(str(error), self.runtime.folder, self.contract.code_dir)}"
+                f"{explain_load_error(str(error), self.runtime.folder, self.contract.code_dir, self.contract.model_file.name)}"
             )
 
     @cached_property
@@ -562,20 +562,40 @@ def main_module_remedy(name: str) -> str:
 
 #: A write into the read-only server folder: ``[Errno 30] Read-only file system: '/mnt/Name/x'``.
 _READ_ONLY = re.compile(r"\[Errno 30\] Read-only file system: '(?P<path>[^']+)'")
+#: A file that is not there, named without a folder (opened from the working directory).
+_MISSING_NAME = re.compile(r"\[Errno 2\] No such file or directory: '(?P<name>[^'/]+)'")
+#: The handler's module failed while it was reloaded (as MLServer reads the handler class).
+_IN_RELOAD = re.compile(r'importlib/__init__\.py", line \d+, in reload\n')
 
 
 def _quiet(line: str) -> None:
     """Image preparation logs (the stand-in check, extra packages) are not a check's output."""
 
 
-def explain_load_error(text: str, folder_inside: str | None = None, folder: Path | None = None) -> str:
+def explain_load_error(
+    text: str, folder_inside: str | None = None, folder: Path | None = None, model_file_name: str | None = None
+) -> str:
     """The worker's error, with its cause named and its remedy: a class pickled from __main__
-    (without the worker's own file, which is not the user's __main__), a write into the
-    read-only server folder (the file named as it lies in the folder), a write elsewhere on the
-    sandbox's read-only root."""
+    (without the worker's own file, which is not the user's __main__), the model file opened by
+    its bare name (``parameters.uri``), top-level code that fails when MLServer reloads the
+    handler's module, a write into the read-only server folder (the file named as it lies in
+    the folder), a write elsewhere on the sandbox's read-only root."""
     match = _MAIN_ATTRIBUTE.search(text)
     if match:
         return main_module_remedy(match["name"])
+    match = _MISSING_NAME.search(text)
+    if match and model_file_name and match["name"] == model_file_name:
+        return (
+            f"the handler opens {model_file_name!r} from the working directory: in MLServer, parameters.uri is the "
+            f"model file's name as model-settings.json holds it, resolved against the model's folder only by "
+            f"mlserver.utils.get_model_uri. Load `await get_model_uri(self.settings)` instead. ({text.splitlines()[0][:300]})"
+        )
+    if _IN_RELOAD.search(text):
+        return (
+            "MLServer imports the handler's module and then reloads it (ModelSettings.implementation), so its "
+            "top-level code runs twice in one process, and it failed the second time: make what it creates once "
+            f"(a Prometheus metric, a registration, a file) in load(), or let it run twice. {text}"
+        )
     match = _READ_ONLY.search(text)
     if match and folder_inside and (match["path"] + "/").startswith(folder_inside.rstrip("/") + "/"):
         relative = match["path"][len(folder_inside.rstrip("/")) + 1 :]

@@ -30,6 +30,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import json
+import multiprocessing
 import os
 import sys
 import traceback
@@ -105,15 +106,29 @@ class Worker:
         # Late: MLServer's own types; the questions that load no handler go without them.
         from mlserver.settings import ModelParameters, ModelSettings
 
+        # MLServer loads a model in an inference-pool worker (parallel_workers defaults to 1) and
+        # forces multiprocessing's start method to spawn for it and for every process the model
+        # starts (mlserver.parallel.utils.configure_inference_pool): a pool the handler starts
+        # gets fresh interpreters, not forks holding what load() set.
+        multiprocessing.set_start_method("spawn", force=True)
         _model_packages()  # imported before the handler, as they always were here
         self._use_folder(request["folder"])
         module_name, class_name = request["handler"].rsplit(".", 1)
-        handler_class = getattr(importlib.import_module(module_name), class_name)
+        # MLServer reads the handler class through ModelSettings.implementation, which imports
+        # its module and reloads it (mlserver.settings._reload_module): the module's top-level
+        # code runs twice in the process that loads the model.
+        module = importlib.reload(importlib.import_module(module_name))
+        handler_class = getattr(module, class_name)
+        # As MLServer reads the model-settings.json that dismcli build writes beside the model
+        # file: parameters.uri is the file's name, resolved against that folder only by
+        # mlserver.utils.get_model_uri (a handler opening parameters.uri itself finds nothing).
+        model_file = request["model_file"]
         settings = ModelSettings(
             name=request["name"],
             implementation=handler_class,
-            parameters=ModelParameters(uri=request["model_file"], version="0.1.0"),
+            parameters=ModelParameters(uri=os.path.basename(model_file) or None, version="0.1.0"),
         )
+        settings._source = os.path.join(os.path.dirname(model_file) or request["folder"], "model-settings.json")
         self.model = handler_class(settings)
         self.loop.run_until_complete(self.model.load())
         return {"loaded": True, "python": sys.version.split()[0]}

@@ -1,0 +1,69 @@
+"""The worker script loads a handler as MLServer 1.5.0 loads it in its inference-pool worker: the
+handler's module imported then reloaded (``ModelSettings.implementation``), multiprocessing's
+start method spawn (``configure_inference_pool``), ``parameters.uri`` the model file's bare name
+resolved against its folder by ``get_model_uri`` only. Each is a corpus folder that MLServer
+refused while the worker loaded it (``handler_metric_at_import``, ``handler_pool_in_load``,
+``handler_opens_parameters_uri``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from dialsgate.environment.runtime import WORKER_SCRIPT
+
+pytest.importorskip("mlserver")
+
+#: A handler whose load() reports what it sees, as the message of the error it raises.
+REPORTING_HANDLER = textwrap.dedent(
+    """
+    import builtins
+    import json
+    import multiprocessing
+
+    from mlserver import MLModel
+    from mlserver.utils import get_model_uri
+
+    builtins.top_level_runs = getattr(builtins, "top_level_runs", 0) + 1
+
+
+    class Model(MLModel):
+        async def load(self) -> bool:
+            seen = {
+                "top_level_runs": builtins.top_level_runs,
+                "start_method": multiprocessing.get_start_method(),
+                "uri": self.settings.parameters.uri,
+                "resolved": await get_model_uri(self.settings),
+            }
+            raise RuntimeError("SEEN" + json.dumps(seen))
+    """
+)
+
+
+def test_a_handler_sees_what_it_would_see_in_mlserver(tmp_path):
+    folder, models, scratch = tmp_path / "folder", tmp_path / "model", tmp_path / "scratch"
+    for made in (folder, models, scratch):
+        made.mkdir()
+    (folder / "app.py").write_text(REPORTING_HANDLER)
+    (models / "nmf.joblib").write_bytes(b"not read")
+    request = {"op": "load", "folder": str(folder), "handler": "app.Model", "name": "m", "model_file": str(models / "nmf.joblib")}
+    done = subprocess.run(
+        [sys.executable, "-I", "-B", str(WORKER_SCRIPT)],
+        input=json.dumps(request) + "\n",
+        capture_output=True,
+        text=True,
+        cwd=scratch,  # not the folder: as in the worker container and in MLServer
+        timeout=120,
+    )
+    answer = json.loads(done.stdout.splitlines()[0])
+    seen = json.loads(answer["error"].split("SEEN", 1)[1])
+    assert seen == {
+        "top_level_runs": 2,  # imported, then reloaded
+        "start_method": "spawn",
+        "uri": "nmf.joblib",  # as model-settings.json holds it: opened as is, it is not found
+        "resolved": str(models / "nmf.joblib"),
+    }
