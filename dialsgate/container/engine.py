@@ -40,6 +40,8 @@ ENGINE_ENV = "DIALSGATE_ENGINE"
 HOST_ENV = "DOCKER_HOST"
 #: Seconds an engine command may take unless its caller says otherwise.
 DEFAULT_TIMEOUT = 60.0
+#: Seconds between the questions "do you answer?" before an engine is taken as absent.
+ANSWER_PAUSES = (0.5, 1.0)
 #: Characters of the engine's error output kept in an error message.
 ERROR_TAIL = 400
 #: What the engine says when a container or image is not there (Docker, then Podman).
@@ -164,8 +166,18 @@ class Engine:
         """The engine's (server's) version; EngineError when it does not answer."""
         return self.call("version", "--format", "{{.Server.Version}}", timeout=timeout).stdout.decode().strip()
 
-    def answers(self, timeout: float = DEFAULT_TIMEOUT) -> str | None:
-        """None when the engine answers, else why not (one line)."""
+    def answers(self, timeout: float = DEFAULT_TIMEOUT, pauses: tuple[float, ...] = ANSWER_PAUSES) -> str | None:
+        """None when the engine answers, else why not (one line). Asked again after each of
+        ``pauses`` seconds: a busy engine that misses one question is not an absent one (every
+        row that runs model code would be "not run" behind it)."""
+        for pause in (*pauses, None):
+            why = self._answer_once(timeout)
+            if why is None or pause is None:
+                return why
+            time.sleep(pause)
+        return why
+
+    def _answer_once(self, timeout: float) -> str | None:
         try:
             run = self.call("version", "--format", "{{.Server.Version}}", timeout=timeout, check=False)
         except ServingError as error:

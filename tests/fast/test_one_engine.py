@@ -200,7 +200,23 @@ def test_a_missing_image_is_none_and_an_engine_that_does_not_answer_an_error(tmp
     down = Engine(str(fake_client(tmp_path, "docker", 'echo "Cannot connect to the Docker daemon" >&2; exit 1')))
     with pytest.raises(EngineError, match="Cannot connect"):
         down.image_inspect("x")
-    assert "Cannot connect" in down.answers()
+    assert "Cannot connect" in down.answers(pauses=())
+
+
+def test_an_engine_that_misses_one_question_still_answers_and_an_absent_one_is_asked_three_times(tmp_path):
+    asked = tmp_path / "asked"
+    # Busy once (as an engine under load may be), then answering.
+    busy_once = fake_client(
+        tmp_path / "busy", "docker", f'echo x >> {asked}; [ "$(wc -l < {asked})" -gt 1 ] && echo 28.0 || exit 1'
+    )
+    assert Engine(str(busy_once)).answers(pauses=(0.01, 0.01)) is None
+    assert asked.read_text().count("x") == 2
+    asked.unlink()
+    absent = fake_client(
+        tmp_path / "absent", "docker", f'echo x >> {asked}; echo "Cannot connect to the Docker daemon" >&2; exit 1'
+    )
+    assert "Cannot connect" in Engine(str(absent)).answers(pauses=(0.01, 0.01))
+    assert asked.read_text().count("x") == 3
 
 
 def test_podman_is_known_by_its_client_or_by_its_version_and_takes_its_own_tmpfs_options(tmp_path):

@@ -42,6 +42,13 @@ def test_pytest_and_dialsgate_check_give_the_same_rows(tmp_path):
     assert plugin.returncode == 0, plugin.stdout[-3000:]
     rows = json.loads((tmp_path / "report" / "verdict.json").read_text())["rows"]
     by_gate = {(row["check"], row["result"]) for row in rows}
-    by_pytest = {(row["check"], row["outcome"]) for row in json.loads(summary.read_text())["results"]}
-    assert by_pytest == by_gate, (sorted(by_gate - by_pytest), sorted(by_pytest - by_gate))
+    results = json.loads(summary.read_text())["results"]
+    by_pytest = {(row["check"], row["outcome"]) for row in results}
+    # Why each differing row of pytest's is what it is: the first few reasons, roots included.
+    why = [
+        f"{row['check']}: {row['outcome']}: {str(row['reason'])[:300]}"
+        for row in results
+        if (row["check"], row["outcome"]) not in by_gate
+    ]
+    assert by_pytest == by_gate, (sorted(by_gate - by_pytest), sorted(by_pytest - by_gate), why[:5])
     assert {row["layer"] for row in rows} == {"fast", "parity", "server"}
