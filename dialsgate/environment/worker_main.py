@@ -123,12 +123,14 @@ class Worker:
         # file: parameters.uri is the file's name, resolved against that folder only by
         # mlserver.utils.get_model_uri (a handler opening parameters.uri itself finds nothing).
         model_file = request["model_file"]
+        source = os.path.join(os.path.dirname(model_file) or request["folder"], "model-settings.json")
         settings = ModelSettings(
             name=request["name"],
             implementation=handler_class,
-            parameters=ModelParameters(uri=os.path.basename(model_file) or None, version="0.1.0"),
+            # Without a model file, MLServer's uri is the model's folder (mlserver.repository.load).
+            parameters=ModelParameters(uri=os.path.basename(model_file) or os.path.dirname(source), version="0.1.0"),
         )
-        settings._source = os.path.join(os.path.dirname(model_file) or request["folder"], "model-settings.json")
+        settings._source = source
         self.model = handler_class(settings)
         self.loop.run_until_complete(self.model.load())
         return {"loaded": True, "python": sys.version.split()[0]}

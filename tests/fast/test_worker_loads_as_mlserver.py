@@ -44,13 +44,12 @@ REPORTING_HANDLER = textwrap.dedent(
 )
 
 
-def test_a_handler_sees_what_it_would_see_in_mlserver(tmp_path):
-    folder, models, scratch = tmp_path / "folder", tmp_path / "model", tmp_path / "scratch"
-    for made in (folder, models, scratch):
+def _seen(tmp_path, model_file: str) -> tuple[dict, object]:
+    folder, scratch = tmp_path / "folder", tmp_path / "scratch"
+    for made in (folder, scratch):
         made.mkdir()
     (folder / "app.py").write_text(REPORTING_HANDLER)
-    (models / "nmf.joblib").write_bytes(b"not read")
-    request = {"op": "load", "folder": str(folder), "handler": "app.Model", "name": "m", "model_file": str(models / "nmf.joblib")}
+    request = {"op": "load", "folder": str(folder), "handler": "app.Model", "name": "m", "model_file": model_file}
     done = subprocess.run(
         [sys.executable, "-I", "-B", str(WORKER_SCRIPT)],
         input=json.dumps(request) + "\n",
@@ -60,10 +59,22 @@ def test_a_handler_sees_what_it_would_see_in_mlserver(tmp_path):
         timeout=120,
     )
     answer = json.loads(done.stdout.splitlines()[0])
-    seen = json.loads(answer["error"].split("SEEN", 1)[1])
+    return json.loads(answer["error"].split("SEEN", 1)[1]), folder
+
+
+def test_a_handler_sees_what_it_would_see_in_mlserver(tmp_path):
+    models = tmp_path / "model"
+    models.mkdir()
+    (models / "nmf.joblib").write_bytes(b"not read")
+    seen, _ = _seen(tmp_path, str(models / "nmf.joblib"))
     assert seen == {
         "top_level_runs": 2,  # imported, then reloaded
         "start_method": "spawn",
         "uri": "nmf.joblib",  # as model-settings.json holds it: opened as is, it is not found
         "resolved": str(models / "nmf.joblib"),
     }
+
+
+def test_without_a_model_file_the_uri_is_the_models_folder(tmp_path):
+    seen, folder = _seen(tmp_path, "")
+    assert seen["uri"] == seen["resolved"] == str(folder)
