@@ -91,7 +91,7 @@ def _jsonable(value):
 
 class Worker:
     def __init__(self):
-        self.loop = asyncio.new_event_loop()
+        self.loop = None  # made by load(), with MLServer's event loop policy
         self.model = None
         self.folder = None
 
@@ -105,12 +105,16 @@ class Worker:
 
         # Late: MLServer's own types; the questions that load no handler go without them.
         from mlserver.settings import ModelParameters, ModelSettings
+        from mlserver.utils import install_uvloop_event_loop
 
         # MLServer loads a model in an inference-pool worker (parallel_workers defaults to 1) and
         # forces multiprocessing's start method to spawn for it and for every process the model
         # starts (mlserver.parallel.utils.configure_inference_pool): a pool the handler starts
-        # gets fresh interpreters, not forks holding what load() set.
+        # gets fresh interpreters, not forks holding what load() set. That worker runs the
+        # model's coroutines on uvloop when it is installed (mlserver.parallel.worker).
         multiprocessing.set_start_method("spawn", force=True)
+        install_uvloop_event_loop()
+        self.loop = asyncio.new_event_loop()
         _model_packages()  # imported before the handler, as they always were here
         self._use_folder(request["folder"])
         module_name, class_name = request["handler"].rsplit(".", 1)

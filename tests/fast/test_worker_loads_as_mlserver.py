@@ -1,9 +1,9 @@
 """The worker script loads a handler as MLServer 1.5.0 loads it in its inference-pool worker: the
 handler's module imported then reloaded (``ModelSettings.implementation``), multiprocessing's
 start method spawn (``configure_inference_pool``), ``parameters.uri`` the model file's bare name
-resolved against its folder by ``get_model_uri`` only. Each is a corpus folder that MLServer
-refused while the worker loaded it (``handler_metric_at_import``, ``handler_pool_in_load``,
-``handler_opens_parameters_uri``)."""
+resolved against its folder by ``get_model_uri`` only, the coroutines on uvloop. The first three
+are corpus folders that MLServer refused while the worker loaded them (``handler_metric_at_import``,
+``handler_pool_in_load``, ``handler_opens_parameters_uri``)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ pytest.importorskip("mlserver")
 #: A handler whose load() reports what it sees, as the message of the error it raises.
 REPORTING_HANDLER = textwrap.dedent(
     """
+    import asyncio
     import builtins
     import json
     import multiprocessing
@@ -36,6 +37,7 @@ REPORTING_HANDLER = textwrap.dedent(
             seen = {
                 "top_level_runs": builtins.top_level_runs,
                 "start_method": multiprocessing.get_start_method(),
+                "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
                 "uri": self.settings.parameters.uri,
                 "resolved": await get_model_uri(self.settings),
             }
@@ -70,6 +72,7 @@ def test_a_handler_sees_what_it_would_see_in_mlserver(tmp_path):
     assert seen == {
         "top_level_runs": 2,  # imported, then reloaded
         "start_method": "spawn",
+        "loop": "uvloop",
         "uri": "nmf.joblib",  # as model-settings.json holds it: opened as is, it is not found
         "resolved": str(models / "nmf.joblib"),
     }
