@@ -166,11 +166,11 @@ class Engine:
         """The engine's (server's) version; EngineError when it does not answer."""
         return self.call("version", "--format", "{{.Server.Version}}", timeout=timeout).stdout.decode().strip()
 
-    def answers(self, timeout: float = DEFAULT_TIMEOUT, pauses: tuple[float, ...] = ANSWER_PAUSES) -> str | None:
+    def answers(self, timeout: float = DEFAULT_TIMEOUT, pauses: tuple[float, ...] | None = None) -> str | None:
         """None when the engine answers, else why not (one line). Asked again after each of
-        ``pauses`` seconds: a busy engine that misses one question is not an absent one (every
-        row that runs model code would be "not run" behind it)."""
-        for pause in (*pauses, None):
+        ``pauses`` seconds (default ``ANSWER_PAUSES``): a busy engine that misses one question
+        is not an absent one (every row that runs model code would be "not run" behind it)."""
+        for pause in (*(ANSWER_PAUSES if pauses is None else pauses), None):
             why = self._answer_once(timeout)
             if why is None or pause is None:
                 return why

@@ -94,12 +94,13 @@ def pytest_collection_modifyitems(config, items):
 
 def _early_work_first(items) -> None:
     """While the folder's work starts in the background (``pytest_collection_finish``), the test
-    files that need neither it nor monkeypatch run first, then those that patch (they wait for
-    that work to end: ``pytest_runtest_setup``), then those that use the folder. A file moves
-    whole, its order kept."""
+    files that need neither it nor monkeypatch run first, then those that use the folder (each
+    check waits only for its own answer), then those that patch (they wait for all of that work
+    to end: ``pytest_runtest_setup``), so the folder's slowest early question overlaps its other
+    checks. A file moves whole, its order kept."""
     group = {}
     for item in items:
-        needs = 2 if "subject" in item.fixturenames else 1 if "monkeypatch" in item.fixturenames else 0
+        needs = 2 if "monkeypatch" in item.fixturenames else 1 if "subject" in item.fixturenames else 0
         group[item.path] = max(group.get(item.path, 0), needs)
     items.sort(key=lambda item: group[item.path])  # stable: the collection order within a group
 

@@ -1,6 +1,6 @@
 """pytest --dials-template starts the folder's work when collection ends (the plugin): the files
-that need neither the folder nor monkeypatch run beside it, a test that patches waits for it to
-end, and the folder's own tests come last."""
+that need neither the folder nor monkeypatch run beside it, then the folder's own tests, and a
+test that patches comes last and waits for that work to end."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _item(path: str, *fixtures: str):
     return SimpleNamespace(path=Path(path), fixturenames=["request", *fixtures], name=f"{path}:{len(fixtures)}")
 
 
-def test_files_needing_neither_the_folder_nor_monkeypatch_run_first_each_file_whole():
+def test_files_needing_neither_run_first_then_the_folders_then_those_that_patch_each_file_whole():
     items = [
         _item("tests/a.py"),
         _item("tests/a.py", "monkeypatch"),  # so the whole of a.py waits with the patching files
@@ -33,8 +33,8 @@ def test_files_needing_neither_the_folder_nor_monkeypatch_run_first_each_file_wh
     plugin._early_work_first(ordered)
     assert [item.name for item in ordered] == [
         items[4].name, items[6].name,  # neither: in collection order
-        items[0].name, items[1].name, items[7].name,  # monkeypatch
         items[2].name, items[3].name, items[5].name,  # the folder's
+        items[0].name, items[1].name, items[7].name,  # monkeypatch: when the folder's work has ended
     ]  # fmt: skip
 
 

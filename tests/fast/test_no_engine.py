@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dialsgate.container import engine
+
 pytest_plugins = ("pytester",)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "nmf1d" / "template.yaml"
@@ -13,6 +15,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "nmf1d" / "template
 def test_without_an_engine_model_code_checks_are_not_run_in_one_line(pytester, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{pytester.path}/no-engine.sock")
     monkeypatch.delenv("DIALSGATE_ENGINE", raising=False)
+    monkeypatch.setattr(engine, "ANSWER_PAUSES", ())  # absent for sure: not asked again
     result = pytester.runpytest_inprocess(
         "-p", "dialsgate.pytest_plugin.plugin", "--noconftest", "--dials-template", str(EXAMPLE), "--dials-layers", "fast", "-rs", "-p", "no:cacheprovider"
     )  # fmt: skip

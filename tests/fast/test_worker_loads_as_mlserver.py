@@ -46,38 +46,46 @@ REPORTING_HANDLER = textwrap.dedent(
 )
 
 
-def _seen(tmp_path, model_file: str) -> tuple[dict, object]:
-    folder, scratch = tmp_path / "folder", tmp_path / "scratch"
-    for made in (folder, scratch):
-        made.mkdir()
-    (folder / "app.py").write_text(REPORTING_HANDLER)
-    request = {"op": "load", "folder": str(folder), "handler": "app.Model", "name": "m", "model_file": model_file}
+@pytest.fixture(scope="module")
+def seen(tmp_path_factory):
+    """What the handler saw, loaded with a model file and then (another module, the same worker)
+    without one."""
+    root = tmp_path_factory.mktemp("worker")
+    for made in ("model", "with", "without", "scratch"):
+        (root / made).mkdir()
+    (root / "model" / "nmf.joblib").write_bytes(b"not read")
+    (root / "with" / "app.py").write_text(REPORTING_HANDLER)
+    (root / "without" / "app_without.py").write_text(REPORTING_HANDLER)
+    loads = [
+        {"op": "load", "folder": str(root / "with"), "handler": "app.Model", "name": "m", "model_file": str(root / "model" / "nmf.joblib")},
+        {"op": "load", "folder": str(root / "without"), "handler": "app_without.Model", "name": "m", "model_file": ""},
+    ]  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-I", "-B", str(WORKER_SCRIPT)],
-        input=json.dumps(request) + "\n",
+        input="".join(json.dumps(load) + "\n" for load in loads),
         capture_output=True,
         text=True,
-        cwd=scratch,  # not the folder: as in the worker container and in MLServer
+        cwd=root / "scratch",  # not the folder: as in the worker container and in MLServer
         timeout=120,
     )
-    answer = json.loads(done.stdout.splitlines()[0])
-    return json.loads(answer["error"].split("SEEN", 1)[1]), folder
+    answers = []
+    for line in done.stdout.splitlines()[:2]:
+        error = str(json.loads(line).get("error", ""))
+        answers.append(json.loads(error.split("SEEN", 1)[1]) if "SEEN" in error else {"the worker answered": line})
+    return root, answers
 
 
-def test_a_handler_sees_what_it_would_see_in_mlserver(tmp_path):
-    models = tmp_path / "model"
-    models.mkdir()
-    (models / "nmf.joblib").write_bytes(b"not read")
-    seen, _ = _seen(tmp_path, str(models / "nmf.joblib"))
-    assert seen == {
+def test_a_handler_sees_what_it_would_see_in_mlserver(seen):
+    root, answers = seen
+    assert answers[0] == {
         "top_level_runs": 2,  # imported, then reloaded
         "start_method": "spawn",
         "loop": "uvloop",
         "uri": "nmf.joblib",  # as model-settings.json holds it: opened as is, it is not found
-        "resolved": str(models / "nmf.joblib"),
+        "resolved": str(root / "model" / "nmf.joblib"),
     }
 
 
-def test_without_a_model_file_the_uri_is_the_models_folder(tmp_path):
-    seen, folder = _seen(tmp_path, "")
-    assert seen["uri"] == seen["resolved"] == str(folder)
+def test_without_a_model_file_the_uri_is_the_models_folder(seen):
+    root, answers = seen
+    assert answers[1]["uri"] == answers[1]["resolved"] == str(root / "without")
