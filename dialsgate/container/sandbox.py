@@ -14,15 +14,19 @@ image and process (``image_user``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import posixpath
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from dialsgate.container.engine import Engine, ServingError, tmpfs_owner_options
 from dialsgate.container.image import STANDIN_LABEL
 from dialsgate.contract.resources import declared_resources
+from dialsgate.environment.serving import cache_dir
+from dialsgate.plainfiles import NotPlain, read_plain
 
 #: Without a plausible memory limit in the template (bytes).
 DEFAULT_MEMORY = 4 * 2**30
@@ -40,6 +44,9 @@ NOT_A_HOME = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/mnt
 #: The home of an image user without a usable one (no passwd entry, ``/``, a system directory).
 FALLBACK_HOME = "/home/dialsgate"
 #: Run inside the image without its site packages (``-S``: none of their .pth files run).
+#: The most bytes of a kept answer read back (it is a few dozen).
+KNOWN_USER_CAP = 4096
+
 USER_PROBE = (
     "import json, os, pwd\n"
     "try:\n    home = pwd.getpwuid(os.getuid()).pw_dir\n"
@@ -107,25 +114,66 @@ def usable_home(home: str) -> str:
 @cache
 def image_user(image_id: str, user: str) -> ImageUser:
     """The uid, gid and home of ``user`` in the image, asked of the image itself (one short
-    container: no network, read-only, no capabilities); once per image and process."""
+    container: no network, read-only, no capabilities); once per image: the answer is kept in
+    the gate's cache, by the image's ID, which names its content."""
+    kept = _known_user_file(image_id, user)
+    known = _read_known_user(kept)
+    if known is not None:
+        uid, gid, home = known
+    else:
+        uid, gid, home = _ask_image_user(image_id, user)
+        _keep_known_user(kept, (uid, gid, home))
+    if uid <= 0 or gid < 0:
+        raise ServingError(f"the user {user!r} of image {image_id[:19]} is uid {uid}: model code never runs as root")
+    return ImageUser(user=user, uid=uid, gid=gid, home=usable_home(home))
+
+
+def _ask_image_user(image_id: str, user: str) -> tuple[int, int, str]:
     run = Engine.from_settings().run(
         "--rm", "--network", "none", "--user", user, "--read-only",
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--memory", "256m", "--pids-limit", "64",
         image_id, "python", "-I", "-S", "-c", USER_PROBE,
         timeout=120,
     )  # fmt: skip
-    try:
-        uid, gid, home = json.loads(run.stdout.decode(errors="replace").strip().splitlines()[-1])
-        if not (isinstance(uid, int) and isinstance(gid, int) and isinstance(home, str)):
-            raise ValueError
-    except (ValueError, IndexError):
+    found = _user_triple(run.stdout.decode(errors="replace").strip().splitlines()[-1:])
+    if found is None:
         raise ServingError(
             f"the user {user!r} of image {image_id[:19]} could not be resolved (exit {run.returncode}): "
             f"{(run.stderr or run.stdout).decode(errors='replace').strip()[-500:]!r}"
-        ) from None
-    if uid <= 0 or gid < 0:
-        raise ServingError(f"the user {user!r} of image {image_id[:19]} is uid {uid}: model code never runs as root")
-    return ImageUser(user=user, uid=uid, gid=gid, home=usable_home(home))
+        )
+    return found
+
+
+def _user_triple(lines: list[str]) -> tuple[int, int, str] | None:
+    try:
+        uid, gid, home = json.loads(lines[-1])
+    except (ValueError, IndexError, TypeError):
+        return None
+    if isinstance(uid, int) and isinstance(gid, int) and isinstance(home, str) and not isinstance(uid, bool):
+        return uid, gid, home
+    return None
+
+
+def _known_user_file(image_id: str, user: str) -> Path:
+    digest = hashlib.sha256(f"{image_id}\0{user}".encode()).hexdigest()
+    return cache_dir() / "image-users" / f"{digest}.json"
+
+
+def _read_known_user(path: Path) -> tuple[int, int, str] | None:
+    try:
+        return _user_triple([read_plain(path, KNOWN_USER_CAP).decode()])
+    except (OSError, NotPlain, UnicodeDecodeError):
+        return None  # not kept yet, or not as written: asked again
+
+
+def _keep_known_user(path: Path, triple: tuple[int, int, str]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(list(triple)))
+        partial.replace(path)
+    except OSError:
+        pass  # asked again next time
 
 
 def writable_places(user: ImageUser, podman: bool) -> dict[str, str]:
