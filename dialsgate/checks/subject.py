@@ -257,9 +257,9 @@ class Subject:
         """Make the runtime and ask ``questions(self)`` in the background, while the checks that
         need neither run: the answers wait for the checks that ask the same (``ask_fresh``).
         Plain questions share one fresh process, asked in order (a new one after a worker
-        died); a question with a mode gets its own; the handler is loaded in its own worker
-        (``load_handler``), as ``check_handler_loads`` would. Model code runs only where it would
-        have: the questions are built by the checks' own rules, in the runtime."""
+        died); a question with a mode gets its own, after the handler has loaded in its own
+        worker (``load_handler``), as ``check_handler_loads`` would. Model code runs only where it
+        would have: the questions are built by the checks' own rules, in the runtime."""
         thread = threading.Thread(target=self._ask_early, args=(questions, load_handler), name="dialsgate-early", daemon=True)
         self._asking.append(thread)
         thread.start()
@@ -282,16 +282,26 @@ class Subject:
             self._early_wait = limit("worker_load_timeout") * (len(asked) + 1)
             # The thread keeps its own hold of each answer: ask_fresh takes it out of _early.
             pending = [(question, self._early.setdefault(question.key(), Future())) for question in asked]
+        moded = [(question, future) for question, future in pending if question.args]
         if load_handler:
-            thread = threading.Thread(target=self._load_handler_quietly, name="dialsgate-handler", daemon=True)
+            # A question with a mode (the clean round trip loads the folder apart) comes after the
+            # handler's load, as MLServer's model worker loads after its main process imported the
+            # module: a folder whose import reaches across processes (a port bound, a file locked)
+            # gets the same rows every run, not those of a race between the two.
+            thread = threading.Thread(target=self._load_then_answer, args=(runtime, moded), name="dialsgate-handler", daemon=True)
             self._asking.append(thread)
             thread.start()
-        for question, future in pending:
-            if question.args:
+        else:
+            for question, future in moded:
                 thread = threading.Thread(target=self._answer_in_order, args=(runtime, [(question, future)]), daemon=True)
                 self._asking.append(thread)
                 thread.start()
         self._answer_in_order(runtime, [(question, future) for question, future in pending if not question.args])
+
+    def _load_then_answer(self, runtime: ModelRuntime, moded: list[tuple[Question, Future]]) -> None:
+        self._load_handler_quietly()
+        for question, future in moded:
+            self._answer_in_order(runtime, [(question, future)])
 
     def _answer_in_order(self, runtime: ModelRuntime, pending: list[tuple[Question, Future]]) -> None:
         worker = None
