@@ -401,6 +401,13 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
         # The path the container sees: the host copy lives in a temporary folder of the gate, no
         # business of the folder's author.
         raise ModelNotReady(f"serving {mount_point} in {image} ({mode} network, {url}): {error}") from None
+    except BaseException:
+        # Whatever else stopped the start (an error of ours, an interrupt): no container is left.
+        if relay is not None:
+            relay.close()
+        with contextlib.suppress(Exception):
+            container.stop()
+        raise
     try:
         served = Served(
             url=url,

@@ -71,3 +71,30 @@ def test_the_served_container_is_confined_and_answers_through_the_engine(monkeyp
     # Nothing reached the container's layer on this machine's disk: only the engine's mount points.
     mount_points = (f"/mnt/{contract.name}", "/tmp", home)
     assert all(any(point == path or point.startswith(path + "/") for point in mount_points) for path in changes), changes
+
+
+def test_a_start_stopped_by_an_unforeseen_error_leaves_no_container(monkeypatch):
+    # A served container that exited once raised http.client.BadStatusLine in the readiness wait,
+    # an error start() did not clean up after: the container stayed.
+    from testcontainers.core.waiting_utils import WaitStrategy
+
+    from dialsgate.container import serve
+
+    names = []
+
+    class Unforeseen(WaitStrategy):
+        def wait_until_ready(self, container) -> None:
+            raise RuntimeError("unforeseen")
+
+    def strategy(url, model_name, timeout, name, engine, relay=None):
+        names.append(name)
+        return Unforeseen()
+
+    monkeypatch.setattr(serve, "model_ready_wait_strategy", strategy)
+    contract = load_contract(EXAMPLE)
+    try:
+        with serve_contract(contract, log=lambda line: None):
+            raise AssertionError("served although its start failed")
+    except RuntimeError as error:
+        assert str(error) == "unforeseen"
+    assert len(names) == 1 and not Engine.from_settings().container_exists(names[0]), names
