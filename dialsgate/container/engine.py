@@ -19,13 +19,16 @@ the container's ports published on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import select
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from functools import cache, cached_property
 
@@ -40,6 +43,8 @@ ENGINE_ENV = "DIALSGATE_ENGINE"
 HOST_ENV = "DOCKER_HOST"
 #: Seconds an engine command may take unless its caller says otherwise.
 DEFAULT_TIMEOUT = 60.0
+#: Seconds a live watch of the engine's events waits at its end for the last of them.
+WATCH_SETTLE = 0.5
 #: Seconds between the questions "do you answer?" before an engine is taken as absent.
 ANSWER_PAUSES = (0.5, 1.0)
 #: Characters of the engine's error output kept in an error message.
@@ -231,15 +236,44 @@ class Engine:
             event = json.loads(line)
             if _event_time(event.get("Time")) > until:
                 continue
-            actor = (event.get("Actor") or {}).get("Attributes") or {}
-            found.append(
-                {
-                    "type": event.get("Type") or event.get("type"),
-                    "action": event.get("Action") or event.get("Status") or event.get("status"),
-                    "name": actor.get("name") or event.get("Name"),
-                }
-            )
+            found.append(_event_row(event))
         return found
+
+    @contextlib.contextmanager
+    def watching(self, *filters: str) -> Iterator[list[dict]]:
+        """The engine's events from now until the block ends, read as they come, as ``events``
+        gives them: an engine keeps only its last few hundred for a later ``--since`` (a busy one
+        has dropped a run's first events by its end)."""
+        options = [argument for entry in filters for argument in ("--filter", entry)]
+        now = time.time()
+        if self.name == "podman":
+            since, layout = datetime.fromtimestamp(now, timezone.utc).isoformat(), "json"
+        else:
+            since, layout = f"{now:.3f}", "{{json .}}"
+        # From now: what happens before the client has subscribed comes from the engine's log.
+        process = subprocess.Popen(
+            self.argv("events", "--since", since, *options, "--format", layout), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        found: list[dict] = []
+
+        def read() -> None:
+            for line in process.stdout:
+                with contextlib.suppress(ValueError):
+                    found.append(_event_row(json.loads(line)))
+
+        reader = threading.Thread(target=read, name="engine-events", daemon=True)
+        reader.start()
+        try:
+            yield found
+            time.sleep(WATCH_SETTLE)  # the last events reach the client
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            reader.join(timeout=10)
 
     # ------------------------------------------------------------------ images
 
@@ -351,6 +385,15 @@ class Engine:
         """The paths a container changed in its own layer (``<engine> diff``)."""
         run = self.call("diff", name)
         return [line.split(" ", 1)[1] for line in run.stdout.decode(errors="replace").splitlines() if line.strip()]
+
+
+def _event_row(event: dict) -> dict:
+    actor = (event.get("Actor") or {}).get("Attributes") or {}
+    return {
+        "type": event.get("Type") or event.get("type"),
+        "action": event.get("Action") or event.get("Status") or event.get("status"),
+        "name": actor.get("name") or event.get("Name"),
+    }
 
 
 def _event_time(stamp) -> float:

@@ -251,6 +251,24 @@ echo '{"Name":"late","Status":"create","Type":"container","Time":"2030-01-01T00:
     assert podman.events(0, 1577836801) == [{"type": "container", "action": "create", "name": "b"}]
 
 
+def test_a_watch_reads_the_events_as_they_come_from_its_start_and_ends_with_its_block(tmp_path):
+    # A client that prints what it was asked for as an event, then one more, then streams on.
+    client = fake_client(
+        tmp_path,
+        "docker",
+        """echo "{\\"Type\\":\\"container\\",\\"Action\\":\\"create\\",\\"Actor\\":{\\"Attributes\\":{\\"name\\":\\"$1 $2\\"}}}"
+echo '{"Type":"container","Action":"create","Actor":{"Attributes":{"name":"a"}}}'
+echo 'not json'
+exec sleep 60""",
+    )
+    engine = Engine(str(client))
+    started = time.monotonic()
+    with engine.watching("type=container") as events:
+        time.sleep(0.5)
+    assert [event["name"] for event in events][1:] == ["a"] and events[0]["name"].startswith("events --since")
+    assert time.monotonic() - started < 10  # the client was stopped with the block
+
+
 def test_the_settings_choose_the_client(tmp_path, monkeypatch):
     fake_client(tmp_path, "podman", "exit 0")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))

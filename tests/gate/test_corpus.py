@@ -112,12 +112,9 @@ SERVED_NAME_PREFIX = "dialsgate-serve-"  # dialsgate.container.serve names the c
 WORKER_NAME_PREFIX = "dialsgate-worker-"  # dialsgate.container.worker names its worker containers
 
 
-def containers_created(model_name: str, since: float, until: float, prefix: str = SERVED_NAME_PREFIX) -> list[str]:
+def containers_created(model_name: str, events: list[dict], prefix: str = SERVED_NAME_PREFIX) -> list[str]:
     """Names of the containers (``prefix``: served, or workers) the engine created for ``model_name``
-    between two times (its event log)."""
-    from dialsgate.container.engine import Engine  # Late: the gate's own package, only where the engine is asked
-
-    events = Engine.from_settings().events(since, until, "type=container", "event=create")
+    among ``events`` (watched while the gate ran: ``Engine.watching``)."""
     return [event["name"] for event in events if (event["name"] or "").startswith(f"{prefix}{model_name}-")]
 
 
@@ -187,11 +184,15 @@ def test_gate_gives_the_expected_verdict(name, scratch):
     copy = copy_folder(name, scratch)
     links_before = links_of(copy)
 
+    from dialsgate.container.engine import Engine  # Late: the gate's own package, only where the engine is asked
+
     started = time.time()
     args = gate_arguments(expected.get("args", []), copy)
-    finished, rows = run_gate(copy / "template.yaml", scratch / "report", expected.get("env"), args)
-    served = containers_created(model_name(copy / "template.yaml"), started, time.time() + 1)
-    workers = containers_created(model_name(copy / "template.yaml"), started, time.time() + 1, WORKER_NAME_PREFIX)
+    # Watched as they come: a busy engine keeps too few past events to ask for them afterwards.
+    with Engine.from_settings().watching("type=container", "event=create") as created:
+        finished, rows = run_gate(copy / "template.yaml", scratch / "report", expected.get("env"), args)
+    served = containers_created(model_name(copy / "template.yaml"), created)
+    workers = containers_created(model_name(copy / "template.yaml"), created, WORKER_NAME_PREFIX)
 
     assert rows is not None, f"{name}: the gate wrote no verdict.json (exit {finished.returncode})\n{output_tail(finished)}"
     # A folder's strings reach the terminal inert (dialsgate.inert): no escape sequence can start.

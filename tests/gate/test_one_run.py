@@ -8,7 +8,6 @@ import json
 import secrets
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -63,15 +62,14 @@ def test_one_run_one_parse_one_worker_one_served_container_no_pytest(tmp_path, m
 
     monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
     engine = Engine.from_settings()
-    since = time.time() - 1
-    code = cli.main(["check", str(template), "--report", str(tmp_path / "report")])
-    until = time.time() + 1
+    with engine.watching("type=container", "event=create") as events:
+        code = cli.main(["check", str(template), "--report", str(tmp_path / "report")])
 
     rows = json.loads((tmp_path / "report" / "verdict.json").read_text())["rows"]
     assert code == 0, [row for row in rows if row["result"] not in ("passed", "not applicable", "advice")]
     assert parses.count(True) == 1, f"the template was parsed {parses.count(True)} times"
     assert [argv for argv in started if runs_pytest(argv)] == []
-    created = [event["name"] for event in engine.events(since, until, "type=container", "event=create")]
+    created = [event["name"] for event in events]
     workers = [found for found in created if found and found.startswith(f"{WORKER_NAME_PREFIX}{name}-")]
     served = [found for found in created if found and found.startswith(f"{SERVED_NAME_PREFIX}{name}-")]
     assert (len(workers), len(served)) == (1, 1), created
