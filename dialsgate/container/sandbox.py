@@ -43,10 +43,9 @@ NOT_A_HOME = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/mnt
               "/sys", "/tmp", "/usr", "/var")  # fmt: skip
 #: The home of an image user without a usable one (no passwd entry, ``/``, a system directory).
 FALLBACK_HOME = "/home/dialsgate"
-#: Run inside the image without its site packages (``-S``: none of their .pth files run).
 #: The most bytes of a kept answer read back (it is a few dozen).
 KNOWN_USER_CAP = 4096
-
+#: Run inside the image without its site packages (``-S``: none of their .pth files run).
 USER_PROBE = (
     "import json, os, pwd\n"
     "try:\n    home = pwd.getpwuid(os.getuid()).pw_dir\n"
@@ -135,7 +134,7 @@ def _ask_image_user(image_id: str, user: str) -> tuple[int, int, str]:
         image_id, "python", "-I", "-S", "-c", USER_PROBE,
         timeout=120,
     )  # fmt: skip
-    found = _user_triple(run.stdout.decode(errors="replace").strip().splitlines()[-1:])
+    found = _user_triple(run.stdout.decode(errors="replace"))
     if found is None:
         raise ServingError(
             f"the user {user!r} of image {image_id[:19]} could not be resolved (exit {run.returncode}): "
@@ -144,9 +143,10 @@ def _ask_image_user(image_id: str, user: str) -> tuple[int, int, str]:
     return found
 
 
-def _user_triple(lines: list[str]) -> tuple[int, int, str] | None:
+def _user_triple(text: str) -> tuple[int, int, str] | None:
+    """(uid, gid, home) from the last line of ``text``, or None when it is not that."""
     try:
-        uid, gid, home = json.loads(lines[-1])
+        uid, gid, home = json.loads(text.strip().splitlines()[-1])
     except (ValueError, IndexError, TypeError):
         return None
     if isinstance(uid, int) and isinstance(gid, int) and isinstance(home, str) and not isinstance(uid, bool):
@@ -161,7 +161,7 @@ def _known_user_file(image_id: str, user: str) -> Path:
 
 def _read_known_user(path: Path) -> tuple[int, int, str] | None:
     try:
-        return _user_triple([read_plain(path, KNOWN_USER_CAP).decode()])
+        return _user_triple(read_plain(path, KNOWN_USER_CAP).decode())
     except (OSError, NotPlain, UnicodeDecodeError):
         return None  # not kept yet, or not as written: asked again
 

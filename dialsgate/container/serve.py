@@ -383,30 +383,26 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
     # testcontainers' own errors are the docker SDK's.
     import docker.errors  # Late: the docker package is in the server layer's environment only
 
+    def abandon() -> None:
+        if relay is not None:
+            relay.close()
+        with contextlib.suppress(Exception):
+            container.stop()
+
     started = time.monotonic()
     try:
         container.start()  # returns once the wait strategy saw the model ready
     except docker.errors.DockerException as error:
-        if relay is not None:
-            relay.close()
-        with contextlib.suppress(Exception):
-            container.stop()
+        abandon()
         hint = f" (set {NETWORK_ENV}=host when the engine has no bridge network)" if mode == "bridge" else ""
         raise ServingError(f"could not start {image} for {mount_point} ({mode} network){hint}: {error}") from None
     except ModelNotReady as error:
-        if relay is not None:
-            relay.close()
-        with contextlib.suppress(Exception):
-            container.stop()
+        abandon()
         # The path the container sees: the host copy lives in a temporary folder of the gate, no
         # business of the folder's author.
         raise ModelNotReady(f"serving {mount_point} in {image} ({mode} network, {url}): {error}") from None
     except BaseException:
-        # Whatever else stopped the start (an error of ours, an interrupt): no container is left.
-        if relay is not None:
-            relay.close()
-        with contextlib.suppress(Exception):
-            container.stop()
+        abandon()  # whatever else stopped the start (an error of ours, an interrupt): no container is left
         raise
     try:
         served = Served(
