@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,14 +24,25 @@ pytest_plugins = ("dialsgate.pytest_plugin.plugin",)
 REPOSITORY = Path(__file__).resolve().parent
 
 
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pixelnmf-dials"
+
+
 def _model_compile_cache() -> Path:
     """Where this repository's tests may cache the model's compiled loop (numba's
     NUMBA_CACHE_DIR): one folder per content of the model package, outside the server folder."""
     digest = hashlib.sha256()
     for path in sorted((REPOSITORY / "mlserver-model" / "pixelnmf").glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "pixelnmf-dials" / "compiled" / digest.hexdigest()[:16]
+    return _cache_home() / "compiled" / digest.hexdigest()[:16]
+
+
+# The tests import the model from the server folder; Python would write its bytecode there, in
+# __pycache__ folders that dismcli package zips and check_package_has_no_stray_files fails (the
+# next run of `pytest -k fast`, on any machine without PYTHONDONTWRITEBYTECODE). Bytecode of
+# what is imported from here on goes to a cache outside the repository instead.
+if not sys.pycache_prefix:
+    sys.pycache_prefix = str(_cache_home() / "pycache")
 
 
 # The compiled-engine tests compile the loop in the test process; the second run loads it. (The

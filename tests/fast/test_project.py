@@ -4,6 +4,7 @@ advertises the template's signature."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 from pathlib import Path
@@ -22,6 +23,18 @@ def _properties(template: str) -> dict:
 def test_server_folder_holds_only_handler_and_package():
     entries = sorted(p.name for p in (REPOSITORY / "mlserver-model").iterdir() if p.name != "__pycache__")
     assert entries == ["app.py", "pixelnmf"], f"unexpected entries in mlserver-model/: {entries}"
+
+
+def test_the_tests_leave_no_bytecode_in_the_server_folder():
+    # The tests import the model from mlserver-model/; bytecode written beside it would be zipped
+    # by dismcli package, and the fast layer's check_package_has_no_stray_files fails the next run.
+    server_folder = REPOSITORY / "mlserver-model"
+    inside = [
+        cached
+        for source in sorted(server_folder.rglob("*.py"))
+        if server_folder in Path(cached := importlib.util.cache_from_source(source)).parents
+    ]
+    assert not inside, f"this process writes bytecode into the server folder: {inside[:3]}"
 
 
 def test_both_deployments_share_the_server_folder_each_with_its_own_model_file():
