@@ -32,6 +32,7 @@ import importlib.util
 import json
 import multiprocessing
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -79,6 +80,31 @@ def _answer_channel():
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     return channel
+
+
+def _request_reader():
+    """How a request line is read: orjson where the image has it (MLServer depends on it; it reads a
+    batch of millions of counts several times faster), else json. Where the two could read a line
+    differently, json reads it: orjson refuses the NaN and Infinity tokens a bad request may hold
+    (and 1e400, lone surrogates), and reads an integer beyond 64 bits as a float without a word,
+    so a line with a run of 19 digits goes to json too (an integer of at most 18 digits is below
+    2**63, which orjson reads exactly)."""
+    try:
+        # Late: only the request loop reads with it, and a host environment may lack it.
+        import orjson
+    except ImportError:
+        return json.loads
+    long_digits = re.compile(rb"[0-9]{19}")
+
+    def loads(line: bytes):
+        if long_digits.search(line):
+            return json.loads(line)
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return json.loads(line)
+
+    return loads
 
 
 def _jsonable(value):
@@ -283,10 +309,11 @@ def main():
         return clean_round_trip()
     channel = _answer_channel()
     worker = Worker()
-    for line in sys.stdin:
+    loads = _request_reader()
+    for line in sys.stdin.buffer:
         if not line.strip():
             continue
-        request = json.loads(line)
+        request = loads(line)
         try:
             answer = getattr(worker, request["op"])(request)
         except BaseException as error:  # reported to the caller, which names it in a check

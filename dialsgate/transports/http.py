@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import requests
 
 from dialsgate.limits import limit
+from dialsgate.protocol import jsontext
 from dialsgate.transports.outcome import Outcome
 
 #: Health and metadata answer at once.
@@ -70,7 +71,7 @@ class HttpEndpoint:
         return Answer(response.status_code, body.decode(response.encoding or "utf-8", errors="replace"))
 
     def infer(self, body: dict) -> Answer:
-        return self.infer_raw(json.dumps(body).encode())
+        return self.infer_raw(jsontext.dumps(body))
 
     def predict(self, body: dict) -> Outcome:
         try:

@@ -24,6 +24,7 @@ import threading
 from dialsgate.contract.template import Contract
 from dialsgate.environment.runtime import ModelRuntime
 from dialsgate.limits import LIMITS, limit
+from dialsgate.protocol import jsontext
 from dialsgate.transports.outcome import Outcome
 
 #: Operations that answer quickly once the handler is loaded; every other one imports the folder
@@ -122,7 +123,7 @@ class Worker:
                 f"the serving worker exited (code {self.process.returncode}); its last output:\n{self.stderr_tail()}"
             )
         try:
-            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.write(jsontext.dumps(message) + b"\n")
             self.process.stdin.flush()
         except BrokenPipeError:
             pass  # it died: the empty answer below says how
