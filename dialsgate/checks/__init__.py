@@ -79,7 +79,8 @@ _QUESTIONS = {
 def early_questions(subject, layers: tuple[str, ...], selected: set[str] | None = None) -> list:
     """What the checks of ``layers`` on ``subject`` (only the case ids in ``selected``, when given:
     ``pytest -k``) will ask fresh worker processes, asked before them (``Subject.ask_early``); a
-    question whose check would not ask it is left out."""
+    question whose check would not ask it is left out. The in-process exploration's requests come
+    with them, sent once the handler has loaded (``HandlerWork``)."""
     names = {case.id for layer in layers if layer in ("fast", "parity") for case in LAYER_CHECKS[layer](subject.contract)}
     if selected is not None:
         names &= selected
@@ -93,6 +94,8 @@ def early_questions(subject, layers: tuple[str, ...], selected: set[str] | None 
             continue  # its check stops before asking, and says why
         if made is not None:
             asked.append(made)
+    if names & {explore.check_contract_explored.__name__, explore.check_contract_explored_finite.__name__}:
+        asked.append(explore.early_exploration(subject))
     return asked
 
 

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, Phase, example, given, seed, settings
 from hypothesis import strategies as st
 
 from dialsgate.checks.base import CheckAdvice, CheckFailed, CheckNotApplicable, CheckNotRun, case, check
+from dialsgate.checks.subject import HandlerWork
 from dialsgate.contract.template import DTYPE_OF_DATATYPE
 from dialsgate.limits import limit
 from dialsgate.protocol import v2
@@ -360,10 +361,18 @@ def most_lumisections(contract) -> int:
 
 
 def explore(subject, budget: int, transport: str = "in-process") -> Exploration:
-    """Run the exploration of ``subject`` once (kept on it: the failure and the advice rows share it)."""
-    kept = subject.__dict__.get("_contract_exploration")
-    if kept is not None:
-        return kept
+    """The exploration of ``subject``, run once (the failure and the advice rows share it; begun
+    early, as soon as the handler has loaded, when ``early_exploration`` was asked for)."""
+    return subject.worked_once(f"explore {transport} {budget}", lambda: _explore(subject, budget, transport))
+
+
+def early_exploration(subject) -> HandlerWork:
+    """The in-process exploration as work done early on the handler (``Subject.ask_early``)."""
+    budget = BUDGETS["in-process"]
+    return HandlerWork(f"explore in-process {budget}", lambda made: explore(made, budget))
+
+
+def _explore(subject, budget: int, transport: str) -> Exploration:
     handler = subject.handler  # not loaded: CheckNotRun here, before any request
     _require_reference_answered(subject, transport)
     explorer = Explorer(subject)
@@ -377,6 +386,10 @@ def explore(subject, budget: int, transport: str = "in-process") -> Exploration:
     timed_out: list[bool] = []
 
     def judge(plan: Plan) -> None:
+        with handler.exclusive():  # a body and its repeat in a row: no request of another thread between
+            judge_alone(plan)
+
+    def judge_alone(plan: Plan) -> None:
         if not stopped and not timed_out and time.perf_counter() - start > seconds:
             timed_out.append(True)
         if stopped or timed_out:
@@ -453,7 +466,6 @@ def explore(subject, budget: int, transport: str = "in-process") -> Exploration:
             )
             found.failure = f"{problem} ({why})"
     found.seconds = time.perf_counter() - start
-    subject.__dict__["_contract_exploration"] = found
     found.explorer = explorer
     return found
 

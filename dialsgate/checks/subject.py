@@ -77,6 +77,16 @@ class Question:
         return json.dumps([self.args, self.message], sort_keys=True, default=str)
 
 
+@dataclass(frozen=True)
+class HandlerWork:
+    """Work a check will do on the loaded handler (the exploration's requests), done early
+    (``ask_early``) once the handler has loaded, in the handler's thread: ``run(subject)`` calls
+    ``subject.worked_once(key, ...)``, which the check calls too and so finds done or waits for."""
+
+    key: str
+    run: Callable[[Subject], object]
+
+
 class Subject:
     """The model folder under test. Expensive things (runtime, handler, build) are made once."""
 
@@ -105,6 +115,9 @@ class Subject:
         #: {question key: its answer}, asked before the checks that need them (``ask_early``).
         self._early: dict[str, Future] = {}
         self._asking: list[threading.Thread] = []
+        #: {work key: its result}, worked out once by whichever thread asks first (``worked_once``).
+        self._worked: dict[str, Future] = {}
+        self._worked_lock = threading.Lock()
 
     # ------------------------------------------------------------------ the image and its packages
 
@@ -253,12 +266,28 @@ class Subject:
         finally:
             worker.close()
 
-    def ask_early(self, questions: Callable[[Subject], list[Question]], load_handler: bool = True) -> None:
+    def worked_once(self, key: str, work: Callable[[], object]) -> object:
+        """``work()``'s result, worked out once per subject by the first thread to ask (early work
+        or a check); another thread asking meanwhile waits for it. An exception is kept too."""
+        with self._worked_lock:
+            future = self._worked.get(key)
+            mine = future is None
+            if mine:
+                future = self._worked[key] = Future()
+        if mine:
+            try:
+                future.set_result(work())
+            except BaseException as error:  # noqa: BLE001  (raised again to every thread that asks)
+                future.set_exception(error)
+        return future.result(timeout=self._early_wait)
+
+    def ask_early(self, questions: Callable[[Subject], list[Question | HandlerWork]], load_handler: bool = True) -> None:
         """Make the runtime and ask ``questions(self)`` in the background, while the checks that
         need neither run: the answers wait for the checks that ask the same (``ask_fresh``).
         Plain questions share one fresh process, asked in order (a new one after a worker
         died); a question with a mode gets its own, after the handler has loaded in its own
-        worker (``load_handler``), as ``check_handler_loads`` would. Model code runs only where it
+        worker (``load_handler``), as ``check_handler_loads`` would; ``HandlerWork`` runs on that
+        handler once it has loaded, beside the questions with a mode. Model code runs only where it
         would have: the questions are built by the checks' own rules, in the runtime."""
         thread = threading.Thread(target=self._ask_early, args=(questions, load_handler), name="dialsgate-early", daemon=True)
         self._asking.append(thread)
@@ -276,9 +305,11 @@ class Subject:
         with self._runtime_lock:
             try:
                 runtime = self.runtime
-                asked = [question for question in questions(self) if question.key() not in self._early]
+                wanted = questions(self)
             except Exception:  # noqa: BLE001  (the checks meet the same cause and report it)
                 return
+            work = [item for item in wanted if isinstance(item, HandlerWork)]
+            asked = [item for item in wanted if isinstance(item, Question) and item.key() not in self._early]
             self._early_wait = limit("worker_load_timeout") * (len(asked) + 1)
             # The thread keeps its own hold of each answer: ask_fresh takes it out of _early.
             pending = [(question, self._early.setdefault(question.key(), Future())) for question in asked]
@@ -288,7 +319,9 @@ class Subject:
             # handler's load, as MLServer's model worker loads after its main process imported the
             # module: a folder whose import reaches across processes (a port bound, a file locked)
             # gets the same rows every run, not those of a race between the two.
-            thread = threading.Thread(target=self._load_then_answer, args=(runtime, moded), name="dialsgate-handler", daemon=True)
+            thread = threading.Thread(
+                target=self._load_then_answer, args=(runtime, moded, work), name="dialsgate-handler", daemon=True
+            )
             self._asking.append(thread)
             thread.start()
         else:
@@ -298,8 +331,21 @@ class Subject:
                 thread.start()
         self._answer_in_order(runtime, [(question, future) for question, future in pending if not question.args])
 
-    def _load_then_answer(self, runtime: ModelRuntime, moded: list[tuple[Question, Future]]) -> None:
+    def _load_then_answer(self, runtime: ModelRuntime, moded: list[tuple[Question, Future]], work: list[HandlerWork]) -> None:
         self._load_handler_quietly()
+        if work and moded:  # each question with a mode in a process of its own, beside the work on the handler
+            thread = threading.Thread(target=self._answer_each, args=(runtime, moded), daemon=True)
+            self._asking.append(thread)
+            thread.start()
+        else:
+            self._answer_each(runtime, moded)
+        for item in work:
+            try:
+                item.run(self)
+            except BaseException:  # noqa: BLE001  (kept by worked_once: the check that needs it raises it)
+                pass
+
+    def _answer_each(self, runtime: ModelRuntime, moded: list[tuple[Question, Future]]) -> None:
         for question, future in moded:
             self._answer_in_order(runtime, [(question, future)])
 

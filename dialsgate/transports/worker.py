@@ -78,6 +78,9 @@ class Worker:
         self._answers: queue.Queue = queue.Queue()
         self._answer_reader = threading.Thread(target=self._read_answers, daemon=True)
         self._answer_reader.start()
+        #: One call at a time: a line written, its answer read (the early work and the checks
+        #: may share the handler's worker). Reentrant, so a caller may hold it for several calls.
+        self.turn = threading.RLock()
 
     def _drain(self) -> None:
         for raw in self.process.stderr:
@@ -117,7 +120,10 @@ class Worker:
         """Write one JSON line, read one answer line: within ``timeout`` seconds (default: the
         operation's limit) and ``answer_cap`` bytes, else the worker is killed and
         ``WorkerLimitReached`` names the limit."""
-        timeout = call_timeout(str(message.get("op"))) if timeout is None else timeout
+        with self.turn:
+            return self._send(message, what, call_timeout(str(message.get("op"))) if timeout is None else timeout)
+
+    def _send(self, message: dict, what: str, timeout: float) -> dict:
         if self.process.poll() is not None:
             raise WorkerFailed(
                 f"the serving worker exited (code {self.process.returncode}); its last output:\n{self.stderr_tail()}"
@@ -208,6 +214,10 @@ class WorkerHandler:
         if answer["status"] != 200:
             return Outcome(status=answer["status"], error=answer["error"])
         return Outcome(response=answer["response"])
+
+    def exclusive(self):
+        """Held, no other thread's request reaches the handler in between (a body sent twice)."""
+        return self.worker.turn
 
     def metadata(self) -> dict:
         """The model metadata MLServer serves at /v2/models/<name>."""

@@ -7,15 +7,16 @@ import contextlib
 import json
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from dialsgate.checks.subject import Question, Subject
+from dialsgate.checks.subject import HandlerWork, Question, Subject
 from dialsgate.environment.runtime import ModelRuntime
-from dialsgate.transports.worker import WorkerFailed
+from dialsgate.transports.worker import Worker, WorkerFailed
 
 #: Answers each line with its op and this process's id; "die" exits at once. Every start is logged.
 SCRIPT = """
@@ -125,3 +126,97 @@ def test_question_keys_tell_modes_and_messages_apart():
     }
     assert len(keys) == 3
     assert json.loads(Question({"op": "a"}, "a").key()) == [[], {"op": "a"}]
+
+
+def test_work_on_the_handler_starts_once_it_has_loaded_and_a_check_then_finds_it_done(subject):
+    loaded, runs = [], []
+
+    def slow_load():
+        time.sleep(0.3)
+        loaded.append(time.perf_counter())
+        return None, "not loaded here"
+
+    def explore_like(made):
+        return made.worked_once("explore", lambda: runs.append(time.perf_counter()) or "explored")
+
+    subject._load_handler = slow_load
+    clean = Question({"folder": "/x"}, "the clean-interpreter round trip", ("--clean",))
+    subject.ask_early(lambda _: [clean, HandlerWork("explore", explore_like)])
+    subject.wait_early()
+    assert loaded and runs and runs[0] >= loaded[0]  # after the load, in the background
+    assert subject.worked_once("explore", lambda: "again") == "explored"  # the check's call: not worked again
+    assert len(runs) == 1
+    assert subject.ask_fresh(clean)["args"] == ["--clean"]  # the clean round trip still asked, beside it
+
+
+def test_a_thread_asking_for_work_in_progress_waits_for_it_and_gets_its_failure_too(subject):
+    started, results = threading.Event(), []
+
+    def slow_failure():
+        started.set()
+        time.sleep(0.3)
+        raise RuntimeError("the handler is gone")
+
+    def ask():
+        try:
+            subject.worked_once("work", lambda: results.append("worked twice"))
+        except RuntimeError as error:
+            results.append(str(error))
+
+    first = threading.Thread(target=lambda: results.append(_raised(lambda: subject.worked_once("work", slow_failure))))
+    first.start()
+    started.wait(5)
+    ask()  # meanwhile, as a check would
+    first.join(5)
+    assert sorted(results) == ["the handler is gone", "the handler is gone"]
+
+
+def _raised(call) -> str:
+    try:
+        call()
+    except RuntimeError as error:
+        return str(error)
+    return "nothing raised"
+
+
+#: Logs each request's op on arrival, answers "slow" only after a while.
+ORDERED_SCRIPT = """
+import json, sys, time
+for line in sys.stdin:
+    message = json.loads(line)
+    open(sys.argv[1], "a").write(message["op"] + "\\n")
+    if message["op"] == "first":
+        time.sleep(0.3)
+    print(json.dumps({"op": message["op"]}), flush=True)
+"""
+
+
+def test_a_body_and_its_repeat_reach_the_handler_with_no_other_threads_request_between(tmp_path):
+    log = tmp_path / "arrivals.log"
+
+    class OrderedRuntime(LoggingRuntime):
+        def worker_command(self, args):
+            return [sys.executable, "-c", textwrap.dedent(ORDERED_SCRIPT), str(log), *args]
+
+    worker = Worker(OrderedRuntime(log))
+    answers = {}
+    first_sent = threading.Event()
+
+    def pair():
+        with worker.turn:  # what WorkerHandler.exclusive() holds
+            first_sent.set()
+            answers["first"] = worker.call("first")["op"]
+            answers["again"] = worker.call("again")["op"]
+
+    def other():
+        first_sent.wait(5)
+        answers["other"] = worker.call("other")["op"]
+
+    threads = [threading.Thread(target=pair), threading.Thread(target=other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    worker.close()
+    assert answers == {"first": "first", "again": "again", "other": "other"}
+    assert log.read_text().split() == ["first", "again", "other"]
