@@ -111,7 +111,7 @@ class Subject:
         #: Serialises making the runtime (the early questions' thread makes it too).
         self._runtime_lock = threading.RLock()
         self._build_lock = threading.Lock()
-        self._handler_lock = threading.Lock()
+        self._handler_lock = threading.RLock()  # the early thread holds it while it takes the handler's worker
         #: {question key: its answer}, asked before the checks that need them (``ask_early``).
         self._early: dict[str, Future] = {}
         self._asking: list[threading.Thread] = []
@@ -332,18 +332,28 @@ class Subject:
         self._answer_in_order(runtime, [(question, future) for question, future in pending if not question.args])
 
     def _load_then_answer(self, runtime: ModelRuntime, moded: list[tuple[Question, Future]], work: list[HandlerWork]) -> None:
-        self._load_handler_quietly()
-        if work and moded:  # each question with a mode in a process of its own, beside the work on the handler
-            thread = threading.Thread(target=self._answer_each, args=(runtime, moded), daemon=True)
-            self._asking.append(thread)
-            thread.start()
-        else:
-            self._answer_each(runtime, moded)
-        for item in work:
-            try:
-                item.run(self)
-            except BaseException:  # noqa: BLE001  (kept by worked_once: the check that needs it raises it)
-                pass
+        with self._handler_lock:
+            self._load_handler_quietly()
+            handler = self.__dict__.get("handler_load", (None, None))[0]
+            # The work's requests go first, all of them, before any check's: held from before
+            # another thread can have the handler. A request that reaches a limit stops the
+            # worker, and the rows behind it must not depend on which thread was first.
+            hold = handler.exclusive() if work and handler is not None else contextlib.nullcontext()
+            hold.__enter__()
+        try:
+            if work and moded:  # each question with a mode in a process of its own, beside the work on the handler
+                thread = threading.Thread(target=self._answer_each, args=(runtime, moded), daemon=True)
+                self._asking.append(thread)
+                thread.start()
+            else:
+                self._answer_each(runtime, moded)
+            for item in work:
+                try:
+                    item.run(self)
+                except BaseException:  # noqa: BLE001  (kept by worked_once: the check that needs it raises it)
+                    pass
+        finally:
+            hold.__exit__(None, None, None)
 
     def _answer_each(self, runtime: ModelRuntime, moded: list[tuple[Question, Future]]) -> None:
         for question, future in moded:

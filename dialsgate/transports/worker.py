@@ -81,6 +81,9 @@ class Worker:
         #: One call at a time: a line written, its answer read (the early work and the checks
         #: may share the handler's worker). Reentrant, so a caller may hold it for several calls.
         self.turn = threading.RLock()
+        #: How long a call waits while another caller holds the worker: the longest hold is the
+        #: early exploration's (its time limit, then a request and its repeat).
+        self.turn_wait = limit("explore_seconds") + 2 * limit("worker_call_timeout")
 
     def _drain(self) -> None:
         for raw in self.process.stderr:
@@ -120,8 +123,12 @@ class Worker:
         """Write one JSON line, read one answer line: within ``timeout`` seconds (default: the
         operation's limit) and ``answer_cap`` bytes, else the worker is killed and
         ``WorkerLimitReached`` names the limit."""
-        with self.turn:
+        if not self.turn.acquire(timeout=self.turn_wait):
+            raise WorkerFailed(f"{what!r} was not sent: another caller held the worker for {self.turn_wait:g} s")
+        try:
             return self._send(message, what, call_timeout(str(message.get("op"))) if timeout is None else timeout)
+        finally:
+            self.turn.release()
 
     def _send(self, message: dict, what: str, timeout: float) -> dict:
         if self.process.poll() is not None:

@@ -16,7 +16,7 @@ import pytest
 
 from dialsgate.checks.subject import HandlerWork, Question, Subject
 from dialsgate.environment.runtime import ModelRuntime
-from dialsgate.transports.worker import Worker, WorkerFailed
+from dialsgate.transports.worker import Worker, WorkerFailed, WorkerHandler
 
 #: Answers each line with its op and this process's id; "die" exits at once. Every start is logged.
 SCRIPT = """
@@ -220,3 +220,64 @@ def test_a_body_and_its_repeat_reach_the_handler_with_no_other_threads_request_b
     worker.close()
     assert answers == {"first": "first", "again": "again", "other": "other"}
     assert log.read_text().split() == ["first", "again", "other"]
+
+
+def test_the_early_work_on_the_handler_goes_first_whole_before_any_checks_request(tmp_path):
+    # A request of the early work that reaches a limit stops the worker: which rows behind it
+    # fail must not depend on which thread was first.
+    log = tmp_path / "arrivals.log"
+
+    class OrderedRuntime(LoggingRuntime):
+        folder, model_file = "/x", "/x/model.joblib"
+
+        def worker_command(self, args):
+            return [sys.executable, "-c", textwrap.dedent(ORDERED_SCRIPT), str(log), *args]
+
+    runtime = OrderedRuntime(log)
+    made = Subject(SimpleNamespace(handler="app.Model", name="m"), {})
+    made._runtime = runtime
+    made._load_handler = lambda: (WorkerHandler(made.contract, runtime), None)
+
+    def work(subject):
+        worker = subject.handler.worker
+
+        def requests():
+            first = worker.call("first")["op"]
+            time.sleep(0.1)  # judging the answer, making the next request
+            return [first, worker.call("again")["op"]]
+
+        return subject.worked_once("work", requests)
+
+    try:
+        made.ask_early(lambda _: [HandlerWork("work", work)])
+        deadline = time.monotonic() + 10
+        while not (log.exists() and "first" in log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert made.handler.worker.call("other")["op"] == "other"  # as a check would, meanwhile
+        assert made.worked_once("work", lambda: None) == ["first", "again"]
+    finally:
+        made.close()
+    assert log.read_text().split() == ["load", "first", "again", "other"]
+
+
+def test_a_call_waits_for_anothers_hold_of_the_worker_only_so_long(tmp_path):
+    worker = Worker(LoggingRuntime(tmp_path / "starts.log"))
+    worker.turn_wait = 0.2
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with worker.turn:
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    try:
+        with pytest.raises(WorkerFailed, match="'installed' was not sent: another caller held the worker for 0.2 s"):
+            worker.call("installed")
+    finally:
+        release.set()
+        holder.join(5)
+    assert worker.call("installed")["op"] == "installed"
+    worker.close()
