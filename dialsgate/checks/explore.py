@@ -386,10 +386,6 @@ def _explore(subject, budget: int, transport: str) -> Exploration:
     timed_out: list[bool] = []
 
     def judge(plan: Plan) -> None:
-        with handler.exclusive():  # a body and its repeat in a row: no request of another thread between
-            judge_alone(plan)
-
-    def judge_alone(plan: Plan) -> None:
         if not stopped and not timed_out and time.perf_counter() - start > seconds:
             timed_out.append(True)
         if stopped or timed_out:

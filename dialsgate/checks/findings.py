@@ -140,6 +140,8 @@ def judge(
     )  # fmt: skip
     started = time.perf_counter()
     try:
+        if row.forgeable and case.transport in LOCAL_TRANSPORTS:
+            subject.wait_for_handler_work()  # the early work's requests first, all of them (Subject)
         note = case(subject if case.transport in LOCAL_TRANSPORTS else subject.over_transport(case.transport))
     except CheckAdvice as error:
         text = reason_of(error)

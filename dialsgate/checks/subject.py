@@ -111,13 +111,16 @@ class Subject:
         #: Serialises making the runtime (the early questions' thread makes it too).
         self._runtime_lock = threading.RLock()
         self._build_lock = threading.Lock()
-        self._handler_lock = threading.RLock()  # the early thread holds it while it takes the handler's worker
+        self._handler_lock = threading.Lock()
         #: {question key: its answer}, asked before the checks that need them (``ask_early``).
         self._early: dict[str, Future] = {}
         self._asking: list[threading.Thread] = []
         #: {work key: its result}, worked out once by whichever thread asks first (``worked_once``).
         self._worked: dict[str, Future] = {}
         self._worked_lock = threading.Lock()
+        #: Set while no early work on the handler is pending (``wait_for_handler_work``).
+        self._handler_work_done = threading.Event()
+        self._handler_work_done.set()
 
     # ------------------------------------------------------------------ the image and its packages
 
@@ -289,6 +292,8 @@ class Subject:
         worker (``load_handler``), as ``check_handler_loads`` would; ``HandlerWork`` runs on that
         handler once it has loaded, beside the questions with a mode. Model code runs only where it
         would have: the questions are built by the checks' own rules, in the runtime."""
+        if load_handler:
+            self._handler_work_done.clear()  # set once the handler has loaded and its work ended
         thread = threading.Thread(target=self._ask_early, args=(questions, load_handler), name="dialsgate-early", daemon=True)
         self._asking.append(thread)
         thread.start()
@@ -307,6 +312,7 @@ class Subject:
                 runtime = self.runtime
                 wanted = questions(self)
             except Exception:  # noqa: BLE001  (the checks meet the same cause and report it)
+                self._handler_work_done.set()
                 return
             work = [item for item in wanted if isinstance(item, HandlerWork)]
             asked = [item for item in wanted if isinstance(item, Question) and item.key() not in self._early]
@@ -332,28 +338,27 @@ class Subject:
         self._answer_in_order(runtime, [(question, future) for question, future in pending if not question.args])
 
     def _load_then_answer(self, runtime: ModelRuntime, moded: list[tuple[Question, Future]], work: list[HandlerWork]) -> None:
-        with self._handler_lock:
-            self._load_handler_quietly()
-            handler = self.__dict__.get("handler_load", (None, None))[0]
-            # The work's requests go first, all of them, before any check's: held from before
-            # another thread can have the handler. A request that reaches a limit stops the
-            # worker, and the rows behind it must not depend on which thread was first.
-            hold = handler.exclusive() if work and handler is not None else contextlib.nullcontext()
-            hold.__enter__()
         try:
-            if work and moded:  # each question with a mode in a process of its own, beside the work on the handler
+            self._load_handler_quietly()
+            if moded:  # each question with a mode in a process of its own, beside the work on the handler
                 thread = threading.Thread(target=self._answer_each, args=(runtime, moded), daemon=True)
                 self._asking.append(thread)
                 thread.start()
-            else:
-                self._answer_each(runtime, moded)
             for item in work:
                 try:
                     item.run(self)
                 except BaseException:  # noqa: BLE001  (kept by worked_once: the check that needs it raises it)
                     pass
         finally:
-            hold.__exit__(None, None, None)
+            self._handler_work_done.set()
+
+    def wait_for_handler_work(self) -> None:
+        """Wait until the early work on the handler has ended (``HandlerWork``; at once when none
+        was asked for). A check that runs model code waits here first (``findings.judge``): the
+        work's requests all come before any check's, so a request that reaches a limit and stops
+        the worker is always the same one, whichever thread was quicker."""
+        if threading.current_thread() not in self._asking:
+            self._handler_work_done.wait(timeout=self._early_wait)
 
     def _answer_each(self, runtime: ModelRuntime, moded: list[tuple[Question, Future]]) -> None:
         for question, future in moded:

@@ -8,7 +8,6 @@ make one per thread.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 
@@ -85,10 +84,6 @@ class HttpEndpoint:
 
     def model_ready_status(self) -> int:
         return self.get(f"{self.model_path}/ready").status
-
-    def exclusive(self):
-        """Nothing to hold: the served model gets the gate's requests from one check at a time."""
-        return contextlib.nullcontext()
 
     def close(self) -> None:
         self.session.close()

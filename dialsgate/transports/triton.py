@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
 from dialsgate.contract.template import DTYPE_OF_DATATYPE
@@ -55,10 +53,6 @@ class TritonEndpoint:
             status = error.status()
             return Outcome(status=int(status) if str(status).isdigit() else 500, error=error.message())
         return Outcome(response=result.get_response())
-
-    def exclusive(self):
-        """Nothing to hold: the served model gets the gate's requests from one check at a time."""
-        return contextlib.nullcontext()
 
     def close(self) -> None:
         self.client.close()

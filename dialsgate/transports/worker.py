@@ -78,12 +78,11 @@ class Worker:
         self._answers: queue.Queue = queue.Queue()
         self._answer_reader = threading.Thread(target=self._read_answers, daemon=True)
         self._answer_reader.start()
-        #: One call at a time: a line written, its answer read (the early work and the checks
-        #: may share the handler's worker). Reentrant, so a caller may hold it for several calls.
-        self.turn = threading.RLock()
-        #: How long a call waits while another caller holds the worker: the longest hold is the
-        #: early exploration's (its time limit, then a request and its repeat).
-        self.turn_wait = limit("explore_seconds") + 2 * limit("worker_call_timeout")
+        #: One call at a time: a line written, its answer read (the early work and the tests of a
+        #: pytest session may share the handler's worker).
+        self.turn = threading.Lock()
+        #: How long a call waits for another's: the longest one call may take.
+        self.turn_wait = limit("worker_load_timeout")
 
     def _drain(self) -> None:
         for raw in self.process.stderr:
@@ -221,10 +220,6 @@ class WorkerHandler:
         if answer["status"] != 200:
             return Outcome(status=answer["status"], error=answer["error"])
         return Outcome(response=answer["response"])
-
-    def exclusive(self):
-        """Held, no other thread's request reaches the handler in between (a body sent twice)."""
-        return self.worker.turn
 
     def metadata(self) -> dict:
         """The model metadata MLServer serves at /v2/models/<name>."""

@@ -3,7 +3,6 @@ bodies): what it sends, what it fails on, the words of its reason, and its repla
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +43,6 @@ class StandIn:
             data = (values > 1).tolist() if sig.datatype == "BOOL" else values.tolist()
             outputs.append({"name": sig.name, "datatype": sig.datatype, "shape": [n], "data": data})
         return Outcome(response={"outputs": outputs})
-
-    def exclusive(self):
-        return contextlib.nullcontext()  # only the test's thread sends to it
 
     def close(self) -> None:
         pass
@@ -116,33 +112,6 @@ def test_a_handler_answering_alike_passes_and_gets_every_explicit_request_twice(
         flag_values.append({value for item in flags for value in item["data"]})
     assert {False} in flag_values and {True} in flag_values  # every flag false, every flag true
     assert len(handler.bodies) == 2 * (len(explicit) + 5)  # budget 5 generated, every one sent twice
-
-
-def test_each_body_and_its_repeat_are_sent_in_one_hold_of_the_handler():
-    """The exploration may run early, while checks of another thread use the same worker: a
-    body and its repeat go in one hold (``exclusive``), so nothing comes between them."""
-
-    class CountsHolds(StandIn):
-        holds = 0
-
-        @contextlib.contextmanager
-        def exclusive(self):
-            CountsHolds.holds += 1
-            self.held = CountsHolds.holds
-            yield
-            self.held = None
-
-        def predict(self, body):
-            self.sent_in.append(getattr(self, "held", None))
-            return super().predict(body)
-
-    subject, handler = subject_with(OMS, lambda flat, arrays: flat.mean(axis=1))
-    subject.__dict__["handler"] = handler = CountsHolds(subject.contract, lambda flat, arrays: flat.mean(axis=1))
-    handler.sent_in = []
-    check_contract_explored(subject, budget=5)
-    explored = handler.sent_in[1:]  # after the reference, sent by the check itself
-    assert None not in explored and explored[0::2] == explored[1::2], explored  # pairs, each in a hold of its own
-    assert len(set(explored)) == len(explored) // 2
 
 
 def test_over_http_the_long_run_is_not_sent_again():

@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from dialsgate.checks.base import case, check
+from dialsgate.checks.findings import judge
 from dialsgate.checks.subject import HandlerWork, Question, Subject
 from dialsgate.environment.runtime import ModelRuntime
 from dialsgate.transports.worker import Worker, WorkerFailed, WorkerHandler
@@ -191,38 +193,7 @@ for line in sys.stdin:
 """
 
 
-def test_a_body_and_its_repeat_reach_the_handler_with_no_other_threads_request_between(tmp_path):
-    log = tmp_path / "arrivals.log"
-
-    class OrderedRuntime(LoggingRuntime):
-        def worker_command(self, args):
-            return [sys.executable, "-c", textwrap.dedent(ORDERED_SCRIPT), str(log), *args]
-
-    worker = Worker(OrderedRuntime(log))
-    answers = {}
-    first_sent = threading.Event()
-
-    def pair():
-        with worker.turn:  # what WorkerHandler.exclusive() holds
-            first_sent.set()
-            answers["first"] = worker.call("first")["op"]
-            answers["again"] = worker.call("again")["op"]
-
-    def other():
-        first_sent.wait(5)
-        answers["other"] = worker.call("other")["op"]
-
-    threads = [threading.Thread(target=pair), threading.Thread(target=other)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    worker.close()
-    assert answers == {"first": "first", "again": "again", "other": "other"}
-    assert log.read_text().split() == ["first", "again", "other"]
-
-
-def test_the_early_work_on_the_handler_goes_first_whole_before_any_checks_request(tmp_path):
+def test_a_check_that_runs_model_code_waits_for_the_early_work_and_a_static_one_does_not(tmp_path):
     # A request of the early work that reaches a limit stops the worker: which rows behind it
     # fail must not depend on which thread was first.
     log = tmp_path / "arrivals.log"
@@ -237,6 +208,7 @@ def test_the_early_work_on_the_handler_goes_first_whole_before_any_checks_reques
     made = Subject(SimpleNamespace(handler="app.Model", name="m"), {})
     made._runtime = runtime
     made._load_handler = lambda: (WorkerHandler(made.contract, runtime), None)
+    static_saw = []
 
     def work(subject):
         worker = subject.handler.worker
@@ -248,15 +220,25 @@ def test_the_early_work_on_the_handler_goes_first_whole_before_any_checks_reques
 
         return subject.worked_once("work", requests)
 
+    @check(kind="failure", concern="packaging", runs_model_code=True)
+    def check_sends_other(subject):
+        subject.handler.worker.call("other")
+
+    @check(kind="failure", concern="packaging", runs_model_code=False)
+    def check_reads_files(subject):
+        static_saw.append(log.read_text().split())
+
     try:
         made.ask_early(lambda _: [HandlerWork("work", work)])
         deadline = time.monotonic() + 10
         while not (log.exists() and "first" in log.read_text()) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert made.handler.worker.call("other")["op"] == "other"  # as a check would, meanwhile
+        assert judge(case(check_reads_files), made, layer="fast").passed
+        assert judge(case(check_sends_other), made, layer="fast").passed
         assert made.worked_once("work", lambda: None) == ["first", "again"]
     finally:
         made.close()
+    assert static_saw == [["load", "first"]]  # judged while the work was under way
     assert log.read_text().split() == ["load", "first", "again", "other"]
 
 

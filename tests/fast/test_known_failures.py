@@ -68,7 +68,7 @@ def pytest_generate_tests(metafunc):
 
 
 def test_contract(contract_check, request):
-    judge_item(request, contract_check, SimpleNamespace(contract=contract_from_options(request.config)), "fast")
+    judge_item(request, contract_check, SimpleNamespace(contract=contract_from_options(request.config), wait_for_handler_work=lambda: None), "fast")
 """
 
 #: The plugin's template options without its layer collection (only this module runs).

@@ -9,6 +9,7 @@ returns (passed, with an optional figure). Known failures come from the author's
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -58,8 +59,12 @@ def check_kinds_advice_fixed(subject):
     pass
 
 
+#: These checks look at no folder; judge asks a subject only whether its early work has ended.
+NO_SUBJECT = SimpleNamespace(wait_for_handler_work=lambda: None)
+
+
 def judged(function, **options) -> Finding:
-    return judge(case(function), object(), layer="fast", resource="Model", **options)
+    return judge(case(function), NO_SUBJECT, layer="fast", resource="Model", **options)
 
 
 def test_failure_is_failed_with_its_whole_reason():
@@ -137,11 +142,15 @@ def test_a_finding_is_written_as_json_text():
 
 
 ADAPTED = """
+from types import SimpleNamespace
+
 import pytest
 
 from dialsgate.checks import CheckAdvice, CheckFailed, CheckNotApplicable, CheckNotRun, case, check
 from dialsgate.checks.findings import judge
 from dialsgate.pytest_plugin.results import enact
+
+NO_SUBJECT = SimpleNamespace(wait_for_handler_work=lambda: None)
 
 
 @check(kind="failure", concern="signature", runs_model_code=True)
@@ -172,7 +181,7 @@ def check_adapted_known(subject):
 @pytest.mark.parametrize("function", [check_adapted_failure, check_adapted_advice, check_adapted_not_applicable,
                                       check_adapted_not_run, check_adapted_known], ids=lambda f: f.__name__)
 def test_adapted(function, request):
-    enact(judge(case(function), None, layer="fast", known={"check_adapted_known": "MODEL-1"}), request.node)
+    enact(judge(case(function), NO_SUBJECT, layer="fast", known={"check_adapted_known": "MODEL-1"}), request.node)
 """
 
 
