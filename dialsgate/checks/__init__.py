@@ -67,12 +67,12 @@ def parity_checks(contract: Contract) -> list[CheckCase]:
 
 #: The fresh-process questions of the checks, in the order one process answers them: the package
 #: list first (nothing imported), the model file loaded before anything resolves its globals (a
-#: warning of an import is heard once), the clean round trip a process of its own.
+#: warning of an import is heard once). (The clean round trip's fresh process, in the worker
+#: container, is the handler's own worker: ``checks.roundtrip``.)
 _QUESTIONS = {
     "check_serving_environment_matches_image": image.installed_question,
     "check_model_file_loads_with_image_versions": pickles.strict_load_question,
     "check_pickle_globals_resolvable": pickles.resolve_question,
-    "check_clean_interpreter_round_trip": roundtrip.early_clean_question,
 }
 
 

@@ -36,7 +36,7 @@ from dialsgate.contract.build import build
 from dialsgate.contract.template import Contract
 from dialsgate.environment.profiles import UnsupportedImage, profile_for_image
 from dialsgate.environment.runtime import HostRuntime, ModelRuntime, no_container_requested
-from dialsgate.environment.serving import ImportSite, ServingEnvironmentError, ensure_environment, folder_needs
+from dialsgate.environment.serving import ImportSite, ServingEnvironmentError, clean_spec, ensure_environment, folder_needs
 from dialsgate.limits import limit
 from dialsgate.modelfile.pickle_audit import audit_model_file
 from dialsgate.protocol import v2
@@ -288,10 +288,10 @@ class Subject:
         """Make the runtime and ask ``questions(self)`` in the background, while the checks that
         need neither run: the answers wait for the checks that ask the same (``ask_fresh``).
         Plain questions share one fresh process, asked in order (a new one after a worker
-        died); a question with a mode gets its own, after the handler has loaded in its own
-        worker (``load_handler``), as ``check_handler_loads`` would; ``HandlerWork`` runs on that
-        handler once it has loaded, beside the questions with a mode. Model code runs only where it
-        would have: the questions are built by the checks' own rules, in the runtime."""
+        died); a question with a mode gets its own. The handler loads in its own worker
+        (``load_handler``), as ``check_handler_loads`` would, and ``HandlerWork`` runs on it once it
+        has. Model code runs only where it would have: the questions are built by the checks' own
+        rules, in the runtime."""
         if load_handler:
             self._handler_work_done.clear()  # set once the handler has loaded and its work ended
         thread = threading.Thread(target=self._ask_early, args=(questions, load_handler), name="dialsgate-early", daemon=True)
@@ -319,31 +319,20 @@ class Subject:
             self._early_wait = limit("worker_load_timeout") * (len(asked) + 1)
             # The thread keeps its own hold of each answer: ask_fresh takes it out of _early.
             pending = [(question, self._early.setdefault(question.key(), Future())) for question in asked]
-        moded = [(question, future) for question, future in pending if question.args]
-        if load_handler:
-            # A question with a mode (the clean round trip loads the folder apart) comes after the
-            # handler's load, as MLServer's model worker loads after its main process imported the
-            # module: a folder whose import reaches across processes (a port bound, a file locked)
-            # gets the same rows every run, not those of a race between the two.
-            thread = threading.Thread(
-                target=self._load_then_answer, args=(runtime, moded, work), name="dialsgate-handler", daemon=True
-            )
-            self._asking.append(thread)
-            thread.start()
-        else:
-            for question, future in moded:
+        for question, future in pending:
+            if question.args:  # a question with a mode: a process of its own
                 thread = threading.Thread(target=self._answer_in_order, args=(runtime, [(question, future)]), daemon=True)
                 self._asking.append(thread)
                 thread.start()
+        if load_handler:
+            thread = threading.Thread(target=self._load_then_work, args=(work,), name="dialsgate-handler", daemon=True)
+            self._asking.append(thread)
+            thread.start()
         self._answer_in_order(runtime, [(question, future) for question, future in pending if not question.args])
 
-    def _load_then_answer(self, runtime: ModelRuntime, moded: list[tuple[Question, Future]], work: list[HandlerWork]) -> None:
+    def _load_then_work(self, work: list[HandlerWork]) -> None:
         try:
             self._load_handler_quietly()
-            if moded:  # each question with a mode in a process of its own, beside the work on the handler
-                thread = threading.Thread(target=self._answer_each, args=(runtime, moded), daemon=True)
-                self._asking.append(thread)
-                thread.start()
             for item in work:
                 try:
                     item.run(self)
@@ -359,10 +348,6 @@ class Subject:
         the worker is always the same one, whichever thread was quicker."""
         if threading.current_thread() not in self._asking:
             self._handler_work_done.wait(timeout=self._early_wait)
-
-    def _answer_each(self, runtime: ModelRuntime, moded: list[tuple[Question, Future]]) -> None:
-        for question, future in moded:
-            self._answer_in_order(runtime, [(question, future)])
 
     def _answer_in_order(self, runtime: ModelRuntime, pending: list[tuple[Question, Future]]) -> None:
         worker = None
@@ -401,7 +386,7 @@ class Subject:
         self.require_importable_folder()
         self.require_no_class_from_main()
         try:
-            return WorkerHandler(self.contract, self.runtime), None
+            return WorkerHandler(self.contract, self.runtime, clean=self._clean_spec()), None
         except CheckFailed as error:  # the runtime could not be made
             return None, str(error)
         except WorkerFailed as error:
@@ -410,6 +395,13 @@ class Subject:
                 f"under the image's packages (Python {self.profile.python}): "
                 f"{explain_load_error(str(error), self.runtime.folder, self.contract.code_dir, self.contract.model_file.name)}"
             )
+
+    def _clean_spec(self) -> dict | None:
+        """In the worker container, the handler's worker is the clean-interpreter round trip's
+        fresh process too (``checks.roundtrip``): what it must look at before it loads."""
+        if self.runtime.kind != "container":
+            return None
+        return clean_spec(self.contract.template_path, self.contract.code_dir, load_as_pickle=self.pickle_audit is not None)
 
     @cached_property
     def handler(self):

@@ -1,8 +1,8 @@
 """The worker container: where every check runs a folder's model code, sandboxed.
 
 One container of the serving image (the real one, or the stand-in with the folder's image
-packages) per gate layer or pytest session. Each worker process (the handler, the
-clean-interpreter round trip, one-off resolutions) is a fresh ``python -I -B`` started in it by
+packages) per gate layer or pytest session. Each worker process (the handler, which is the
+clean-interpreter round trip's too, the one-off questions) is a fresh ``python -I -B`` started in it by
 ``<engine> exec -i``, speaking the worker protocol over stdin and stdout. The container is started
 as DIALS runs the folder, and tighter:
 

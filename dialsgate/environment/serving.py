@@ -92,6 +92,40 @@ def folder_module_names(folder: Path) -> set[str]:
     return names
 
 
+def repository_root(template_folder: Path) -> Path:
+    """The checkout around the template: the nearest folder with .git or pyproject.toml."""
+    for folder in [template_folder, *template_folder.parents]:
+        if (folder / ".git").exists() or (folder / "pyproject.toml").is_file():
+            return folder
+    return template_folder
+
+
+def repository_module_names(folders: list[Path], provided: set[str]) -> list[str]:
+    """Modules of the given folders and of their subfolders (e.g. src/*)."""
+    names = set()
+    for top in folders:
+        for folder in [top, *(p for p in top.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))]:
+            names |= folder_module_names(folder)
+            if folder != top and not (folder / "__init__.py").exists():
+                names.add(folder.name)  # a plain folder is importable as a namespace package
+    return sorted(name for name in names - provided if name.isidentifier() and not name.startswith("__"))
+
+
+def clean_spec(template_path: Path, code_dir: Path, load_as_pickle: bool) -> dict:
+    """What the clean-interpreter round trip checks in its fresh process, besides loading and
+    answering: the repository's own modules (around the template) must not be importable, the
+    folder's own modules must come from the folder, and the model file must load strictly."""
+    provided = folder_module_names(code_dir)
+    repository = repository_root(template_path.parent)
+    return {
+        "repository": str(repository),
+        "forbidden": repository_module_names(sorted({repository, template_path.parent}), provided),
+        "provided": sorted(provided),
+        # A pickle is loaded strictly first (version warnings as errors); another format only by the handler.
+        "load_as_pickle": load_as_pickle,
+    }
+
+
 def folder_imports(folder: Path) -> list[ImportSite]:
     """Every absolute import statement in the folder's Python files (relative imports stay inside)."""
     sites = []

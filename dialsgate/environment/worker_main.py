@@ -8,16 +8,21 @@ environment. Requests arrive one JSON object per line on stdin, answers leave on
 line on the original stdout; anything the model prints goes to stderr so it cannot corrupt the
 answers.
 
-``--clean`` (the clean-interpreter round trip, ``checks.roundtrip``): a fresh process whose
-import path is only the server folder, alone, plus site-packages, the repository's own packages
-proven unimportable, the model file loaded strictly (numpy DeprecationWarnings and scikit-learn
-version warnings as errors), then the same ``load`` and ``predict`` on one request. SPEC (one
-JSON object on stdin): folder, repository, model_file, handler, name, request (the body),
-forbidden, provided, load_as_pickle. RESULT (one JSON line on stdout): {"response", "origins",
-"importable_forbidden", "sys_path"} or {"error", "traceback"}.
+The clean-interpreter round trip (``checks.roundtrip``): a fresh process whose import path is
+only the server folder, alone, plus site-packages, the repository's own packages proven
+unimportable, the model file loaded strictly (numpy DeprecationWarnings and scikit-learn version
+warnings as errors), then the same ``load`` and ``predict`` on one request. In the worker
+container the handler's own worker is that process: its ``load`` with a ``clean`` field (forbidden,
+provided, repository, load_as_pickle) first isolates it and records what it sees, then loads as
+always, and the round trip's answer is its first request's. On the host (``--no-container``) it is
+a process of its own, ``--clean``, on a copy of the folder: SPEC (one JSON object on stdin):
+folder, repository, model_file, handler, name, request (the body), forbidden, provided,
+load_as_pickle. RESULT (one JSON line on stdout): {"response", "origins", "importable_forbidden",
+"sys_path"} or {"error", "traceback"}.
 
 Operations:
-  {"op": "load", "folder", "handler", "name", "model_file"}  import the handler as MLServer does, load()
+  {"op": "load", "folder", "handler", "name", "model_file", "clean"?}  import the handler as MLServer does, load()
+                                                                    -> {"loaded", "python", "clean"?: what it saw}
   {"op": "predict", "body"}                                   -> {"status", "response" | "error"}
   {"op": "metadata"}                                          -> {"metadata": model metadata as MLServer serves it}
   {"op": "resolve", "folder", "globals": [[module, name]]}    -> {"unresolved": {"module.name": reason}}
@@ -128,6 +133,8 @@ class Worker:
         importlib.invalidate_caches()
 
     def load(self, request):
+        # Seen before anything else is imported here, as a fresh process sees it.
+        clean = _clean_facts(request["folder"], request["model_file"], request["clean"]) if request.get("clean") else None
 
         # Late: MLServer's own types; the questions that load no handler go without them.
         from mlserver.settings import ModelParameters, ModelSettings
@@ -163,7 +170,8 @@ class Worker:
         settings._source = source
         self.model = handler_class(settings)
         self.loop.run_until_complete(self.model.load())
-        return {"loaded": True, "python": sys.version.split()[0]}
+        loaded = {"loaded": True, "python": sys.version.split()[0]}
+        return {**loaded, "clean": clean} if clean is not None else loaded
 
     def predict(self, request):
         # Late: imported by load() already (see there).
@@ -277,6 +285,30 @@ def _load_model_strictly(model_file: str) -> None:
         joblib.load(model_file)
 
 
+def _isolation_facts(spec) -> dict:
+    """The import path and what it finds, once isolated (``_isolate``): the repository's modules
+    that are importable (none should be) and where the folder's own modules come from."""
+    return {
+        "sys_path": list(sys.path),
+        "importable_forbidden": [name for name in spec["forbidden"] if importlib.util.find_spec(name) is not None],
+        "origins": {name: getattr(importlib.util.find_spec(name), "origin", None) for name in spec["provided"]},
+    }
+
+
+def _clean_facts(folder, model_file, spec) -> dict:
+    """The clean round trip's facts in the handler's worker: isolated, then the model file loaded
+    strictly (its failure recorded: the handler still loads, as MLServer loads it)."""
+    _isolate(folder, spec["repository"])
+    facts = _isolation_facts(spec)
+    if spec.get("load_as_pickle", True):
+        try:
+            _load_model_strictly(model_file)
+        except BaseException as error:  # reported by the round trip's check, which names it
+            facts["error"] = f"{type(error).__name__}: {error}"
+            facts["traceback"] = _folder_traceback()
+    return facts
+
+
 def clean_round_trip() -> int:
     """The --clean mode (see the module docstring)."""
     channel = _answer_channel()
@@ -284,9 +316,7 @@ def clean_round_trip() -> int:
     result = {}
     try:
         _isolate(spec["folder"], spec["repository"])
-        result["sys_path"] = list(sys.path)
-        result["importable_forbidden"] = [name for name in spec["forbidden"] if importlib.util.find_spec(name) is not None]
-        result["origins"] = {name: getattr(importlib.util.find_spec(name), "origin", None) for name in spec["provided"]}
+        result.update(_isolation_facts(spec))
         if spec.get("load_as_pickle", True):
             _load_model_strictly(spec["model_file"])
         worker = Worker()

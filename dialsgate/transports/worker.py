@@ -195,16 +195,24 @@ class Worker:
 class WorkerHandler:
     """The contract's handler, loaded where its model code runs; ``predict(body) -> Outcome``."""
 
-    def __init__(self, contract: Contract, runtime: ModelRuntime):
+    def __init__(self, contract: Contract, runtime: ModelRuntime, clean: dict | None = None):
+        """``clean``: the clean-interpreter round trip's spec (``worker_main``'s load), when this
+        worker is that round trip's fresh process too; what it saw is ``clean_facts``."""
         self.contract = contract
         self.stopped: str | None = None  # the limit an earlier request reached (the worker is gone)
         self.worker = Worker(runtime)
         answer = self.worker.call(
-            "load", folder=runtime.folder, handler=contract.handler, name=contract.name, model_file=runtime.model_file
+            "load",
+            folder=runtime.folder,
+            handler=contract.handler,
+            name=contract.name,
+            model_file=runtime.model_file,
+            clean=clean,
         )
         if answer.get("failed"):
             self.worker.close()
             raise WorkerFailed(f"{answer['error']}\n{answer.get('traceback', '')}")
+        self.clean_facts: dict | None = answer.get("clean")
 
     def predict(self, body: dict) -> Outcome:
         if self.stopped:

@@ -75,24 +75,6 @@ def test_plain_questions_share_one_process_and_each_answer_is_used_once(subject)
     assert len(starts(subject)) == 3
 
 
-def test_the_clean_round_trip_starts_after_the_handlers_load(subject, tmp_path):
-    # As MLServer's model worker loads after its main process imported the module: a folder
-    # whose import binds a port gets the same rows every run.
-    seen_during_load = []
-
-    def slow_load():
-        time.sleep(0.5)  # time enough for a process started beside it to log its start
-        seen_during_load.append(starts(subject) if subject._runtime.log.exists() else [])
-        return None, "not loaded here"
-
-    subject._load_handler = slow_load
-    clean = Question({"folder": "/x"}, "the clean-interpreter round trip", ("--clean",))
-    subject.ask_early(lambda _: [Question({"op": "installed"}, "installed"), clean])
-    assert subject.ask_fresh(clean)["args"] == ["--clean"]
-    assert seen_during_load and not any("--clean" in line for line in seen_during_load[0])
-    assert any("--clean" in line for line in starts(subject))
-
-
 def test_a_question_not_asked_early_gets_its_own_process(subject):
     subject.ask_early(lambda _: [Question({"op": "installed"}, "installed")], load_handler=False)
     answer = subject.ask_fresh(Question({"op": "metadata"}, "metadata"))

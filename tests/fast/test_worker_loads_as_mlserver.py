@@ -89,3 +89,43 @@ def test_a_handler_sees_what_it_would_see_in_mlserver(seen):
 def test_without_a_model_file_the_uri_is_the_models_folder(seen):
     root, answers = seen
     assert answers[1]["uri"] == answers[1]["resolved"] == str(root / "without")
+
+
+#: A handler that loads without reading its model file.
+PLAIN_HANDLER = textwrap.dedent(
+    """
+    from mlserver import MLModel
+
+
+    class Model(MLModel):
+        async def load(self) -> bool:
+            return True
+    """
+)
+
+
+def test_the_handlers_worker_is_the_clean_round_trips_process_and_loads_whatever_it_saw(tmp_path):
+    """In the worker container the handler's worker is the clean-interpreter round trip's fresh
+    process: isolated and looked at before anything is imported, the model file loaded strictly,
+    and the handler loaded all the same (its other rows must not depend on what the round trip saw)."""
+    folder, scratch = tmp_path / "folder", tmp_path / "scratch"
+    folder.mkdir(), scratch.mkdir()
+    (folder / "app.py").write_text(PLAIN_HANDLER)
+    (folder / "json.py").write_text("")  # a module of the folder that the interpreter has already
+    (folder / "model.joblib").write_bytes(b"not a pickle")
+    clean = {"repository": str(tmp_path / "repository"), "forbidden": ["email", "no_such_module"], "provided": ["app", "json"],
+             "load_as_pickle": True}  # fmt: skip
+    load = {"op": "load", "folder": str(folder), "handler": "app.Model", "name": "m", "model_file": str(folder / "model.joblib"),
+            "clean": clean}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-I", "-B", str(WORKER_SCRIPT)], input=json.dumps(load) + "\n", capture_output=True, text=True,
+        cwd=scratch, timeout=120,
+    )  # fmt: skip
+    answer = json.loads(done.stdout.splitlines()[0])
+    assert answer.get("loaded") is True, answer
+    seen = answer["clean"]
+    assert seen["sys_path"][0] == str(folder)
+    assert seen["importable_forbidden"] == ["email"]
+    assert seen["origins"]["app"] == str(folder / "app.py")
+    assert not str(seen["origins"]["json"]).startswith(str(folder))  # the standard library's, loaded first
+    assert seen["error"] == "KeyError: 110" and "traceback" in seen  # pickle's reading of b"not a pickle"
