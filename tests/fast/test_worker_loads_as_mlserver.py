@@ -46,51 +46,6 @@ REPORTING_HANDLER = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def seen(tmp_path_factory):
-    """What the handler saw, loaded with a model file and then (another module, the same worker)
-    without one."""
-    root = tmp_path_factory.mktemp("worker")
-    for made in ("model", "with", "without", "scratch"):
-        (root / made).mkdir()
-    (root / "model" / "nmf.joblib").write_bytes(b"not read")
-    (root / "with" / "app.py").write_text(REPORTING_HANDLER)
-    (root / "without" / "app_without.py").write_text(REPORTING_HANDLER)
-    loads = [
-        {"op": "load", "folder": str(root / "with"), "handler": "app.Model", "name": "m", "model_file": str(root / "model" / "nmf.joblib")},
-        {"op": "load", "folder": str(root / "without"), "handler": "app_without.Model", "name": "m", "model_file": ""},
-    ]  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-I", "-B", str(WORKER_SCRIPT)],
-        input="".join(json.dumps(load) + "\n" for load in loads),
-        capture_output=True,
-        text=True,
-        cwd=root / "scratch",  # not the folder: as in the worker container and in MLServer
-        timeout=120,
-    )
-    answers = []
-    for line in done.stdout.splitlines()[:2]:
-        error = str(json.loads(line).get("error", ""))
-        answers.append(json.loads(error.split("SEEN", 1)[1]) if "SEEN" in error else {"the worker answered": line})
-    return root, answers
-
-
-def test_a_handler_sees_what_it_would_see_in_mlserver(seen):
-    root, answers = seen
-    assert answers[0] == {
-        "top_level_runs": 2,  # imported, then reloaded
-        "start_method": "spawn",
-        "loop": "uvloop",
-        "uri": "nmf.joblib",  # as model-settings.json holds it: opened as is, it is not found
-        "resolved": str(root / "model" / "nmf.joblib"),
-    }
-
-
-def test_without_a_model_file_the_uri_is_the_models_folder(seen):
-    root, answers = seen
-    assert answers[1]["uri"] == answers[1]["resolved"] == str(root / "without")
-
-
 #: A handler that loads without reading its model file.
 PLAIN_HANDLER = textwrap.dedent(
     """
@@ -104,28 +59,69 @@ PLAIN_HANDLER = textwrap.dedent(
 )
 
 
-def test_the_handlers_worker_is_the_clean_round_trips_process_and_loads_whatever_it_saw(tmp_path):
-    """In the worker container the handler's worker is the clean-interpreter round trip's fresh
-    process: isolated and looked at before anything is imported, the model file loaded strictly,
-    and the handler loaded all the same (its other rows must not depend on what the round trip saw)."""
-    folder, scratch = tmp_path / "folder", tmp_path / "scratch"
-    folder.mkdir(), scratch.mkdir()
-    (folder / "app.py").write_text(PLAIN_HANDLER)
-    (folder / "json.py").write_text("")  # a module of the folder that the interpreter has already
-    (folder / "model.joblib").write_bytes(b"not a pickle")
-    clean = {"repository": str(tmp_path / "repository"), "forbidden": ["email", "no_such_module"], "provided": ["app", "json"],
+@pytest.fixture(scope="module")
+def seen(tmp_path_factory):
+    """What the handler saw, loaded with a model file and then (another module, the same worker)
+    without one; first, what a worker that is the clean round trip's process saw (its own module)."""
+    root = tmp_path_factory.mktemp("worker")
+    for made in ("model", "with", "without", "scratch", "clean"):
+        (root / made).mkdir()
+    (root / "model" / "nmf.joblib").write_bytes(b"not read")
+    (root / "with" / "app.py").write_text(REPORTING_HANDLER)
+    (root / "without" / "app_without.py").write_text(REPORTING_HANDLER)
+    (root / "clean" / "app_clean.py").write_text(PLAIN_HANDLER)
+    (root / "clean" / "json.py").write_text("")  # a module of the folder that the interpreter has already
+    (root / "clean" / "model.joblib").write_bytes(b"not a pickle")
+    clean = {"repository": str(root / "repository"), "forbidden": ["email", "no_such_module"], "provided": ["app_clean", "json"],
              "load_as_pickle": True}  # fmt: skip
-    load = {"op": "load", "folder": str(folder), "handler": "app.Model", "name": "m", "model_file": str(folder / "model.joblib"),
-            "clean": clean}  # fmt: skip
+    loads = [
+        {"op": "load", "folder": str(root / "clean"), "handler": "app_clean.Model", "name": "m",
+         "model_file": str(root / "clean" / "model.joblib"), "clean": clean},
+        {"op": "load", "folder": str(root / "with"), "handler": "app.Model", "name": "m", "model_file": str(root / "model" / "nmf.joblib")},
+        {"op": "load", "folder": str(root / "without"), "handler": "app_without.Model", "name": "m", "model_file": ""},
+    ]  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-I", "-B", str(WORKER_SCRIPT)], input=json.dumps(load) + "\n", capture_output=True, text=True,
-        cwd=scratch, timeout=120,
-    )  # fmt: skip
-    answer = json.loads(done.stdout.splitlines()[0])
+        [sys.executable, "-I", "-B", str(WORKER_SCRIPT)],
+        input="".join(json.dumps(load) + "\n" for load in loads),
+        capture_output=True,
+        text=True,
+        cwd=root / "scratch",  # not the folder: as in the worker container and in MLServer
+        timeout=120,
+    )
+    lines = done.stdout.splitlines()
+    answers = [json.loads(lines[0]) if lines else {"the worker answered": done.stderr[-2000:]}]
+    for line in lines[1:3]:
+        error = str(json.loads(line).get("error", ""))
+        answers.append(json.loads(error.split("SEEN", 1)[1]) if "SEEN" in error else {"the worker answered": line})
+    return root, answers
+
+
+def test_a_handler_sees_what_it_would_see_in_mlserver(seen):
+    root, answers = seen
+    assert answers[1] == {
+        "top_level_runs": 2,  # imported, then reloaded
+        "start_method": "spawn",
+        "loop": "uvloop",
+        "uri": "nmf.joblib",  # as model-settings.json holds it: opened as is, it is not found
+        "resolved": str(root / "model" / "nmf.joblib"),
+    }
+
+
+def test_without_a_model_file_the_uri_is_the_models_folder(seen):
+    root, answers = seen
+    assert answers[2]["uri"] == answers[2]["resolved"] == str(root / "without")
+
+
+def test_the_handlers_worker_is_the_clean_round_trips_process_and_loads_whatever_it_saw(seen):
+    """In the worker container the handler's worker is the clean-interpreter round trip's fresh
+    process: isolated and looked at before it loads, the model file loaded strictly, and the
+    handler loaded all the same (its other rows must not depend on what the round trip saw)."""
+    root, answers = seen
+    answer = answers[0]
     assert answer.get("loaded") is True, answer
-    seen = answer["clean"]
-    assert seen["sys_path"][0] == str(folder)
-    assert seen["importable_forbidden"] == ["email"]
-    assert seen["origins"]["app"] == str(folder / "app.py")
-    assert not str(seen["origins"]["json"]).startswith(str(folder))  # the standard library's, loaded first
-    assert seen["error"] == "KeyError: 110" and "traceback" in seen  # pickle's reading of b"not a pickle"
+    saw = answer["clean"]
+    assert saw["sys_path"][0] == str(root / "clean")
+    assert saw["importable_forbidden"] == ["email"]
+    assert saw["origins"]["app_clean"] == str(root / "clean" / "app_clean.py")
+    assert not str(saw["origins"]["json"]).startswith(str(root / "clean"))  # the standard library's, loaded first
+    assert saw["error"] == "KeyError: 110" and "traceback" in saw  # pickle's reading of b"not a pickle"
