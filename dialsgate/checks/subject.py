@@ -118,6 +118,8 @@ class Subject:
         #: {work key: its result}, worked out once by whichever thread asks first (``worked_once``).
         self._worked: dict[str, Future] = {}
         self._worked_lock = threading.Lock()
+        #: Start serving as soon as the early thread has loaded the handler (the server layer follows).
+        self.serve_when_loaded = False
         #: Set while no early work on the handler is pending (``wait_for_handler_work``).
         self._handler_work_done = threading.Event()
         self._handler_work_done.set()
@@ -333,6 +335,8 @@ class Subject:
     def _load_then_work(self, work: list[HandlerWork]) -> None:
         try:
             self._load_handler_quietly()
+            if self.serve_when_loaded:
+                self.serve_in_background()  # the served model starts while the work runs
             for item in work:
                 try:
                     item.run(self)

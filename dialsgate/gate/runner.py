@@ -191,6 +191,7 @@ def _judge_resource(
     judged = verdict.judged.setdefault(key, Judged(contract))
     subject = kind.subject(contract, options.reference_batch, options.server_url)
     subject.no_container = options.no_container or subject.no_container
+    subject.serve_when_loaded = "server" in options.layers
     # The worker container and the checks' fresh-process questions, made while the static checks run.
     subject.ask_early(lambda made: kind.early(made, options.layers))
     rows: list[Finding] = []

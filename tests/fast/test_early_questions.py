@@ -245,3 +245,19 @@ def test_a_call_waits_for_anothers_hold_of_the_worker_only_so_long(tmp_path):
         holder.join(5)
     assert worker.call("installed")["op"] == "installed"
     worker.close()
+
+
+def test_serving_starts_once_the_handler_has_loaded_not_after_the_early_work(subject):
+    events = []
+    subject._load_handler = lambda: (events.append("loaded") or SimpleNamespace(), None)
+    subject.serve_in_background = lambda: events.append("serving")
+    subject.serve_when_loaded = True
+
+    def slow_work(made):
+        events.append("work starts")
+        time.sleep(0.2)
+        events.append("work ends")
+
+    subject.ask_early(lambda _: [HandlerWork("work", slow_work)])
+    subject.wait_early()
+    assert events == ["loaded", "serving", "work starts", "work ends"]
