@@ -249,7 +249,7 @@ def test_a_call_waits_for_anothers_hold_of_the_worker_only_so_long(tmp_path):
 
 def test_serving_starts_once_the_handler_has_loaded_not_after_the_early_work(subject):
     events = []
-    subject._load_handler = lambda: (events.append("loaded") or SimpleNamespace(), None)
+    subject._load_handler = lambda: (events.append("loaded") or SimpleNamespace(close=lambda: None), None)
     subject.serve_in_background = lambda: events.append("serving")
     subject.serve_when_loaded = True
 
