@@ -369,7 +369,7 @@ def explore(subject, budget: int, transport: str = "in-process") -> Exploration:
 def early_exploration(subject) -> HandlerWork:
     """The in-process exploration as work done early on the handler (``Subject.ask_early``)."""
     budget = BUDGETS["in-process"]
-    return HandlerWork(f"explore in-process {budget}", lambda made: explore(made, budget))
+    return HandlerWork(lambda made: explore(made, budget))
 
 
 def _explore(subject, budget: int, transport: str) -> Exploration:

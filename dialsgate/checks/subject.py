@@ -81,9 +81,8 @@ class Question:
 class HandlerWork:
     """Work a check will do on the loaded handler (the exploration's requests), done early
     (``ask_early``) once the handler has loaded, in the handler's thread: ``run(subject)`` calls
-    ``subject.worked_once(key, ...)``, which the check calls too and so finds done or waits for."""
+    ``subject.worked_once(...)`` as the check does, which so finds it done or waits for it."""
 
-    key: str
     run: Callable[[Subject], object]
 
 

@@ -108,15 +108,15 @@ def judge_layer(
     strict: bool,
     known: dict[str, str],
     kind: ResourceKind = MLSERVER,
-    serve_early: bool = False,
 ) -> list[Finding]:
     """Every case of ``layer`` on ``subject``; a failing server row carries the container's log.
-    ``serve_early``: start serving the folder as soon as it can be (the server layer follows)."""
+    With ``subject.serve_when_loaded`` (the server layer follows), serving starts as soon as it
+    can be: from the early thread, else after the row whose check loaded the handler."""
     rows = []
     for case in kind.cases(layer, subject.contract):
         mark = subject.served_log_mark() if layer == "server" else None
         row = judge(case, subject, layer=layer, resource=resource, strict=strict, known=known)
-        if serve_early:
+        if subject.serve_when_loaded:
             subject.serve_in_background()  # from the moment the handler has loaded
         if not row.passed and mark is not None:
             row.evidence = "\n".join(filter(None, [row.evidence, subject.served_log_since(mark, LOG_TAIL_LINES)]))
@@ -198,7 +198,7 @@ def _judge_resource(
     try:
         for layer in options.layers:
             started = time.perf_counter()
-            layer_rows = judge_layer(layer, subject, key, strict, known, kind=kind, serve_early="server" in options.layers)
+            layer_rows = judge_layer(layer, subject, key, strict, known, kind=kind)
             if not layer_rows:
                 layer_rows = [Row(layer, "(layer)", Outcome.FAILED, "no check ran in this layer", resource=key)]
             rows += layer_rows

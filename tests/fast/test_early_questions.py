@@ -125,7 +125,7 @@ def test_work_on_the_handler_starts_once_it_has_loaded_and_a_check_then_finds_it
 
     subject._load_handler = slow_load
     clean = Question({"folder": "/x"}, "the clean-interpreter round trip", ("--clean",))
-    subject.ask_early(lambda _: [clean, HandlerWork("explore", explore_like)])
+    subject.ask_early(lambda _: [clean, HandlerWork(explore_like)])
     subject.wait_early()
     assert loaded and runs and runs[0] >= loaded[0]  # after the load, in the background
     assert subject.worked_once("explore", lambda: "again") == "explored"  # the check's call: not worked again
@@ -211,7 +211,7 @@ def test_a_check_that_runs_model_code_waits_for_the_early_work_and_a_static_one_
         static_saw.append(log.read_text().split())
 
     try:
-        made.ask_early(lambda _: [HandlerWork("work", work)])
+        made.ask_early(lambda _: [HandlerWork(work)])
         deadline = time.monotonic() + 10
         while not (log.exists() and "first" in log.read_text()) and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -258,6 +258,6 @@ def test_serving_starts_once_the_handler_has_loaded_not_after_the_early_work(sub
         time.sleep(0.2)
         events.append("work ends")
 
-    subject.ask_early(lambda _: [HandlerWork("work", slow_work)])
+    subject.ask_early(lambda _: [HandlerWork(slow_work)])
     subject.wait_early()
     assert events == ["loaded", "serving", "work starts", "work ends"]
