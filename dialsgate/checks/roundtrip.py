@@ -31,7 +31,9 @@ def check_clean_interpreter_round_trip(subject) -> None:
     if subject.runtime.kind == "container":
         # The handler's worker was the clean process: what it saw, and its own answer.
         folder = subject.runtime.folder
-        seen = subject.handler.clean_facts or {}
+        seen = subject.handler.clean_facts
+        if not isinstance(seen, dict):  # passed only on what it was seen to be, never on silence
+            raise CheckFailed(f"server folder alone ({folder}): the handler's worker did not say what it saw before it loaded")
         _judge(subject, folder, seen)
         if expected.status != 200:
             raise CheckFailed(f"server folder alone ({folder}) failed: HTTP {expected.status}: {expected.error}")

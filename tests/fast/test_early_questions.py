@@ -14,8 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from dialsgate.checks.base import case, check
+from dialsgate.checks.base import CheckFailed, case, check
 from dialsgate.checks.findings import judge
+from dialsgate.checks.roundtrip import check_clean_interpreter_round_trip
 from dialsgate.checks.subject import HandlerWork, Question, Subject
 from dialsgate.environment.runtime import ModelRuntime
 from dialsgate.transports.worker import Worker, WorkerFailed, WorkerHandler
@@ -261,3 +262,19 @@ def test_serving_starts_once_the_handler_has_loaded_not_after_the_early_work(sub
     subject.ask_early(lambda _: [HandlerWork(slow_work)])
     subject.wait_early()
     assert events == ["loaded", "serving", "work starts", "work ends"]
+
+
+def test_the_round_trip_fails_when_the_handlers_worker_said_nothing_of_what_it_saw():
+    # In the worker container the round trip passes only on the facts the handler's worker
+    # recorded before it loaded; an answer without them is no evidence.
+    made = SimpleNamespace(
+        contract=SimpleNamespace(code_dir="mlserver-model", model_file=Path("model.joblib")),
+        require_safe_model_file=lambda: None,
+        reference_outcome=SimpleNamespace(status=200, error=None),
+        runtime=SimpleNamespace(kind="container", folder="/mnt/Model"),
+        handler=SimpleNamespace(clean_facts=None),
+    )
+    with pytest.raises(CheckFailed, match="did not say what it saw"):
+        check_clean_interpreter_round_trip(made)
+    made.handler.clean_facts = {"importable_forbidden": [], "origins": {"app": "/mnt/Model/app.py"}}
+    check_clean_interpreter_round_trip(made)  # what it saw is clean: passes
