@@ -369,7 +369,9 @@ def explore(subject, budget: int, transport: str = "in-process") -> Exploration:
 def early_exploration(subject) -> HandlerWork:
     """The in-process exploration as work done early on the handler (``Subject.ask_early``)."""
     budget = BUDGETS["in-process"]
-    return HandlerWork(lambda made: explore(made, budget))
+    # At most its time limit, the request under way then and its repeat, after the reference request.
+    seconds = limit("explore_seconds") + 3 * limit("worker_call_timeout")
+    return HandlerWork(lambda made: explore(made, budget), seconds)
 
 
 def _explore(subject, budget: int, transport: str) -> Exploration:

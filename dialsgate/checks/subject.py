@@ -81,9 +81,11 @@ class Question:
 class HandlerWork:
     """Work a check will do on the loaded handler (the exploration's requests), done early
     (``ask_early``) once the handler has loaded, in the handler's thread: ``run(subject)`` calls
-    ``subject.worked_once(...)`` as the check does, which so finds it done or waits for it."""
+    ``subject.worked_once(...)`` as the check does, which so finds it done or waits for it.
+    ``seconds``: the longest it may take once the handler has loaded (what a check waits for it)."""
 
     run: Callable[[Subject], object]
+    seconds: float
 
 
 class Subject:
@@ -283,7 +285,7 @@ class Subject:
                 future.set_result(work())
             except BaseException as error:  # noqa: BLE001  (raised again to every thread that asks)
                 future.set_exception(error)
-        return future.result(timeout=self._early_wait)
+        return future.result(timeout=self._work_wait)
 
     def ask_early(self, questions: Callable[[Subject], list[Question | HandlerWork]], load_handler: bool = True) -> None:
         """Make the runtime and ask ``questions(self)`` in the background, while the checks that
@@ -318,6 +320,7 @@ class Subject:
             work = [item for item in wanted if isinstance(item, HandlerWork)]
             asked = [item for item in wanted if isinstance(item, Question) and item.key() not in self._early]
             self._early_wait = limit("worker_load_timeout") * (len(asked) + 1)
+            self._work_wait = limit("worker_load_timeout") + sum(item.seconds for item in work)
             # The thread keeps its own hold of each answer: ask_fresh takes it out of _early.
             pending = [(question, self._early.setdefault(question.key(), Future())) for question in asked]
         for question, future in pending:
@@ -350,7 +353,7 @@ class Subject:
         work's requests all come before any check's, so a request that reaches a limit and stops
         the worker is always the same one, whichever thread was quicker."""
         if threading.current_thread() not in self._asking:
-            self._handler_work_done.wait(timeout=self._early_wait)
+            self._handler_work_done.wait(timeout=self._work_wait)
 
     def _answer_in_order(self, runtime: ModelRuntime, pending: list[tuple[Question, Future]]) -> None:
         worker = None
@@ -371,6 +374,8 @@ class Subject:
 
     #: Seconds ``ask_fresh`` waits for an early answer (each question has its own worker limit).
     _early_wait: float = 600.0
+    #: Seconds a thread waits for work on the handler (``worked_once``): its load, then the work's own limits.
+    _work_wait: float = 600.0
 
     # ------------------------------------------------------------------ the handler
 
@@ -585,7 +590,7 @@ class Subject:
         wait): the questions, the handler's load and what they started."""
         joined = 0
         while joined < len(self._asking):  # a thread may add the ones it starts
-            self._asking[joined].join(timeout=self._early_wait)
+            self._asking[joined].join(timeout=max(self._early_wait, self._work_wait))
             joined += 1
 
     def close(self) -> None:

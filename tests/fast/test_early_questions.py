@@ -126,7 +126,7 @@ def test_work_on_the_handler_starts_once_it_has_loaded_and_a_check_then_finds_it
 
     subject._load_handler = slow_load
     clean = Question({"folder": "/x"}, "the clean-interpreter round trip", ("--clean",))
-    subject.ask_early(lambda _: [clean, HandlerWork(explore_like)])
+    subject.ask_early(lambda _: [clean, HandlerWork(explore_like, 10)])
     subject.wait_early()
     assert loaded and runs and runs[0] >= loaded[0]  # after the load, in the background
     assert subject.worked_once("explore", lambda: "again") == "explored"  # the check's call: not worked again
@@ -212,7 +212,7 @@ def test_a_check_that_runs_model_code_waits_for_the_early_work_and_a_static_one_
         static_saw.append(log.read_text().split())
 
     try:
-        made.ask_early(lambda _: [HandlerWork(work)])
+        made.ask_early(lambda _: [HandlerWork(work, 10)])
         deadline = time.monotonic() + 10
         while not (log.exists() and "first" in log.read_text()) and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -259,7 +259,7 @@ def test_serving_starts_once_the_handler_has_loaded_not_after_the_early_work(sub
         time.sleep(0.2)
         events.append("work ends")
 
-    subject.ask_early(lambda _: [HandlerWork(slow_work)])
+    subject.ask_early(lambda _: [HandlerWork(slow_work, 10)])
     subject.wait_early()
     assert events == ["loaded", "serving", "work starts", "work ends"]
 
@@ -278,3 +278,19 @@ def test_the_round_trip_fails_when_the_handlers_worker_said_nothing_of_what_it_s
         check_clean_interpreter_round_trip(made)
     made.handler.clean_facts = {"importable_forbidden": [], "origins": {"app": "/mnt/Model/app.py"}}
     check_clean_interpreter_round_trip(made)  # what it saw is clean: passes
+
+
+def test_a_check_waits_for_the_early_work_as_long_as_the_work_may_take(subject, monkeypatch):
+    # The work's own limits (the exploration's time, its last requests) exceed one load's: a
+    # check must not give up on work that is still within them.
+    monkeypatch.setenv("DIALSGATE_WORKER_LOAD_TIMEOUT", "0.2")
+    subject._load_handler = lambda: (SimpleNamespace(close=lambda: None), None)
+    started = threading.Event()
+
+    def slow(made):
+        return made.worked_once("work", lambda: started.set() or time.sleep(0.6) or "done")
+
+    subject.ask_early(lambda _: [HandlerWork(slow, 5)])
+    started.wait(5)
+    subject.wait_for_handler_work()
+    assert subject.worked_once("work", lambda: "again") == "done"
