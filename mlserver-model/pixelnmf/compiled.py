@@ -23,6 +23,7 @@ bytes as a uint64, which assumes a little-endian machine (x86-64, aarch64: what 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -185,6 +186,22 @@ def fused_loop_source(n_components: int) -> str:
 _COMPILED = {}
 
 
+def _loop_source_file(cache_dir: Path, n_components: int, source: str) -> Path:
+    """The generated loop's source file in the cache folder: numba caches only functions with a
+    source file, and reuses its cache only while the file's stamp (modification time and size)
+    is the one it recorded. The time is set from the source's own hash, so a cache folder copied
+    without the file (the gate's worker keeps numba's .nbi/.nbc files only) finds its loop again,
+    and another source never gets the stamp of this one."""
+    path = cache_dir / f"pixelnmf_fused_loop_{n_components}.py"
+    if not path.is_file() or path.read_text() != source:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+    stamp = 1_000_000_000 + int(hashlib.sha256(source.encode()).hexdigest()[:6], 16)
+    if path.stat().st_mtime != stamp:
+        os.utime(path, (stamp, stamp))
+    return path
+
+
 def _fused_loop(n_components: int):
     """The compiled fused loop for this many components (compiled once per process)."""
     found = _COMPILED.get(n_components)
@@ -194,13 +211,7 @@ def _fused_loop(n_components: int):
         source = fused_loop_source(n_components)
         filename = f"<pixelnmf fused loop, {n_components} components>"
         if CACHE_DIR:
-            # numba caches only functions with a source file: the generated loop gets one in the
-            # cache folder (rewritten only when it changes, so its stamp keeps the cache valid).
-            path = Path(CACHE_DIR) / f"pixelnmf_fused_loop_{n_components}.py"
-            if not path.is_file() or path.read_text() != source:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(source)
-            filename = str(path)
+            filename = str(_loop_source_file(Path(CACHE_DIR), n_components, source))
         exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own template
         # reassoc lets the sums and products run in vector lanes; contract allows fused
         # multiply-adds (as the BLAS of the numpy stages uses). No flag that assumes no NaN/inf.

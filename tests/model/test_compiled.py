@@ -221,6 +221,22 @@ def test_the_generated_source_has_one_accumulator_per_component():
     assert "{k}" not in source
 
 
+def test_the_loop_source_keeps_its_stamp_when_the_cache_folder_is_copied_without_it(tmp_path):
+    """numba reuses a cached function only while its source file's (mtime, size) is the one it
+    recorded. The gate's worker restores numba's .nbi/.nbc files alone, so the loop's source is
+    written again in every new container: its stamp must come from the source, not the clock."""
+    source = compiled.fused_loop_source(3)
+    first = compiled._loop_source_file(tmp_path / "first", 3, source)
+    stamp = (first.stat().st_mtime, first.stat().st_size)
+    first.unlink()
+    again = compiled._loop_source_file(tmp_path / "first", 3, source)
+    elsewhere = compiled._loop_source_file(tmp_path / "elsewhere", 3, source)
+    assert (again.stat().st_mtime, again.stat().st_size) == stamp
+    assert (elsewhere.stat().st_mtime, elsewhere.stat().st_size) == stamp
+    other = compiled._loop_source_file(tmp_path / "other", 4, compiled.fused_loop_source(4))
+    assert other.stat().st_mtime != stamp[0], "another source must not look like this one to numba"
+
+
 def test_more_misses_than_the_compiled_clustering_takes_runs_the_numpy_clustering(model, reference_inputs):
     state = model.__getstate__()
     lenient = PixelNMF(state["layers"], **{**state["parameters"], "max_misses": 3})
