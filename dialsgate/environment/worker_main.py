@@ -37,7 +37,6 @@ import importlib.util
 import json
 import multiprocessing
 import os
-import re
 import sys
 import traceback
 import warnings
@@ -99,10 +98,13 @@ def _request_reader():
         import orjson
     except ImportError:
         return json.loads
-    long_digits = re.compile(rb"[0-9]{19}")
+    # Every ASCII digit made "0", then one search for 19 of them: a tenth of a regex's time over
+    # a line of millions of counts (where a regex search cost as much as orjson's read itself).
+    digits_alike = bytes.maketrans(b"0123456789", b"0" * 10)
+    nineteen = b"0" * 19
 
     def loads(line: bytes):
-        if long_digits.search(line):
+        if nineteen in line.translate(digits_alike):
             return json.loads(line)
         try:
             return orjson.loads(line)
