@@ -33,6 +33,7 @@ from dialsgate.container.image import ensure_image
 from dialsgate.container.serve import Served, prepared_model_folder, serve_model_folder, wait_until_model_ready
 from dialsgate.container.worker import WorkerContainer
 from dialsgate.contract.build import build
+from dialsgate.contract.server_settings import parallel_workers
 from dialsgate.contract.template import Contract
 from dialsgate.environment.profiles import UnsupportedImage, profile_for_image
 from dialsgate.environment.runtime import HostRuntime, ModelRuntime, no_container_requested
@@ -394,7 +395,8 @@ class Subject:
         self.require_importable_folder()
         self.require_no_class_from_main()
         try:
-            return WorkerHandler(self.contract, self.runtime, clean=self._clean_spec()), None
+            spawn = parallel_workers(self.contract.code_dir) > 0  # as MLServer will serve it
+            return WorkerHandler(self.contract, self.runtime, clean=self._clean_spec(), spawn=spawn), None
         except CheckFailed as error:  # the runtime could not be made
             return None, str(error)
         except WorkerFailed as error:

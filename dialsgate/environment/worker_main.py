@@ -21,7 +21,7 @@ load_as_pickle. RESULT (one JSON line on stdout): {"response", "origins", "impor
 "sys_path"} or {"error", "traceback"}.
 
 Operations:
-  {"op": "load", "folder", "handler", "name", "model_file", "clean"?}  import the handler as MLServer does, load()
+  {"op": "load", "folder", "handler", "name", "model_file", "clean"?, "spawn"?}  import the handler as MLServer does, load()
                                                                     -> {"loaded", "python", "clean"?: what it saw}
   {"op": "predict", "body"}                                   -> {"status", "response" | "error"}
   {"op": "metadata"}                                          -> {"metadata": model metadata as MLServer serves it}
@@ -146,8 +146,10 @@ class Worker:
         # forces multiprocessing's start method to spawn for it and for every process the model
         # starts (mlserver.parallel.utils.configure_inference_pool): a pool the handler starts
         # gets fresh interpreters, not forks holding what load() set. That worker runs the
-        # model's coroutines on uvloop when it is installed (mlserver.parallel.worker).
-        multiprocessing.set_start_method("spawn", force=True)
+        # model's coroutines on uvloop when it is installed (mlserver.parallel.worker). With
+        # parallel_workers 0 (the folder's settings.json: "spawn" false) the model loads in the
+        # server's own process, under the platform's start method, on its uvloop loop as well.
+        multiprocessing.set_start_method("spawn" if request.get("spawn", True) else None, force=True)
         install_uvloop_event_loop()
         self.loop = asyncio.new_event_loop()
         _model_packages()  # imported before the handler, as they always were here
@@ -322,7 +324,7 @@ def clean_round_trip() -> int:
         if spec.get("load_as_pickle", True):
             _load_model_strictly(spec["model_file"])
         worker = Worker()
-        worker.load({key: spec[key] for key in ("folder", "handler", "name", "model_file")})
+        worker.load({key: spec[key] for key in ("folder", "handler", "name", "model_file", "spawn") if key in spec})
         answer = worker.predict({"body": spec["request"]})
         if answer["status"] == 200:
             result["response"] = answer["response"]

@@ -195,9 +195,11 @@ class Worker:
 class WorkerHandler:
     """The contract's handler, loaded where its model code runs; ``predict(body) -> Outcome``."""
 
-    def __init__(self, contract: Contract, runtime: ModelRuntime, clean: dict | None = None):
+    def __init__(self, contract: Contract, runtime: ModelRuntime, clean: dict | None = None, spawn: bool = True):
         """``clean``: the clean-interpreter round trip's spec (``worker_main``'s load), when this
-        worker is that round trip's fresh process too; what it saw is ``clean_facts``."""
+        worker is that round trip's fresh process too; what it saw is ``clean_facts``. ``spawn``:
+        MLServer serves the folder with parallel workers (its default), which load under the
+        spawn start method; false for ``parallel_workers`` 0 (``contract.server_settings``)."""
         self.contract = contract
         self.stopped: str | None = None  # the limit an earlier request reached (the worker is gone)
         self.worker = Worker(runtime)
@@ -208,6 +210,7 @@ class WorkerHandler:
             name=contract.name,
             model_file=runtime.model_file,
             clean=clean,
+            spawn=spawn,
         )
         if answer.get("failed"):
             self.worker.close()

@@ -64,11 +64,12 @@ def seen(tmp_path_factory):
     """What the handler saw, loaded with a model file and then (another module, the same worker)
     without one; first, what a worker that is the clean round trip's process saw (its own module)."""
     root = tmp_path_factory.mktemp("worker")
-    for made in ("model", "with", "without", "scratch", "clean"):
+    for made in ("model", "with", "without", "scratch", "clean", "in_server"):
         (root / made).mkdir()
     (root / "model" / "nmf.joblib").write_bytes(b"not read")
     (root / "with" / "app.py").write_text(REPORTING_HANDLER)
     (root / "without" / "app_without.py").write_text(REPORTING_HANDLER)
+    (root / "in_server" / "app_in_server.py").write_text(REPORTING_HANDLER)
     (root / "clean" / "app_clean.py").write_text(PLAIN_HANDLER)
     (root / "clean" / "json.py").write_text("")  # a module of the folder that the interpreter has already
     (root / "clean" / "model.joblib").write_bytes(b"not a pickle")
@@ -79,6 +80,9 @@ def seen(tmp_path_factory):
          "model_file": str(root / "clean" / "model.joblib"), "clean": clean},
         {"op": "load", "folder": str(root / "with"), "handler": "app.Model", "name": "m", "model_file": str(root / "model" / "nmf.joblib")},
         {"op": "load", "folder": str(root / "without"), "handler": "app_without.Model", "name": "m", "model_file": ""},
+        # parallel_workers 0 in the folder's settings.json: loaded in MLServer's own process.
+        {"op": "load", "folder": str(root / "in_server"), "handler": "app_in_server.Model", "name": "m",
+         "model_file": str(root / "model" / "nmf.joblib"), "spawn": False},
     ]  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-I", "-B", str(WORKER_SCRIPT)],
@@ -90,7 +94,7 @@ def seen(tmp_path_factory):
     )
     lines = done.stdout.splitlines()
     answers = [json.loads(lines[0]) if lines else {"the worker answered": done.stderr[-2000:]}]
-    for line in lines[1:3]:
+    for line in lines[1:4]:
         error = str(json.loads(line).get("error", ""))
         answers.append(json.loads(error.split("SEEN", 1)[1]) if "SEEN" in error else {"the worker answered": line})
     return root, answers
@@ -105,6 +109,16 @@ def test_a_handler_sees_what_it_would_see_in_mlserver(seen):
         "uri": "nmf.joblib",  # as model-settings.json holds it: opened as is, it is not found
         "resolved": str(root / "model" / "nmf.joblib"),
     }
+
+
+def test_a_model_served_without_parallel_workers_loads_under_the_platforms_start_method(seen):
+    _, answers = seen
+    fresh = subprocess.run(
+        [sys.executable, "-I", "-c", "import multiprocessing; print(multiprocessing.get_start_method())"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert answers[3]["start_method"] == fresh.stdout.strip() != "spawn"
+    assert answers[3]["loop"] == "uvloop"  # the server's own loop, as the pool worker's
 
 
 def test_without_a_model_file_the_uri_is_the_models_folder(seen):
