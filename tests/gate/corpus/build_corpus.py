@@ -63,6 +63,7 @@ FOLDERS = {
     "handler_caches_beside_itself": "image",
     "handler_import_writes_home": "image",
     "handler_pool_in_load": "image",
+    "handler_pool_in_server_process": "image",
     "handler_opens_parameters_uri": "image",
     "handler_metric_at_import": "image",
     "handler_exports_metrics_port": "image",
@@ -88,6 +89,7 @@ NMF_FOLDERS = (
     "handler_caches_beside_itself",
     "handler_import_writes_home",
     "handler_pool_in_load",
+    "handler_pool_in_server_process",
     "handler_opens_parameters_uri",
     "handler_metric_at_import",
     "handler_exports_metrics_port",
@@ -106,6 +108,7 @@ BATCH_FOLDERS = (
     "handler_caches_beside_itself",
     "handler_import_writes_home",
     "handler_pool_in_load",
+    "handler_pool_in_server_process",
     "metric_overflows_to_infinity",
 )
 
