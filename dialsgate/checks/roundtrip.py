@@ -76,7 +76,7 @@ def clean_question(subject, folder: str, model_file: str) -> Question:
         "model_file": model_file,
         "handler": contract.handler,
         "name": contract.name,
-        "spawn": parallel_workers(contract.code_dir) > 0,  # as MLServer will serve it
+        "spawn": parallel_workers(contract.code_dir) != 0,  # as MLServer will serve it
         "request": subject.reference_body,
         **clean_spec(contract.template_path, contract.code_dir, load_as_pickle=subject.pickle_audit is not None),
     }

@@ -395,7 +395,7 @@ class Subject:
         self.require_importable_folder()
         self.require_no_class_from_main()
         try:
-            spawn = parallel_workers(self.contract.code_dir) > 0  # as MLServer will serve it
+            spawn = parallel_workers(self.contract.code_dir) != 0  # as MLServer will serve it
             return WorkerHandler(self.contract, self.runtime, clean=self._clean_spec(), spawn=spawn), None
         except CheckFailed as error:  # the runtime could not be made
             return None, str(error)

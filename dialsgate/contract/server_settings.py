@@ -20,17 +20,21 @@ DEFAULT_PARALLEL_WORKERS = 1
 
 def parallel_workers(folder: Path | str) -> int:
     """MLServer's ``parallel_workers`` for a served folder: 0 loads the model in the server's own
-    process, more in as many inference-pool workers under the spawn start method. A value MLServer
-    would refuse, a file that is not plain or not JSON: the default here, and the served model's
-    start reports what MLServer makes of it."""
+    process, any other value in inference-pool workers under the spawn start method. A value
+    MLServer would refuse, a file that is not plain or not JSON: the default here, and the served
+    model's start reports what MLServer makes of it."""
     try:
         document = json.loads(read_plain(Path(folder) / SETTINGS_FILE, SETTINGS_CAP))
     except (OSError, NotPlain, ValueError, RecursionError):
         return DEFAULT_PARALLEL_WORKERS
-    value = document.get("parallel_workers", DEFAULT_PARALLEL_WORKERS) if isinstance(document, dict) else None
-    # pydantic (v1, MLServer 1.5.0's) reads an int field from an int, a bool or an integral text.
-    if isinstance(value, bool | int):
+    if not isinstance(document, dict):
+        return DEFAULT_PARALLEL_WORKERS
+    value = document.get("parallel_workers", DEFAULT_PARALLEL_WORKERS)
+    # As pydantic 1.10 (MLServer 1.5.0's) reads an int field: int() of what JSON gave, so 0.5
+    # and " 0 " are 0; no text longer than its 4,300 characters; anything int() refuses is refused.
+    if isinstance(value, str) and len(value) > 4300:
+        return DEFAULT_PARALLEL_WORKERS
+    try:
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value.strip())
-    return DEFAULT_PARALLEL_WORKERS
+    except (TypeError, ValueError, OverflowError):
+        return DEFAULT_PARALLEL_WORKERS

@@ -15,10 +15,16 @@ from dialsgate.contract.server_settings import DEFAULT_PARALLEL_WORKERS, SETTING
     [
         ('{"parallel_workers": 0}', 0),
         ('{"parallel_workers": 4, "debug": true}', 4),
-        ('{"parallel_workers": "0"}', 0),  # pydantic reads an integral text
-        ('{"debug": true}', DEFAULT_PARALLEL_WORKERS),
-        ('{"parallel_workers": 1.5}', DEFAULT_PARALLEL_WORKERS),  # refused by MLServer: its start says so
+        # As MLServer 1.5.0's pydantic 1.10 reads them (seen in the image: Settings.parse_obj).
+        ('{"parallel_workers": " 0 "}', 0),
+        ('{"parallel_workers": "-1"}', -1),
+        ('{"parallel_workers": 0.5}', 0),
+        ('{"parallel_workers": 1.5}', 1),
+        ('{"parallel_workers": false}', 0),
+        ('{"parallel_workers": "0.0"}', DEFAULT_PARALLEL_WORKERS),  # refused by MLServer: its start says so
         ('{"parallel_workers": null}', DEFAULT_PARALLEL_WORKERS),
+        ('{"parallel_workers": NaN}', DEFAULT_PARALLEL_WORKERS),
+        ('{"debug": true}', DEFAULT_PARALLEL_WORKERS),
         ("[0]", DEFAULT_PARALLEL_WORKERS),
         ("not json", DEFAULT_PARALLEL_WORKERS),
         ("[" * 100_000, DEFAULT_PARALLEL_WORKERS),  # nesting deeper than the parser goes
