@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 
+from dialsgate.checks.roundtrip import clean_question
 from dialsgate.contract.server_settings import DEFAULT_PARALLEL_WORKERS, SETTINGS_CAP, parallel_workers
 
 
@@ -46,3 +48,21 @@ def test_a_link_or_an_oversized_file_is_not_read(tmp_path):
     os.unlink(tmp_path / "settings.json")
     (tmp_path / "settings.json").write_text('{"parallel_workers": 0}' + " " * SETTINGS_CAP)
     assert parallel_workers(tmp_path) == DEFAULT_PARALLEL_WORKERS
+
+
+def test_the_no_container_round_trip_loads_as_the_folder_will_be_served(tmp_path):
+    # --no-container: the clean-interpreter round trip is a process of its own; it loads the
+    # handler under the start method the folder's settings give, as the handler's worker does.
+    code_dir = tmp_path / "mlserver-model"
+    code_dir.mkdir()
+    (code_dir / "app.py").write_text("")
+    (tmp_path / "template.yaml").write_text("")
+    made = SimpleNamespace(
+        contract=SimpleNamespace(handler="app.Model", name="m", template_path=tmp_path / "template.yaml", code_dir=code_dir),
+        require_safe_model_file=lambda: None,
+        reference_body={"inputs": []},
+        pickle_audit=None,
+    )
+    assert clean_question(made, str(code_dir), "model.joblib").message["spawn"] is True
+    (code_dir / "settings.json").write_text('{"parallel_workers": 0}')
+    assert clean_question(made, str(code_dir), "model.joblib").message["spawn"] is False
