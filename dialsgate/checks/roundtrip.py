@@ -19,8 +19,6 @@ from __future__ import annotations
 from dialsgate.checks.base import CheckFailed, case, check
 from dialsgate.checks.signature import _same_outputs
 from dialsgate.checks.subject import Question, explain_load_error
-from dialsgate.contract.server_settings import parallel_workers
-from dialsgate.environment.serving import clean_spec
 from dialsgate.transports.worker import WorkerFailed
 
 
@@ -76,9 +74,9 @@ def clean_question(subject, folder: str, model_file: str) -> Question:
         "model_file": model_file,
         "handler": contract.handler,
         "name": contract.name,
-        "spawn": parallel_workers(contract.code_dir) != 0,  # as MLServer will serve it
+        "spawn": subject.served_with_workers,  # loaded as MLServer will serve it
         "request": subject.reference_body,
-        **clean_spec(contract.template_path, contract.code_dir, load_as_pickle=subject.pickle_audit is not None),
+        **subject.clean_round_trip_spec(),
     }
     # A fresh process: nothing imported before it.
     return Question(spec, "the clean-interpreter round trip", ("--clean",))

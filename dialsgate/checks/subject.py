@@ -395,8 +395,9 @@ class Subject:
         self.require_importable_folder()
         self.require_no_class_from_main()
         try:
-            spawn = parallel_workers(self.contract.code_dir) != 0  # as MLServer will serve it
-            return WorkerHandler(self.contract, self.runtime, clean=self._clean_spec(), spawn=spawn), None
+            # In the worker container the handler's worker is the clean round trip's fresh process too.
+            clean = self.clean_round_trip_spec() if self.runtime.kind == "container" else None
+            return WorkerHandler(self.contract, self.runtime, clean=clean, spawn=self.served_with_workers), None
         except CheckFailed as error:  # the runtime could not be made
             return None, str(error)
         except WorkerFailed as error:
@@ -406,12 +407,18 @@ class Subject:
                 f"{explain_load_error(str(error), self.runtime.folder, self.contract.code_dir, self.contract.model_file.name)}"
             )
 
-    def _clean_spec(self) -> dict | None:
-        """In the worker container, the handler's worker is the clean-interpreter round trip's
-        fresh process too (``checks.roundtrip``): what it must look at before it loads."""
-        if self.runtime.kind != "container":
-            return None
+    def clean_round_trip_spec(self) -> dict:
+        """What the clean-interpreter round trip's fresh process looks at before it loads
+        (``checks.roundtrip``): the handler's own worker in the worker container, a process of
+        its own on the host."""
         return clean_spec(self.contract.template_path, self.contract.code_dir, load_as_pickle=self.pickle_audit is not None)
+
+    @cached_property
+    def served_with_workers(self) -> bool:
+        """MLServer serves this folder in inference-pool workers, which load under the spawn start
+        method (its default); False for ``parallel_workers`` 0 in the folder's settings.json, when
+        it loads the model in its own process (``contract.server_settings``)."""
+        return parallel_workers(self.contract.code_dir) != 0
 
     @cached_property
     def handler(self):

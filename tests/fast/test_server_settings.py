@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from dialsgate.checks.roundtrip import clean_question
+from dialsgate.checks.subject import Subject
 from dialsgate.contract.server_settings import DEFAULT_PARALLEL_WORKERS, SETTINGS_CAP, parallel_workers
 
 
@@ -57,12 +58,15 @@ def test_the_no_container_round_trip_loads_as_the_folder_will_be_served(tmp_path
     code_dir.mkdir()
     (code_dir / "app.py").write_text("")
     (tmp_path / "template.yaml").write_text("")
-    made = SimpleNamespace(
-        contract=SimpleNamespace(handler="app.Model", name="m", template_path=tmp_path / "template.yaml", code_dir=code_dir),
-        require_safe_model_file=lambda: None,
-        reference_body={"inputs": []},
-        pickle_audit=None,
-    )
-    assert clean_question(made, str(code_dir), "model.joblib").message["spawn"] is True
+    contract = SimpleNamespace(handler="app.Model", name="m", template_path=tmp_path / "template.yaml", code_dir=code_dir)
+
+    def subject():  # a new one: what it reads of the folder is read once per subject
+        made = Subject(contract, {})
+        made.__dict__["pickle_audit"] = None
+        made.require_safe_model_file = lambda: None
+        made.__dict__["reference_body"] = {"inputs": []}
+        return made
+
+    assert clean_question(subject(), str(code_dir), "model.joblib").message["spawn"] is True
     (code_dir / "settings.json").write_text('{"parallel_workers": 0}')
-    assert clean_question(made, str(code_dir), "model.joblib").message["spawn"] is False
+    assert clean_question(subject(), str(code_dir), "model.joblib").message["spawn"] is False
