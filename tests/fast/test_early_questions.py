@@ -117,7 +117,7 @@ def test_work_on_the_handler_starts_once_it_has_loaded_and_a_check_then_finds_it
     loaded, runs = [], []
 
     def slow_load():
-        time.sleep(0.3)
+        time.sleep(0.05)  # work started beside the load would begin within it
         loaded.append(time.perf_counter())
         return None, "not loaded here"
 
@@ -139,7 +139,7 @@ def test_a_thread_asking_for_work_in_progress_waits_for_it_and_gets_its_failure_
 
     def slow_failure():
         started.set()
-        time.sleep(0.3)
+        time.sleep(0.1)  # still in progress when the other thread asks
         raise RuntimeError("the handler is gone")
 
     def ask():
@@ -171,7 +171,7 @@ for line in sys.stdin:
     message = json.loads(line)
     open(sys.argv[1], "a").write(message["op"] + "\\n")
     if message["op"] == "first":
-        time.sleep(0.3)
+        time.sleep(0.15)
     print(json.dumps({"op": message["op"]}), flush=True)
 """
 
@@ -227,7 +227,7 @@ def test_a_check_that_runs_model_code_waits_for_the_early_work_and_a_static_one_
 
 def test_a_call_waits_for_anothers_hold_of_the_worker_only_so_long(tmp_path):
     worker = Worker(LoggingRuntime(tmp_path / "starts.log"))
-    worker.turn_wait = 0.2
+    worker.turn_wait = 0.1
     held, release = threading.Event(), threading.Event()
 
     def hold():
@@ -239,7 +239,7 @@ def test_a_call_waits_for_anothers_hold_of_the_worker_only_so_long(tmp_path):
     holder.start()
     held.wait(5)
     try:
-        with pytest.raises(WorkerFailed, match="'installed' was not sent: another caller held the worker for 0.2 s"):
+        with pytest.raises(WorkerFailed, match="'installed' was not sent: another caller held the worker for 0.1 s"):
             worker.call("installed")
     finally:
         release.set()
@@ -256,7 +256,6 @@ def test_serving_starts_once_the_handler_has_loaded_not_after_the_early_work(sub
 
     def slow_work(made):
         events.append("work starts")
-        time.sleep(0.2)
         events.append("work ends")
 
     subject.ask_early(lambda _: [HandlerWork(slow_work, 10)])
@@ -283,12 +282,12 @@ def test_the_round_trip_fails_when_the_handlers_worker_said_nothing_of_what_it_s
 def test_a_check_waits_for_the_early_work_as_long_as_the_work_may_take(subject, monkeypatch):
     # The work's own limits (the exploration's time, its last requests) exceed one load's: a
     # check must not give up on work that is still within them.
-    monkeypatch.setenv("DIALSGATE_WORKER_LOAD_TIMEOUT", "0.2")
+    monkeypatch.setenv("DIALSGATE_WORKER_LOAD_TIMEOUT", "0.1")
     subject._load_handler = lambda: (SimpleNamespace(close=lambda: None), None)
     started = threading.Event()
 
     def slow(made):
-        return made.worked_once("work", lambda: started.set() or time.sleep(0.6) or "done")
+        return made.worked_once("work", lambda: started.set() or time.sleep(0.3) or "done")
 
     subject.ask_early(lambda _: [HandlerWork(slow, 5)])
     started.wait(5)

@@ -80,10 +80,10 @@ for line in sys.stdin:
 
 
 def test_a_worker_call_that_never_answers_stops_at_its_timeout_naming_it(monkeypatch):
-    monkeypatch.setenv("DIALSGATE_WORKER_LOAD_TIMEOUT", "0.3")
+    monkeypatch.setenv("DIALSGATE_WORKER_LOAD_TIMEOUT", "0.1")
     worker = Worker(ScriptRuntime(SLEEPS))
     started = time.monotonic()
-    with pytest.raises(WorkerLimitReached, match=r"did not load within 0.3 s .*DIALSGATE_WORKER_LOAD_TIMEOUT"):
+    with pytest.raises(WorkerLimitReached, match=r"did not load within 0.1 s .*DIALSGATE_WORKER_LOAD_TIMEOUT"):
         worker.call("load", folder="", handler="app.Model", name="x", model_file="")
     assert time.monotonic() - started < 30
     assert worker.process.poll() is not None, "the worker process was left running"
@@ -91,9 +91,9 @@ def test_a_worker_call_that_never_answers_stops_at_its_timeout_naming_it(monkeyp
 
 
 def test_a_request_that_never_answers_uses_the_request_timeout(monkeypatch):
-    monkeypatch.setenv("DIALSGATE_WORKER_CALL_TIMEOUT", "0.3")
+    monkeypatch.setenv("DIALSGATE_WORKER_CALL_TIMEOUT", "0.1")
     worker = Worker(ScriptRuntime(SLEEPS))
-    with pytest.raises(WorkerLimitReached, match=r"did not answer 'predict' within 0.3 s .*DIALSGATE_WORKER_CALL_TIMEOUT"):
+    with pytest.raises(WorkerLimitReached, match=r"did not answer 'predict' within 0.1 s .*DIALSGATE_WORKER_CALL_TIMEOUT"):
         worker.call("predict", body={})
     worker.close()
 
@@ -378,16 +378,16 @@ def _processes_holding(text: str) -> list[int]:
 
 
 def test_a_worker_past_its_timeout_is_killed_where_it_runs(monkeypatch):
-    monkeypatch.setenv("DIALSGATE_WORKER_LOAD_TIMEOUT", "0.3")
+    monkeypatch.setenv("DIALSGATE_WORKER_LOAD_TIMEOUT", "0.1")
     worker = Worker(DetachedRuntime(SLEEPS))
     deadline = time.monotonic() + 10
     while not _processes_holding(worker.identity) and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(0.02)
     assert _processes_holding(worker.identity), "the worker did not start"
     with pytest.raises(WorkerLimitReached):
         worker.call("load", folder="", handler="app.Model", name="x", model_file="")
     deadline = time.monotonic() + 10
     while _processes_holding(worker.identity) and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(0.02)
     assert not _processes_holding(worker.identity), "the worker process kept running after its timeout"
     worker.close()

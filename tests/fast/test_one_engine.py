@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from dialsgate.container import engine as engine_module
 from dialsgate.container.engine import DockerUnavailable, Engine, EngineError
 from dialsgate.environment.profiles import PROFILES_DIR, load_profile, script_values
 from dialsgate.report.facts import serving_facts
@@ -187,8 +188,8 @@ def test_a_failing_command_says_what_the_engine_said_and_a_slow_one_is_stopped(t
         engine.call("rm", "--force", "x")
     slow = Engine(str(fake_client(tmp_path, "podman", "sleep 30")))
     started = time.monotonic()
-    with pytest.raises(EngineError, match="did not finish within 0.5 s"):
-        slow.call("info", timeout=0.5)
+    with pytest.raises(EngineError, match="did not finish within 0.2 s"):
+        slow.call("info", timeout=0.2)
     assert time.monotonic() - started < 10
 
 
@@ -251,8 +252,9 @@ echo '{"Name":"late","Status":"create","Type":"container","Time":"2030-01-01T00:
     assert podman.events(0, 1577836801) == [{"type": "container", "action": "create", "name": "b"}]
 
 
-def test_a_watch_reads_the_events_as_they_come_from_its_start_and_ends_with_its_block(tmp_path):
+def test_a_watch_reads_the_events_as_they_come_from_its_start_and_ends_with_its_block(tmp_path, monkeypatch):
     # A client that prints what it was asked for as an event, then one more, then streams on.
+    monkeypatch.setattr(engine_module, "WATCH_SETTLE", 0.05)  # its events are printed at once
     client = fake_client(
         tmp_path,
         "docker",
@@ -264,7 +266,9 @@ exec sleep 60""",
     engine = Engine(str(client))
     started = time.monotonic()
     with engine.watching("type=container") as events:
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while len(events) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
     assert [event["name"] for event in events][1:] == ["a"] and events[0]["name"].startswith("events --since")
     assert time.monotonic() - started < 10  # the client was stopped with the block
 
