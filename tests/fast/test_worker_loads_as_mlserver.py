@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -84,16 +85,28 @@ def seen(tmp_path_factory):
         {"op": "load", "folder": str(root / "in_server"), "handler": "app_in_server.Model", "name": "m",
          "model_file": str(root / "model" / "nmf.joblib"), "spawn": False},
     ]  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-I", "-B", str(WORKER_SCRIPT)],
-        input="".join(json.dumps(load) + "\n" for load in loads),
-        capture_output=True,
-        text=True,
-        cwd=root / "scratch",  # not the folder: as in the worker container and in MLServer
-        timeout=120,
-    )
-    lines = done.stdout.splitlines()
-    answers = [json.loads(lines[0]) if lines else {"the worker answered": done.stderr[-2000:]}]
+    stderr = root / "stderr.txt"
+    with stderr.open("w") as errors:
+        worker = subprocess.Popen(
+            [sys.executable, "-I", "-B", str(WORKER_SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            cwd=root / "scratch",  # not the folder: as in the worker container and in MLServer
+        )
+    watchdog = threading.Timer(120, worker.kill)  # a worker that never answers ends the read
+    watchdog.start()
+    try:
+        worker.stdin.write("".join(json.dumps(load) + "\n" for load in loads))
+        worker.stdin.flush()
+        # One answer per load; then the worker is stopped, as the gate stops it (its shutdown is not waited for).
+        lines = [line for line in (worker.stdout.readline() for _ in loads) if line]
+    finally:
+        watchdog.cancel()
+        worker.kill()
+        worker.wait(timeout=30)
+    answers = [json.loads(lines[0]) if lines else {"the worker answered": stderr.read_text()[-2000:]}]
     for line in lines[1:4]:
         error = str(json.loads(line).get("error", ""))
         answers.append(json.loads(error.split("SEEN", 1)[1]) if "SEEN" in error else {"the worker answered": line})
