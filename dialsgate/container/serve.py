@@ -158,8 +158,7 @@ def free_port() -> int:
 
 
 def http_status(url: str, timeout: float = 5.0) -> int | None:
-    """Status code of a GET, or None when nothing answers (or something that is not HTTP: the
-    relay passes on the engine's own words when the container is gone)."""
+    """Status code of a GET, or None when nothing answers (or something that is not HTTP)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status

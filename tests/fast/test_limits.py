@@ -320,8 +320,8 @@ def large_server(http_server):
 
 
 def test_requests_share_one_connection(http_server, large_server):
-    """The gate's one HTTP client keeps its connection between requests (over the relay of a
-    served container on no network, every new connection costs an engine exec)."""
+    """The gate's one HTTP client keeps its connection between requests (each new one is a
+    connection the relay sets up inside the served container, and MLServer accepts)."""
     client = HttpEndpoint(large_server, "small")
     answers = [client.predict({"inputs": []}) for _ in range(5)]
     client.close()

@@ -13,8 +13,8 @@ from dialsgate.container.serve import ModelNotReady, http_status, wait_until_mod
 
 @pytest.fixture
 def not_http():
-    """A port that answers every connection with the engine's own words, as the exec relay does
-    once the container has been removed, then closes it."""
+    """A port that answers every connection with something that is not HTTP (the engine's own
+    words, as an exec prints them once the container has been removed), then closes it."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.1)  # so the loop sees the end of the test
     stop = threading.Event()
