@@ -175,7 +175,12 @@ class ExecRelay:
                     return
                 if self._carrier is None or not self._carrier.running():
                     argv = self.engine.exec_argv(self.container, ["python", "-I", "-c", MUX, str(self.inner_port)])
-                    self._carrier = _Carrier(argv)
+                    try:
+                        self._carrier = _Carrier(argv)
+                    except OSError:  # no engine client to run: this connection ends, the next one tries again
+                        self._carrier = None
+                        connection.close()
+                        continue
                     self.execs += 1
                 carrier = self._carrier
             carrier.carry(connection)

@@ -210,3 +210,13 @@ def test_close_ends_every_connection_and_the_exec(server):
             rest = b""
     assert rest == b""
     assert process.poll() is not None
+
+
+def test_an_exec_that_cannot_start_ends_its_connection_and_the_next_one_tries_again(server):
+    relay = ExecRelay(LocalEngine(replace=[["/nonexistent/engine-client"]]), "c", server.server_address[1])
+    try:
+        assert http_status(f"{relay.url}/v2/echo", timeout=10) is None
+        assert requests.post(f"{relay.url}/v2/echo", data=b"again", timeout=30).content == b"again"
+    finally:
+        relay.close()
+    assert relay.execs == 1
