@@ -11,8 +11,8 @@ server's start is awaited by one exec that polls inside (``wait_until_ok``).
 
 Frames, both ways: connection number (4 bytes), kind (1), length (4), then that many bytes. Here
 the container's side is read as hostile: a frame that is not DATA (at most ``CHUNK`` bytes) or an
-empty CLOSE, or any other byte, ends the exec and every connection it carried; nothing it sends
-reaches a client except the data of that client's own connection.
+empty CLOSE, or any other byte, ends the exec and every connection it carried; nothing it writes
+reaches a client but the bytes of a DATA frame (which the served model's answers are anyway).
 """
 
 from __future__ import annotations
