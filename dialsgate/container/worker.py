@@ -260,11 +260,22 @@ class WorkerContainer(ModelRuntime):
             kept = compile_cache_members(archive)
             if not kept:
                 return
-            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._copies))
+            # Staged beside the cache, so that it takes the cache's place in one rename.
+            self.compile_cache.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.compile_cache.parent))
             archive.extractall(staging, members=kept, filter="data")
-        shutil.rmtree(self.compile_cache, ignore_errors=True)
-        self.compile_cache.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(staging), str(self.compile_cache))
+        put_in_place(staging, self.compile_cache)
+
+
+def put_in_place(staging: Path, cache: Path) -> None:
+    """``staging`` becomes ``cache``. Two runs of the same folder and model (e.g. two tox
+    environments at once) save the same cache: when the other one's arrives between the removal
+    and the rename, it stays, and this one goes (the two are alike)."""
+    shutil.rmtree(cache, ignore_errors=True)
+    try:
+        staging.rename(cache)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def compile_cache_members(archive: tarfile.TarFile) -> list[tarfile.TarInfo] | None:
@@ -292,12 +303,15 @@ def compile_cache_archive(cache: Path | None) -> bytes | None:
         for folder, _, names in os.walk(cache):
             for name in sorted(names):
                 path = Path(folder) / name
-                status = path.lstat()
-                if not name.endswith(COMPILE_CACHE_SUFFIXES) or not stat.S_ISREG(status.st_mode):
-                    continue
-                total += status.st_size
-                if total > COMPILE_CACHE_MAX_BYTES:
-                    return None
-                archive.add(path, arcname=str(path.relative_to(cache)), recursive=False)
+                try:
+                    status = path.lstat()
+                    if not name.endswith(COMPILE_CACHE_SUFFIXES) or not stat.S_ISREG(status.st_mode):
+                        continue
+                    total += status.st_size
+                    if total > COMPILE_CACHE_MAX_BYTES:
+                        return None
+                    archive.add(path, arcname=str(path.relative_to(cache)), recursive=False)
+                except FileNotFoundError:
+                    continue  # another run is replacing the cache (``put_in_place``): numba compiles what is missing
                 added += 1
     return buffer.getvalue() if added else None

@@ -99,6 +99,41 @@ def test_only_numba_regular_files_within_the_bound_come_back(monkeypatch):
         assert compile_cache_members(archive) is None
 
 
+def test_a_file_another_run_removes_meanwhile_is_left_out_of_what_goes_in(tmp_path, monkeypatch):
+    """Two runs of the same folder and model share its cache (two tox environments at once): one
+    may replace it while the other reads it. What is gone is left out; the worker still starts
+    (numba compiles what it does not find)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "f.nbi").write_bytes(b"index")
+    (cache / "f.nbc").write_bytes(b"data")
+    walk = os.walk
+    monkeypatch.setattr(
+        worker_module.os, "walk", lambda top: ((folder, dirs, [*names, "gone.nbc"]) for folder, dirs, names in walk(top))
+    )
+    with tarfile.open(fileobj=io.BytesIO(compile_cache_archive(cache))) as archive:
+        assert sorted(member.name for member in archive.getmembers()) == ["f.nbc", "f.nbi"]
+
+
+def test_a_saved_cache_takes_the_place_of_the_old_one_and_yields_to_one_saved_meanwhile(tmp_path, monkeypatch):
+    cache = tmp_path / "compile" / "key"
+    cache.mkdir(parents=True)
+    (cache / "old.nbi").write_bytes(b"old")
+    staging = tmp_path / "compile" / ".staging-1"
+    staging.mkdir()
+    (staging / "new.nbi").write_bytes(b"new")
+    worker_module.put_in_place(staging, cache)
+    assert os.listdir(cache) == ["new.nbi"] and not staging.exists()
+    # Another run's cache arrives between this one's removal and its rename: it stays, whole.
+    other = tmp_path / "compile" / ".staging-2"
+    other.mkdir()
+    (other / "mine.nbi").write_bytes(b"mine")
+    remove = shutil.rmtree
+    monkeypatch.setattr(worker_module.shutil, "rmtree", lambda path, ignore_errors=False: remove(path) if path == other else None)
+    worker_module.put_in_place(other, cache)
+    assert os.listdir(cache) == ["new.nbi"] and not other.exists()  # nothing nested inside it either
+
+
 @pytest.fixture
 def workers(monkeypatch, tmp_path):
     """WorkerContainer with the engine replaced: the restore path as it runs, what it sends in recorded."""
