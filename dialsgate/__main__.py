@@ -1,7 +1,5 @@
 """``python -m dialsgate``: the ``dialsgate`` command (dialsgate.gate.cli)."""
 
-import sys
+from dialsgate.gate.cli import entry
 
-from dialsgate.gate.cli import main
-
-sys.exit(main())
+entry()

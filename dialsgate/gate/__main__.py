@@ -2,6 +2,6 @@
 
 import sys
 
-from dialsgate.gate.cli import main
+from dialsgate.gate.cli import entry
 
-sys.exit(main(["check", *sys.argv[1:]]))
+entry(["check", *sys.argv[1:]])

@@ -12,10 +12,12 @@ Exit status 0 only on a pass. Serving environments and stand-in images are cache
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import stat
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from dialsgate.gate.defaults import ARGUMENT_ERROR, DEFAULT_DIALS_URL, LAYERS
 from dialsgate.gate.terminal import inert_terminal
@@ -110,6 +112,18 @@ def main(argv: list[str] | None = None) -> int:
 
         return build_main(argv[1:])
     return check(args, extra)
+
+
+def entry(argv: list[str] | None = None) -> NoReturn:
+    """The ``dialsgate`` command and ``python -m dialsgate``: ``main``, then the process ends at
+    once. What the run wrote is closed and flushed by then; the interpreter's own teardown of the
+    modules a run loads (numpy, scipy, MLServer's, the engine's clients) took 0.2 s more of every
+    run, for nothing."""
+    code = main(argv)
+    with contextlib.suppress(OSError, ValueError):  # a reader gone (``| head``): nothing more to say
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def template_argument_problem(path: Path) -> str | None:
