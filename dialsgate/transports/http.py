@@ -9,6 +9,7 @@ make one per thread.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import requests
@@ -19,6 +20,12 @@ from dialsgate.transports.outcome import Outcome
 
 #: Health and metadata answer at once.
 QUICK_TIMEOUT = 30
+
+#: A kept-alive connection idle longer than this is not used again. MLServer's HTTP server
+#: (uvicorn, ``timeout_keep_alive`` 5 s in the image) closes one idle for 5 s, and a request sent as
+#: it closes is lost: "Remote end closed connection without response" for a request DIALS would
+#: have had answered. A new connection costs the relay a frame and MLServer an accept.
+IDLE_REUSE_SECONDS = 2.0
 
 
 class AnswerTooLarge(ValueError):
@@ -47,22 +54,37 @@ class HttpEndpoint:
         # A whole batch of lumisections may take a while (DIALSGATE_REQUEST_TIMEOUT, 120 s by default).
         self.timeout = limit("request_timeout") if timeout is None else timeout
         self.session = requests.Session()
+        self._last_used = float("-inf")
+
+    def _fresh_if_idle(self) -> None:
+        """Drop the kept-alive connection when it has been idle long enough for the server to be
+        closing it (``IDLE_REUSE_SECONDS``); the next request opens a new one."""
+        if time.monotonic() - self._last_used > IDLE_REUSE_SECONDS:
+            self.session.close()
 
     def get(self, path: str) -> Answer:
-        response = self.session.get(self.url + path, timeout=QUICK_TIMEOUT)
+        self._fresh_if_idle()
+        try:
+            response = self.session.get(self.url + path, timeout=QUICK_TIMEOUT)
+        finally:
+            self._last_used = time.monotonic()
         return Answer(response.status_code, response.text)
 
     def infer_raw(self, data: bytes, content_type: str | None = "application/json") -> Answer:
         """One POST; its answer read up to ``DIALSGATE_HTTP_ANSWER_BYTES`` (``AnswerTooLarge`` beyond)."""
         headers = {"Content-Type": content_type} if content_type else {}
         cap = int(limit("http_answer_bytes"))
-        response = self.session.post(
-            f"{self.url}{self.model_path}/infer", data=data, headers=headers, timeout=self.timeout, stream=True
-        )
+        self._fresh_if_idle()
         try:
-            body = response.raw.read(cap + 1, decode_content=True)
+            response = self.session.post(
+                f"{self.url}{self.model_path}/infer", data=data, headers=headers, timeout=self.timeout, stream=True
+            )
+            try:
+                body = response.raw.read(cap + 1, decode_content=True)
+            finally:
+                response.close()
         finally:
-            response.close()
+            self._last_used = time.monotonic()
         if len(body) > cap:
             raise AnswerTooLarge(
                 f"the served model's answer is longer than {cap:,} bytes (the cap of one HTTP answer; "

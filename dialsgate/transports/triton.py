@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from dialsgate.contract.template import DTYPE_OF_DATATYPE
 from dialsgate.limits import limit
+from dialsgate.transports.http import IDLE_REUSE_SECONDS
 from dialsgate.transports.outcome import Outcome
 
 
@@ -19,11 +22,21 @@ class TritonEndpoint:
 
         self.triton = triton
         self.model_name = model_name
-        self.client = triton.InferenceServerClient(
-            url=url.removeprefix("http://").rstrip("/"), network_timeout=limit("request_timeout") if timeout is None else timeout
-        )
+        self._address = url.removeprefix("http://").rstrip("/")
+        self._timeout = limit("request_timeout") if timeout is None else timeout
+        self._last_used = float("-inf")
+        self._connect()
+
+    def _connect(self) -> None:
+        self.client = self.triton.InferenceServerClient(url=self._address, network_timeout=self._timeout)
         self._post = self.client._post
         self.client._post = self._capped_post  # tritonclient reads whole answers: refuse one too long first
+
+    def _fresh_if_idle(self) -> None:
+        """A new client (new connections) once the kept-alive ones may be closing (``IDLE_REUSE_SECONDS``)."""
+        if time.monotonic() - self._last_used > IDLE_REUSE_SECONDS:
+            self.client.close()
+            self._connect()
 
     def _capped_post(self, *args, **kwargs):
         """tritonclient's POST, refused when the answer's declared length is over the HTTP answer cap."""
@@ -47,11 +60,14 @@ class TritonEndpoint:
             infer_input = self.triton.InferInput(item["name"], list(array.shape), item["datatype"])
             infer_input.set_data_from_numpy(array, binary_data=False)
             inputs.append(infer_input)
+        self._fresh_if_idle()
         try:
             result = self.client.infer(self.model_name, inputs, request_id=str(body.get("id", "")))
         except self.triton.InferenceServerException as error:
             status = error.status()
             return Outcome(status=int(status) if str(status).isdigit() else 500, error=error.message())
+        finally:
+            self._last_used = time.monotonic()
         return Outcome(response=result.get_response())
 
     def close(self) -> None:
