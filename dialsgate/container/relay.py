@@ -37,8 +37,10 @@ OPEN, DATA, CLOSE = 1, 2, 3
 HELD_CHUNKS = 256
 
 #: Runs inside the container: OPEN connects to the server, DATA goes to it, CLOSE ends what is
-#: sent to it; what the server sends comes back as DATA, its end as CLOSE. A queue per connection,
-#: so a server slow to read one connection never holds the others.
+#: sent to it; what the server sends comes back as DATA, its end as CLOSE. A queue per connection
+#: of at most 16 chunks (1 MiB): the served container's memory, which the memory check measures,
+#: holds little of the gate's requests; a server slower to read one connection holds the others'
+#: requests only that long.
 MUX = r"""
 import os, queue, socket, struct, sys, threading
 PORT, HEAD, OPEN, DATA, CLOSE = int(sys.argv[1]), struct.Struct(">IBI"), 1, 2, 3
@@ -98,7 +100,7 @@ while True:
         except OSError:
             send(number, CLOSE)
             continue
-        pending[number] = queue.Queue()
+        pending[number] = queue.Queue(maxsize=16)
         threading.Thread(target=down, args=(number, connection), daemon=True).start()
         threading.Thread(target=up, args=(connection, pending[number]), daemon=True).start()
     elif number in pending:
