@@ -52,9 +52,8 @@ def server(monkeypatch):
     served.server_close()
 
 
-def test_the_http_client_opens_a_new_connection_after_an_idle_while(server):
-    url, served = server
-    client = HttpEndpoint(url, "m")
+def _answered_twice_on_two_connections(client, served) -> None:
+    """Two requests with an idle while between them: both answered, each on its own connection."""
     try:
         assert client.predict(BODY).status == 200
         time.sleep(0.15)
@@ -62,6 +61,11 @@ def test_the_http_client_opens_a_new_connection_after_an_idle_while(server):
     finally:
         client.close()
     assert len(served.peers) == 2 and served.peers[0] != served.peers[1]
+
+
+def test_the_http_client_opens_a_new_connection_after_an_idle_while(server):
+    url, served = server
+    _answered_twice_on_two_connections(HttpEndpoint(url, "m"), served)
 
 
 def test_tritonclient_opens_a_new_connection_after_an_idle_while(server, monkeypatch):
@@ -70,11 +74,4 @@ def test_tritonclient_opens_a_new_connection_after_an_idle_while(server, monkeyp
 
     monkeypatch.setattr(triton_module, "IDLE_REUSE_SECONDS", 0.05)
     url, served = server
-    client = triton_module.TritonEndpoint(url, "m")
-    try:
-        assert client.predict(BODY).status == 200
-        time.sleep(0.15)
-        assert client.predict(BODY).status == 200
-    finally:
-        client.close()
-    assert len(served.peers) == 2 and served.peers[0] != served.peers[1]
+    _answered_twice_on_two_connections(triton_module.TritonEndpoint(url, "m"), served)
