@@ -80,7 +80,8 @@ def early_questions(subject, layers: tuple[str, ...], selected: set[str] | None 
     """What the checks of ``layers`` on ``subject`` (only the case ids in ``selected``, when given:
     ``pytest -k``) will ask fresh worker processes, asked before them (``Subject.ask_early``); a
     question whose check would not ask it is left out. The in-process exploration's requests come
-    with them, sent once the handler has loaded (``HandlerWork``)."""
+    with them, sent once the handler has loaded (``HandlerWork``), then the handler's answers the
+    server layer's load check compares with (the worker is idle while the served model starts)."""
     names = {case.id for layer in layers if layer in ("fast", "parity") for case in LAYER_CHECKS[layer](subject.contract)}
     if selected is not None:
         names &= selected
@@ -96,6 +97,9 @@ def early_questions(subject, layers: tuple[str, ...], selected: set[str] | None 
             asked.append(made)
     if names & {explore.check_contract_explored.__name__, explore.check_contract_explored_finite.__name__}:
         asked.append(explore.early_exploration(subject))
+    load_check = server.check_concurrent_clients_get_handler_answers.__name__
+    if "server" in layers and (selected is None or load_check in selected):
+        asked.append(server.early_load_answers(subject))  # after the exploration: its requests come first
     return asked
 
 

@@ -20,9 +20,11 @@ import numpy as np
 
 from dialsgate.checks import explore, signature
 from dialsgate.checks.base import CheckFailed, case, check
+from dialsgate.checks.subject import HandlerWork
 from dialsgate.container.memory import container_peak_memory
 from dialsgate.contract.quantity import describe_bytes
 from dialsgate.contract.resources import declared_memory_limit_bytes
+from dialsgate.limits import limit
 from dialsgate.protocol import badrequests, v2
 
 #: The most of an answer's text a reason quotes (the whole answer: the container's log).
@@ -321,6 +323,27 @@ def request_sizes() -> list[list[int]]:
     return [sizes[client::CLIENTS] for client in range(CLIENTS)]
 
 
+def load_answers(subject) -> dict[int, dict[str, np.ndarray]]:
+    """The handler's own answers to the load check's requests, by size: worked out once, early
+    (``early_load_answers``: on the handler's worker while the served model starts) or by the
+    check itself."""
+
+    def answers() -> dict[int, dict[str, np.ndarray]]:
+        largest = explore.most_lumisections(subject.contract)
+        return {
+            size: v2.outputs_by_name(expected_response(subject, body_of(subject, size, f"dialsgate-load-{size}")))
+            for size in sorted({min(size, largest) for size in MIX})
+        }
+
+    return subject.worked_once("load check answers", answers)
+
+
+def early_load_answers(subject) -> HandlerWork:
+    """The load check's answers as work done early on the handler (``Subject.ask_early``): the
+    handler's worker is idle while the served model starts, and the check then only sends."""
+    return HandlerWork(load_answers, len(MIX) * limit("worker_call_timeout"))
+
+
 def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -329,12 +352,9 @@ def _percentile(values: list[float], q: float) -> float:
 def check_concurrent_clients_get_handler_answers(subject) -> str:
     """8 concurrent clients get, for every request, the handler's own answer and their request id."""
     largest = explore.most_lumisections(subject.contract)
-    bodies: dict[int, bytes] = {}
-    expected: dict[int, dict[str, np.ndarray]] = {}
-    for size in sorted({min(size, largest) for size in MIX}):
-        body = body_of(subject, size, f"dialsgate-load-{size}")
-        expected[size] = v2.outputs_by_name(expected_response(subject, body))
-        bodies[size] = json.dumps(body).encode()  # encoded once: the client's encoding is not measured
+    expected = load_answers(subject)
+    # Encoded once: the client's encoding is not measured.
+    bodies = {size: json.dumps(body_of(subject, size, f"dialsgate-load-{size}")).encode() for size in expected}
     plan = [[min(size, largest) for size in sizes] for sizes in request_sizes()]
     latencies: dict[int, list[float]] = {size: [] for size in bodies}
     errors: list[str] = []
