@@ -11,6 +11,7 @@ file only picks our template when none is named, and marks our test folders with
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import sys
@@ -63,6 +64,7 @@ LAYER_OF_FOLDER = {
 def pytest_configure(config):
     if config.option.dials_template is None:
         config.option.dials_template = str(REPOSITORY / "template.yaml")
+    _remember_outermost(config)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -75,3 +77,29 @@ def pytest_collection_modifyitems(config, items):
         layer = LAYER_OF_FOLDER.get(folder)
         if layer:
             item.add_marker(getattr(pytest.mark, layer))
+
+
+#: The outermost session's config (a session run inside this one, by pytester, is not it).
+_OUTERMOST: list = []
+
+
+def _remember_outermost(config) -> None:
+    if not _OUTERMOST:
+        _OUTERMOST.append(config)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    # The interpreter's own teardown of what these tests load (numba's compiled code, MLServer,
+    # scipy, hypothesis) takes about a second after the summary is printed, and writes nothing:
+    # the run ends with its exit status once the files are written and the hooks have run. A
+    # coverage measurement, which saves its data at exit, keeps the ordinary end.
+    if _OUTERMOST and session.config is _OUTERMOST[0] and "coverage" not in sys.modules:
+        atexit.register(_end_now, int(session.exitstatus))
+
+
+def _end_now(status: int) -> None:
+    # Registered last, run first of the exit functions: after pytest returned its status.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
