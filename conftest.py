@@ -92,14 +92,16 @@ def _remember_outermost(config) -> None:
 def pytest_sessionfinish(session):
     # The interpreter's own teardown of what these tests load (numba's compiled code, MLServer,
     # scipy, hypothesis) takes about a second after the summary is printed, and writes nothing:
-    # the run ends with its exit status once the files are written and the hooks have run. A
-    # coverage measurement, which saves its data at exit, keeps the ordinary end.
-    if _OUTERMOST and session.config is _OUTERMOST[0] and "coverage" not in sys.modules:
+    # the run ends with its exit status once pytest has returned and every exit function has run.
+    if _OUTERMOST and session.config is _OUTERMOST[0]:
         atexit.register(_end_now, int(session.exitstatus))
 
 
 def _end_now(status: int) -> None:
-    # Registered last, run first of the exit functions: after pytest returned its status.
+    # Registered last, so called first of the exit functions: the others (a coverage measurement
+    # saving its data, the plugin closing its subjects) run here, then the process ends.
+    atexit.unregister(_end_now)
+    atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
