@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from dialsgate.container.engine import ENGINE_ENV, Engine, ServingError, parse_repository_tag
@@ -181,9 +182,10 @@ def _labels(described: dict) -> dict[str, str]:
     return dict((described.get("Config") or {}).get("Labels") or {})
 
 
+@cache
 def script_setting(name: str) -> str:
     """A setting of the stand-in script (its line ``NAME="value"``), read from the script, the
-    one place it is written."""
+    one place it is written (once per process: the script ships with the gate)."""
     found = re.search(rf'^{name}="([^"$`]*)"', STANDIN_SCRIPT.read_text(), re.MULTILINE)
     if found is None:
         raise ServingError(f"{STANDIN_SCRIPT} sets no {name}")
