@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from functools import cache, cached_property
 
+from dialsgate.spawning import child_environment
+
 NETWORK_ENV = "DIALSGATE_DOCKER_NETWORK"
 
 
@@ -127,7 +129,7 @@ class Engine:
         (``check``), takes longer than ``timeout`` seconds or cannot be started."""
         what = f"{self.name} {' '.join(args[:2])}"
         try:
-            run = subprocess.run(self.argv(*args), input=stdin, capture_output=True, timeout=timeout)
+            run = subprocess.run(self.argv(*args), input=stdin, capture_output=True, timeout=timeout, env=child_environment())
         except subprocess.TimeoutExpired:
             raise EngineError(f"{what} did not finish within {timeout:g} s ({self.where()})") from None
         except OSError as error:
@@ -142,7 +144,9 @@ class Engine:
     def output_capped(self, argv: list[str], cap: int, timeout: float) -> bytes | None:
         """The standard output of an engine command line (``argv``, ``exec_argv``), or None when it fails, says more than ``cap``
         bytes or takes longer than ``timeout`` seconds (then it is killed)."""
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=child_environment()
+        )
         deadline, chunks, size = time.monotonic() + timeout, [], 0
         try:
             while True:
@@ -252,7 +256,10 @@ class Engine:
             since, layout = f"{now:.3f}", "{{json .}}"
         # From now: what happens before the client has subscribed comes from the engine's log.
         process = subprocess.Popen(
-            self.argv("events", "--since", since, *options, "--format", layout), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            self.argv("events", "--since", since, *options, "--format", layout),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=child_environment(),
         )
         found: list[dict] = []
 
@@ -361,7 +368,7 @@ class Engine:
         chosen = [*(["--tail", str(lines)] if lines is not None else []), *(["--since", since] if since else [])]
         process = subprocess.Popen(
             self.argv("logs", *chosen, name),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_environment(),
         )  # fmt: skip
         deadline, kept = time.monotonic() + timeout, b""
         try:

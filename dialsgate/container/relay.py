@@ -25,6 +25,7 @@ import subprocess
 import threading
 
 from dialsgate.container.engine import Engine
+from dialsgate.spawning import child_environment
 
 CHUNK = 65536
 
@@ -202,7 +203,7 @@ class _Carrier:
 
     def __init__(self, argv: list[str]):
         self._process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, env=child_environment()
         )
         self._lock = threading.Lock()  # the table of connections
         self._sending = threading.Lock()  # one frame at a time on the exec's stdin

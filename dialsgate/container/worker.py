@@ -61,6 +61,7 @@ from dialsgate.container.sandbox import (
 from dialsgate.container.serve import make_readable_by_others
 from dialsgate.environment.runtime import COMPILE_CACHE_VARIABLE, WORKER_SCRIPT, ModelRuntime, compile_cache_dir
 from dialsgate.plainfiles import copy_plain, copy_plain_file, plain_kind
+from dialsgate.spawning import child_environment
 
 #: The scratch directory lives in memory (counted in the memory limit).
 SCRATCH = "/scratch"
@@ -177,7 +178,7 @@ class WorkerContainer(ModelRuntime):
     def _start(self) -> None:
         started = time.monotonic()
         self._keeper = subprocess.Popen(
-            self.run_arguments(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            self.run_arguments(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_environment()
         )
         deadline = started + _start_timeout()
         line = b""

@@ -24,6 +24,7 @@ from pathlib import Path
 from dialsgate.environment.serving import ServingEnvironment, cache_dir, locked
 from dialsgate.fingerprint import file_sha256, tree_sha256
 from dialsgate.plainfiles import copy_plain, copy_plain_file
+from dialsgate.spawning import child_environment
 
 #: The worker, run inside the runtime (its source is passed to ``python -c`` in a container).
 WORKER_SCRIPT = Path(__file__).resolve().parent / "worker_main.py"
@@ -56,9 +57,10 @@ class ModelRuntime(abc.ABC):
     def worker_command(self, args: list[str]) -> list[str]:
         """The command line of one fresh worker process (``args`` after the script)."""
 
-    def process_environment(self) -> dict[str, str] | None:
-        """The environment of the process started from ``worker_command`` (None: the caller's)."""
-        return None
+    def process_environment(self) -> dict[str, str]:
+        """The environment of the process started from ``worker_command`` (by default a copy of
+        this one's: ``dialsgate.spawning``)."""
+        return child_environment()
 
     @abc.abstractmethod
     def alone(self) -> contextlib.AbstractContextManager[tuple[str, str]]:
