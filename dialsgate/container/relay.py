@@ -146,7 +146,8 @@ class ExecRelay:
         self._closed = False
         #: How many execs have carried connections (one per run unless the container was not there yet).
         self.execs = 0
-        threading.Thread(target=self._accept, name=f"relay-{container}", daemon=True).start()
+        self._accepting = threading.Thread(target=self._accept, name=f"relay-{container}", daemon=True)
+        self._accepting.start()
 
     @property
     def url(self) -> str:
@@ -192,6 +193,14 @@ class ExecRelay:
         with self._lock:
             self._closed = True
             carrier = self._carrier
+        # The listener's number is freed only once its accept has returned: closing it alone does
+        # not wake an accept blocked on it, and a stop and continue of this process (Ctrl-Z, a
+        # debugger, a profiler) restarts that accept on whatever socket has the number by then
+        # (the next relay's listener, whose connections this closed relay then drops).
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        if self._accepting is not threading.current_thread():
+            self._accepting.join(timeout=10)
         with contextlib.suppress(OSError):
             self._listener.close()
         if carrier is not None:

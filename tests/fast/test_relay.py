@@ -212,6 +212,16 @@ def test_close_ends_every_connection_and_the_exec(server):
     assert process.poll() is not None
 
 
+def test_close_returns_once_no_thread_waits_on_the_listener(server):
+    """Closing a listening socket does not wake an accept blocked on it: a thread left there
+    would, after a stop and continue of the process, accept on the next socket given the same
+    number (tests/gate/test_stopped_and_continued.py shows the dropped connections)."""
+    relay = ExecRelay(LocalEngine(), "closing", server.server_address[1])
+    assert requests.post(f"{relay.url}/v2/echo", data=b"ok", timeout=30).content == b"ok"
+    relay.close()
+    assert [thread.name for thread in threading.enumerate() if thread.name == "relay-closing"] == []
+
+
 def test_an_exec_that_cannot_start_ends_its_connection_and_the_next_one_tries_again(server):
     relay = ExecRelay(LocalEngine(replace=[["/nonexistent/engine-client"]]), "c", server.server_address[1])
     try:
