@@ -193,12 +193,13 @@ class ExecRelay:
         with self._lock:
             self._closed = True
             carrier = self._carrier
-        # The listener's number is freed only once its accept has returned: closing it alone does
-        # not wake an accept blocked on it, and a stop and continue of this process (Ctrl-Z, a
-        # debugger, a profiler) restarts that accept on whatever socket has the number by then
-        # (the next relay's listener, whose connections this closed relay then drops).
+        # The listener's number is freed only once its accept has returned: on Linux closing it
+        # does not wake an accept blocked on it, and a stop and continue of this process (Ctrl-Z,
+        # a debugger, a profiler) restarts that accept on whatever socket has the number by then
+        # (the next relay's listener, whose connections this closed relay then drops). A
+        # connection of our own wakes it on every system; it drops it, the relay being closed.
         with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
+            socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
         if self._accepting is not threading.current_thread():
             self._accepting.join(timeout=10)
         with contextlib.suppress(OSError):
