@@ -18,6 +18,7 @@ from pathlib import Path
 from dialsgate.container.engine import ENGINE_ENV, Engine, ServingError, parse_repository_tag
 from dialsgate.environment.profiles import profile_for_image
 from dialsgate.environment.serving import cache_dir
+from dialsgate.spawning import child_environment
 
 #: Builds the core of a stand-in image (shipped with dialsgate).
 STANDIN_SCRIPT = Path(__file__).resolve().parent / "build-standin-image.sh"
@@ -62,7 +63,7 @@ def _try_pull(image: str, engine: Engine, log: Callable[[str], None], timeout: i
 def script_environment(engine: Engine) -> dict[str, str]:
     """The stand-in script's environment: the engine client chosen here, and this interpreter to
     read the image profile (``python -m dialsgate.environment.profiles``)."""
-    return {**os.environ, ENGINE_ENV: engine.client, "DIALSGATE_PYTHON": sys.executable}
+    return {**child_environment(), ENGINE_ENV: engine.client, "DIALSGATE_PYTHON": sys.executable}
 
 
 def _extras_image(base: str, profile, requirements: list[str], engine: Engine, log: Callable[[str], None]) -> str:
