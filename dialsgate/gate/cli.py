@@ -5,7 +5,9 @@ verdict, the report) and ``dialsgate build -f TEMPLATE`` (dismcli's build folder
                     [--layers fast,parity,server] [--report DIR] [--strict] [--ignore-known-failures]
                     [--run-report-hooks] [-v] [--junit-xml FILE]
 
-Exit status 0 only on a pass. Serving environments and stand-in images are cached under
+Exit status 0 only on a pass; 128 + the signal's number when stopped by SIGINT (Ctrl-C), SIGTERM
+(a CI job cancelled or timed out) or SIGHUP (its terminal closed), after removing the containers
+the run started. Serving environments and stand-in images are cached under
 ~/.cache/dialsgate (DIALSGATE_CACHE_DIR, XDG_CACHE_HOME), shared between projects.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import stat
 import sys
 from pathlib import Path
@@ -114,12 +117,36 @@ def main(argv: list[str] | None = None) -> int:
     return check(args, extra)
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP, raised where the main thread is (as SIGINT raises ``KeyboardInterrupt``):
+    the run unwinds and removes the containers it started. Ended by such a signal's default, the
+    process left its served container running, the folder's code in it, until removed by hand."""
+
+
+def _stop_on(signals: tuple[signal.Signals, ...]) -> None:
+    def stop(number, frame):
+        for one in signals:  # a second one ends the process at once, as its default
+            signal.signal(one, signal.SIG_DFL)
+        raise Stopped(number)
+
+    for one in signals:
+        if signal.getsignal(one) is signal.SIG_DFL:  # not one ignored by whoever started the gate (nohup)
+            signal.signal(one, stop)
+
+
 def entry(argv: list[str] | None = None) -> NoReturn:
     """The ``dialsgate`` command and ``python -m dialsgate``: ``main``, then the process ends at
     once. What the run wrote is closed and flushed by then; the interpreter's own teardown of the
     modules a run loads (numpy, scipy, MLServer's, the engine's clients) took 0.2 s more of every
     run, for nothing."""
-    code = main(argv)
+    _stop_on((signal.SIGTERM, signal.SIGHUP))
+    try:
+        code = main(argv)
+    except (KeyboardInterrupt, Stopped) as stopped:
+        number = stopped.args[0] if isinstance(stopped, Stopped) else signal.SIGINT
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"\ndialsgate: stopped by {signal.Signals(number).name}\n")
+        code = 128 + number
     with contextlib.suppress(OSError, ValueError):  # a reader gone (``| head``): nothing more to say
         sys.stdout.flush()
         sys.stderr.flush()

@@ -5,12 +5,11 @@ and a verdict equal to what `pytest --dials-template` gives for the same checks.
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from named_copies import copy_named
 
 from dialsgate.container.engine import Engine
 from dialsgate.container.serve import SERVED_NAME_PREFIX
@@ -19,22 +18,6 @@ from dialsgate.contract import template as template_module
 from dialsgate.gate import cli
 
 pytestmark = pytest.mark.gate
-
-CORPUS = Path(__file__).resolve().parent / "corpus"
-
-
-def copy_named(tmp_path: Path, folder: str) -> tuple[Path, str]:
-    """A 0755 copy of a corpus folder whose model Name is new (its containers are told apart)."""
-    copy = tmp_path / folder
-    shutil.copytree(CORPUS / folder, copy)
-    for path in [tmp_path, copy, *copy.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    template = copy / "template.yaml"
-    text = template.read_text()
-    old = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.strip().startswith("Name: corpus-"))
-    name = f"onerun-{secrets.token_hex(3)}"
-    template.write_text(text.replace(f"Name: {old}", f"Name: {name}"))
-    return template, name
 
 
 def runs_pytest(argv: list[str]) -> bool:
@@ -45,7 +28,7 @@ def runs_pytest(argv: list[str]) -> bool:
 
 
 def test_one_run_one_parse_one_worker_one_served_container_no_pytest(tmp_path, monkeypatch):
-    template, name = copy_named(tmp_path, "sklearn_nmf_plain")
+    template, name = copy_named(tmp_path, "sklearn_nmf_plain", "onerun")
     template_bytes = template.read_bytes()
     parses = []
     real_parse = template_module.parse_yaml
