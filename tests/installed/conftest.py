@@ -38,7 +38,7 @@ def venv(scratch):
     root = scratch / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
     source = scratch / "source"
-    shutil.copytree(REPOSITORY, source, ignore=_ignored_in_the_copy)
+    shutil.copytree(REPOSITORY, source, symlinks=True, ignore=_ignored_in_the_copy)  # the corpus has links to planted files
     installed = run_installed([str(root / "bin" / "pip"), "install", "--quiet", str(source)], cwd=scratch)
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
     return root
