@@ -122,7 +122,7 @@ def test_gitlab_ci_job_commands_pass_the_example(venv, scratch):
     junit = job["artifacts"]["reports"]["junit"]
     assert job["artifacts"]["when"] == "always" and any(junit.startswith(path.rstrip("/")) for path in kept), job["artifacts"]
     copy = _model_copy(scratch, "gitlab-job", broken=False)
-    source = scratch / "source"  # the copy of this repository the venv fixture made (pip builds in place)
+    source = scratch / "source"  # the read-only copy of this repository the venv fixture made
     variables = {**{key: str(value) for key, value in job["variables"].items()}, "DIALSGATE_SOURCE": str(source)}
     script = "set -e\n" + "\n".join([*job["before_script"], *job["script"]])
     finished = subprocess.run(
