@@ -52,6 +52,7 @@ from pathlib import Path
 
 from dialsgate.container.engine import NETWORK_ENV, Engine, ServingError, resolve_network_mode
 from dialsgate.container.image import ensure_image
+from dialsgate.container.lifeline import Lifeline
 from dialsgate.container.relay import ExecRelay
 from dialsgate.container.sandbox import (
     PIDS_LIMIT,
@@ -231,17 +232,25 @@ def configure_testcontainers() -> None:
 
 
 def model_ready_wait_strategy(
-    url: str, model_name: str, timeout: float, name: str, engine: Engine, relay: ExecRelay | None = None
+    url: str,
+    model_name: str,
+    timeout: float,
+    name: str,
+    engine: Engine,
+    relay: ExecRelay | None = None,
+    on_start: Callable[[], None] | None = None,
 ):
     """A testcontainers wait strategy: the *model* answers ready (not only the server).
 
     It notices a container that exited (no point waiting out the deadline) and its error
-    carries the container's last log lines.
+    carries the container's last log lines. ``on_start``: called first, once the container exists.
     """
     from testcontainers.core.waiting_utils import WaitStrategy  # Late: see configure_testcontainers
 
     class ModelReady(WaitStrategy):
         def wait_until_ready(self, container) -> None:
+            if on_start is not None:
+                on_start()
             try:
                 wait_until_model_ready(
                     url, model_name, timeout=self._startup_timeout, still_running=lambda: _container_gone(name, engine),
@@ -375,8 +384,11 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
         for path, options in writable.items():
             container.with_tmpfs_mount(path, options)  # the engine takes the options as given
     url = f"http://127.0.0.1:{http_port}"
+    lifeline = Lifeline(engine, name)
     container.waiting_for(
-        model_ready_wait_strategy(url, contract.name, ready_timeout() if timeout is None else timeout, name, engine, relay)
+        model_ready_wait_strategy(
+            url, contract.name, ready_timeout() if timeout is None else timeout, name, engine, relay, lifeline.start
+        )
     )
 
     # testcontainers' own errors are the docker SDK's.
@@ -387,6 +399,7 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
             relay.close()
         with contextlib.suppress(Exception):
             container.stop()
+        lifeline.close()
 
     started = time.monotonic()
     try:
@@ -420,7 +433,10 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
     finally:
         if relay is not None:
             relay.close()
-        container.stop()  # removes the container (force, with its anonymous volumes)
+        try:
+            container.stop()  # removes the container (force, with its anonymous volumes)
+        finally:
+            lifeline.close()
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """A gate run stopped by SIGTERM (its CI job cancelled or timed out) removes the containers it
 started: its served container, the folder's code running in it, stayed up until removed by hand
 when the signal's default ended the process (tests/fast/test_stopped_by_signal.py: how the command
-unwinds and what it says)."""
+unwinds and what it says). Killed (SIGKILL: nothing of the gate runs), the served container stops
+by its lifeline (``container.lifeline``) and the worker container by its keeper."""
 
 from __future__ import annotations
 
@@ -24,23 +25,30 @@ pytestmark = pytest.mark.gate
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
+def gate_run(template: Path, report: Path) -> subprocess.Popen:
+    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dialsgate", "check", str(template), "--report", str(report)],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for(run: subprocess.Popen, events: list[dict], seen) -> None:
+    deadline = time.monotonic() + 180
+    while run.poll() is None and time.monotonic() < deadline and not any(seen(event) for event in events):
+        time.sleep(0.05)
+    assert run.poll() is None, f"the run ended before the event awaited: {events}"
+    assert any(seen(event) for event in events), f"not seen in 180 s: {events}"
+
+
 def test_a_run_stopped_once_its_served_container_exists_removes_every_container_it_started(tmp_path):
     template, name = copy_named(tmp_path, "sklearn_nmf_plain", "stopped")
     engine = Engine.from_settings()
     ours = (f"{WORKER_NAME_PREFIX}{name}-", f"{SERVED_NAME_PREFIX}{name}-")
-    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
     with engine.watching("type=container", "event=create") as events:
-        run = subprocess.Popen(
-            [sys.executable, "-m", "dialsgate", "check", str(template), "--report", str(tmp_path / "report")],
-            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        run = gate_run(template, tmp_path / "report")
         try:
-            deadline = time.monotonic() + 180
-            while run.poll() is None and time.monotonic() < deadline:
-                if any((event["name"] or "").startswith(ours[1]) for event in events):
-                    break
-                time.sleep(0.05)
-            assert run.poll() is None, "the run ended before its served container was created"
+            wait_for(run, events, lambda event: (event["name"] or "").startswith(ours[1]))
             run.send_signal(signal.SIGTERM)
             out, err = run.communicate(timeout=120)
         finally:
@@ -53,3 +61,33 @@ def test_a_run_stopped_once_its_served_container_exists_removes_every_container_
     assert sorted(found.startswith(ours[1]) for found in created) == [False, True], created  # one worker, one served
     assert (run.returncode, err.splitlines()[-1:]) == (128 + signal.SIGTERM, ["dialsgate: stopped by SIGTERM"]), err[-3000:]
     assert left == []
+
+
+def test_a_run_killed_once_its_served_container_has_its_lifeline_leaves_no_container_running(tmp_path):
+    template, name = copy_named(tmp_path, "sklearn_nmf_plain", "killed")
+    engine = Engine.from_settings()
+    ours = (f"{WORKER_NAME_PREFIX}{name}-", f"{SERVED_NAME_PREFIX}{name}-")
+    with engine.watching("type=container") as events:
+        run = gate_run(template, tmp_path / "report")
+        try:
+            # Docker names the exec's command in the event's action ("exec_start: sh -c read -r _; ...").
+            wait_for(
+                run, events, lambda event: (event["name"] or "").startswith(ours[1]) and "read -r _" in (event["action"] or "")
+            )
+        finally:
+            run.kill()
+            run.wait()
+    created = sorted({event["name"] for event in events if (event["name"] or "").startswith(ours)})
+    deadline = time.monotonic() + 60
+    while (running := [found for found in created if _running(engine, found)]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for found in created:  # stopped ones are left by a killed run: removed here, not left to the machine
+        if engine.container_exists(found):
+            engine.remove(found)
+    assert len(created) == 2, created
+    assert running == []
+
+
+def _running(engine: Engine, name: str) -> bool:
+    found = engine.container_inspect(name)
+    return bool(found and (found.get("State") or {}).get("Running"))
