@@ -449,11 +449,9 @@ class Subject:
         except CheckNotRun as error:
             self._served = error
         except (ServingError, AssertionError) as error:  # CheckFailed is an AssertionError
-            self._served = CheckFailed(f"the server layer could not serve {self.contract.code_dir}:\n{error}")
+            self._served = CheckFailed(f"the server layer could not serve the folder: {error}")
         except Exception as error:  # kept for the server rows, never lost in the thread
-            self._served = CheckFailed(
-                f"the server layer could not serve {self.contract.code_dir}: {type(error).__name__}: {error}"
-            )
+            self._served = CheckFailed(f"the server layer could not serve the folder: {type(error).__name__}: {error}")
 
     @property
     def served(self) -> Served:

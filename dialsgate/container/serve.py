@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -257,7 +258,10 @@ def model_ready_wait_strategy(
                     wait_first=relay.wait_until_ok if relay is not None else None,
                 )  # fmt: skip
             except ModelNotReady as error:
-                raise ModelNotReady(_with_logs(str(error), _logs_of(name, engine, LOG_TAIL_LINES))) from None
+                logs = _logs_of(name, engine, LOG_TAIL_LINES)
+                cause = last_exception_line(logs)
+                message = f"{cause} (the container's log); {error}" if cause else str(error)
+                raise ModelNotReady(_with_logs(message, logs)) from None
 
     return ModelReady().with_startup_timeout(timeout)
 
@@ -301,6 +305,21 @@ def _container_gone(name: str, engine: Engine) -> str | None:
     if status in ("created", "configured", "initialized", "running"):
         return None
     return f"the container stopped (status {status}, exit code {state.get('ExitCode')})"
+
+
+#: A traceback's exception line: unindented, a (dotted) name ending in Error, Exception or Exit.
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit)(?::.*)?$")
+
+
+#: An exception's module path (``mlserver.parallel.errors.WorkerError``: the class is enough).
+MODULE_PATH = re.compile(r"\b(?:[a-z_][a-z0-9_]*\.)+([A-Z]\w*(?:Error|Exception|Exit)\b)")
+
+
+def last_exception_line(logs: str) -> str | None:
+    """The last exception line of a container's log (MLServer prints the traceback of what
+    stopped the model's load), its exceptions' module paths left out; or None."""
+    found = [line.rstrip() for line in logs.splitlines() if EXCEPTION_LINE.match(line.rstrip())]
+    return MODULE_PATH.sub(r"\1", found[-1])[:500] if found else None
 
 
 def _with_logs(message: str, logs: str) -> str:
@@ -412,7 +431,11 @@ def serve_model_folder(folder: Path | str, contract, image: str | None = None, t
         abandon()
         # The path the container sees: the host copy lives in a temporary folder of the gate, no
         # business of the folder's author.
-        raise ModelNotReady(f"serving {mount_point} in {image} ({mode} network, {url}): {error}") from None
+        # The cause first (a reason's first line is what the verdict shows), then where.
+        cause, _, log = str(error).partition("\n")
+        raise ModelNotReady(
+            f"{cause} (serving {mount_point} in {image}, {mode} network, {url})" + (f"\n{log}" if log else "")
+        ) from None
     except BaseException:
         abandon()  # whatever else stopped the start (an error of ours, an interrupt): no container is left
         raise

@@ -102,15 +102,17 @@ def cut(text: str, width: int) -> str:
 
 
 def reason_line(reason: str) -> str:
-    """A reason in one line, escaped (``inert``): its first line, a traceback in it replaced by
-    the traceback's exception line; pytest's ``AssertionError: `` and an exception's module
+    """A reason in one line, escaped (``inert``): its first line (with the next one when it ends
+    with a colon), a traceback in it replaced by the traceback's exception line; pytest's ``AssertionError: `` and an exception's module
     path left out. The whole reason stays in ``-v``, the report and verdict.json."""
     lines = [line for line in str(reason).splitlines() if line.strip()]
     if not lines:
         return ""
-    first = lines[0].strip()
+    first, rest = lines[0].strip(), lines[1:]
+    if first.endswith(":") and rest:  # a heading whose subject is on the next line: both, in one
+        first, rest = f"{first} {rest[0].strip()}", rest[1:]
     if TRACEBACK_HEADER in first:  # the traceback's last unindented line is its exception
-        ending = [line.strip() for line in lines[1:] if not line[:1].isspace()]
+        ending = [line.strip() for line in rest if not line[:1].isspace()]
         first = first[: first.index(TRACEBACK_HEADER)] + (ending[-1] if ending else TRACEBACK_HEADER)
     first = EXCEPTION_PATH.sub(r"\1\2", first)
     first = re.sub(r"^((?:setup|teardown|call): )?AssertionError: ", r"\1", first)

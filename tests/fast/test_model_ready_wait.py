@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from dialsgate.container.serve import ModelNotReady, http_status, wait_until_model_ready
+from dialsgate.container.serve import ModelNotReady, http_status, last_exception_line, wait_until_model_ready
 
 
 @pytest.fixture
@@ -48,3 +48,20 @@ def test_a_container_gone_ends_the_wait_with_why(not_http):
         wait_until_model_ready(
             not_http, "m", timeout=30, still_running=lambda: "the container stopped (status exited, exit code 0)"
         )
+
+
+#: The end of MLServer 1.5.0's log when the model's load failed in its inference-pool worker.
+LOG = """2026-12-08 00:43:09,101 [mlserver] INFO - Loading model 'm'
+Traceback (most recent call last):
+  File "/opt/mlserver/.venv/lib/python3.10/site-packages/mlserver/parallel/dispatcher.py", line 87, in _wait
+    response_message = await future
+mlserver.parallel.errors.WorkerError: builtins.OSError: [Errno 98] Address already in use
+2026-12-08 00:43:09,267 [mlserver.parallel] INFO - Waiting for shutdown of default inference pool...
+INFO:     Finished server process [1]
+"""
+
+
+def test_the_cause_of_a_model_never_ready_is_its_logs_last_exception_line():
+    assert last_exception_line(LOG) == "WorkerError: OSError: [Errno 98] Address already in use"
+    assert last_exception_line("INFO:     Uvicorn running\nValueError\n  KeyError: indented\n") == "ValueError"
+    assert last_exception_line("INFO: started\nERROR: no exception line here\n") is None

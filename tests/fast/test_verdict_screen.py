@@ -184,6 +184,14 @@ def test_a_reason_in_one_line():
     assert reason_line("dialsgate.transports.http.AnswerTooLarge: longer than 64 MiB") == "AnswerTooLarge: longer than 64 MiB"
     assert reason_line("name \x1b[2Jx\u202e  \t spaced") == "name \\x1b[2Jx\\u202e spaced"
     assert reason_line("") == ""
+    assert (
+        reason_line("could not serve the folder:\nthe container stopped\nits log")
+        == "could not serve the folder: the container stopped"
+    )
+    assert (
+        reason_line("the handler did not load:\n" + TRACEBACK)
+        == "the handler did not load: ModuleNotFoundError: No module named 'uproot'"
+    )
 
 
 def test_the_fix_a_reason_states():

@@ -2,7 +2,8 @@
 
 Every folder of ``tests/gate/corpus`` (see its README) holds template.yaml, mlserver-model/ and
 expected.json: ``verdict`` "pass" or "fail"; ``must_fail``, the rows that must fail (a check name
-prefix and substrings of its reason); ``must_advise``, the check name prefixes whose rows must be
+prefix, substrings of its reason, and substrings of that reason in one line as the verdict's
+screen shows it); ``must_advise``, the check name prefixes whose rows must be
 advice. Every row of the verdict is accounted for: it fails only where ``must_fail`` says, is
 advice only where ``must_advise`` says, is ``not run`` only behind a root row that failed, and
 otherwise passed or is not applicable (so a false alarm shows in a failing folder too).
@@ -40,6 +41,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from dialsgate.gate.verdict import reason_line
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -248,7 +251,8 @@ def test_gate_gives_the_expected_verdict(name, scratch):
             unreachable.append(entry["check"])
             continue
         assert any(_matches(row, entry) for row in named), (
-            f"{name}: no failing row of {entry['check']!r} whose reason contains all of {entry.get('reason_contains', [])}:\n"
+            f"{name}: no failing row of {entry['check']!r} whose reason contains all of {entry.get('reason_contains', [])}"
+            f" and its one line all of {entry.get('line_contains', [])}:\n"
             f"{describe(named) or '(no row)'}\n\nall rows:\n{table}"
         )
     for prefix in expected.get("must_advise", []):
@@ -326,9 +330,11 @@ ACCOUNTED = ("passed", "not applicable", "advice", "not run")
 
 
 def _matches(row: dict, entry: dict) -> bool:
-    """A failing row of the entry's check (prefix) whose reason holds every reason_contains word."""
+    """A failing row of the entry's check (prefix) whose reason holds every reason_contains word,
+    and whose reason in one line (the verdict's screen) every line_contains word."""
     return (
         str(row.get("check", "")).startswith(entry["check"])
         and row.get("result") not in ACCOUNTED
         and all(word in str(row.get("reason", "")) for word in entry.get("reason_contains", []))
+        and all(word in reason_line(str(row.get("reason", ""))) for word in entry.get("line_contains", []))
     )
