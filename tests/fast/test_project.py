@@ -71,3 +71,14 @@ def test_dialsgate_names_no_model_and_no_repository():
                 if pattern.search(line):
                     found.append(f"{path.relative_to(REPOSITORY)}:{number}: {line.strip()}")
     assert not found, "dialsgate names this repository's model:\n" + "\n".join(found)
+
+
+def test_test_modules_have_names_of_their_own():
+    """pytest imports each test file by its name (no ``__init__.py`` here): two of one name in
+    different folders stop ``pytest -k fast``, which collects them all, at collection; tox's
+    environments collect one folder each and would not show it."""
+    by_name: dict[str, list[str]] = {}
+    for path in sorted([*(REPOSITORY / "tests").rglob("test_*.py"), *(REPOSITORY / "dialsgate").rglob("test_*.py")]):
+        if "corpus" not in path.relative_to(REPOSITORY).parts:
+            by_name.setdefault(path.name, []).append(str(path.relative_to(REPOSITORY)))
+    assert {name: paths for name, paths in by_name.items() if len(paths) > 1} == {}

@@ -1,6 +1,6 @@
 """``dialsgate check`` stopped by a signal unwinds: SIGINT (Ctrl-C), SIGTERM (a CI job cancelled or
 timed out) and SIGHUP (its terminal closed) raise where the run is, so its ``with`` blocks remove
-the containers it started (tests/gate/test_stopped_by_signal.py: a real run and its containers);
+the containers it started (tests/gate/test_run_stopped_or_killed.py: a real run and its containers);
 the command then says in one line what stopped it, no traceback, and exits 128 + the signal's
 number. Ended by SIGTERM's default, a run left its served container running."""
 
