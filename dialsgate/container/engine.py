@@ -101,6 +101,11 @@ class Engine:
     def __init__(self, client: str, host: str | None = None):
         self.client = client
         self.host = host
+        #: Why the engine is taken as hung: it did not answer "do you answer?" within its time.
+        #: Every later command of this process fails at once with it (an engine that accepts
+        #: connections and never answers cost every later question its whole timeout: 7 minutes
+        #: for a plain folder's verdict).
+        self.silent: str | None = None
 
     def __repr__(self) -> str:
         return f"Engine({self.client!r}, host={self.host!r})"
@@ -128,6 +133,8 @@ class Engine:
         """Run one engine command to its end (bytes in, bytes out); EngineError when it fails
         (``check``), takes longer than ``timeout`` seconds or cannot be started."""
         what = f"{self.name} {' '.join(args[:2])}"
+        if self.silent is not None:
+            raise EngineError(f"{what} not run: {self.silent}")
         try:
             run = subprocess.run(self.argv(*args), input=stdin, capture_output=True, timeout=timeout, env=child_environment())
         except subprocess.TimeoutExpired:
@@ -144,6 +151,8 @@ class Engine:
     def output_capped(self, argv: list[str], cap: int, timeout: float) -> bytes | None:
         """The standard output of an engine command line (``argv``, ``exec_argv``), or None when it fails, says more than ``cap``
         bytes or takes longer than ``timeout`` seconds (then it is killed)."""
+        if self.silent is not None:
+            return None
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=child_environment()
         )
@@ -178,10 +187,13 @@ class Engine:
     def answers(self, timeout: float = DEFAULT_TIMEOUT, pauses: tuple[float, ...] | None = None) -> str | None:
         """None when the engine answers, else why not (one line). Asked again after each of
         ``pauses`` seconds (default ``ANSWER_PAUSES``): a busy engine that misses one question
-        is not an absent one (every row that runs model code would be "not run" behind it)."""
+        is not an absent one (every row that runs model code would be "not run" behind it). One
+        that let the question run out its time is not asked again: it is ``silent`` from then on."""
+        if self.silent is not None:
+            return self.silent
         for pause in (*(ANSWER_PAUSES if pauses is None else pauses), None):
             why = self._answer_once(timeout)
-            if why is None or pause is None:
+            if why is None or pause is None or self.silent is not None:
                 return why
             time.sleep(pause)
         return why
@@ -189,6 +201,9 @@ class Engine:
     def _answer_once(self, timeout: float) -> str | None:
         try:
             run = self.call("version", "--format", "{{.Server.Version}}", timeout=timeout, check=False)
+        except EngineError:  # with check=False: only when the question ran out its time
+            self.silent = f"no container engine answered within {timeout:g} s ({self.where()})"
+            return self.silent
         except ServingError as error:
             return str(error)
         if run.returncode != 0 or not run.stdout.strip():

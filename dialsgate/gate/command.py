@@ -78,7 +78,7 @@ def _judge_and_print(args, extra: list[str]) -> int:
         if hooks and not args.run_report_hooks
         else None
     )
-    first, judged = sandbox_lines(origin), provenance_lines(origin)
+    first, judged = sandbox_lines(origin, verdict.rows), provenance_lines(origin)
     # One screen: the lines printed around the summary are counted first (as the rows they take
     # on this terminal), the summary gets the rest.
     around = [*first, *judged, "gate wall time 0.0 s", "", "GATE FAILED", *steps]

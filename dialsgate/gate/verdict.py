@@ -13,6 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from dialsgate.checks import ADVICE
+from dialsgate.checks.findings import Outcome
+from dialsgate.checks.subject import ENGINE_ROOT
 from dialsgate.gate.provenance import gate_version, provenance
 from dialsgate.gate.runner import Row, Verdict
 from dialsgate.inert import inert
@@ -286,9 +288,12 @@ def summary_lines(rows: list[Row], columns: int, max_lines: int) -> list[str]:
             if fix and room > 0 and not line.endswith(fix):  # a fix the reason's line shows whole is not repeated
                 body.append(cut(f"      fix: {fix}", columns))
                 room -= 1
-    if behind:
-        named = "; ".join(f"{count} behind {cut(inert(root), NAME_CHARS)}" for root, count in behind.items())
+    failed_roots = {root: count for root, count in behind.items() if root != ENGINE_ROOT}
+    if failed_roots:
+        named = "; ".join(f"{count} behind {cut(inert(root), NAME_CHARS)}" for root, count in failed_roots.items())
         body.append(cut(f"not run behind a failed row: {named}", columns))
+    if ENGINE_ROOT in behind:  # no row failed: the engine did not answer (the verdict's first line says why)
+        body.append(cut(f"not run, no container engine answering: {behind[ENGINE_ROOT]} rows that run model code", columns))
     if advice:
         body.append(
             cut(
@@ -311,8 +316,9 @@ def print_verdict(rows: list[Row], columns: int | None = None, verbose: bool = F
 
 
 def forgeable_line(rows: list[Row]) -> str | None:
-    """One sentence: how many rows rest on the folder's own code (``Row.forgeable``), per concern."""
-    forged = [row for row in rows if row.forgeable]
+    """One sentence: how many rows rest on the folder's own code (``Row.forgeable``), per concern;
+    a row not run rests on nothing the folder did."""
+    forged = [row for row in rows if row.forgeable and row.result != Outcome.NOT_RUN]
     if not forged:
         return None
     per_concern: dict[str, int] = {}
@@ -326,12 +332,15 @@ def forgeable_line(rows: list[Row]) -> str | None:
     )
 
 
-def sandbox_lines(origin: dict | None) -> list[str]:
+def sandbox_lines(origin: dict | None, rows: list[Row] = ()) -> list[str]:
     """The verdict's first lines: where model code ran, and the server layer's network when it
-    was the host's."""
+    was the host's; that it did not run, when no container engine answered (``rows``)."""
     if not origin or "model_code" not in origin:
         return []
     code = origin["model_code"]
+    absent = next((row for row in rows if row.root == ENGINE_ROOT), None)
+    if absent is not None:  # its reason: the engine's words and what to do
+        return [f"model code did not run: {reason_line(absent.reason).removesuffix(f' (see {ENGINE_ROOT})')}"]
     if code.get("where") == "host":
         lines = [
             "MODEL CODE WAS JUDGED OUTSIDE THE SERVING IMAGE (--no-container): on this machine, with its network and "

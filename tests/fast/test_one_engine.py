@@ -283,3 +283,19 @@ def test_the_settings_choose_the_client(tmp_path, monkeypatch):
     monkeypatch.setenv("DIALSGATE_ENGINE", "docker")
     with pytest.raises(DockerUnavailable, match="docker on PATH"):
         Engine.from_settings()
+
+
+def test_an_engine_that_lets_the_question_run_out_is_asked_once_and_nothing_more_is_sent_to_it(tmp_path):
+    """An engine that accepts the question and never answers (a frozen engine) is asked once,
+    not again after the pauses, and every later command fails at once instead of waiting out its
+    own timeout (a plain folder's verdict took 7 minutes of such waits)."""
+    asked = tmp_path / "asked"
+    hung = Engine(str(fake_client(tmp_path, "docker", f"echo x >> {asked}; sleep 30")))
+    started = time.monotonic()
+    why = hung.answers(timeout=0.3, pauses=(0.01, 0.01))
+    assert why and "no container engine answered within 0.3 s" in why
+    assert hung.answers(timeout=0.3) == why
+    with pytest.raises(EngineError, match="no container engine answered"):
+        hung.image_inspect("x")
+    assert hung.output_capped(hung.argv("logs", "x"), cap=100, timeout=5) is None
+    assert asked.read_text().count("x") == 1 and time.monotonic() - started < 5

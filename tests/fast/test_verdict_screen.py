@@ -9,9 +9,10 @@ import re
 
 import pytest
 
+from dialsgate.checks.subject import ENGINE_ROOT
 from dialsgate.gate import cli, command
 from dialsgate.gate.runner import Row, Verdict
-from dialsgate.gate.verdict import check_name, fix_of, print_verdict, reason_line
+from dialsgate.gate.verdict import check_name, fix_of, print_verdict, reason_line, sandbox_lines
 
 SCREEN = 40
 
@@ -213,3 +214,12 @@ def test_a_resource_key_names_no_folder_but_its_own():
         name = resource_folder_name(hostile)
         assert "/" not in name and name not in (".", "..") and name.isascii() and name.isprintable(), name
         assert name != resource_folder_name(hostile + "!"), name
+
+
+def test_the_first_line_says_model_code_did_not_run_when_no_engine_answered():
+    origin = {"model_code": {"where": "worker container", "user": "the image's (uid 1000)", "limits": "memory 4 GiB"}}
+    ran = [Row("fast", "check_handler_loads", "passed")]
+    assert sandbox_lines(origin, ran)[0].startswith("model code ran in a worker container of the image")
+    why = "no container engine answered within 60 s (docker at unix:///x.sock). Model code runs only inside the serving image: start Docker"
+    absent = [*ran, Row("fast", "check_input_dims[x]", "not run", f"{why} (see container_engine)", root=ENGINE_ROOT)]
+    assert sandbox_lines(origin, absent) == [f"model code did not run: {why}"]
