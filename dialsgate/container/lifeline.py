@@ -4,10 +4,10 @@ however it ended.
 A gate ended by SIGKILL (``kill -9``, the OOM killer, a CI runner's hard stop) removes nothing:
 its served container would go on running the folder's code until removed by hand. The lifeline is
 one exec into the container, a shell that waits for the end of its standard input and then stops
-the server (PID 1, ``mlserver start``, which ends on SIGTERM once it has started). The gate holds the other end of that
-pipe and never writes to it; the kernel closes it when the gate's process ends, whatever ends it.
-A shell and not the image's Python: it lives in the container's memory, which the peak-memory
-check measures, at about a megabyte.
+the server (PID 1, ``mlserver start``, which ends on SIGTERM once it has started). The gate holds
+the other end of that pipe and never writes to it; the kernel closes it when the gate's process
+ends, whatever ends it. A shell and not the image's Python: it lives in the container's memory,
+which the peak-memory check measures, at about a megabyte.
 
 On a normal end the gate removes the container first (the exec ends with it) and then reaps the
 exec's client here.
