@@ -86,7 +86,7 @@ def test_a_start_stopped_by_an_unforeseen_error_leaves_no_container(monkeypatch)
         def wait_until_ready(self, container) -> None:
             raise RuntimeError("unforeseen")
 
-    def strategy(url, model_name, timeout, name, engine, relay=None):
+    def strategy(url, model_name, timeout, name, engine, relay=None, on_start=None):
         names.append(name)
         return Unforeseen()
 
