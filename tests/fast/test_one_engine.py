@@ -292,9 +292,9 @@ def test_an_engine_that_lets_the_question_run_out_is_asked_once_and_nothing_more
     asked = tmp_path / "asked"
     hung = Engine(str(fake_client(tmp_path, "docker", f"echo x >> {asked}; sleep 30")))
     started = time.monotonic()
-    why = hung.answers(timeout=0.3, pauses=(0.01, 0.01))
-    assert why and "no container engine answered within 0.3 s" in why
-    assert hung.answers(timeout=0.3) == why
+    why = hung.answers(timeout=0.1, pauses=(0.01, 0.01))
+    assert why and "no container engine answered within 0.1 s" in why
+    assert hung.answers(timeout=0.1) == why
     with pytest.raises(EngineError, match="no container engine answered"):
         hung.image_inspect("x")
     assert hung.output_capped(hung.argv("logs", "x"), cap=100, timeout=5) is None
