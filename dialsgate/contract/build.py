@@ -20,6 +20,7 @@ import copy
 import json
 import os
 import shutil
+import stat
 import sys
 import uuid
 import zipfile
@@ -68,8 +69,12 @@ def build(template_path: Path, build_root: Path | None = None, document: dict | 
             target.mkdir(parents=True)
             # Plain files only, inside the template's folder (NotPlain otherwise): a link is never
             # copied, nor what it points at; dismcli would copy its target into the zip.
-            copy_plain_file(inside(folder, str(props.ModelUri)), target / props.ModelUri.name)
-            copy_plain(inside(folder, str(props.CodeUri)), target, ignore=())
+            model_file = inside(folder, str(props.ModelUri))
+            copy_plain_file(model_file, target / props.ModelUri.name)
+            try:
+                copy_plain(inside(folder, str(props.CodeUri)), target, ignore=())
+            except PermissionError as error:
+                raise PermissionError(_copied_twice(model_file, props, error)) from None
             props.CodeUri = Path(key)
             props.ModelUri = Path(props.ModelUri.name)
             with open(target / MODEL_SETTINGS, "w") as stream:
@@ -77,6 +82,20 @@ def build(template_path: Path, build_root: Path | None = None, document: dict | 
         with open(root / "template.yaml", "w") as stream:
             yaml.dump(template.model_dump(mode="json"), stream)
     return root
+
+
+def _copied_twice(model_file: Path, props, error: PermissionError) -> str:
+    """Why a copy of the CodeUri's files was refused: a read-only model file inside CodeUri is
+    copied twice (as dismcli 0.6.1's builder does: ModelUri, then every file of CodeUri, each
+    keeping its mode), and the second copy cannot open the first for writing (for any user but
+    root). Any other refusal is the error's own words."""
+    if Path(error.filename or "").name == props.ModelUri.name and not os.stat(model_file).st_mode & stat.S_IWUSR:
+        return (
+            f"{props.ModelUri} is read-only and inside CodeUri: dismcli build copies it twice (as ModelUri, then with "
+            f"CodeUri's files), the first copy keeps its mode and the second is refused; make it writable by its owner "
+            f"(chmod u+w {props.ModelUri})"
+        )
+    return str(error)
 
 
 #: The bucket of an offline package's CodeUri (DIALS hands out the real bucket and key on upload).

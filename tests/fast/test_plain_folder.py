@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,42 @@ def test_the_offline_build_refuses_a_codeuri_outside_the_folder(folder, tmp_path
     (folder / "template.yaml").write_text(text)
     with pytest.raises(NotPlain, match="leaves the template's folder"):
         build(folder / "template.yaml", tmp_path / "build")
+
+
+#: The build of a folder, for a user without the right to write read-only files (root with
+#: CAP_DAC_OVERRIDE dropped, util-linux's setpriv); prints the build's error, if any.
+BUILD_AS_A_USER = """
+import sys
+from dialsgate.contract.build import build
+try:
+    build(sys.argv[1], sys.argv[2])
+except Exception as error:
+    print(type(error).__name__, error)
+"""
+
+
+@pytest.mark.parametrize("read_only", ["app.py", "nmf_bpix1.joblib"])
+def test_a_read_only_model_file_inside_code_uri_is_refused_saying_why_and_other_read_only_files_are_built(
+    folder, tmp_path, read_only
+):
+    """dismcli build copies ModelUri, then every file of CodeUri, each keeping its mode: a model
+    file inside CodeUri is copied twice, and a read-only one refuses the second copy."""
+    (folder / "mlserver-model" / read_only).chmod(0o444)
+    prefix = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: every file is writable to this user")
+        prefix = [setpriv, "--inh-caps=-dac_override", "--bounding-set=-dac_override"]
+    said = subprocess.run(
+        [*prefix, sys.executable, "-c", BUILD_AS_A_USER, str(folder / "template.yaml"), str(tmp_path / "build")],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    assert said.returncode == 0, said.stderr
+    if read_only == "app.py":
+        assert said.stdout == "" and (tmp_path / "build" / "NMFPlain" / "app.py").is_file()
+    else:
+        assert said.stdout.startswith("PermissionError mlserver-model/nmf_bpix1.joblib is read-only and inside CodeUri"), (
+            said.stdout
+        )
+        assert said.stdout.rstrip().endswith("(chmod u+w mlserver-model/nmf_bpix1.joblib)"), said.stdout
