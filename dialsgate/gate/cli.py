@@ -176,12 +176,34 @@ def template_argument_problem(path: Path) -> str | None:
         return f"template {path}: {error.strerror or error}"
 
 
+def output_argument_problem(args) -> str | None:
+    """Why a file the run would write at its end cannot be written (an argument error before any
+    work), or None: the report folder (``--report``, else ``./report``), ``--junit-xml`` and
+    ``--verdict-json``, each judged by the nearest folder of its path that exists. A gate run in a
+    folder this user cannot write (a shared checkout, a folder mounted read-only to judge it) did
+    all its work and then stopped on a traceback."""
+    wanted = [] if args.no_report else [("report folder", args.report or Path.cwd() / "report", "--report DIR or --no-report")]
+    wanted += [
+        (option, path, f"another {option}")
+        for option, path in (("--junit-xml", args.junit_xml), ("--verdict-json", args.verdict_json))
+        if path
+    ]
+    for what, path, instead in wanted:
+        existing = Path(path).absolute()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        folder = existing if existing.is_dir() else existing.parent
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"the {what} {path} cannot be written ({folder} is not writable for this user): pass {instead}"
+    return None
+
+
 def check(args, extra: list[str]) -> int:
     """Run the gate as ``args`` (check_parser's) say; 0 only on a pass, ``ARGUMENT_ERROR`` (with
-    nothing written) when the template cannot be read. Everything it prints is made inert
+    nothing written) when the template cannot be read or what it would write cannot be written. Everything it prints is made inert
     (``gate.terminal``): a folder's strings reach the terminal as visible escapes."""
     with inert_terminal():
-        problem = template_argument_problem(Path(args.template))
+        problem = template_argument_problem(Path(args.template)) or output_argument_problem(args)
         if problem:
             print(f"dialsgate check: error: {problem}", file=sys.stderr)
             return ARGUMENT_ERROR

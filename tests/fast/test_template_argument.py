@@ -89,3 +89,36 @@ def test_a_readable_template_is_judged(tmp_path):
     finished = gate(work, "template.yaml")
     assert finished.returncode == 1, f"exit {finished.returncode}\n{finished.stdout[-2000:]}\n{finished.stderr}"
     assert (work / "verdict.json").is_file() and "GATE FAILED" in finished.stdout
+
+
+#: Root writes anywhere: without these capabilities a read-only folder is read-only to it too.
+DROP_WRITE_OVERRIDE = ["--inh-caps=-dac_override", "--bounding-set=-dac_override"]
+
+
+@pytest.mark.parametrize("option", ["report", "--junit-xml"])
+def test_a_folder_that_cannot_be_written_is_an_argument_error_before_any_work(tmp_path, option):
+    """Run in a folder this user cannot write (a shared checkout, a folder mounted read-only to
+    judge it), the gate did all its work and then stopped on a traceback writing the report."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    (work / "template.yaml").write_text("Resources: []\n")
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: every folder is writable to this user")
+        prefix = [setpriv, *DROP_WRITE_OVERRIDE]
+    command = [*prefix, sys.executable, "-m", "dialsgate", "check", "template.yaml", "--layers", "fast"]
+    if option == "--junit-xml":
+        command += ["--report", str(tmp_path / "report"), "--junit-xml", str(work / "out" / "junit.xml")]
+    work.chmod(0o555)
+    try:
+        environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "PYTHONDONTWRITEBYTECODE": "1"}
+        finished = subprocess.run(command, cwd=work, env=environment, capture_output=True, text=True, timeout=120)
+    finally:
+        work.chmod(0o755)
+    assert finished.returncode == ARGUMENT_ERROR, f"exit {finished.returncode}\n{finished.stdout[-2000:]}\n{finished.stderr}"
+    said = "the report folder" if option == "report" else "the --junit-xml"
+    assert f"dialsgate check: error: {said} " in finished.stderr and f"{work} is not writable" in finished.stderr, finished.stderr
+    assert "===" not in finished.stdout and sorted(path.name for path in work.iterdir()) == ["template.yaml"]
+    assert not (tmp_path / "report").exists()
