@@ -317,9 +317,11 @@ MODULE_PATH = re.compile(r"\b(?:[a-z_][a-z0-9_]*\.)+([A-Z]\w*(?:Error|Exception|
 
 def last_exception_line(logs: str) -> str | None:
     """The last exception line of a container's log (MLServer prints the traceback of what
-    stopped the model's load), its exceptions' module paths left out; or None."""
+    stopped the model's load), its exceptions' module paths left out; or None. The line is the
+    folder's text: cut to 500 characters before ``MODULE_PATH`` searches it (a search of a long
+    line of dotted names takes time growing with its square: a 64 KiB line took 14 s)."""
     found = [line.rstrip() for line in logs.splitlines() if EXCEPTION_LINE.match(line.rstrip())]
-    return MODULE_PATH.sub(r"\1", found[-1])[:500] if found else None
+    return MODULE_PATH.sub(r"\1", found[-1][:500]) if found else None
 
 
 def _with_logs(message: str, logs: str) -> str:

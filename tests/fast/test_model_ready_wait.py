@@ -3,8 +3,12 @@ is gone, the wait ends with why, whatever the relay answered in its place."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +69,12 @@ def test_the_cause_of_a_model_never_ready_is_its_logs_last_exception_line():
     assert last_exception_line(LOG) == "WorkerError: OSError: [Errno 98] Address already in use"
     assert last_exception_line("INFO:     Uvicorn running\nValueError\n  KeyError: indented\n") == "ValueError"
     assert last_exception_line("INFO: started\nERROR: no exception line here\n") is None
+
+
+def test_a_hostile_exception_line_is_searched_only_as_far_as_it_is_quoted():
+    """A folder's code writes the log: a 4 MB line of dotted names (searched whole, about 14 s for
+    64 KiB and growing with its square) must not hold the gate."""
+    probe = "from dialsgate.container.serve import last_exception_line as f; print(len(f('ValueError: ' + 'a.' * 2_000_000)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})  # fmt: skip
+    assert done.returncode == 0 and int(done.stdout) <= 500, done.stderr
