@@ -88,8 +88,9 @@ def _copied_twice(model_file: Path, props, error: PermissionError) -> str:
     """Why a copy of the CodeUri's files was refused: a read-only model file inside CodeUri is
     copied twice (as dismcli 0.6.1's builder does: ModelUri, then every file of CodeUri, each
     keeping its mode), and the second copy cannot open the first for writing (for any user but
-    root). Any other refusal is the error's own words."""
-    if Path(error.filename or "").name == props.ModelUri.name and not os.stat(model_file).st_mode & stat.S_IWUSR:
+    root). Any other refusal is the error's own words. The file's mode is read without following
+    a link, as every file of a folder is."""
+    if Path(error.filename or "").name == props.ModelUri.name and not os.lstat(model_file).st_mode & stat.S_IWUSR:
         return (
             f"{props.ModelUri} is read-only and inside CodeUri: dismcli build copies it twice (as ModelUri, then with "
             f"CodeUri's files), the first copy keeps its mode and the second is refused; make it writable by its owner "

@@ -105,8 +105,9 @@ def cut(text: str, width: int) -> str:
 
 def reason_line(reason: str) -> str:
     """A reason in one line, escaped (``inert``): its first line (with the next one when it ends
-    with a colon), a traceback in it replaced by the traceback's exception line; pytest's ``AssertionError: `` and an exception's module
-    path left out. The whole reason stays in ``-v``, the report and verdict.json."""
+    with a colon), a traceback in it replaced by the traceback's exception line; pytest's
+    ``AssertionError: `` and an exception's module path left out. The whole reason stays in
+    ``-v``, the report and verdict.json."""
     lines = [line for line in str(reason).splitlines() if line.strip()]
     if not lines:
         return ""
