@@ -200,8 +200,9 @@ def output_argument_problem(args) -> str | None:
 
 def check(args, extra: list[str]) -> int:
     """Run the gate as ``args`` (check_parser's) say; 0 only on a pass, ``ARGUMENT_ERROR`` (with
-    nothing written) when the template cannot be read or what it would write cannot be written. Everything it prints is made inert
-    (``gate.terminal``): a folder's strings reach the terminal as visible escapes."""
+    nothing written) when the template cannot be read or what it would write cannot be written.
+    Everything it prints is made inert (``gate.terminal``): a folder's strings reach the terminal
+    as visible escapes."""
     with inert_terminal():
         problem = template_argument_problem(Path(args.template)) or output_argument_problem(args)
         if problem:
