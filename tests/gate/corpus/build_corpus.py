@@ -60,6 +60,7 @@ FOLDERS = {
     "codec_outputs_declared": "image",
     "codec_outputs_undeclared": "image",
     "xgboost_booster_json": "image",
+    "lightgbm_classifier_joblib": "image",
     "handler_caches_beside_itself": "image",
     "handler_import_writes_home": "image",
     "handler_pool_in_load": "image",
@@ -462,6 +463,37 @@ def running_versions() -> dict[str, str]:
     }
 
 
+def lightgbm_folder() -> None:
+    """lightgbm's scikit-learn classifier (normal vs anomalous 44 x 8 BPix3 maps) in a joblib, as
+    its authors save it (needs lightgbm at the image's version beside the image's core: 4.3.0)."""
+    from lightgbm import LGBMClassifier
+
+    rows, cols = 44, 8
+    rng = np.random.default_rng(SEED + 5)
+    app = handler_module("lightgbm_classifier_joblib")
+
+    normal = normal_maps(rng, 6000, rows, cols)
+    anomalous = np.concatenate([anomalous_maps(rng, kind, 1000, rows, cols) for kind in ANOMALIES])
+    x = np.concatenate([app.features(normal), app.features(anomalous)])
+    y = np.concatenate([np.zeros(len(normal), dtype=int), np.ones(len(anomalous), dtype=int)])
+    # One thread and lightgbm's deterministic mode: the same file on every run of this script.
+    model = LGBMClassifier(n_estimators=150, num_leaves=15, learning_rate=0.1, n_jobs=1, random_state=0,
+                           deterministic=True, force_row_wise=True, verbose=-1)  # fmt: skip
+    model.fit(x, y)
+
+    def score(maps):
+        return model.predict_proba(app.features(maps))[:, 1]
+
+    validation = normal_maps(rng, 3000, rows, cols)
+    anomalies = {kind: anomalous_maps(rng, kind, 200, rows, cols) for kind in ANOMALIES}
+    normal_wrong = float(np.mean(score(validation) > app.PROBABILITY_CUT))
+    missed = {kind: float(np.mean(score(maps) <= app.PROBABILITY_CUT)) for kind, maps in anomalies.items()}
+    print(f"  lightgbm_classifier_joblib: normal LS flagged {normal_wrong:.2%}; anomalies missed {missed}")
+    if normal_wrong > 0.005 or max(missed.values()) > 0.02:
+        raise SystemExit("lightgbm_classifier_joblib: the classifier does not separate the synthetic data")
+    write_joblib(model, HERE / "lightgbm_classifier_joblib" / SERVER_FOLDER / "lgbm_bpix3.joblib")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", choices=sorted(FOLDERS), help="build only this folder (repeatable)")
@@ -487,6 +519,8 @@ def main(argv=None) -> int:
         onnx_folder()
     if "xgboost_booster_json" in folders:
         xgboost_folder()
+    if "lightgbm_classifier_joblib" in folders:
+        lightgbm_folder()
     return 0
 
 
