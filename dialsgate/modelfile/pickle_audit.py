@@ -289,17 +289,18 @@ def _rules(kind: str, module: str, name: str) -> list[Rule]:
     return [rule for rule in allowlist() if rule.kind == kind and rule.matches(module, name)]
 
 
-def _exact(kind: str, module: str, name: str) -> Rule | None:
-    """An entry naming exactly this global (no pattern in the name): for dotted or private names."""
+def _exact(kind: str, module: str, name: str) -> list[Rule]:
+    """The entries naming exactly this global (no pattern in the name): for dotted or private names."""
+    found = []
     for rule in allowlist():
         if rule.kind != kind or not any(fnmatch.fnmatchcase(module, m) for m in rule.modules):
             continue
-        if name in rule.names:
-            return rule
         # a pattern that itself names private functions (``__pyx_unpickle_*``) covers them, never a dotted name
-        if "." not in name and any(n.startswith("_") and fnmatch.fnmatchcase(name, n) for n in rule.names):
-            return rule
-    return None
+        if name in rule.names or (
+            "." not in name and any(n.startswith("_") and fnmatch.fnmatchcase(name, n) for n in rule.names)
+        ):
+            found.append(rule)
+    return found
 
 
 @cache
@@ -1184,12 +1185,13 @@ def _fields_hold_objects(state: tuple) -> bool:
 # --------------------------------------------------------------------------- judging the globals
 
 
-def _allowed(kind: str, module: str, name: str) -> Rule | None:
-    """An allowlist entry of ``kind`` for this global: a dotted or private name only by exact entry."""
+def _allowed(kind: str, module: str, name: str) -> list[Rule]:
+    """Every allowlist entry of ``kind`` for this global (a dotted or private name only by exact
+    entry). All of them, not the first: a broad entry (scikit-learn's classes) listed before a
+    narrow one (its Bunch, a container) hid what the narrow one grants."""
     if "." in name or any(part.startswith("_") for part in name.split(".")):
         return _exact(kind, module, name)
-    found = _rules(kind, module, name)
-    return found[0] if found else None
+    return _rules(kind, module, name)
 
 
 def _why_refused(use: GlobalUse, folder: FolderCode, audit: Audit) -> str | None:
@@ -1220,27 +1222,29 @@ def _why_refused(use: GlobalUse, folder: FolderCode, audit: Audit) -> str | None
             return f"excluded from the allowlist: {rule.reason}"
     for how in sorted(uses):
         if how in (CALLED, CALLED_INST):
-            rule = _allowed("callable", module, name)
-            if rule is not None and (refused := _arguments_refused(rule, use, audit)):
-                return refused
+            rules = _allowed("callable", module, name)
+            # every entry's argument rule holds: a narrow entry's rule is never lost to a broad one's "any"
+            for rule in rules:
+                if refused := _arguments_refused(rule, use, audit):
+                    return refused
         elif how == ITEMS:
-            rule = _allowed("class", module, name)
-            if rule is None or not rule.items:
+            rules = [rule for rule in _allowed("class", module, name) if rule.items]
+            if not rules:
                 return "items added to it by APPENDS/SETITEMS (its extend/append/__setitem__ would run), and it is not a container class of the allowlist"
         elif how == BUILT:
-            rule = _allowed("class", module, name)
-            if rule is None and (callable_rule := _allowed("callable", module, name)) is not None:
-                if not callable_rule.build:
+            rules = _allowed("class", module, name)
+            if not rules and (callable_rules := _allowed("callable", module, name)):
+                if not any(rule.build for rule in callable_rules):
                     return (
                         "BUILD on what it returns, an object the audit cannot tie to a class (joblib reads "
                         "array data after the BUILD of anything that is a NumpyArrayWrapper)"
                     )
-                rule = callable_rule
+                rules = callable_rules
         elif how == INSTANTIATED:
-            rule = _allowed("class", module, name)
+            rules = _allowed("class", module, name)
         else:
-            rule = _allowed("class", module, name) or _allowed("passable", module, name)
-        if rule is None:
+            rules = _allowed("class", module, name) or _allowed("passable", module, name)
+        if not rules:
             danger = danger_of(module, name)
             return "not on the allowlist" + (f" ({module}.{name}: {danger})" if danger else "")
     return None
@@ -1259,7 +1263,7 @@ def _arguments_refused(rule: Rule, use: GlobalUse, audit: Audit) -> str | None:
                 and len(args) == 2
                 and args[0] == "numpy"
                 and isinstance(args[1], str)
-                and _allowed("passable", "numpy", args[1]) is not None
+                and bool(_allowed("passable", "numpy", args[1]))
             )
             if not ok:
                 return "called with arguments that do not name a numpy ufunc (it imports what it is told)"

@@ -93,6 +93,8 @@ def test_the_fixtures_cover_what_authors_write():
     names = {path.stem for path in FIXTURES.glob("*.joblib")}
     assert {"pipeline_isolation_forest", "nmf_zlib", "nmf_gzip", "nmf_lzma", "nmf_bz2", "pandas_objects"} <= names
     assert {"xgb_classifier", "xgb_regressor", "lgbm_classifier", "scipy_sparse", "numpy_values", "kdtree"} <= names
+    assert {"hist_gradient_boosting", "calibrated_sigmoid", "grid_search_roc_auc", "sgd_losses", "birch", "stacking_voting",
+            "select_k_best", "oms_frame_pipeline"} <= names  # fmt: skip
 
 
 def _models_of_this_environment():
@@ -292,6 +294,21 @@ def test_allowed_callables_with_arguments_that_import_are_refused(tmp_path, mark
     assert "numpy.core._ufunc_reconstruct (called by REDUCE)" in _refusal(_write(tmp_path, ufunc))
     codec = _protocol4(_call(_stack_global("_codecs", "encode"), "x", "hex_codec"))
     assert "_codecs.encode (called by REDUCE)" in _refusal(_write(tmp_path, codec))
+
+
+def test_every_entry_naming_a_global_is_heeded_not_only_the_first(tmp_path, monkeypatch):
+    """A broad entry listed first (a package's callables, any arguments) must not hide a narrow
+    one's argument rule, nor a container entry's items (a Bunch after scikit-learn's classes)."""
+    broad = pickle_audit.Rule("callable", ("_codecs",), ("*",), "a broad entry")
+    listed = pickle_audit.allowlist()
+    monkeypatch.setattr(pickle_audit, "allowlist", lambda: (broad, *listed))
+    codec = _protocol4(_call(_stack_global("_codecs", "encode"), "x", "hex_codec"))
+    assert "called with an encoding other than latin1/ascii/utf-8" in _refusal(_write(tmp_path, codec))
+    from sklearn.utils import Bunch
+
+    path = tmp_path / "bunch.joblib"
+    joblib.dump({"estimators": Bunch(first=1.0)}, path)
+    assert audit_model_file(path).safe_to_load, audit_model_file(path).refusal()
 
 
 def test_an_allowed_class_is_not_callable_unless_listed(tmp_path, marker):

@@ -58,6 +58,7 @@ def models() -> dict:
             "fortran": np.asfortranarray(rng.random_sample((3, 4))),
         },
     }
+    found.update(estimators_with_private_parts(x, y))
     try:
         from lightgbm import LGBMClassifier
         from xgboost import XGBClassifier, XGBRegressor
@@ -68,6 +69,46 @@ def models() -> dict:
     except ImportError:
         pass
     return found
+
+
+def estimators_with_private_parts(x, y) -> dict:
+    """Common estimators whose pickles name private classes and functions of scikit-learn (each an
+    exact allowlist entry), or a Bunch filled by SETITEMS: refused as unknown until listed."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.cluster import Birch
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, StackingClassifier, VotingClassifier
+    from sklearn.feature_selection import SelectKBest, f_classif
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, SGDClassifier, SGDOneClassSVM, SGDRegressor
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.RandomState(2)
+    oms = pd.DataFrame({"pileup": rng.random_sample(len(y)) * 60, "rate": rng.random_sample(len(y)),
+                        "beam": rng.choice(["stable", "adjust"], len(y))})  # fmt: skip
+    columns = ColumnTransformer(
+        [("numbers", make_pipeline(SimpleImputer(), StandardScaler()), ["pileup", "rate"]), ("beam", OneHotEncoder(), ["beam"])]
+    )
+    return {
+        "hist_gradient_boosting": HistGradientBoostingClassifier(max_iter=3).fit(x, y),
+        "calibrated_sigmoid": CalibratedClassifierCV(LogisticRegression(), cv=2).fit(x, y),
+        "grid_search_roc_auc": GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2, scoring="roc_auc").fit(x, y),
+        "grid_search_default_score": GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2).fit(x, y),
+        "sgd_losses": [SGDClassifier(max_iter=5, tol=None).fit(x, y), SGDClassifier(loss="modified_huber", max_iter=5, tol=None).fit(x, y),
+                       SGDRegressor(loss="epsilon_insensitive", max_iter=5, tol=None).fit(x, x[:, 0]), SGDOneClassSVM(max_iter=5, tol=None).fit(x)],
+        "birch": Birch(n_clusters=2).fit(x),
+        "stacking_voting": [StackingClassifier([("lr", LogisticRegression()), ("nb", GaussianNB())], cv=2).fit(x, y),
+                            VotingClassifier([("lr", LogisticRegression()), ("nb", GaussianNB())], voting="soft").fit(x, y)],
+        "select_k_best": make_pipeline(SelectKBest(f_classif, k=3), LogisticRegression()).fit(x, y),
+        "oms_frame_pipeline": Pipeline([("columns", columns), ("classifier", GradientBoostingClassifier(n_estimators=3))]).fit(oms, y),
+        "mlp_autoencoder": MLPRegressor(hidden_layer_sizes=(3,), max_iter=5).fit(x, x),
+    }  # fmt: skip
 
 
 def main() -> int:
