@@ -94,7 +94,7 @@ def test_the_fixtures_cover_what_authors_write():
     assert {"pipeline_isolation_forest", "nmf_zlib", "nmf_gzip", "nmf_lzma", "nmf_bz2", "pandas_objects"} <= names
     assert {"xgb_classifier", "xgb_regressor", "lgbm_classifier", "scipy_sparse", "numpy_values", "kdtree"} <= names
     assert {"hist_gradient_boosting", "calibrated_sigmoid", "grid_search_roc_auc", "sgd_losses", "birch", "stacking_voting",
-            "select_k_best", "oms_frame_pipeline"} <= names  # fmt: skip
+            "select_k_best", "oms_frame_pipeline", "training_metadata"} <= names  # fmt: skip
 
 
 def _models_of_this_environment():

@@ -14,6 +14,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def models() -> dict:
+    import datetime
+    import pathlib
+
     import numpy as np
     import pandas as pd
     import scipy.sparse
@@ -59,6 +62,13 @@ def models() -> dict:
         },
     }
     found.update(estimators_with_private_parts(x, y))
+    # What an author keeps beside the model: when and from what it was trained.
+    found["training_metadata"] = {
+        "model": StandardScaler().fit(x),
+        "trained_at": datetime.datetime(2025, 6, 1, 12, 0, tzinfo=datetime.timezone.utc),
+        "source": pathlib.PurePosixPath("/eos/cms/store/group/dpg_tracker_pixel/training.parquet"),
+        "runs": [386000, 386001],
+    }
     try:
         from lightgbm import LGBMClassifier
         from xgboost import XGBClassifier, XGBRegressor
@@ -96,18 +106,19 @@ def estimators_with_private_parts(x, y) -> dict:
         [("numbers", make_pipeline(SimpleImputer(), StandardScaler()), ["pileup", "rate"]), ("beam", OneHotEncoder(), ["beam"])]
     )
     return {
-        "hist_gradient_boosting": HistGradientBoostingClassifier(max_iter=3).fit(x, y),
+        "hist_gradient_boosting": HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(x, y),
         "calibrated_sigmoid": CalibratedClassifierCV(LogisticRegression(), cv=2).fit(x, y),
+        # A search keeps its fit times (cv_results_): its two files differ on every run of this script.
         "grid_search_roc_auc": GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2, scoring="roc_auc").fit(x, y),
         "grid_search_default_score": GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2).fit(x, y),
-        "sgd_losses": [SGDClassifier(max_iter=5, tol=None).fit(x, y), SGDClassifier(loss="modified_huber", max_iter=5, tol=None).fit(x, y),
-                       SGDRegressor(loss="epsilon_insensitive", max_iter=5, tol=None).fit(x, x[:, 0]), SGDOneClassSVM(max_iter=5, tol=None).fit(x)],
+        "sgd_losses": [SGDClassifier(max_iter=5, tol=None, random_state=0).fit(x, y), SGDClassifier(loss="modified_huber", max_iter=5, tol=None, random_state=0).fit(x, y),
+                       SGDRegressor(loss="epsilon_insensitive", max_iter=5, tol=None, random_state=0).fit(x, x[:, 0]), SGDOneClassSVM(max_iter=5, tol=None, random_state=0).fit(x)],
         "birch": Birch(n_clusters=2).fit(x),
         "stacking_voting": [StackingClassifier([("lr", LogisticRegression()), ("nb", GaussianNB())], cv=2).fit(x, y),
                             VotingClassifier([("lr", LogisticRegression()), ("nb", GaussianNB())], voting="soft").fit(x, y)],
         "select_k_best": make_pipeline(SelectKBest(f_classif, k=3), LogisticRegression()).fit(x, y),
-        "oms_frame_pipeline": Pipeline([("columns", columns), ("classifier", GradientBoostingClassifier(n_estimators=3))]).fit(oms, y),
-        "mlp_autoencoder": MLPRegressor(hidden_layer_sizes=(3,), max_iter=5).fit(x, x),
+        "oms_frame_pipeline": Pipeline([("columns", columns), ("classifier", GradientBoostingClassifier(n_estimators=3, random_state=0))]).fit(oms, y),
+        "mlp_autoencoder": MLPRegressor(hidden_layer_sizes=(3,), max_iter=5, random_state=0).fit(x, x),
     }  # fmt: skip
 
 
