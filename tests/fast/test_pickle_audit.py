@@ -311,6 +311,17 @@ def test_every_entry_naming_a_global_is_heeded_not_only_the_first(tmp_path, monk
     assert audit_model_file(path).safe_to_load, audit_model_file(path).refusal()
 
 
+@pytest.mark.parametrize(
+    ("name", "refused"), [("EarlyStopping", None), ("TrainingCheckPoint", "excluded from the allowlist"), ("Anything", "not on the allowlist")]
+)
+def test_of_xgboosts_callbacks_only_early_stopping_and_printing_are_known_safe(tmp_path, name, refused):
+    """A callback kept in an estimator's parameters: EarlyStopping holds scores; TrainingCheckPoint
+    writes files and a scheduler holds a function; the module's other names stay unknown."""
+    made = _protocol4(_stack_global("xgboost.callback", name) + b")\x81" + b"}b")  # NEWOBJ, then BUILD with {}
+    audit = audit_model_file(_write(tmp_path, made))
+    assert (audit.refusal() is None) if refused is None else (refused in audit.refusal())
+
+
 def test_an_allowed_class_is_not_callable_unless_listed(tmp_path, marker):
     path = _write(tmp_path, _protocol4(_call(_stack_global("sklearn.decomposition._nmf", "NMF"), "x")))
     assert "sklearn.decomposition._nmf.NMF (called by REDUCE): not on the allowlist" in _refusal(path)

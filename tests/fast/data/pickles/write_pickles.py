@@ -72,9 +72,14 @@ def models() -> dict:
     try:
         from lightgbm import LGBMClassifier
         from xgboost import XGBClassifier, XGBRegressor
+        from xgboost.callback import EarlyStopping
 
         found["xgb_classifier"] = XGBClassifier(n_estimators=3, max_depth=2).fit(x, y)
         found["xgb_regressor"] = XGBRegressor(n_estimators=3, max_depth=2).fit(x, x[:, 1])
+        # Early stopping as xgboost 2 documents it: the callback is kept among the estimator's parameters.
+        found["xgb_early_stopping_callback"] = XGBClassifier(n_estimators=20, max_depth=2, callbacks=[EarlyStopping(rounds=2)]).fit(
+            x[:30], y[:30], eval_set=[(x[30:], y[30:])], verbose=False
+        )
         found["lgbm_classifier"] = LGBMClassifier(n_estimators=3, verbose=-1).fit(x, y)
     except ImportError:
         pass
