@@ -312,7 +312,8 @@ def test_every_entry_naming_a_global_is_heeded_not_only_the_first(tmp_path, monk
 
 
 @pytest.mark.parametrize(
-    ("name", "refused"), [("EarlyStopping", None), ("TrainingCheckPoint", "excluded from the allowlist"), ("Anything", "not on the allowlist")]
+    ("name", "refused"),
+    [("EarlyStopping", None), ("TrainingCheckPoint", "excluded from the allowlist"), ("Anything", "not on the allowlist")],
 )
 def test_of_xgboosts_callbacks_only_early_stopping_and_printing_are_known_safe(tmp_path, name, refused):
     """A callback kept in an estimator's parameters: EarlyStopping holds scores; TrainingCheckPoint

@@ -77,9 +77,9 @@ def models() -> dict:
         found["xgb_classifier"] = XGBClassifier(n_estimators=3, max_depth=2).fit(x, y)
         found["xgb_regressor"] = XGBRegressor(n_estimators=3, max_depth=2).fit(x, x[:, 1])
         # Early stopping as xgboost 2 documents it: the callback is kept among the estimator's parameters.
-        found["xgb_early_stopping_callback"] = XGBClassifier(n_estimators=20, max_depth=2, callbacks=[EarlyStopping(rounds=2)]).fit(
-            x[:30], y[:30], eval_set=[(x[30:], y[30:])], verbose=False
-        )
+        found["xgb_early_stopping_callback"] = XGBClassifier(
+            n_estimators=20, max_depth=2, callbacks=[EarlyStopping(rounds=2)]
+        ).fit(x[:30], y[:30], eval_set=[(x[30:], y[30:])], verbose=False)
         found["lgbm_classifier"] = LGBMClassifier(n_estimators=3, verbose=-1).fit(x, y)
     except ImportError:
         pass
