@@ -27,10 +27,20 @@ from dialsgate.pysource import literal
 
 #: Recognition parses a whole file in memory: a larger model file is not read (and not recognised).
 RECOGNISE_CAP = 512 * 2**20
+#: At most this many JSON values, or untyped UBJ items, are made into Python objects to recognise
+#: a file: a file of tiny values (``[{},{},...]``) grew about 25-fold in memory (5.3 GB for
+#: 200 MiB), and a UBJ array of nulls took 87 s. XGBoost's own files hold far fewer (its weights
+#: are typed UBJ arrays, skipped whole; a 1,000-tree JSON model holds about 1.3 million numbers).
+STRUCTURE_CAP = 5_000_000
 
 
 class TooLargeToRecognise(NotPlain):
-    """A file larger than RECOGNISE_CAP: not parsed as ONNX, XGBoost, ... (the pickle audit still streams it)."""
+    """A file larger than RECOGNISE_CAP, or of more values than STRUCTURE_CAP: not parsed as ONNX,
+    XGBoost, ... (the pickle audit still streams it)."""
+
+
+class _BeyondStructureCap(ValueError):
+    """A reader stopped at STRUCTURE_CAP: the file may be of its format, too large to say."""
 
 
 @dataclass(frozen=True)
@@ -53,16 +63,21 @@ def recognise(path) -> Format | None:
                 f"{path.name} holds {size:,} bytes, more than RECOGNISE_CAP ({RECOGNISE_CAP:,} bytes): "
                 f"it is not parsed as ONNX, XGBoost, LightGBM or .npy/.npz"
             )
-        data = stream.read(RECOGNISE_CAP + 1)
-    if len(data) > RECOGNISE_CAP:
-        raise TooLargeToRecognise(f"{path.name} holds more than RECOGNISE_CAP ({RECOGNISE_CAP:,} bytes)")
+        data = stream.read(size + 1)  # not the cap: read(n) sets n bytes aside first
+    if len(data) > size:
+        raise NotPlain(f"{path.name} grew while it was read")
+    beyond = None
     for reader in (_onnx, _xgboost_json, _xgboost_ubj, _lightgbm_text, _npy, _npz):
         try:
             found = reader(data)
+        except _BeyondStructureCap as error:  # another reader may still recognise it
+            beyond, found = beyond or str(error), None
         except (ValueError, KeyError, IndexError, TypeError, SyntaxError, struct.error, RecursionError, zipfile.BadZipFile):
             found = None
         if found is not None:
             return found
+    if beyond:
+        raise TooLargeToRecognise(f"{path.name} {beyond}")
     return None
 
 
@@ -120,6 +135,12 @@ def _xgboost_document(document) -> Format | None:
 def _xgboost_json(data: bytes) -> Format | None:
     if not data.lstrip()[:1] == b"{":
         return None
+    # Every value but the first follows a comma or opens a container (commas in strings count too).
+    values = data.count(b",") + data.count(b"[") + data.count(b"{")
+    if values > STRUCTURE_CAP:
+        raise _BeyondStructureCap(
+            f"may hold {values:,} JSON values, more than STRUCTURE_CAP ({STRUCTURE_CAP:,}): it is not parsed as XGBoost JSON"
+        )
     found = _xgboost_document(json.loads(data))
     return Format("XGBoost JSON", found.detail) if found else None
 
@@ -141,6 +162,7 @@ class _UBJReader:
 
     def __init__(self, data: bytes):
         self.data = data
+        self.made = 0  # untyped values read so far (STRUCTURE_CAP)
 
     def _number(self, marker: bytes, position: int) -> tuple[float, int]:
         layout = self.NUMBERS[marker]
@@ -207,6 +229,11 @@ class _UBJReader:
                 if position > len(self.data):
                     raise ValueError("truncated typed array")
                 return items, position
+            self.made += 1
+            if self.made > STRUCTURE_CAP:
+                raise _BeyondStructureCap(
+                    f"holds more than STRUCTURE_CAP ({STRUCTURE_CAP:,}) UBJ values: it is not parsed as XGBoost UBJ"
+                )
             item, position = self.value(position, typed)
             if opening == b"{":
                 items[key] = item
@@ -219,14 +246,15 @@ class _UBJReader:
 
 
 def _lightgbm_text(data: bytes) -> Format | None:
-    text = data.decode("utf-8")
-    lines = text.splitlines()
-    if not lines or lines[0].strip() != "tree":
+    # Its first lines only, as bytes: the whole text split into lines took about 25 times the
+    # file's size in memory (a file of 3-byte lines), before its first line was even looked at.
+    lines = data[:4096].split(b"\n", 5)
+    if lines[0].strip() != b"tree":
         return None
-    version = next((line.split("=", 1)[1] for line in lines[1:5] if line.startswith("version=")), None)
-    if version is None or "end of trees" not in text:
+    version = next((line.split(b"=", 1)[1].strip() for line in lines[1:5] if line.startswith(b"version=")), None)
+    if version is None or b"end of trees" not in data:
         return None
-    return Format("LightGBM text", f"LightGBM model text, format {version}")
+    return Format("LightGBM text", f"LightGBM model text, format {version[:40].decode('utf-8')}")
 
 
 # --------------------------------------------------------------------------- numpy arrays without objects

@@ -12,6 +12,7 @@ import pytest
 
 from dialsgate.modelfile.formats import recognise
 from dialsgate.modelfile.pickle_audit import audit_model_file
+from dialsgate.plainfiles import NotPlain
 
 
 def _varint(value: int) -> bytes:
@@ -135,3 +136,55 @@ def test_a_sparse_huge_file_is_not_read_whole(tmp_path):
     assert RECOGNISE_CAP < 100 * 2**30
     audit = audit_model_file(path)
     assert not audit.safe_to_load and "RECOGNISE_CAP" in audit.refusal()
+
+
+def test_json_of_more_values_than_the_cap_is_not_parsed(tmp_path):
+    """Parsed, a file of tiny values grew about 25-fold in memory: 5.3 GB for 200 MiB of ``{},``."""
+    from dialsgate.modelfile.formats import STRUCTURE_CAP
+
+    path = tmp_path / "model.json"
+    path.write_bytes(b'{"learner": {"trees": [' + b"{}," * STRUCTURE_CAP + b'{}]}, "version": [2, 0, 3]}')
+    with pytest.raises(NotPlain, match="STRUCTURE_CAP"):
+        recognise(path)
+    audit = audit_model_file(path)
+    assert not audit.safe_to_load and "STRUCTURE_CAP" in audit.refusal()
+
+
+def test_ubj_of_more_untyped_values_than_the_cap_is_not_parsed(tmp_path, monkeypatch):
+    """At the cap, an array of 200 million nulls took 87 s; now a few seconds at most (here, a lower cap)."""
+    from dialsgate.modelfile import formats
+
+    monkeypatch.setattr(formats, "STRUCTURE_CAP", 1000)
+    path = tmp_path / "model.ubj"
+    path.write_bytes(b"{" + ubj_string("learner") + b"[" + b"Z" * 1001 + b"]" + ubj_string("version") + b"[i\x02]}")
+    with pytest.raises(NotPlain, match="STRUCTURE_CAP"):
+        recognise(path)
+    path.write_bytes(b"{" + ubj_string("learner") + b"{" + b"}" + ubj_string("version") + b"[i\x02i\x00i\x03]}")
+    assert recognise(path).name == "XGBoost UBJ"
+
+
+def test_a_text_of_many_short_lines_is_not_split_whole(tmp_path):
+    """The LightGBM reader split the whole text into lines before looking at its first: about 25
+    times the file's size in memory (a 512 MiB file would have taken 13 GB)."""
+    import tracemalloc
+
+    path = tmp_path / "model.txt"
+    path.write_bytes(b"ab\n" * 2_000_000)
+    tracemalloc.start()
+    try:
+        assert recognise(path) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * path.stat().st_size, f"{peak:,} bytes for a file of {path.stat().st_size:,}"
+    path.write_bytes(b"tree\r\nversion=v4\r\nnum_class=1\r\n" + b"ab\n" * 100 + b"end of trees\n")
+    assert recognise(path).detail == "LightGBM model text, format v4"
+
+
+def test_an_npz_too_large_to_recognise_is_audited_saying_so(tmp_path, monkeypatch):
+    from dialsgate.modelfile import formats, pickle_audit
+
+    np.savez(tmp_path / "weights.npz", w=np.arange(100.0))
+    assert pickle_audit.folder_pickles(tmp_path, tmp_path / "model.joblib") == []
+    monkeypatch.setattr(formats, "RECOGNISE_CAP", 100)
+    assert pickle_audit.folder_pickles(tmp_path, tmp_path / "model.joblib") == [tmp_path / "weights.npz"]
