@@ -97,9 +97,21 @@ def open_plain(path: Path):
 
 
 def read_plain(path: Path, cap: int = DEFAULT_READ_CAP) -> bytes:
-    """The bytes of a plain file, refused (not truncated) when it holds more than ``cap``."""
+    """The bytes of a plain file, refused (not truncated) when it holds more than ``cap``.
+
+    Read at the size ``fstat`` gives, not at the cap: ``read(n)`` sets n bytes aside first, so
+    every read of a 2 KB template asked for 2 GiB (a MemoryError under ``ulimit -v`` or strict
+    overcommit). A file that holds more than its size says is read on in pieces, to the cap."""
     with open_plain(path) as stream:
-        data = stream.read(cap + 1)
+        size = os.fstat(stream.fileno()).st_size
+        if size > cap:
+            raise NotPlain(f"{Path(path).name} holds more than {cap:,} bytes (the cap of one read)")
+        data = stream.read(size + 1)
+        if len(data) > size:  # it grew while read, or its size was not known
+            more = bytearray(data)
+            while len(more) <= cap and (piece := stream.read(min(2**20, cap + 1 - len(more)))):
+                more += piece
+            data = bytes(more)
     if len(data) > cap:
         raise NotPlain(f"{Path(path).name} holds more than {cap:,} bytes (the cap of one read)")
     return data

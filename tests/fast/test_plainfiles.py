@@ -4,6 +4,7 @@ read only when plain, and every read and walk has a cap."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,28 @@ def test_walk_plain_has_a_cap(folder):
     for index in range(5):
         (folder / "code" / f"f{index}").write_text("")
     assert "more than 3 entries" in walk_plain(folder / "code", max_entries=3).problems()[0]
+
+
+def test_a_read_sets_aside_the_files_size_not_the_cap(tmp_path):
+    """read(cap + 1) asked for the cap's 2 GiB first: every read of a small file failed with
+    MemoryError under an address-space limit (ulimit -v, strict overcommit)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "template.yaml").write_text("Resources: {}\n")
+    limited = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+        "from pathlib import Path; from dialsgate.plainfiles import read_plain; "
+        "sys.stdout.write(read_plain(Path(sys.argv[1])).decode())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", limited, str(tmp_path / "template.yaml")], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (0, "Resources: {}\n"), done.stderr[-500:]
+
+
+def test_a_file_holding_more_than_its_size_says_is_read_on_to_the_cap():
+    """A regular file whose fstat size is 0 (procfs) is read in pieces, and still capped."""
+    assert read_plain(Path("/proc/self/status"), cap=1 << 20).startswith(b"Name:")
+    with pytest.raises(NotPlain, match="more than 10 bytes"):
+        read_plain(Path("/proc/self/status"), cap=10)
