@@ -85,7 +85,11 @@ def test_a_read_sets_aside_the_files_size_not_the_cap(tmp_path):
     )
     repository = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     done = subprocess.run(
-        [sys.executable, "-c", limited, str(tmp_path / "template.yaml")], capture_output=True, text=True, timeout=60, env=repository
+        [sys.executable, "-c", limited, str(tmp_path / "template.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=repository,
     )
     assert (done.returncode, done.stdout) == (0, "Resources: {}\n"), done.stderr[-500:]
 
