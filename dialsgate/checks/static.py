@@ -25,7 +25,7 @@ from dialsgate.contract.resources import declared_resources
 from dialsgate.environment.profiles import UnsupportedImage, profile_for_image
 from dialsgate.limits import limit
 from dialsgate.plainfiles import NotPlain, read_plain, walk_plain
-from dialsgate.pysource import PARSE_LOCK, parse
+from dialsgate.pysource import PARSE_LOCK, SourceTooLarge, parse
 
 
 def target_python(contract) -> tuple[int, int]:
@@ -44,7 +44,7 @@ def target_python(contract) -> tuple[int, int]:
 class Finding:
     path: Path
     line: int | None
-    needs: str  # "3.11"
+    needs: str | None  # "3.11"; None: the file could not be judged (construct says why)
     construct: str  # "'tomllib' module"
 
     def where(self, root: Path) -> str:
@@ -185,9 +185,11 @@ def vermin_findings(path: Path, target: tuple[int, int]) -> list[Finding]:
     try:
         source = read_plain(path, int(limit("source_file_bytes")))
     except NotPlain as error:
-        return [Finding(path, None, "a file the gate reads", f"not read: {error}")]
+        return [Finding(path, None, None, f"not read: {error}")]
     try:
         tree = parse(source, filename=str(path))
+    except SourceTooLarge as error:  # nor by vermin, which would parse it by itself
+        return [Finding(path, None, None, f"not judged: {error}")]
     except (SyntaxError, ValueError):
         tree = None
     if tree is not None and _postpones_annotations(tree):
@@ -240,17 +242,24 @@ def check_python_version_compatible(subject) -> None:
     contract = subject.contract
     target = target_python(contract)
     target_text = f"{target[0]}.{target[1]}"
-    findings = [finding for path in python_files(contract.code_dir) for finding in vermin_findings(path, target)]
+    every = [finding for path in python_files(contract.code_dir) for finding in vermin_findings(path, target)]
+    unjudged = [f"{f.where(contract.code_dir)}: {f.construct}" for f in every if f.needs is None]
+    findings = [f for f in every if f.needs is not None]
+    said = []
     if findings:
         lines = [
             f"{f.where(contract.code_dir)}: {f.construct} needs {f.needs}"
             + ("" if f.needs.startswith("a Python") else f", but the image has Python {target_text}")
             for f in findings
         ]
-        raise CheckFailed(
+        said.append(
             f"{len(findings)} construct(s) in {contract.code_dir} need a Python newer than the image's {target_text} "
             f"({contract.image}): " + "; ".join(lines)
         )
+    if unjudged:
+        said.append(f"{len(unjudged)} file(s) the gate could not judge for Python {target_text}: " + "; ".join(unjudged))
+    if said:
+        raise CheckFailed(" | ".join(said))
 
 
 # --------------------------------------------------------------------------- Resources

@@ -53,7 +53,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from dialsgate.modelfile.formats import Format, TooLargeToRecognise, npy_data_offset, npy_holds_objects, recognise
 from dialsgate.plainfiles import NotPlain, inside, open_plain, read_plain, walk_plain
-from dialsgate.pysource import parse
+from dialsgate.pysource import SourceTooLarge, parse
 
 HERE = Path(__file__).resolve().parent
 ALLOWLIST_FILE = HERE / "pickle-allowlist.toml"
@@ -421,6 +421,8 @@ class FolderCode:
                 tree = parse(read_plain(path, SOURCE_CAP), filename=relative)
             except NotPlain as error:
                 tree = f"its source is not readable as a plain file ({error})"
+            except SourceTooLarge as error:
+                tree = f"its source is not parsed: {error}"
             except (SyntaxError, ValueError) as error:
                 tree = f"its source does not parse ({type(error).__name__})"
             break

@@ -146,6 +146,39 @@ def test_newer_construct_fails_naming_file_line_and_versions(tmp_path, source, l
     assert "app.py" not in message, f"the compatible handler was flagged too: {message}"
 
 
+def test_a_module_too_costly_to_parse_is_not_judged_and_says_so(tmp_path, monkeypatch):
+    """8 MiB of ``0,`` (within the read cap) took the gate 82 s and 7.5 GB of syntax trees: past
+    PARSE_TOKENS_CAP nothing parses it, vermin neither, and the row says which file and why."""
+    import ast
+
+    from dialsgate import pysource
+
+    subject = make_folder(tmp_path, {"weights.py": "WEIGHTS = [" + "0," * (pysource.PARSE_TOKENS_CAP // 2 + 1) + "]\n"})
+    built, parse = [], ast.parse
+    monkeypatch.setattr(ast, "parse", lambda source, *args, **kwargs: built.append(len(source)) or parse(source, *args, **kwargs))
+    try:
+        message = failure(check_python_version_compatible, subject)
+    finally:
+        monkeypatch.undo()  # before pytest reads any source again
+    assert max(built) < pysource.PARSE_TOKENS_CAP, "a syntax tree of weights.py was built (the handler's are small)"
+    assert (
+        "1 file(s) the gate could not judge for Python 3.10: weights.py: not judged: it holds about 1,000,006 tokens" in message
+    )
+    assert "need a Python newer" not in message
+
+
+@pytest.mark.parametrize(
+    "source",
+    [b"", b"x", b" x ", b"a.b(1, 2.5e3)  # note\n", "é = 'ü'\n".encode(), b"\tif x:\n\t\treturn [0,0]\r\n", b"__x__=1;y=-2"],
+)
+def test_source_tokens_counts_as_the_tokens_pattern_does(source):
+    import re
+
+    from dialsgate.pysource import source_tokens
+
+    assert source_tokens(source) == len(re.findall(rb"[A-Za-z0-9_]+|[^\sA-Za-z0-9_]", source))
+
+
 def test_postponed_annotations_need_nothing(tmp_path):
     """With ``from __future__ import annotations`` 3.10 never evaluates ``typing.Self`` in a signature."""
     source = "from __future__ import annotations\n\nimport typing\n\n\nclass A:\n    def me(self) -> typing.Self:\n        return self\n"
