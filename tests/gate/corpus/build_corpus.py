@@ -206,6 +206,17 @@ def check_separation(
         raise SystemExit(f"{folder}: the threshold in app.py does not separate the synthetic data: " + "; ".join(problems))
 
 
+def check_classifier(folder: str, score, cut: float, rng: np.random.Generator, rows: int, cols: int) -> None:
+    """A classifier, not a threshold on a loss: judged by its error rates on fresh maps, not by a margin."""
+    validation = normal_maps(rng, 3000, rows, cols)
+    anomalies = {kind: anomalous_maps(rng, kind, 200, rows, cols) for kind in ANOMALIES}
+    normal_wrong = float(np.mean(score(validation) > cut))
+    missed = {kind: float(np.mean(score(maps) <= cut)) for kind, maps in anomalies.items()}
+    print(f"  {folder}: normal LS flagged {normal_wrong:.2%}; anomalies missed {missed}")
+    if normal_wrong > 0.005 or max(missed.values()) > 0.02:
+        raise SystemExit(f"{folder}: the classifier does not separate the synthetic data")
+
+
 def write_joblib(obj, path: Path) -> None:
     import joblib
 
@@ -440,27 +451,8 @@ def xgboost_folder() -> None:
     def score(maps):
         return loaded.predict(xgb.DMatrix(features(maps)))
 
-    validation = normal_maps(rng, 3000, rows, cols)
-    anomalies = {kind: anomalous_maps(rng, kind, 200, rows, cols) for kind in ANOMALIES}
-    # A classifier, not a threshold on a loss: judged by its error rates, not by a margin.
-    normal_wrong = float(np.mean(score(validation) > app.PROBABILITY_CUT))
-    missed = {kind: float(np.mean(score(maps) <= app.PROBABILITY_CUT)) for kind, maps in anomalies.items()}
-    print(f"  xgboost_booster_json: normal LS flagged {normal_wrong:.2%}; anomalies missed {missed}")
-    if normal_wrong > 0.005 or max(missed.values()) > 0.02:
-        raise SystemExit("xgboost_booster_json: the classifier does not separate the synthetic data")
+    check_classifier("xgboost_booster_json", score, app.PROBABILITY_CUT, rng, rows, cols)
     print(f"  wrote {target.relative_to(HERE)} ({target.stat().st_size} bytes)")
-
-
-def running_versions() -> dict[str, str]:
-    import joblib
-    import sklearn
-
-    return {
-        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-        "numpy": np.__version__,
-        "sklearn": sklearn.__version__,
-        "joblib": joblib.__version__,
-    }
 
 
 def lightgbm_folder() -> None:
@@ -484,14 +476,20 @@ def lightgbm_folder() -> None:
     def score(maps):
         return model.predict_proba(app.features(maps))[:, 1]
 
-    validation = normal_maps(rng, 3000, rows, cols)
-    anomalies = {kind: anomalous_maps(rng, kind, 200, rows, cols) for kind in ANOMALIES}
-    normal_wrong = float(np.mean(score(validation) > app.PROBABILITY_CUT))
-    missed = {kind: float(np.mean(score(maps) <= app.PROBABILITY_CUT)) for kind, maps in anomalies.items()}
-    print(f"  lightgbm_classifier_joblib: normal LS flagged {normal_wrong:.2%}; anomalies missed {missed}")
-    if normal_wrong > 0.005 or max(missed.values()) > 0.02:
-        raise SystemExit("lightgbm_classifier_joblib: the classifier does not separate the synthetic data")
+    check_classifier("lightgbm_classifier_joblib", score, app.PROBABILITY_CUT, rng, rows, cols)
     write_joblib(model, HERE / "lightgbm_classifier_joblib" / SERVER_FOLDER / "lgbm_bpix3.joblib")
+
+
+def running_versions() -> dict[str, str]:
+    import joblib
+    import sklearn
+
+    return {
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "joblib": joblib.__version__,
+    }
 
 
 def main(argv=None) -> int:
