@@ -94,7 +94,7 @@ def test_the_fixtures_cover_what_authors_write():
     assert {"pipeline_isolation_forest", "nmf_zlib", "nmf_gzip", "nmf_lzma", "nmf_bz2", "pandas_objects"} <= names
     assert {"xgb_classifier", "xgb_regressor", "lgbm_classifier", "scipy_sparse", "numpy_values", "kdtree"} <= names
     assert {"hist_gradient_boosting", "calibrated_sigmoid", "grid_search_roc_auc", "sgd_losses", "birch", "stacking_voting",
-            "select_k_best", "oms_frame_pipeline", "training_metadata"} <= names  # fmt: skip
+            "select_k_best", "oms_frame_pipeline", "training_metadata", "scipy_fitted"} <= names  # fmt: skip
 
 
 def _models_of_this_environment():
@@ -113,6 +113,12 @@ def these_models():
     return _models_of_this_environment()
 
 
+#: (how it is written, model) -> the refusal expected: protocol 2 has no global for a method
+#: (interp1d keeps its own), so pickle writes getattr(interp1d, "_call_linear_np"), and getattr is
+#: refused whatever it is given.
+EXPECTED_REFUSALS = {("pickle-2", "scipy_fitted"): "__builtin__.getattr (called by REDUCE): not on the allowlist"}
+
+
 @pytest.mark.parametrize("how", ["joblib", "joblib-zlib", "joblib-gzip", "joblib-lzma", "joblib-bz2", "pickle-2", "pickle-5"])
 def test_what_authors_write_with_this_environments_versions_passes(tmp_path, these_models, how):
     for name, model in these_models.items():
@@ -123,7 +129,10 @@ def test_what_authors_write_with_this_environments_versions_passes(tmp_path, the
             compress = 0 if how == "joblib" else 3 if how == "joblib-zlib" else (how.split("-")[1], 3)
             joblib.dump(model, path, compress=compress)
         audit = audit_model_file(path)
-        assert audit.error is None and audit.refused == [], f"{name}: {audit.refusal()}"
+        if (how, name) in EXPECTED_REFUSALS:
+            assert EXPECTED_REFUSALS[how, name] in (audit.refusal() or ""), f"{name}: {audit.refusal()}"
+        else:
+            assert audit.error is None and audit.refused == [], f"{name}: {audit.refusal()}"
 
 
 def _repository_model_files():
