@@ -54,6 +54,10 @@ class HttpEndpoint:
         # A whole batch of lumisections may take a while (DIALSGATE_REQUEST_TIMEOUT, 120 s by default).
         self.timeout = limit("request_timeout") if timeout is None else timeout
         self.session = requests.Session()
+        # Answers as sent: MLServer gzips any answer over 500 bytes for a client that accepts gzip
+        # (requests does by default), and one inflated here could hold a thousand times the cap it
+        # was read under (a handler's zeros).
+        self.session.headers["Accept-Encoding"] = "identity"
         self._last_used = float("-inf")
 
     def _fresh_if_idle(self) -> None:
@@ -63,28 +67,33 @@ class HttpEndpoint:
             self.session.close()
 
     def get(self, path: str) -> Answer:
+        """One GET (health, metadata); its answer read as ``infer_raw``'s."""
         self._fresh_if_idle()
         try:
-            response = self.session.get(self.url + path, timeout=QUICK_TIMEOUT)
+            return self._answer(self.session.get(self.url + path, timeout=QUICK_TIMEOUT, stream=True))
         finally:
             self._last_used = time.monotonic()
-        return Answer(response.status_code, response.text)
 
     def infer_raw(self, data: bytes, content_type: str | None = "application/json") -> Answer:
         """One POST; its answer read up to ``DIALSGATE_HTTP_ANSWER_BYTES`` (``AnswerTooLarge`` beyond)."""
         headers = {"Content-Type": content_type} if content_type else {}
-        cap = int(limit("http_answer_bytes"))
         self._fresh_if_idle()
         try:
             response = self.session.post(
                 f"{self.url}{self.model_path}/infer", data=data, headers=headers, timeout=self.timeout, stream=True
             )
-            try:
-                body = response.raw.read(cap + 1, decode_content=True)
-            finally:
-                response.close()
+            return self._answer(response)
         finally:
             self._last_used = time.monotonic()
+
+    @staticmethod
+    def _answer(response) -> Answer:
+        """The answer's bytes as sent (never inflated), up to the cap; ``AnswerTooLarge`` beyond."""
+        cap = int(limit("http_answer_bytes"))
+        try:
+            body = response.raw.read(cap + 1, decode_content=False)
+        finally:
+            response.close()
         if len(body) > cap:
             raise AnswerTooLarge(
                 f"the served model's answer is longer than {cap:,} bytes (the cap of one HTTP answer; "

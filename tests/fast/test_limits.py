@@ -6,6 +6,7 @@ this test's own Python process, not a folder's code."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http.server
 import io
 import os
@@ -35,7 +36,7 @@ from dialsgate.environment.runtime import ModelRuntime
 from dialsgate.limits import LIMITS, limit, shorten
 from dialsgate.plainfiles import NotPlain
 from dialsgate.protocol import v2
-from dialsgate.transports.http import HttpEndpoint
+from dialsgate.transports.http import AnswerTooLarge, HttpEndpoint
 from dialsgate.transports.worker import Worker, WorkerHandler, WorkerLimitReached
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -351,6 +352,65 @@ def test_an_http_answer_over_the_cap_fails_naming_it(large_server, monkeypatch):
     )
     monkeypatch.setenv("DIALSGATE_HTTP_ANSWER_BYTES", "4000000")
     assert HttpEndpoint(large_server, "m").predict({"inputs": []}).status == 200
+
+
+class _Gzipping(http.server.BaseHTTPRequestHandler):
+    """As MLServer 1.5.0 answers (its GZipMiddleware): gzip for a client that accepts it. The answer,
+    20 MB of zeros in JSON, shrinks to about 20 KB, far below any cap on the bytes received."""
+
+    protocol_version = "HTTP/1.1"
+    plain = b'{"outputs": [{"name": "Junk", "data": [' + b"0," * 10_000_000 + b"0]}]}"
+    compressed = gzip.compress(plain, compresslevel=1)  # made before the test measures the client's memory
+
+    def _answer(self):
+        self.server.accepted.append(self.headers.get("Accept-Encoding"))
+        gzipped = "gzip" in (self.headers.get("Accept-Encoding") or "")
+        body = self.compressed if gzipped else self.plain
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if gzipped:
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._answer()
+
+    def do_GET(self):  # noqa: N802
+        self._answer()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_answer_is_never_inflated_past_its_cap_on_the_gates_side(monkeypatch):
+    """requests asks for gzip by default and MLServer gzips any answer over 500 bytes: a handler's
+    20 MB of zeros came as 20 KB, under a 1 MB cap, and was inflated whole before the cap was
+    looked at (the container's memory, 4 GiB, was the only bound)."""
+    import tracemalloc
+
+    monkeypatch.setenv("DIALSGATE_HTTP_ANSWER_BYTES", "1000000")
+    server = _QuietServer(("127.0.0.1", 0), _Gzipping)
+    server.accepted = []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    client = HttpEndpoint(f"http://127.0.0.1:{server.server_address[1]}", "m")
+    try:
+        tracemalloc.start()
+        outcome = client.predict({"inputs": []})
+        with pytest.raises(AnswerTooLarge):
+            client.get("/v2/models/m")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        client.close()
+        server.shutdown()
+        server.server_close()
+    assert outcome.status == 500 and "longer than 1,000,000 bytes" in outcome.error
+    assert server.accepted == ["identity", "identity"]
+    assert peak < 5_000_000, f"{peak:,} bytes held for answers capped at 1,000,000"
 
 
 def test_requests_have_a_timeout_by_default():
