@@ -8,7 +8,6 @@ make one per thread.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
@@ -40,7 +39,7 @@ class Answer:
     text: str
 
     def json(self):
-        return json.loads(self.text)
+        return jsontext.loads(self.text, "the served model's answer")
 
 
 class HttpEndpoint:
@@ -110,7 +109,10 @@ class HttpEndpoint:
         except AnswerTooLarge as error:
             return Outcome(status=500, error=str(error))
         if answer.status == 200:
-            return Outcome(response=answer.json())
+            try:
+                return Outcome(response=answer.json())
+            except jsontext.TooManyValues as error:
+                return Outcome(status=500, error=str(error))
         return Outcome(status=answer.status, error=answer.text)
 
     def model_ready_status(self) -> int:

@@ -14,7 +14,6 @@ process is killed (in a container, by its id, through the engine).
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import secrets
@@ -163,7 +162,10 @@ class Worker:
             raise WorkerFailed(
                 f"the serving worker died during {what!r} (exit code {self.process.returncode}); its last output:\n{self.stderr_tail()}"
             )
-        return json.loads(line)
+        try:
+            return jsontext.loads(line, f"the serving worker's answer to {what!r}")
+        except jsontext.TooManyValues as error:
+            raise WorkerLimitReached(str(error)) from None
 
     def kill(self) -> None:
         """Stop this worker process now: here, and inside its container (found by its id)."""

@@ -35,8 +35,8 @@ from dialsgate.contract.template import (
 from dialsgate.environment.runtime import ModelRuntime
 from dialsgate.limits import LIMITS, limit, shorten
 from dialsgate.plainfiles import NotPlain
-from dialsgate.protocol import v2
-from dialsgate.transports.http import AnswerTooLarge, HttpEndpoint
+from dialsgate.protocol import jsontext, v2
+from dialsgate.transports.http import Answer, AnswerTooLarge, HttpEndpoint
 from dialsgate.transports.worker import Worker, WorkerHandler, WorkerLimitReached
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -117,6 +117,30 @@ def test_an_answer_under_the_cap_is_read(monkeypatch):
     outcome = handler.predict({"inputs": []})
     assert outcome.status == 200 and len(outcome.response["trace"]) == 3_000_000
     handler.close()
+
+
+LOADS_THEN_ANSWERS_MANY_VALUES = """
+import json, sys
+for line in sys.stdin:
+    op = json.loads(line)["op"]
+    if op == "load":
+        print(json.dumps({"loaded": True}), flush=True)
+    else:
+        sys.stdout.write('{"status": 200, "response": {"outputs": [' + "{}," * 1500 + '{}]}}\\n')
+        sys.stdout.flush()
+"""
+
+
+def test_an_answer_of_more_values_than_the_cap_is_not_parsed(monkeypatch):
+    """Under its byte cap (64 MiB), an answer of ``{},`` held 1.66 GB once parsed."""
+    monkeypatch.setattr(jsontext, "ANSWER_VALUES_CAP", 1000)
+    handler = WorkerHandler(load_contract(PLAIN / "template.yaml"), ScriptRuntime(LOADS_THEN_ANSWERS_MANY_VALUES))
+    outcome = handler.predict({"inputs": []})
+    handler.close()
+    assert outcome.status == 500 and "may hold 3,005 JSON values, more than 1,000" in outcome.error, outcome
+    with pytest.raises(jsontext.TooManyValues, match="the served model.s answer may hold 1,001 JSON values"):
+        Answer(200, "[" + "0," * 1000 + "0]").json()
+    assert Answer(200, '{"a": [1, 2, {"b": "c,d"}]}').json() == {"a": [1, 2, {"b": "c,d"}]}
 
 
 def test_limits_read_their_environment_and_refuse_nonsense(monkeypatch):
