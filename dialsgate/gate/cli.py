@@ -25,6 +25,7 @@ from typing import NoReturn
 from dialsgate.gate.defaults import ARGUMENT_ERROR, DEFAULT_DIALS_URL, LAYERS
 from dialsgate.gate.terminal import inert_terminal
 from dialsgate.plainfiles import NotPlain, open_plain
+from dialsgate.stopping import Stopped, stop_on
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -117,32 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     return check(args, extra)
 
 
-class Stopped(BaseException):
-    """SIGTERM or SIGHUP, raised where the main thread is (as SIGINT raises ``KeyboardInterrupt``):
-    the run unwinds and removes the containers it started. Ended by such a signal's default, the
-    process left its served container running, the folder's code in it, until removed by hand."""
-
-
-def _stop_on(signals: tuple[signal.Signals, ...]) -> None:
-    def stop(number, frame):
-        for one in signals:  # a second one ends the process at once, as its default
-            signal.signal(one, signal.SIG_DFL)
-        raise Stopped(number)
-
-    for one in signals:
-        if signal.getsignal(one) is signal.SIG_DFL:  # not one ignored by whoever started the gate (nohup)
-            signal.signal(one, stop)
-
-
 def entry(argv: list[str] | None = None) -> NoReturn:
     """The ``dialsgate`` command and ``python -m dialsgate``: ``main``, then the process ends at
     once. What the run wrote is closed and flushed by then; the interpreter's own teardown of the
     modules a run loads (numpy, scipy, MLServer's, the engine's clients) took 0.2 s more of every
     run, for nothing."""
-    _stop_on((signal.SIGTERM, signal.SIGHUP))
+    stop_on((signal.SIGTERM, signal.SIGHUP))
     try:
         code = main(argv)
-    except (KeyboardInterrupt, Stopped) as stopped:
+    except KeyboardInterrupt as stopped:  # Ctrl-C, or Stopped by SIGTERM or SIGHUP
         number = stopped.args[0] if isinstance(stopped, Stopped) else signal.SIGINT
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.write(f"\ndialsgate: stopped by {signal.Signals(number).name}\n")

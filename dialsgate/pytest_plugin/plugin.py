@@ -15,6 +15,8 @@ Without ``--dials-template`` the plugin adds no test and changes nothing.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,10 +26,13 @@ from dialsgate.checks.subject import Subject, make_subject
 from dialsgate.environment.runtime import NO_CONTAINER_ENV
 from dialsgate.pytest_plugin.layers import LAYER_NAMES, layer_files, layer_of
 from dialsgate.pytest_plugin.options import contract_from_options, given_reference_batch
+from dialsgate.stopping import restore, stop_on
 
 pytest_plugins = ("dialsgate.pytest_plugin.results",)
 
 DEFAULT_LAYERS = "fast,parity,server"
+#: The signal handlers stop_on replaced for the session, restored when it ends.
+REPLACED_HANDLERS = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser):
@@ -68,6 +73,10 @@ def pytest_configure(config):
         os.environ[NO_CONTAINER_ENV] = "1"  # every Subject of this session, and worker processes' parents
     if config.getoption("dials_template") is None:
         return
+    if threading.current_thread() is threading.main_thread():
+        # A cancelled CI job's SIGTERM unwinds the session as Ctrl-C does: the subject's teardown
+        # removes its containers (the served one stopped by its lifeline, and left, otherwise).
+        config.stash[REPLACED_HANDLERS] = stop_on((signal.SIGTERM, signal.SIGHUP))
     # Collect the layer modules unless the caller named some of them (as the gate does).
     given = [Path(str(arg).split("::")[0]).resolve() for arg in config.args]
     wanted = [
@@ -142,6 +151,10 @@ def pytest_runtest_setup(item):
     made = item.config.stash.get(EARLY_SUBJECT, None)
     if made is not None and "monkeypatch" in item.fixturenames:
         made.wait_early()
+
+
+def pytest_unconfigure(config):
+    restore(config.stash.get(REPLACED_HANDLERS, {}))
 
 
 def pytest_sessionfinish(session):

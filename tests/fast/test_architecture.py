@@ -19,7 +19,7 @@ LAYERS = (
     ("container", "transports"),
     ("environment", "modelfile", "protocol", "settings"),
     ("contract", "fingerprint"),
-    ("inert", "limits", "plainfiles", "pysource", "spawning"),
+    ("inert", "limits", "plainfiles", "pysource", "spawning", "stopping"),
 )
 
 

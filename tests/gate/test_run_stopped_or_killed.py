@@ -63,6 +63,36 @@ def test_a_run_stopped_once_its_served_container_exists_removes_every_container_
     assert left == []
 
 
+def test_a_pytest_session_stopped_once_its_served_container_exists_removes_every_container_it_started(tmp_path):
+    """The plugin's session ended by SIGTERM's default left its served container (stopped by its
+    lifeline, not removed); pytest now unwinds it as on Ctrl-C, through the subject's teardown."""
+    template, name = copy_named(tmp_path, "sklearn_nmf_plain", "pytest-stopped")
+    engine = Engine.from_settings()
+    ours = (f"{WORKER_NAME_PREFIX}{name}-", f"{SERVED_NAME_PREFIX}{name}-")
+    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+    # From this checkout (the plugin named: the template's path would make its folder pytest's root).
+    command = [sys.executable, "-m", "pytest", "-p", "dialsgate.pytest_plugin.plugin", "-p", "no:cacheprovider", "-q",
+               "--rootdir", str(REPOSITORY), "--dials-template", str(template)]  # fmt: skip
+    with engine.watching("type=container", "event=create") as events:
+        run = subprocess.Popen(
+            command, cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            wait_for(run, events, lambda event: (event["name"] or "").startswith(ours[1]))
+            run.send_signal(signal.SIGTERM)
+            out, _ = run.communicate(timeout=120)
+        finally:
+            run.kill()
+            run.wait()
+    created = [event["name"] for event in events if (event["name"] or "").startswith(ours)]
+    left = [found for found in created if engine.container_exists(found)]
+    for found in left:
+        engine.remove(found)
+    assert sorted(found.startswith(ours[1]) for found in created) == [False, True], created
+    assert run.returncode == pytest.ExitCode.INTERRUPTED and "stopped by SIGTERM" in out, out[-3000:]
+    assert left == []
+
+
 def test_a_run_killed_once_its_served_container_has_its_lifeline_leaves_no_container_running(tmp_path):
     template, name = copy_named(tmp_path, "sklearn_nmf_plain", "killed")
     engine = Engine.from_settings()
