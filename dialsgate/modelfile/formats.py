@@ -3,7 +3,8 @@
 DISM's XGBoost and LightGBM resources, and handlers that load ONNX with onnxruntime, ship model
 files that hold no Python objects. The pickle checks do not apply to them. Recognition is
 positive and complete: the whole file must parse as the format (a ``.onnx`` name on a pickle
-is audited as a pickle). Parsed here with the standard library only, since the gate's own
+is audited as a pickle); only an XGBoost JSON of more values than STRUCTURE_CAP is named by its
+first and last keys, as a file that opens with ``{`` is no pickle (the polyglot walk still runs). Parsed here with the standard library only, since the gate's own
 environment need not have onnx, xgboost or lightgbm; nothing in a file is ever executed.
 
     recognise(path) -> Format | None      # NotPlain: a link, a FIFO, or more than RECOGNISE_CAP bytes
@@ -132,12 +133,25 @@ def _xgboost_document(document) -> Format | None:
     return None
 
 
+_XGBOOST_HEAD = re.compile(rb'\s*\{\s*"learner"\s*:\s*\{')
+_XGBOOST_TAIL = re.compile(rb'"version"\s*:\s*\[\s*(\d{1,4})\s*,\s*(\d{1,4})\s*,\s*(\d{1,4})\s*\]\s*\}\s*\Z')
+
+
 def _xgboost_json(data: bytes) -> Format | None:
     if not data.lstrip()[:1] == b"{":
         return None
     # Every value but the first follows a comma or opens a container (commas in strings count too).
     values = data.count(b",") + data.count(b"[") + data.count(b"{")
     if values > STRUCTURE_CAP:
+        # Too many to parse: XGBoost's own first and last keys (it writes them sorted) will do, since
+        # a file that opens with "{" is no pickle at all (no opcode is "{"; the polyglot walk still runs).
+        head, tail = _XGBOOST_HEAD.match(data[:200]), _XGBOOST_TAIL.search(data[-200:])
+        if head and tail:
+            version = ".".join(part.decode() for part in tail.groups())
+            return Format(
+                "XGBoost JSON",
+                f"booster model written by XGBoost {version} (its first and last keys; {values:,} values, not parsed)",
+            )
         raise _BeyondStructureCap(
             f"may hold {values:,} JSON values, more than STRUCTURE_CAP ({STRUCTURE_CAP:,}): it is not parsed as XGBoost JSON"
         )

@@ -143,11 +143,17 @@ def test_json_of_more_values_than_the_cap_is_not_parsed(tmp_path):
     from dialsgate.modelfile.formats import STRUCTURE_CAP
 
     path = tmp_path / "model.json"
-    path.write_bytes(b'{"learner": {"trees": [' + b"{}," * STRUCTURE_CAP + b'{}]}, "version": [2, 0, 3]}')
+    path.write_bytes(b'{"weights": [' + b"{}," * STRUCTURE_CAP + b"{}]}")
     with pytest.raises(NotPlain, match="STRUCTURE_CAP"):
         recognise(path)
     audit = audit_model_file(path)
     assert not audit.safe_to_load and "STRUCTURE_CAP" in audit.refusal()
+    # As large, XGBoost's own (a big booster): named by its first and last keys, and no pickle.
+    path.write_bytes(b'{"learner": {"trees": [' + b"{}," * STRUCTURE_CAP + b'{}]}, "version": [2, 0, 3]}')
+    found = recognise(path)
+    assert found.name == "XGBoost JSON" and "XGBoost 2.0.3 (its first and last keys" in found.detail
+    audit = audit_model_file(path)
+    assert audit.safe_to_load and audit.format == found and audit.polyglot is None
 
 
 def test_ubj_of_more_untyped_values_than_the_cap_is_not_parsed(tmp_path, monkeypatch):
