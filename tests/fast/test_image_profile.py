@@ -39,6 +39,20 @@ def test_import_names_map_onto_image_distributions(profile, module, distribution
     assert profile.distribution_of(module) == distribution
 
 
+def test_mlservers_own_runtimes_are_the_images(tmp_path, profile):
+    """The image installs every MLServer runtime but mllib from its own wheels (its lock file pins
+    only their dependencies): a handler subclassing the stock XGBoost runtime was "not in the image"."""
+    (tmp_path / "app.py").write_text("from mlserver_xgboost import XGBoostModel\nimport mlserver_lightgbm\n")
+    needs = folder_needs(tmp_path, profile)
+    assert needs.missing == {}
+    assert needs.extras == {"mlserver-xgboost": "1.5.0", "mlserver-lightgbm": "1.5.0"}
+    runtimes = ("mlflow", "huggingface", "alibi_detect", "alibi_explain")
+    assert [profile.distribution_of(f"mlserver_{name}") for name in runtimes] == [
+        f"mlserver-{name.replace('_', '-')}" for name in runtimes
+    ]
+    assert profile.distribution_of("mlserver_mllib") is None  # the image's Dockerfile leaves it out
+
+
 def _folder(tmp_path, **files):
     for name, text in files.items():
         (tmp_path / name).write_text(textwrap.dedent(text))
