@@ -61,11 +61,21 @@ def podman_socket(tmp_path_factory):
         service.wait(timeout=30)
 
 
+#: An image's labels as Docker and Podman both print them (Go's JSON: sorted keys).
+LABELS_FORMAT = "{{json .Config.Labels}}"
+
+
+def _labels(client: str, image: str) -> str | None:
+    """The image's labels, or None when the client's storage has no such image."""
+    found = subprocess.run([client, "image", "inspect", "--format", LABELS_FORMAT, image], capture_output=True, text=True)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
 @pytest.fixture(scope="module")
 def podman_environment(podman_socket):
-    """The stand-in core image in Podman's storage (copied from Docker's, where .ci/setup built it)."""
-    present = subprocess.run(["podman", "image", "exists", CORE_IMAGE])
-    if present.returncode != 0:
+    """The stand-in core image in Podman's storage (copied from Docker's, where .ci/setup built it),
+    copied again when Docker's is another build (its labels: pins and recipe)."""
+    if _labels("podman", CORE_IMAGE) != _labels("docker", CORE_IMAGE):
         saved = subprocess.Popen(["docker", "save", CORE_IMAGE], stdout=subprocess.PIPE)
         loaded = subprocess.run(["podman", "load"], stdin=saved.stdout, capture_output=True, text=True)
         saved.wait()
@@ -114,7 +124,9 @@ set -euo pipefail
 cd "$WORK"
 # A stable runtime folder: Podman records the first one it was given in its database.
 export XDG_RUNTIME_DIR="$HOME/.dialsgate-podman-run"; mkdir -p "$XDG_RUNTIME_DIR"; chmod 700 "$XDG_RUNTIME_DIR"
-podman image exists "$CORE_IMAGE" || podman load --input "$WORK/core.tar" >/dev/null
+# A copy of an earlier build (other pins or recipe) is replaced.
+[[ "$(podman image inspect --format "$LABELS_FORMAT" "$CORE_IMAGE" 2>/dev/null)" == "$(cat "$WORK/core.labels")" ]] ||
+    podman load --input "$WORK/core.tar" >/dev/null
 python3 -m venv venv && venv/bin/pip install --quiet ./source
 podman system service --time=0 "unix://$XDG_RUNTIME_DIR/podman.sock" &
 service=$!
@@ -162,6 +174,7 @@ def test_the_gate_passes_with_rootless_podman_and_a_private_folder(rootless_work
     shutil.copytree(REPOSITORY, work / "source", symlinks=True, ignore=_not_in_the_copy)  # the corpus has links to planted files
     with open(work / "core.tar", "wb") as archive:
         subprocess.run(["docker", "save", CORE_IMAGE], stdout=archive, check=True)
+    (work / "core.labels").write_text(_labels("docker", CORE_IMAGE) + "\n")
     subprocess.run(["chown", "-R", ROOTLESS_USER, str(work)], check=True)
     # The machine's settings (pip's index, proxies), none of this process's own or root's.
     kept = {
@@ -171,7 +184,7 @@ def test_the_gate_passes_with_rootless_podman_and_a_private_folder(rootless_work
             ("PIP_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT", "REQUESTS_CA")
         )
     }
-    environment = {**kept, "PATH": "/usr/bin:/bin", "HOME": f"/home/{ROOTLESS_USER}", "WORK": str(work), "CORE_IMAGE": CORE_IMAGE,
+    environment = {**kept, "PATH": "/usr/bin:/bin", "HOME": f"/home/{ROOTLESS_USER}", "WORK": str(work), "CORE_IMAGE": CORE_IMAGE, "LABELS_FORMAT": LABELS_FORMAT,
                    "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", ""), "LANG": "C.UTF-8"}  # fmt: skip
     finished = subprocess.run(
         [_system_command("runuser"), "-u", ROOTLESS_USER, "--", "bash", "-c", ROOTLESS_GATE], cwd=work, env=environment,
