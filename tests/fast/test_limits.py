@@ -68,16 +68,23 @@ for line in sys.stdin:
     time.sleep(3600)
 """
 
-LOADS_THEN_ANSWERS_HUGE = """
+
+def loads_then_answers(response: str) -> str:
+    """A worker script that loads, then answers every request with the text of ``response`` (a
+    Python expression) as its response."""
+    return f"""
 import json, sys
 for line in sys.stdin:
     op = json.loads(line)["op"]
     if op == "load":
-        print(json.dumps({"loaded": True}), flush=True)
+        print(json.dumps({{"loaded": True}}), flush=True)
     else:
-        sys.stdout.write('{"status": 200, "response": {"trace": "' + "x" * 3_000_000 + '"}}\\n')
+        sys.stdout.write('{{"status": 200, "response": ' + {response} + '}}\\n')
         sys.stdout.flush()
 """
+
+
+LOADS_THEN_ANSWERS_HUGE = loads_then_answers("""'{"trace": "' + "x" * 3_000_000 + '"}'""")
 
 
 def test_a_worker_call_that_never_answers_stops_at_its_timeout_naming_it(monkeypatch):
@@ -119,16 +126,7 @@ def test_an_answer_under_the_cap_is_read(monkeypatch):
     handler.close()
 
 
-LOADS_THEN_ANSWERS_MANY_VALUES = """
-import json, sys
-for line in sys.stdin:
-    op = json.loads(line)["op"]
-    if op == "load":
-        print(json.dumps({"loaded": True}), flush=True)
-    else:
-        sys.stdout.write('{"status": 200, "response": {"outputs": [' + "{}," * 1500 + '{}]}}\\n')
-        sys.stdout.flush()
-"""
+LOADS_THEN_ANSWERS_MANY_VALUES = loads_then_answers("""'{"outputs": [' + "{}," * 1500 + '{}]}'""")
 
 
 def test_an_answer_of_more_values_than_the_cap_is_not_parsed(monkeypatch):

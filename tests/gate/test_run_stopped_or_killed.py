@@ -41,12 +41,15 @@ def wait_for(run: subprocess.Popen, events: list[dict], seen) -> None:
     assert any(seen(event) for event in events), f"not seen in 180 s: {events}"
 
 
-def test_a_run_stopped_once_its_served_container_exists_removes_every_container_it_started(tmp_path):
-    template, name = copy_named(tmp_path, "sklearn_nmf_plain", "stopped")
+def stopped_once_served(tmp_path, prefix: str, start) -> tuple[subprocess.Popen, str, list[str], list[str]]:
+    """``start(template)`` a run on a named copy of the plain folder, SIGTERM it once its served
+    container exists; the run, its output, the containers it created and those left (removed
+    here, not left to the machine when the test fails)."""
+    template, name = copy_named(tmp_path, "sklearn_nmf_plain", prefix)
     engine = Engine.from_settings()
     ours = (f"{WORKER_NAME_PREFIX}{name}-", f"{SERVED_NAME_PREFIX}{name}-")
     with engine.watching("type=container", "event=create") as events:
-        run = gate_run(template, tmp_path / "report")
+        run = start(template)
         try:
             wait_for(run, events, lambda event: (event["name"] or "").startswith(ours[1]))
             run.send_signal(signal.SIGTERM)
@@ -56,39 +59,32 @@ def test_a_run_stopped_once_its_served_container_exists_removes_every_container_
             run.wait()
     created = [event["name"] for event in events if (event["name"] or "").startswith(ours)]
     left = [found for found in created if engine.container_exists(found)]
-    for found in left:  # not left to the machine when this test fails
+    for found in left:
         engine.remove(found)
     assert sorted(found.startswith(ours[1]) for found in created) == [False, True], created  # one worker, one served
-    assert (run.returncode, err.splitlines()[-1:]) == (128 + signal.SIGTERM, ["dialsgate: stopped by SIGTERM"]), err[-3000:]
+    return run, out + (err or ""), created, left
+
+
+def test_a_run_stopped_once_its_served_container_exists_removes_every_container_it_started(tmp_path):
+    run, out, _, left = stopped_once_served(tmp_path, "stopped", lambda template: gate_run(template, tmp_path / "report"))
+    assert (run.returncode, out.splitlines()[-1:]) == (128 + signal.SIGTERM, ["dialsgate: stopped by SIGTERM"]), out[-3000:]
     assert left == []
 
 
 def test_a_pytest_session_stopped_once_its_served_container_exists_removes_every_container_it_started(tmp_path):
     """The plugin's session ended by SIGTERM's default left its served container (stopped by its
     lifeline, not removed); pytest now unwinds it as on Ctrl-C, through the subject's teardown."""
-    template, name = copy_named(tmp_path, "sklearn_nmf_plain", "pytest-stopped")
-    engine = Engine.from_settings()
-    ours = (f"{WORKER_NAME_PREFIX}{name}-", f"{SERVED_NAME_PREFIX}{name}-")
-    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
-    # From this checkout (the plugin named: the template's path would make its folder pytest's root).
-    command = [sys.executable, "-m", "pytest", "-p", "dialsgate.pytest_plugin.plugin", "-p", "no:cacheprovider", "-q",
-               "--rootdir", str(REPOSITORY), "--dials-template", str(template)]  # fmt: skip
-    with engine.watching("type=container", "event=create") as events:
-        run = subprocess.Popen(
+
+    def session(template):
+        # From this checkout (the plugin named: the template's path would make its folder pytest's root).
+        command = [sys.executable, "-m", "pytest", "-p", "dialsgate.pytest_plugin.plugin", "-p", "no:cacheprovider", "-q",
+                   "--rootdir", str(REPOSITORY), "--dials-template", str(template)]  # fmt: skip
+        environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+        return subprocess.Popen(
             command, cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
-        try:
-            wait_for(run, events, lambda event: (event["name"] or "").startswith(ours[1]))
-            run.send_signal(signal.SIGTERM)
-            out, _ = run.communicate(timeout=120)
-        finally:
-            run.kill()
-            run.wait()
-    created = [event["name"] for event in events if (event["name"] or "").startswith(ours)]
-    left = [found for found in created if engine.container_exists(found)]
-    for found in left:
-        engine.remove(found)
-    assert sorted(found.startswith(ours[1]) for found in created) == [False, True], created
+
+    run, out, _, left = stopped_once_served(tmp_path, "pytest-stopped", session)
     assert run.returncode == pytest.ExitCode.INTERRUPTED and "stopped by SIGTERM" in out, out[-3000:]
     assert left == []
 
