@@ -13,7 +13,7 @@ Every read of a folder's file on the host goes through this module:
 
     inside(root, relative) -> Path        # or NotPlain
     open_plain(path) -> binary file       # or NotPlain
-    read_plain(path, cap) -> bytes        # or NotPlain
+    read_plain(path, cap) -> bytes        # or NotPlain (OverCap past the cap)
     walk_plain(root) -> PlainTree         # files, folders, refused entries
 """
 
@@ -32,6 +32,10 @@ MAX_TREE_ENTRIES = 20_000
 
 class NotPlain(OSError):
     """A path that is not a plain file or folder inside its root, or a read over its cap."""
+
+
+class OverCap(NotPlain):
+    """A plain file holding more bytes than the cap of its read."""
 
 
 def _kind(mode: int) -> str:
@@ -105,7 +109,7 @@ def read_plain(path: Path, cap: int = DEFAULT_READ_CAP) -> bytes:
     with open_plain(path) as stream:
         size = os.fstat(stream.fileno()).st_size
         if size > cap:
-            raise NotPlain(f"{Path(path).name} holds more than {cap:,} bytes (the cap of one read)")
+            raise OverCap(f"{Path(path).name} holds more than {cap:,} bytes (the cap of one read)")
         data = stream.read(size + 1)
         if len(data) > size:  # it grew while read, or its size was not known
             more = bytearray(data)
@@ -113,7 +117,7 @@ def read_plain(path: Path, cap: int = DEFAULT_READ_CAP) -> bytes:
                 more += piece
             data = bytes(more)
     if len(data) > cap:
-        raise NotPlain(f"{Path(path).name} holds more than {cap:,} bytes (the cap of one read)")
+        raise OverCap(f"{Path(path).name} holds more than {cap:,} bytes (the cap of one read)")
     return data
 
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dialsgate.plainfiles import NotPlain, open_plain
+from dialsgate.plainfiles import NotPlain, OverCap, open_plain, read_plain
 from dialsgate.pysource import literal
 
 #: Recognition parses a whole file in memory: a larger model file is not read (and not recognised).
@@ -59,16 +58,13 @@ def recognise(path) -> Format | None:
     (its size is taken with fstat first: a sparse file is never read).
     """
     path = Path(path)
-    with open_plain(path) as stream:
-        size = os.fstat(stream.fileno()).st_size
-        if size > RECOGNISE_CAP:
-            raise TooLargeToRecognise(
-                f"{path.name} holds {size:,} bytes, more than RECOGNISE_CAP ({RECOGNISE_CAP:,} bytes): "
-                f"it is not parsed as ONNX, XGBoost, LightGBM or .npy/.npz"
-            )
-        data = stream.read(size + 1)  # not the cap: read(n) sets n bytes aside first
-    if len(data) > size:
-        raise NotPlain(f"{path.name} grew while it was read")
+    try:
+        data = read_plain(path, RECOGNISE_CAP)  # its size taken first: a sparse file is never read
+    except OverCap:
+        raise TooLargeToRecognise(
+            f"{path.name} holds more than RECOGNISE_CAP ({RECOGNISE_CAP:,} bytes): "
+            f"it is not parsed as ONNX, XGBoost, LightGBM or .npy/.npz"
+        ) from None
     beyond = None
     for reader in (_onnx, _xgboost_json, _xgboost_ubj, _lightgbm_text, _npy, _npz):
         try:
